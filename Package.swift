@@ -1,0 +1,55 @@
+// swift-tools-version:6.1
+// kscaler: a run-once node autoscaler for self-managed Kubernetes on EC2.
+// One target per layer; dependencies point down only (see DESIGN.md):
+//   kscaler (CLI) → KScaler → KScalerCore | AWS | Prometheus → SigV4 | HTTP → CCurl
+import PackageDescription
+
+let package = Package(
+    name: "kscaler",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kscaler", targets: ["kscaler"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // libcurl, with fixed-arity inline wrappers for its variadic setopt/getinfo.
+        .systemLibrary(
+            name: "CCurl",
+            path: "Sources/CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(name: "HTTP", dependencies: ["CCurl"]),
+        .target(name: "SigV4", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "AWS", dependencies: ["SigV4", "HTTP"]),
+        .target(name: "Prometheus", dependencies: ["SigV4", "HTTP"]),
+        .target(name: "KScalerCore"),
+        .target(name: "KScaler", dependencies: ["KScalerCore", "AWS", "Prometheus", "HTTP", "SigV4"]),
+        .executableTarget(
+            name: "kscaler",
+            dependencies: [
+                "KScaler",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // Shared by the test targets only: local stand-in servers and the peers' coordinates.
+        .target(name: "TestSupport", dependencies: ["HTTP"], path: "Tests/TestSupport"),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
+        .testTarget(name: "SigV4Tests", dependencies: ["SigV4"]),
+        .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport"]),
+        .testTarget(name: "PrometheusTests", dependencies: ["Prometheus", "TestSupport"]),
+        .testTarget(
+            name: "KScalerCoreTests",
+            dependencies: ["KScalerCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(name: "KScalerTests", dependencies: ["KScaler", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

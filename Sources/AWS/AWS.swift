@@ -1,0 +1,1 @@
+// AWS clients. Implemented in issue 2 onwards.

@@ -1,0 +1,33 @@
+// Fixed-arity wrappers around libcurl's variadic curl_easy_setopt / curl_easy_getinfo,
+// which Swift cannot call directly ("Variadic function is unavailable").
+#ifndef KSCALER_CCURL_SHIM_H
+#define KSCALER_CCURL_SHIM_H
+#include <curl/curl.h>
+
+typedef size_t (*kscaler_curl_data_cb)(char *data, size_t size, size_t count, void *userdata);
+
+static inline CURLcode kscaler_curl_setopt_long(CURL *handle, CURLoption option, long value) {
+    return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode kscaler_curl_setopt_string(CURL *handle, CURLoption option, const char *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode kscaler_curl_setopt_pointer(CURL *handle, CURLoption option, void *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode kscaler_curl_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode kscaler_curl_setopt_offset(CURL *handle, CURLoption option, curl_off_t value) {
+    return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode kscaler_curl_setopt_callback(CURL *handle, CURLoption option, kscaler_curl_data_cb value) {
+    return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode kscaler_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+static inline CURLcode kscaler_curl_getinfo_double(CURL *handle, CURLINFO info, double *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+#endif

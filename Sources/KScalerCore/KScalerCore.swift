@@ -1,0 +1,1 @@
+// The pure core: config, observation, decide(). Implemented in issue 4.

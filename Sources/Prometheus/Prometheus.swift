@@ -1,0 +1,1 @@
+// Prometheus HTTP API client. Implemented in issue 4.
