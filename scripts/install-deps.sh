@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build and test kscaler. Idempotent and quick
+# when everything is present. Debian packages: libcurl headers (the HTTP layer), Prometheus and
+# the Pushgateway (real peers), cloud-init (user-data schema), shellcheck. Python venv .venv:
+# moto server (AWS peers), cfn-lint (CloudFormation), pytest (shell-level tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(libcurl4-openssl-dev pkg-config prometheus prometheus-pushgateway cloud-init shellcheck curl python3-venv)
+missing=()
+for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "install-deps: apt-get install ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python_packages=('moto[server]==5.*' 'cfn-lint==1.*' 'pytest==9.*')
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto, cfnlint, pytest' 2>/dev/null; then
+    echo "install-deps: python venv .venv with ${python_packages[*]}" >&2
+    python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check "${python_packages[@]}"
+fi
+command -v swift >/dev/null || { echo "install-deps: swift not on PATH (expected a Swift 6 toolchain, e.g. /opt/swift/usr/bin)" >&2; exit 1; }
