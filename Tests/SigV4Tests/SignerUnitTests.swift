@@ -1,0 +1,154 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Crypto
+@testable import SigV4
+import Testing
+
+private let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+private let token = "FQoGZXIvYXdzEXAMPLE-session-token"
+private let date = Date(timeIntervalSince1970: 1_440_938_160)  // 2015-08-30T12:36:00Z
+
+private func signer(token: String? = token, signContentSHA256: Bool = false) -> SigV4Signer {
+    SigV4Signer(credentials: Credentials(accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: secret, sessionToken: token),
+                region: "us-east-1", service: "sts", signContentSHA256: signContentSHA256)
+}
+
+@Suite("Secrets stay out of descriptions")
+struct RedactionTests {
+    @Test func credentialsDescriptionHidesSecretAndToken() {
+        let credentials = Credentials(accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: secret, sessionToken: token)
+        let expected = "Credentials(accessKeyID: AKIA…MPLE, secretAccessKey: <redacted>, sessionToken: <redacted>)"
+        #expect(credentials.description == expected)
+        #expect(String(reflecting: credentials) == expected)
+        #expect(String(describing: signer()).contains("<redacted>"))
+        var dumped = ""
+        dump(credentials, to: &dumped)
+        for text in [credentials.description, String(reflecting: credentials), dumped, String(describing: signer())] {
+            #expect(!text.contains(secret) && !text.contains(token) && !text.contains("AKIAIOSFODNN7EXAMPLE"))
+        }
+    }
+
+    @Test func credentialsWithoutTokenSayNilAndShortKeysAreHidden() {
+        let credentials = Credentials(accessKeyID: "AKID", secretAccessKey: "s3cr3t-value")
+        #expect(credentials.description == "Credentials(accessKeyID: <redacted>, secretAccessKey: <redacted>, sessionToken: nil)")
+    }
+
+    @Test func signedRequestDescriptionHidesAuthorizationAndToken() {
+        let signed = signer().sign(SigningRequest(method: "GET", path: "/", headers: [("Host", "sts.amazonaws.com")]), at: date)
+        var dumped = ""
+        dump(signed, to: &dumped)
+        for text in [signed.description, String(reflecting: signed), dumped] {
+            #expect(text.contains("Host: sts.amazonaws.com"))
+            #expect(!text.contains(token) && !text.contains(signed.signature))
+        }
+    }
+}
+
+@Suite("Canonical forms")
+struct CanonicalFormTests {
+    @Test func headerValuesAreTrimmedAndWhitespaceRunsCollapsed() {
+        let (block, signedHeaders) = canonicalHeaders(
+            [("X-Spaces", "  a   b \t c  "), ("X-Folded", "one\r\n   two\n\tthree"), ("X-Quoted", "\"a   b\""),
+             ("Host", " example.com "), ("x-spaces", " second ")],
+            isSigned: { _ in true })
+        #expect(block == "host:example.com\nx-folded:one two three\nx-quoted:\"a b\"\nx-spaces:a b c,second\n")
+        #expect(signedHeaders == "host;x-folded;x-quoted;x-spaces")
+    }
+
+    @Test func reservedCharactersArePercentEncodedWithUppercaseHex() {
+        #expect(percentEncode("!*'();:@&=+$,/?#[] %") == "%21%2A%27%28%29%3B%3A%40%26%3D%2B%24%2C%2F%3F%23%5B%5D%20%25")
+        #expect(percentEncode("AZaz09-._~") == "AZaz09-._~")
+        #expect(percentEncode("ሴ/é") == "%E1%88%B4%2F%C3%A9")
+    }
+
+    @Test(arguments: [
+        ("", true, "/"), ("", false, "/"), ("/a/b/../c", true, "/a/c"), ("/a/b/..", true, "/a"),
+        ("/a/b/../", true, "/a/"), ("/../..", true, "/"), ("/a b/+", true, "/a%20b/%2B"),
+        ("/a//b/./", false, "/a//b/./"), ("/a b", false, "/a%20b"),
+    ])
+    func canonicalURIs(path: String, normalize: Bool, expected: String) {
+        #expect(canonicalURI(path: path, normalize: normalize) == expected)
+    }
+
+    @Test func queryPairsAreEncodedThenSortedByNameThenValue() {
+        #expect(canonicalQuery([]) == "")
+        let query = canonicalQuery([("b", "2"), ("a b", "x=y"), ("b", "10"), ("a", ""), ("B", "1")])
+        #expect(query == "B=1&a=&a%20b=x%3Dy&b=10&b=2")
+    }
+}
+
+@Suite("Signer")
+struct SignerTests {
+    @Test func signingKeyMatchesAWSDocumentedExample() {
+        let key = SigV4Signer.signingKey(secretAccessKey: secret, dateStamp: "20120215", region: "us-east-1", service: "iam")
+        let hex = key.withUnsafeBytes { lowercaseHex($0) }
+        #expect(hex == "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d")
+    }
+
+    @Test func datesAreFormattedInUTCAndTruncatedToTheSecond() {
+        #expect(SigV4Signer.amzDate(Date(timeIntervalSince1970: 1_440_938_160.999)) == "20150830T123600Z")
+        #expect(SigV4Signer.dateStamp(Date(timeIntervalSince1970: 1_440_979_199)) == "20150830")  // 23:59:59
+        #expect(signer().credentialScope(at: date) == "20150830/us-east-1/sts/aws4_request")
+    }
+
+    @Test func headersThatProxiesRewriteAreSentButNotSigned() {
+        let request = SigningRequest(method: "POST", path: "/", headers: [
+            ("Host", "sts.amazonaws.com"), ("User-Agent", "kscaler/1"), ("Expect", "100-continue"),
+            ("Connection", "keep-alive"), ("Transfer-Encoding", "chunked"), ("X-Amzn-Trace-Id", "Root=1"),
+        ])
+        let signed = signer(token: nil).sign(request, at: date)
+        #expect(signed.authorization.contains("SignedHeaders=host;x-amz-date,"))
+        #expect(signed.headers.map(\.name) == request.headers.map(\.name) + ["X-Amz-Date", "Authorization"])
+    }
+
+    @Test func signerOwnedHeadersAreSetOnceAndStaleAuthorizationDropped() {
+        let request = SigningRequest(method: "GET", path: "/", headers: [
+            ("Host", "sts.amazonaws.com"), ("x-amz-date", "19990101T000000Z"), ("Authorization", "stale"),
+            ("X-AMZ-DATE", "19990101T000000Z"), ("x-amz-security-token", "old-token"),
+        ])
+        let signed = signer().sign(request, at: date)
+        #expect(signed.headers.map(\.name) == ["Host", "X-Amz-Date", "X-Amz-Security-Token", "Authorization"])
+        #expect(signed.headers[1].value == "20150830T123600Z")
+        #expect(signed.headers[2].value == token)
+        #expect(signed.canonicalRequest.contains("\nx-amz-security-token:\(token)\n"))
+    }
+
+    @Test func sessionTokenCanBeSentUnsigned() {
+        let request = SigningRequest(method: "GET", path: "/", headers: [("Host", "sts.amazonaws.com")])
+        var unsignedToken = signer()
+        unsignedToken.signSessionToken = false
+        let signed = unsignedToken.sign(request, at: date)
+        #expect(signed.headers.contains { $0.name == "X-Amz-Security-Token" && $0.value == token })
+        #expect(!signed.canonicalRequest.contains(token))
+        #expect(signed.signature == signer(token: nil).sign(request, at: date).signature)
+    }
+
+    @Test func contentSHA256IsAddedAndSignedOrTakenFromTheRequest() {
+        let body = Data("Action=GetCallerIdentity".utf8)
+        let bodyHash = lowercaseHex(SHA256.hash(data: body))
+        let request = SigningRequest(method: "POST", path: "/", headers: [("Host", "sts.amazonaws.com")], body: body)
+
+        let signed = signer(token: nil, signContentSHA256: true).sign(request, at: date)
+        #expect(signed.headers.contains { $0.name == "x-amz-content-sha256" && $0.value == bodyHash })
+        #expect(signed.canonicalRequest.hasSuffix("x-amz-content-sha256;x-amz-date\n\(bodyHash)"))
+
+        var unsignedPayload = request
+        unsignedPayload.headers.append(("X-Amz-Content-SHA256", "UNSIGNED-PAYLOAD"))
+        let canonical = signer(token: nil, signContentSHA256: true).canonicalRequest(for: unsignedPayload, at: date)
+        #expect(canonical.payloadHash == "UNSIGNED-PAYLOAD")
+        #expect(canonical.text.hasSuffix("\nUNSIGNED-PAYLOAD"))
+    }
+
+    @Test func signIsDeterministicAndDependsOnTime() {
+        let request = SigningRequest(method: "GET", path: "/", headers: [("Host", "sts.amazonaws.com")])
+        #expect(signer().sign(request, at: date).signature == signer().sign(request, at: date).signature)
+        #expect(signer().sign(request, at: date).signature != signer().sign(request, at: date + 1).signature)
+    }
+}
+
+private func lowercaseHex(_ bytes: some Sequence<UInt8>) -> String {
+    bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+}
