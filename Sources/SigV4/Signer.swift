@@ -14,7 +14,8 @@ public struct SigV4Signer: Sendable {
     public static let algorithm = "AWS4-HMAC-SHA256"
 
     /// Headers never signed, even when present: proxies and HTTP clients may add, drop or rewrite
-    /// them, and AWS's (and botocore's) verifiers leave them out, so signing them breaks verification.
+    /// them, the AWS SDKs do not sign them, and botocore-based verifiers (moto) drop them before
+    /// checking, so signing them fails there.
     public static let unsignedHeaderNames: Set<String> = [
         "authorization", "connection", "expect", "transfer-encoding", "user-agent", "x-amzn-trace-id",
     ]

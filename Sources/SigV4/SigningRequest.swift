@@ -6,7 +6,10 @@ import Foundation
 
 /// What gets signed.
 ///
-/// - `path` is the unencoded path (`/example space/`); the signer percent-encodes it once.
+/// - `path` is the unencoded path (`/example space/`); the signer percent-encodes it once. For paths
+///   of unreserved characters and `/` (everything kscaler sends) that is exactly what AWS computes.
+///   Other paths: S3 (`normalizePath: false`) signs the path encoded once, so pass it unencoded;
+///   other services encode the already-encoded wire path again, so pass the path as sent (`/a%20b`).
 /// - `query` holds decoded name/value pairs in any order; duplicates are kept and all signed.
 /// - `headers` are the headers as they will be sent and must include `host`.
 public struct SigningRequest: Sendable {
