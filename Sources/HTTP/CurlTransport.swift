@@ -1,0 +1,235 @@
+import CCurl
+import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// `HTTPTransport` over libcurl's easy interface.
+///
+/// Safe by construction for a tool that holds cloud credentials: TLS verification stays at
+/// libcurl's default (on), only `http`/`https` are spoken, redirects are never followed
+/// (a 3xx is handed back as a response, so a signed request is never replayed elsewhere),
+/// and errors name the host but never the query string, headers or body.
+///
+/// Each exchange blocks a thread inside `curl_easy_perform`, so it runs on a thread of its
+/// own rather than on Swift's cooperative pool (one thread per core): parallel Prometheus
+/// queries really overlap, and a slow peer cannot starve the rest of the run.
+/// Finished easy handles go back to a small idle pool; each keeps its connection cache,
+/// so sequential requests to one host reuse one TCP/TLS connection.
+public final class CurlTransport: HTTPTransport {
+    /// Time allowed to establish a connection (TCP + TLS), whatever the request's own timeout.
+    public let connectTimeout: Duration
+    /// Time allowed for a whole exchange unless the request sets its own `timeout`.
+    public let totalTimeout: Duration
+    /// Larger bodies fail with `HTTPError` instead of exhausting a small node's memory.
+    public let maxResponseBytes: Int
+    /// Whether to offer gzip/deflate/br/zstd; libcurl decodes the body, headers stay as sent.
+    public let acceptsCompressedResponses: Bool
+    /// PEM file of CA certificates to trust instead of the system's (a private CA in front of
+    /// Prometheus, say). Verification itself can never be turned off.
+    public let caBundlePath: String?
+
+    private let maxIdleHandles: Int
+    private let idleHandles = Mutex<[EasyHandle]>([])
+
+    public init(
+        connectTimeout: Duration = .seconds(3),
+        totalTimeout: Duration = .seconds(10),
+        maxIdleHandles: Int = 8,
+        maxResponseBytes: Int = 64 << 20,
+        acceptsCompressedResponses: Bool = true,
+        caBundlePath: String? = nil
+    ) {
+        self.connectTimeout = connectTimeout
+        self.totalTimeout = totalTimeout
+        self.maxIdleHandles = max(0, maxIdleHandles)
+        self.maxResponseBytes = max(0, maxResponseBytes)
+        self.acceptsCompressedResponses = acceptsCompressedResponses
+        self.caBundlePath = caBundlePath
+    }
+
+    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let result = await runOnDedicatedThread { [self] in
+            Result { () throws(HTTPError) in try exchange(request) }
+        }
+        return try result.get()
+    }
+
+    // MARK: - Handle pool
+
+    private func checkOutHandle(for host: String) throws(HTTPError) -> EasyHandle {
+        if let idle = idleHandles.withLock({ $0.popLast() }) { return idle }
+        guard let fresh = EasyHandle() else {
+            throw HTTPError(kind: .other, host: host, detail: "libcurl could not create a handle (out of memory?)")
+        }
+        return fresh
+    }
+
+    /// Keeps the handle for the next request if the pool has room: its connections and DNS
+    /// cache survive, while `perform` has already cleared its per-request options.
+    private func checkIn(_ handle: EasyHandle) {
+        idleHandles.withLock { idle in
+            if idle.count < maxIdleHandles { idle.append(handle) }
+        }
+    }
+
+    // MARK: - One exchange
+
+    /// Validates everything that needs no network first, so bad input never opens a socket.
+    private func exchange(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse {
+        let target = try RequestTarget(request.url)
+        try Self.validateMethodAndHeaders(of: request, host: target.displayHost)
+        guard curlGlobalInit == CURLE_OK else {
+            throw HTTPError(kind: .other, host: target.displayHost, detail: "libcurl failed to initialise (curl error \(curlGlobalInit.rawValue))")
+        }
+        let handle = try checkOutHandle(for: target.displayHost)
+        defer { checkIn(handle) }
+        return try perform(request, to: target, on: handle.raw)
+    }
+
+    private func perform(_ request: HTTPRequest, to target: RequestTarget, on curl: UnsafeMutableRawPointer) throws(HTTPError) -> HTTPResponse {
+        let sink = ResponseSink(maxBodyBytes: maxResponseBytes)
+        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE))
+        let headerList = Self.headerList(for: request)
+        defer { curl_slist_free_all(headerList) }
+
+        var status = 0
+        let code: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { errorBytes in
+            request.body.withUnsafeBytes { body in
+                withExtendedLifetime(sink) {
+                    // The handle must not keep pointers into this frame once it goes back to the pool.
+                    defer { curl_easy_reset(curl) }
+                    let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
+                    let setup: [CURLcode] = [
+                        kscaler_curl_setopt_pointer(curl, CURLOPT_ERRORBUFFER, errorBytes.baseAddress),
+                        kscaler_curl_setopt_pointer(curl, CURLOPT_CURLU, UnsafeMutableRawPointer(target.parsed)),
+                        kscaler_curl_setopt_string(curl, CURLOPT_PROTOCOLS_STR, "http,https"),
+                        kscaler_curl_setopt_string(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"),
+                        kscaler_curl_setopt_long(curl, CURLOPT_FOLLOWLOCATION, 0),
+                        kscaler_curl_setopt_long(curl, CURLOPT_NOSIGNAL, 1),
+                        kscaler_curl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, connectTimeout.wholeMilliseconds),
+                        kscaler_curl_setopt_long(curl, CURLOPT_TIMEOUT_MS, (request.timeout ?? totalTimeout).wholeMilliseconds),
+                        // "" offers every decoder this libcurl has; nil offers none.
+                        kscaler_curl_setopt_string(curl, CURLOPT_ACCEPT_ENCODING, acceptsCompressedResponses ? "" : nil),
+                        kscaler_curl_setopt_slist(curl, CURLOPT_HTTPHEADER, headerList),
+                        kscaler_curl_setopt_callback(curl, CURLOPT_WRITEFUNCTION, ResponseSink.receiveBody),
+                        kscaler_curl_setopt_pointer(curl, CURLOPT_WRITEDATA, sinkPointer),
+                        kscaler_curl_setopt_callback(curl, CURLOPT_HEADERFUNCTION, ResponseSink.receiveHeader),
+                        kscaler_curl_setopt_pointer(curl, CURLOPT_HEADERDATA, sinkPointer),
+                    ] + (caBundlePath.map { [kscaler_curl_setopt_string(curl, CURLOPT_CAINFO, $0)] } ?? [])
+                      + Self.setMethodAndBody(request.method, body: body, on: curl)
+                    // A libcurl too old for an option must not quietly run with fewer safeguards.
+                    if let refused = setup.first(where: { $0 != CURLE_OK }) { return refused }
+                    let code = curl_easy_perform(curl)
+                    _ = kscaler_curl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
+                    return code
+                }
+            }
+        }
+
+        guard code == CURLE_OK else {
+            if sink.bodyLimitExceeded {
+                throw HTTPError(kind: .receiveFailed, host: target.displayHost,
+                                detail: "response body exceeds the limit of \(maxResponseBytes) bytes")
+            }
+            let message = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw HTTPError(curlCode: code, host: target.displayHost, message: target.redacting(message))
+        }
+        return HTTPResponse(status: status, headers: sink.headers, body: sink.body)
+    }
+
+    /// libcurl picks the method from the body options: GET by default, POST when a body is
+    /// set, HEAD with NOBODY; any other verb rides on CUSTOMREQUEST. Methods that carry a body
+    /// always send one (maybe empty, so `Content-Length: 0`), as servers may insist on it.
+    private static func setMethodAndBody(_ method: String, body: UnsafeRawBufferPointer, on curl: UnsafeMutableRawPointer) -> [CURLcode] {
+        if method == "HEAD" && body.isEmpty {
+            return [kscaler_curl_setopt_long(curl, CURLOPT_NOBODY, 1)]
+        }
+        let sendsBody = !body.isEmpty || ["POST", "PUT", "PATCH"].contains(method)
+        var results: [CURLcode] = []
+        if sendsBody {
+            results.append(kscaler_curl_setopt_offset(curl, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)))
+            if let bytes = body.baseAddress {
+                // Not copied: the bytes stay valid until `curl_easy_perform` returns.
+                results.append(kscaler_curl_setopt_pointer(curl, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes)))
+            } else {
+                // Without any body pointer libcurl would read the body from a callback (stdin).
+                results.append(kscaler_curl_setopt_string(curl, CURLOPT_COPYPOSTFIELDS, ""))
+            }
+        }
+        if method != (sendsBody ? "POST" : "GET") {
+            results.append(kscaler_curl_setopt_string(curl, CURLOPT_CUSTOMREQUEST, method))
+        }
+        return results
+    }
+
+    /// The caller's headers in order, plus blanks that stop libcurl from adding its own:
+    /// `Expect: 100-continue` costs a round trip; `Content-Type: application/x-www-form-urlencoded`
+    /// and `Accept: */*` would be headers nobody asked for.
+    private static func headerList(for request: HTTPRequest) -> UnsafeMutablePointer<curl_slist>? {
+        var list: UnsafeMutablePointer<curl_slist>?
+        func append(_ line: String) { list = curl_slist_append(list, line) }
+        let named = Set(request.headers.map { $0.name.lowercased() })
+        for header in request.headers {
+            // "Name:" would tell libcurl to delete the header; "Name;" sends it with an empty value.
+            append(header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)")
+        }
+        for suppressed in ["Expect", "Content-Type", "Accept"] where !named.contains(suppressed.lowercased()) {
+            append("\(suppressed):")
+        }
+        return list
+    }
+
+    /// Rejects what would otherwise be smuggled onto the wire (CR/LF/NUL in a header or method).
+    /// Only header *names* appear in the error: values may be credentials.
+    private static func validateMethodAndHeaders(of request: HTTPRequest, host: String) throws(HTTPError) {
+        guard !request.method.isEmpty, request.method.utf8.allSatisfy(isTokenByte) else {
+            throw HTTPError(kind: .other, host: host, detail: "method '\(request.method.prefix(20))' is not a valid HTTP token")
+        }
+        for header in request.headers {
+            guard !header.name.isEmpty, header.name.utf8.allSatisfy(isTokenByte) else {
+                throw HTTPError(kind: .other, host: host, detail: "header name '\(header.name.prefix(40))' is not a valid HTTP token")
+            }
+            guard !header.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) else {
+                throw HTTPError(kind: .other, host: host, detail: "value of header '\(header.name)' contains a line break or NUL")
+            }
+        }
+    }
+
+    /// RFC 9110 `tchar`: visible ASCII except separators.
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        default: "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}
+
+/// A libcurl easy handle. Not thread-safe in itself: the transport's pool hands each handle
+/// to exactly one exchange at a time, which is what makes sharing the reference sound.
+private final class EasyHandle: @unchecked Sendable {
+    let raw: UnsafeMutableRawPointer
+
+    init?() {
+        guard let raw = curl_easy_init() else { return nil }
+        self.raw = raw
+    }
+
+    deinit { curl_easy_cleanup(raw) }
+}
+
+/// `curl_global_init` must run once per process before any handle exists; a global `let`
+/// is initialised lazily and exactly once, thread-safely.
+private let curlGlobalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+
+extension Duration {
+    /// libcurl reads 0 as "no timeout", so anything shorter than a millisecond becomes 1 ms.
+    fileprivate var wholeMilliseconds: Int {
+        let (seconds, attoseconds) = components
+        guard seconds < Int64(Int.max / 1000) else { return Int.max }
+        return max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
+    }
+}

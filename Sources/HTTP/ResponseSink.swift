@@ -1,0 +1,75 @@
+import CCurl
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Collects one response from libcurl's header and body callbacks.
+/// Lives on the exchange's thread only; libcurl reaches it through the callbacks' userdata.
+final class ResponseSink {
+    private(set) var headers: [HTTPHeader] = []
+    private(set) var body = Data()
+    /// Set when the body outgrew `maxBodyBytes` and the transfer was aborted on purpose.
+    private(set) var bodyLimitExceeded = false
+    private let maxBodyBytes: Int
+
+    init(maxBodyBytes: Int) {
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// `CURLOPT_WRITEFUNCTION`: returning less than given makes libcurl abort with CURLE_WRITE_ERROR.
+    static let receiveBody: kscaler_curl_data_cb = { data, size, count, userdata in
+        guard let data, let userdata else { return 0 }
+        let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
+        let length = size * count
+        guard sink.body.count + length <= sink.maxBodyBytes else {
+            sink.bodyLimitExceeded = true
+            return 0
+        }
+        sink.body.append(UnsafeRawBufferPointer(start: data, count: length).assumingMemoryBound(to: UInt8.self))
+        return length
+    }
+
+    /// `CURLOPT_HEADERFUNCTION`: called once per complete header line, status line included.
+    static let receiveHeader: kscaler_curl_data_cb = { data, size, count, userdata in
+        guard let data, let userdata else { return 0 }
+        let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
+        let length = size * count
+        sink.takeHeaderLine(String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self))
+        return length
+    }
+
+    private func takeHeaderLine(_ rawLine: String) {
+        let line = rawLine.trimmingTrailing(where: \.isNewline)  // "\r\n" is one Character
+        if line.hasPrefix("HTTP/") {
+            // A new status line starts a new response (e.g. the final one after `100 Continue`).
+            headers.removeAll(keepingCapacity: true)
+        } else if let first = line.first, first == " " || first == "\t" {
+            // Obsolete line folding: the line continues the previous header's value.
+            if !headers.isEmpty {
+                headers[headers.count - 1].value += " " + line.trimmingOWS()
+            }
+        } else if let colon = line.firstIndex(of: ":") {
+            let name = String(line[..<colon]).trimmingOWS()
+            let value = String(line[line.index(after: colon)...]).trimmingOWS()
+            if !name.isEmpty { headers.append(HTTPHeader(name, value)) }
+        }
+    }
+}
+
+extension String {
+    fileprivate func trimmingTrailing(where isTrimmed: (Character) -> Bool) -> String {
+        var end = endIndex
+        while end > startIndex, isTrimmed(self[index(before: end)]) { end = index(before: end) }
+        return String(self[..<end])
+    }
+
+    /// Strips HTTP optional whitespace (spaces and tabs) from both ends.
+    fileprivate func trimmingOWS() -> String {
+        let isOWS: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !isOWS($0) }), let last = lastIndex(where: { !isOWS($0) }) else { return "" }
+        return String(self[first...last])
+    }
+}

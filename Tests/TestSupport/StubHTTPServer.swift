@@ -1,0 +1,344 @@
+import Dispatch
+import HTTP
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// One request as the stub server read it off the wire.
+public struct RecordedRequest: Sendable {
+    public var method: String
+    /// Path and query exactly as sent (`/latest/api/token?x=1`).
+    public var target: String
+    /// In wire order, repeats kept.
+    public var headers: [HTTPHeader]
+    public var body: Data
+    /// Which accepted TCP connection carried it (1 = the first).
+    public var connection: Int
+
+    /// Every value of a header, in order; names compare case-insensitively.
+    public func values(of name: String) -> [String] {
+        headers.filter { $0.name.lowercased() == name.lowercased() }.map(\.value)
+    }
+
+    public func header(_ name: String) -> String? { values(of: name).first }
+}
+
+/// What the stub does with one request.
+public struct StubResponse: Sendable {
+    public enum Delivery: Sendable {
+        /// A well-formed HTTP/1.1 response from `status`, `headers` and `body`.
+        case answer
+        /// Close the connection without a byte of answer (a crashed or hung-up peer).
+        case closeWithoutAnswer
+        /// Send these bytes verbatim, then close (a peer that is not speaking HTTP).
+        case raw(Data)
+    }
+
+    public var status: Int
+    /// Sent as given; `Content-Length` is added unless present.
+    public var headers: [HTTPHeader]
+    public var body: Data
+    /// Wait this long before acting (a slow peer; beyond the client's timeout, a hung one).
+    public var delay: Duration
+    public var delivery: Delivery
+
+    public init(status: Int = 200, headers: [HTTPHeader] = [], body: Data = Data(), delay: Duration = .zero, delivery: Delivery = .answer) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.delay = delay
+        self.delivery = delivery
+    }
+
+    public static func text(_ text: String, status: Int = 200, headers: [HTTPHeader] = [], delay: Duration = .zero) -> StubResponse {
+        StubResponse(status: status, headers: headers, body: Data(text.utf8), delay: delay)
+    }
+
+    public static func closeWithoutAnswer(after delay: Duration = .zero) -> StubResponse {
+        StubResponse(delay: delay, delivery: .closeWithoutAnswer)
+    }
+
+    public static func raw(_ bytes: String, after delay: Duration = .zero) -> StubResponse {
+        StubResponse(delay: delay, delivery: .raw(Data(bytes.utf8)))
+    }
+}
+
+public struct StubServerError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// An in-process HTTP/1.1 server on 127.0.0.1 and an ephemeral port: the stand-in for
+/// instance metadata (IMDS), the ECS credentials endpoint, and peers that misbehave.
+///
+/// Real sockets, so the client under test does real connects, keep-alive and timeouts.
+/// One thread accepts; each connection gets its own thread, so delayed answers overlap.
+/// Every loop wakes at least every 50 ms to check for `stop()` and for `lifetime`, after
+/// which the server stops by itself even if a test forgets to.
+public final class StubHTTPServer: Sendable {
+    public let port: Int
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    private let state: ServerState
+
+    /// Starts listening immediately; `handler` may run on several threads at once.
+    public init(lifetime: Duration = .seconds(60), handler: @escaping @Sendable (RecordedRequest) -> StubResponse) throws {
+        let listener = try Self.listenOnLoopback()
+        port = listener.port
+        state = ServerState(handler: handler, deadline: .now + lifetime)
+        state.serve(listener: listener.fd)
+    }
+
+    deinit { stop() }
+
+    /// Every request received so far, in arrival order.
+    public var requests: [RecordedRequest] { state.record.withLock { $0.requests } }
+    /// TCP connections accepted so far.
+    public var connectionCount: Int { state.record.withLock { $0.connections } }
+    /// Most requests being handled at the same moment (read but not yet answered).
+    public var maxConcurrentRequests: Int { state.record.withLock { $0.maxInFlight } }
+
+    /// Closes the listener and every connection, and waits (briefly) for the threads to end.
+    public func stop() {
+        state.record.withLock { $0.stopped = true }
+        _ = state.threads.wait(timeout: .now() + .seconds(2))
+    }
+
+    /// A loopback port that nothing listens on (bound, read back, released): for
+    /// "connection refused" tests.
+    public static func unusedPort() throws -> Int {
+        let listener = try listenOnLoopback()
+        close(listener.fd)
+        return listener.port
+    }
+
+    private static func listenOnLoopback() throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw StubServerError(description: "socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+                bind(fd, socketAddress, length) == 0
+                    && listen(fd, 64) == 0
+                    && getsockname(fd, socketAddress, &length) == 0
+            }
+        }
+        guard bound else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw StubServerError(description: "cannot listen on 127.0.0.1: \(reason)")
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
+    }
+}
+
+/// Everything the server threads share; they hold this, not the server, so the server's
+/// deinit can run (and stop them) while they are still going.
+private final class ServerState: Sendable {
+    struct Record {
+        var requests: [RecordedRequest] = []
+        var connections = 0
+        var inFlight = 0
+        var maxInFlight = 0
+        var stopped = false
+    }
+
+    let record = Mutex(Record())
+    let threads = DispatchGroup()
+    private let handler: @Sendable (RecordedRequest) -> StubResponse
+    private let deadline: ContinuousClock.Instant
+
+    private static let pollInterval: Int32 = 50  // ms
+    private static let maxHeaderBytes = 64 << 10
+    private static let maxBodyBytes = 16 << 20
+
+    init(handler: @escaping @Sendable (RecordedRequest) -> StubResponse, deadline: ContinuousClock.Instant) {
+        self.handler = handler
+        self.deadline = deadline
+    }
+
+    private var shouldStop: Bool {
+        record.withLock { $0.stopped } || ContinuousClock.now >= deadline
+    }
+
+    func serve(listener: Int32) {
+        spawn { [self] in
+            defer { close(listener) }
+            while waitUntilReadable(listener) {
+                let connection = accept(listener, nil, nil)
+                guard connection >= 0 else { continue }
+                let number = record.withLock { record in
+                    record.connections += 1
+                    return record.connections
+                }
+                spawn { [self] in
+                    defer { close(connection) }
+                    serveConnection(connection, number: number)
+                }
+            }
+        }
+    }
+
+    /// Each thread is a serial queue of its own: Dispatch gives every such queue a thread,
+    /// unlike the global queues, which stop at one thread per core.
+    private func spawn(_ body: @escaping @Sendable () -> Void) {
+        threads.enter()
+        DispatchQueue(label: "StubHTTPServer").async { [threads] in
+            body()
+            threads.leave()
+        }
+    }
+
+    /// Answers requests on one connection until the peer or a response closes it.
+    private func serveConnection(_ fd: Int32, number: Int) {
+        var buffer: [UInt8] = []
+        while let request = readRequest(fd, buffer: &buffer, connection: number) {
+            let response = beginHandling(request)
+            defer { record.withLock { $0.inFlight -= 1 } }
+            guard pause(response.delay) else { return }
+            switch response.delivery {
+            case .closeWithoutAnswer:
+                return
+            case .raw(let bytes):
+                writeAll(fd, Array(bytes))
+                return
+            case .answer:
+                let closing = Self.wantsClose(request.headers) || Self.wantsClose(response.headers)
+                writeAll(fd, Self.serialize(response, closing: closing, omitBody: request.method == "HEAD"))
+                if closing { return }
+            }
+        }
+    }
+
+    private func beginHandling(_ request: RecordedRequest) -> StubResponse {
+        record.withLock { record in
+            record.requests.append(request)
+            record.inFlight += 1
+            record.maxInFlight = max(record.maxInFlight, record.inFlight)
+        }
+        return handler(request)
+    }
+
+    /// Reads one request (head plus `Content-Length` body); nil at EOF, on stop, or on a
+    /// request this stub does not handle (it then just closes, like a strict server).
+    private func readRequest(_ fd: Int32, buffer: inout [UInt8], connection: Int) -> RecordedRequest? {
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        var headEnd: Int?
+        while true {
+            headEnd = buffer.firstRange(of: separator)?.lowerBound
+            if headEnd != nil || buffer.count > Self.maxHeaderBytes { break }
+            guard receive(fd, into: &buffer) else { return nil }
+        }
+        guard let headEnd else { return nil }
+        let lines = String(decoding: buffer[..<headEnd], as: UTF8.self).split(separator: "\r\n", omittingEmptySubsequences: false)
+        let requestLine = lines[0].split(separator: " ")
+        guard requestLine.count == 3 else { return nil }
+        let headers = lines.dropFirst().compactMap { line -> HTTPHeader? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            let value = line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
+            return HTTPHeader(String(line[..<colon]), String(value.reversed().drop { $0 == " " || $0 == "\t" }.reversed()))
+        }
+        if headers.contains(where: { $0.name.lowercased() == "transfer-encoding" }) { return nil }
+        let bodyLength = headers.first { $0.name.lowercased() == "content-length" }.flatMap { Int($0.value) } ?? 0
+        guard bodyLength <= Self.maxBodyBytes else { return nil }
+        let bodyStart = headEnd + separator.count
+        while buffer.count < bodyStart + bodyLength {
+            guard receive(fd, into: &buffer) else { return nil }
+        }
+        let body = Data(buffer[bodyStart..<(bodyStart + bodyLength)])
+        buffer.removeFirst(bodyStart + bodyLength)
+        return RecordedRequest(method: String(requestLine[0]), target: String(requestLine[1]),
+                               headers: headers, body: body, connection: connection)
+    }
+
+    /// Appends what the socket has; false at EOF, on error, or when the server stops.
+    private func receive(_ fd: Int32, into buffer: inout [UInt8]) -> Bool {
+        guard waitUntilReadable(fd) else { return false }
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        let count = recv(fd, &chunk, chunk.count, 0)
+        guard count > 0 else { return false }
+        buffer.append(contentsOf: chunk[..<count])
+        return true
+    }
+
+    /// Waits in short slices so that `stop()` and the lifetime are noticed promptly.
+    private func waitUntilReadable(_ fd: Int32) -> Bool {
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while !shouldStop {
+            let ready = poll(&descriptor, 1, Self.pollInterval)
+            if ready > 0 { return true }
+            if ready < 0 && errno != EINTR { return false }
+        }
+        return false
+    }
+
+    /// Sleeps for `delay` in slices; false if the server stopped meanwhile.
+    private func pause(_ delay: Duration) -> Bool {
+        let end = ContinuousClock.now + delay
+        while ContinuousClock.now < end {
+            if shouldStop { return false }
+            let left = end - ContinuousClock.now
+            Self.sleep(min(left, .milliseconds(Int(Self.pollInterval))))
+        }
+        return !shouldStop
+    }
+
+    private static func sleep(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        _ = nanosleep(&request, nil)
+    }
+
+    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+        var sent = 0
+        while sent < bytes.count {
+            // MSG_NOSIGNAL: a client that already hung up must not SIGPIPE the test process.
+            let count = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard count > 0 else { return }
+            sent += count
+        }
+    }
+
+    private static func wantsClose(_ headers: [HTTPHeader]) -> Bool {
+        headers.contains { $0.name.lowercased() == "connection" && $0.value.lowercased() == "close" }
+    }
+
+    private static func serialize(_ response: StubResponse, closing: Bool, omitBody: Bool) -> [UInt8] {
+        var head = "HTTP/1.1 \(response.status) \(reasonPhrase(response.status))\r\n"
+        for header in response.headers { head += "\(header.name): \(header.value)\r\n" }
+        let names = Set(response.headers.map { $0.name.lowercased() })
+        if !names.contains("content-length") { head += "Content-Length: \(response.body.count)\r\n" }
+        if closing && !names.contains("connection") { head += "Connection: close\r\n" }
+        head += "\r\n"
+        return Array(head.utf8) + (omitBody ? [] : Array(response.body))
+    }
+
+    private static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 204: "No Content"
+        case 301: "Moved Permanently"
+        case 302: "Found"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 500: "Internal Server Error"
+        case 503: "Service Unavailable"
+        default: "Status"
+        }
+    }
+}
