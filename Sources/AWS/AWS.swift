@@ -1,1 +1,0 @@
-// AWS clients. Implemented in issue 2 onwards.

@@ -1,0 +1,140 @@
+import HTTP
+import SigV4
+
+/// Signs, sends and retries requests to one AWS service, and turns error answers into
+/// `AWSError`. The protocol-specific clients (DynamoDB JSON 1.0, SSM JSON 1.1, EC2/STS Query)
+/// are thin layers over `json(…)` and `query(…)`.
+public struct AWSClient: Sendable {
+    public let service: AWSService
+    /// The name used in messages ("DynamoDB", "EC2", …).
+    public let displayName: String
+    public let region: String
+    /// Base URL without trailing slash, e.g. `https://dynamodb.eu-west-1.amazonaws.com`.
+    public let endpoint: String
+    /// nil for the few unsigned calls (STS AssumeRoleWithWebIdentity).
+    let credentials: CredentialChain?
+    let transport: any HTTPTransport
+    let retry: RetryPolicy
+    let now: @Sendable () -> Date
+    let userAgent = "kscaler/\(kscalerVersion)"
+
+    public init(service: AWSService, displayName: String, region: String, endpoint: String,
+                credentials: CredentialChain?, transport: any HTTPTransport,
+                retry: RetryPolicy = RetryPolicy(), now: @escaping @Sendable () -> Date = { Date() }) {
+        self.service = service
+        self.displayName = displayName
+        self.region = region
+        self.endpoint = endpoint
+        self.credentials = credentials
+        self.transport = transport
+        self.retry = retry
+        self.now = now
+    }
+
+    /// A JSON-protocol call (`X-Amz-Target: <targetPrefix>.<operation>`); returns the 2xx body.
+    public func json(operation: String, targetPrefix: String, jsonVersion: String, body: Data) async throws -> Data {
+        try await send(operation: operation, headers: [
+            HTTPHeader("Content-Type", "application/x-amz-json-\(jsonVersion)"),
+            HTTPHeader("X-Amz-Target", "\(targetPrefix).\(operation)"),
+        ], body: body).body
+    }
+
+    /// A Query-protocol call (form-encoded POST, XML answer); returns the parsed root element.
+    public func query(operation: String, version: String, parameters: [(String, String)]) async throws -> XMLElement {
+        let form = ([("Action", operation), ("Version", version)] + parameters)
+            .map { "\(FormEncoding.encode($0.0))=\(FormEncoding.encode($0.1))" }
+            .joined(separator: "&")
+        let response = try await send(operation: operation, headers: [
+            HTTPHeader("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
+        ], body: Data(form.utf8))
+        do {
+            return try XML.parse(response.body)
+        } catch {
+            throw AWSResponseError(service: displayName, operation: operation, httpStatus: response.status,
+                                   detail: "\(error); body starts \(snippet(response.body))")
+        }
+    }
+
+    /// Signs and sends a POST to the endpoint's root, retrying per `retry`. Any non-2xx answer
+    /// is decoded into `AWSError` (or `AWSResponseError` when it is not an AWS error at all).
+    public func send(operation: String, headers: [HTTPHeader], body: Data) async throws -> HTTPResponse {
+        let target = try EndpointURL(endpoint)
+        return try await retry.run {
+            var allHeaders = [HTTPHeader("Host", target.hostHeader)] + headers
+            if let credentials {
+                let resolved = try await credentials.resolve().credentials
+                let signer = SigV4Signer(credentials: resolved, region: region, service: service.signingName)
+                let signed = signer.sign(
+                    SigningRequest(method: "POST", path: target.path, headers: allHeaders.map { ($0.name, $0.value) }, body: body),
+                    at: now()
+                )
+                allHeaders = signed.headers.map { HTTPHeader($0.name, $0.value) }
+            }
+            // Sent but never signed: botocore-style verifiers drop User-Agent from signatures.
+            allHeaders.append(HTTPHeader("User-Agent", userAgent))
+            let response = try await transport.send(
+                HTTPRequest(method: "POST", url: target.url, headers: allHeaders, body: body)
+            )
+            guard (200..<300).contains(response.status) else {
+                throw ErrorDecoder.decode(response, service: displayName, operation: operation)
+            }
+            return response
+        }
+    }
+}
+
+/// A parsed endpoint base URL: what goes into the request line and the signed Host header.
+struct EndpointURL: Sendable {
+    var url: String
+    var hostHeader: String
+    var path: String
+
+    init(_ base: String) throws {
+        guard let schemeEnd = base.range(of: "://") else {
+            throw HTTPError(kind: .invalidURL, host: "", detail: "endpoint \(base) has no scheme (expected http:// or https://)")
+        }
+        let scheme = base[..<schemeEnd.lowerBound].lowercased()
+        guard scheme == "http" || scheme == "https" else {
+            throw HTTPError(kind: .unsupportedScheme, host: "", detail: "endpoint scheme \(scheme) is not http or https")
+        }
+        let rest = base[schemeEnd.upperBound...]
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        var authority = String(rest[..<slash])
+        // The default port is left out of Host, as the SDKs and verifiers expect.
+        if (scheme == "https" && authority.hasSuffix(":443")) || (scheme == "http" && authority.hasSuffix(":80")) {
+            authority = String(authority[..<authority.lastIndex(of: ":")!])
+        }
+        guard !authority.isEmpty else {
+            throw HTTPError(kind: .invalidURL, host: "", detail: "endpoint \(base) has no host")
+        }
+        let basePath = String(rest[slash...])
+        path = basePath.isEmpty ? "/" : (basePath.hasSuffix("/") ? basePath : basePath + "/")
+        hostHeader = authority
+        url = "\(scheme)://\(authority)\(path)"
+    }
+}
+
+/// `application/x-www-form-urlencoded` as AWS Query services expect it: RFC 3986 unreserved
+/// characters stay, every other byte is %XX (so base64's `+`, `/`, `=` are encoded).
+public enum FormEncoding {
+    public static func encode(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF".utf8)
+                out.unicodeScalars.append("%")
+                out.unicodeScalars.append(Unicode.Scalar(hex[Int(byte >> 4)]))
+                out.unicodeScalars.append(Unicode.Scalar(hex[Int(byte & 0x0F)]))
+            }
+        }
+        return out
+    }
+}
+
+/// The version reported in the User-Agent and by `kscaler --version`.
+public let kscalerVersion = "0.1.0"

@@ -1,0 +1,118 @@
+import HTTP
+import SigV4
+
+/// One place credentials can come from. `resolve` returns nil when this source is simply not
+/// configured (a soft miss: the chain moves on) and throws when it is configured but broken
+/// (a malformed file, a rejected web-identity token): then the chain stops with that error,
+/// as the SDKs do, instead of silently using some other identity.
+public protocol CredentialProvider: Sendable {
+    /// Names the source for `kscaler doctor` and errors, e.g. "environment", "profile dev".
+    var name: String { get }
+    func resolve() async throws -> Credentials?
+}
+
+/// Credentials together with the source that produced them.
+public struct ResolvedCredentials: Sendable {
+    public var credentials: Credentials
+    public var source: String
+}
+
+public struct CredentialsError: Error, Sendable, CustomStringConvertible {
+    public var source: String
+    public var reason: String
+    public init(source: String, reason: String) {
+        self.source = source
+        self.reason = reason
+    }
+    public var description: String { "credentials (\(source)): \(reason)" }
+}
+
+/// Tries providers in order; the first that answers wins. Resolves once per run and caches,
+/// refreshing only if the credentials would expire within `refreshMargin`.
+public actor CredentialChain {
+    public let providers: [any CredentialProvider]
+    private let refreshMargin: Duration
+    private let now: @Sendable () -> Date
+    private var cached: ResolvedCredentials?
+
+    public init(providers: [any CredentialProvider], refreshMargin: Duration = .seconds(300),
+                now: @escaping @Sendable () -> Date = { Date() }) {
+        self.providers = providers
+        self.refreshMargin = refreshMargin
+        self.now = now
+    }
+
+    /// A chain holding fixed credentials (tests, and callers that resolved them elsewhere).
+    public init(fixed credentials: Credentials, source: String = "static") {
+        self.init(providers: [StaticCredentialProvider(name: source, credentials: credentials)])
+    }
+
+    public func resolve() async throws -> ResolvedCredentials {
+        if let cached, !isExpiring(cached.credentials) { return cached }
+        for provider in providers {
+            if let credentials = try await provider.resolve() {
+                let resolved = ResolvedCredentials(credentials: credentials, source: provider.name)
+                cached = resolved
+                return resolved
+            }
+        }
+        throw CredentialsError(
+            source: "chain",
+            reason: "no credentials found; tried \(providers.map(\.name).joined(separator: ", ")). "
+                + "Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with an instance or task role"
+        )
+    }
+
+    private func isExpiring(_ credentials: Credentials) -> Bool {
+        guard let expiration = credentials.expiration else { return false }
+        return expiration.timeIntervalSince(now()) < Double(refreshMargin.components.seconds)
+    }
+}
+
+public struct StaticCredentialProvider: CredentialProvider {
+    public let name: String
+    let credentials: Credentials
+    public init(name: String, credentials: Credentials) {
+        self.name = name
+        self.credentials = credentials
+    }
+    public func resolve() async throws -> Credentials? { credentials }
+}
+
+/// `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`).
+public struct EnvironmentCredentialProvider: CredentialProvider {
+    public let name = "environment"
+    let environment: AWSEnvironment
+    public init(environment: AWSEnvironment) { self.environment = environment }
+
+    public func resolve() async throws -> Credentials? {
+        let keyID = environment["AWS_ACCESS_KEY_ID"]
+        let secret = environment["AWS_SECRET_ACCESS_KEY"]
+        switch (keyID, secret) {
+        case (nil, nil): return nil
+        case let (keyID?, secret?):
+            return Credentials(accessKeyID: keyID, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"])
+        case (_?, nil):
+            throw CredentialsError(source: name, reason: "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not")
+        case (nil, _?):
+            throw CredentialsError(source: name, reason: "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not")
+        }
+    }
+}
+
+extension CredentialChain {
+    /// The SDKs' default order: environment, web identity, shared files (profile, including
+    /// `role_arn` + `source_profile`), container endpoint (ECS, EKS Pod Identity), EC2 instance
+    /// metadata (IMDSv2).
+    public static func standard(environment: AWSEnvironment, region: String?, transport: any HTTPTransport,
+                                now: @escaping @Sendable () -> Date = { Date() }) -> CredentialChain {
+        let sts = { (region: String?) in STSClient.unsigned(region: region ?? "us-east-1", environment: environment, transport: transport, now: now) }
+        return CredentialChain(providers: [
+            EnvironmentCredentialProvider(environment: environment),
+            WebIdentityCredentialProvider(environment: environment, sts: sts(region)),
+            ProfileCredentialProvider(environment: environment, region: region, transport: transport, now: now),
+            ContainerCredentialProvider(environment: environment, transport: transport),
+            InstanceMetadataCredentialProvider(metadata: InstanceMetadataClient(environment: environment, transport: transport)),
+        ], now: now)
+    }
+}

@@ -1,0 +1,58 @@
+import HTTP
+
+/// Retries as the AWS SDKs' "standard" mode does: a bounded number of attempts with
+/// exponential backoff and full jitter, on throttling, transient errors, 5xx and transient
+/// network failures — never on other 4xx, which would only fail again.
+public struct RetryPolicy: Sendable {
+    public var maxAttempts: Int
+    public var baseDelay: Duration
+    public var maxDelay: Duration
+    /// Returns a uniformly random number in [0, 1); injected so tests are deterministic.
+    public var random: @Sendable () -> Double
+    public var sleep: @Sendable (Duration) async throws -> Void
+
+    public init(
+        maxAttempts: Int = 3,
+        baseDelay: Duration = .milliseconds(100),
+        maxDelay: Duration = .seconds(20),
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
+    ) {
+        self.maxAttempts = maxAttempts
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+        self.random = random
+        self.sleep = sleep
+    }
+
+    /// No retries at all: for calls whose repetition would be wrong or pointless.
+    public static let none = RetryPolicy(maxAttempts: 1)
+
+    public static func isRetryable(_ error: any Error) -> Bool {
+        switch error {
+        case let error as AWSError: error.isThrottling || error.isTransient
+        case let error as HTTPError: error.isTransient
+        default: false
+        }
+    }
+
+    /// Full jitter: a uniform delay in [0, min(maxDelay, base × 2^attempt)).
+    public func delay(beforeRetry attempt: Int) -> Duration {
+        let ceiling = min(maxDelay, baseDelay * (1 << min(attempt, 20)))
+        return ceiling * random()
+    }
+
+    /// Runs `operation` until it succeeds, fails with a non-retryable error, or attempts run out.
+    public func run<T: Sendable>(_ operation: () async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await operation()
+            } catch {
+                attempt += 1
+                guard attempt < maxAttempts, Self.isRetryable(error) else { throw error }
+                try await sleep(delay(beforeRetry: attempt - 1))
+            }
+        }
+    }
+}

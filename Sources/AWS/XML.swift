@@ -1,0 +1,261 @@
+/// A small, strict XML reader for AWS Query-protocol answers (EC2, STS, and the XML error
+/// bodies moto sends even for JSON services). AWS XML is plain: elements, text, entities,
+/// no DTDs. Attributes are skipped and namespace prefixes dropped, because no answer we
+/// read depends on them. Malformed input is an error with the byte offset, never a guess.
+public struct XMLElement: Sendable, Equatable {
+    public var name: String
+    public var children: [XMLElement]
+    /// Concatenated character data directly inside this element (entities decoded).
+    public var text: String
+
+    public init(name: String, children: [XMLElement] = [], text: String = "") {
+        self.name = name
+        self.children = children
+        self.text = text
+    }
+
+    /// First direct child with this name.
+    public func child(_ name: String) -> XMLElement? { children.first { $0.name == name } }
+
+    /// Direct children with this name.
+    public func children(_ name: String) -> [XMLElement] { children.filter { $0.name == name } }
+
+    /// Follows a path of direct children, e.g. `element.path("instanceState", "name")`.
+    public func path(_ names: String...) -> XMLElement? {
+        var current: XMLElement? = self
+        for name in names { current = current?.child(name) }
+        return current
+    }
+
+    /// Text of a direct child, or nil when the child is absent.
+    public func string(_ name: String) -> String? { child(name)?.text }
+
+    /// The items of an AWS list wrapper: `<instancesSet><item>…</item></instancesSet>`.
+    public func items(_ wrapper: String) -> [XMLElement] { child(wrapper)?.children("item") ?? [] }
+
+    /// Depth-first search for the first element with this name (self included).
+    public func first(named name: String) -> XMLElement? {
+        if self.name == name { return self }
+        for child in children {
+            if let found = child.first(named: name) { return found }
+        }
+        return nil
+    }
+}
+
+public struct XMLParseError: Error, Sendable, CustomStringConvertible {
+    public var offset: Int
+    public var reason: String
+    public var description: String { "malformed XML at byte \(offset): \(reason)" }
+}
+
+public enum XML {
+    /// Parses a whole document and returns its root element.
+    public static func parse(_ data: Data) throws(XMLParseError) -> XMLElement {
+        var parser = Parser(bytes: Array(data))
+        return try parser.document()
+    }
+
+    public static func parse(_ text: String) throws(XMLParseError) -> XMLElement {
+        try parse(Data(text.utf8))
+    }
+
+    /// Escapes text for inclusion in XML (used by tests and stand-in servers).
+    public static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for ch in text {
+            switch ch {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            default: out.append(ch)
+            }
+        }
+        return out
+    }
+}
+
+private struct Parser {
+    let bytes: [UInt8]
+    var index = 0
+    /// Bounds recursion so a hostile document cannot overflow the stack.
+    static let maxDepth = 64
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    func fail(_ reason: String) -> XMLParseError { XMLParseError(offset: index, reason: reason) }
+
+    mutating func document() throws(XMLParseError) -> XMLElement {
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { index = 3 }
+        try skipMisc()
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "<") else {
+            throw fail(bytes.isEmpty ? "empty document" : "expected a root element")
+        }
+        let root = try element(depth: 0)
+        try skipMisc()
+        guard index == bytes.count else { throw fail("content after the root element") }
+        return root
+    }
+
+    /// Skips whitespace, the XML declaration, processing instructions and comments.
+    mutating func skipMisc() throws(XMLParseError) {
+        while true {
+            skipWhitespace()
+            if hasPrefix("<?") {
+                try skip(past: "?>")
+            } else if hasPrefix("<!--") {
+                try skip(past: "-->")
+            } else if hasPrefix("<!DOCTYPE") {
+                throw fail("DOCTYPE is not allowed")
+            } else {
+                return
+            }
+        }
+    }
+
+    mutating func element(depth: Int) throws(XMLParseError) -> XMLElement {
+        guard depth < Self.maxDepth else { throw fail("elements nested deeper than \(Self.maxDepth)") }
+        index += 1  // "<"
+        let name = try readName()
+        try skipAttributes()
+        if hasPrefix("/>") {
+            index += 2
+            return XMLElement(name: localName(name))
+        }
+        guard index < bytes.count, bytes[index] == UInt8(ascii: ">") else { throw fail("expected '>' after <\(name)") }
+        index += 1
+        var result = XMLElement(name: localName(name))
+        var text: [UInt8] = []
+        while true {
+            guard index < bytes.count else { throw fail("document ends inside <\(name)>") }
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "<") {
+                if hasPrefix("</") {
+                    index += 2
+                    let closing = try readName()
+                    guard closing == name else { throw fail("</\(closing)> closes <\(name)>") }
+                    skipWhitespace()
+                    guard index < bytes.count, bytes[index] == UInt8(ascii: ">") else { throw fail("expected '>' in </\(name)") }
+                    index += 1
+                    result.text = String(decoding: text, as: UTF8.self)
+                    return result
+                } else if hasPrefix("<!--") {
+                    try skip(past: "-->")
+                } else if hasPrefix("<![CDATA[") {
+                    index += 9
+                    let start = index
+                    try skip(past: "]]>")
+                    text.append(contentsOf: bytes[start..<(index - 3)])
+                } else if hasPrefix("<?") {
+                    try skip(past: "?>")
+                } else {
+                    result.children.append(try element(depth: depth + 1))
+                }
+            } else if byte == UInt8(ascii: "&") {
+                try appendEntity(to: &text)
+            } else {
+                text.append(byte)
+                index += 1
+            }
+        }
+    }
+
+    mutating func readName() throws(XMLParseError) -> String {
+        let start = index
+        while index < bytes.count {
+            let b = bytes[index]
+            if b == UInt8(ascii: ">") || b == UInt8(ascii: "/") || b == UInt8(ascii: " ") || b == 9 || b == 10 || b == 13 || b == UInt8(ascii: "=") {
+                break
+            }
+            index += 1
+        }
+        guard index > start else { throw fail("expected an element name") }
+        return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    mutating func skipAttributes() throws(XMLParseError) {
+        while true {
+            skipWhitespace()
+            guard index < bytes.count else { throw fail("document ends inside a tag") }
+            let b = bytes[index]
+            if b == UInt8(ascii: ">") || hasPrefix("/>") { return }
+            _ = try readName()
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "=") else { throw fail("attribute without a value") }
+            index += 1
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") || bytes[index] == UInt8(ascii: "'") else {
+                throw fail("attribute value must be quoted")
+            }
+            let quote = bytes[index]
+            index += 1
+            while index < bytes.count, bytes[index] != quote { index += 1 }
+            guard index < bytes.count else { throw fail("unterminated attribute value") }
+            index += 1
+        }
+    }
+
+    mutating func appendEntity(to text: inout [UInt8]) throws(XMLParseError) {
+        let start = index
+        while index < bytes.count, bytes[index] != UInt8(ascii: ";"), index - start < 12 { index += 1 }
+        guard index < bytes.count, bytes[index] == UInt8(ascii: ";") else {
+            index = start
+            throw fail("unterminated entity")
+        }
+        let entity = String(decoding: bytes[(start + 1)..<index], as: UTF8.self)
+        index += 1
+        switch entity {
+        case "amp": text.append(UInt8(ascii: "&"))
+        case "lt": text.append(UInt8(ascii: "<"))
+        case "gt": text.append(UInt8(ascii: ">"))
+        case "quot": text.append(UInt8(ascii: "\""))
+        case "apos": text.append(UInt8(ascii: "'"))
+        default:
+            var scalarValue: UInt32?
+            if entity.hasPrefix("#x") || entity.hasPrefix("#X") {
+                scalarValue = UInt32(entity.dropFirst(2), radix: 16)
+            } else if entity.hasPrefix("#") {
+                scalarValue = UInt32(entity.dropFirst(), radix: 10)
+            }
+            guard let scalarValue, let scalar = Unicode.Scalar(scalarValue) else {
+                index = start
+                throw fail("unknown entity &\(entity);")
+            }
+            text.append(contentsOf: Array(String(Character(scalar)).utf8))
+        }
+    }
+
+    mutating func skipWhitespace() {
+        while index < bytes.count, bytes[index] == 32 || bytes[index] == 9 || bytes[index] == 10 || bytes[index] == 13 {
+            index += 1
+        }
+    }
+
+    func hasPrefix(_ prefix: StaticString) -> Bool {
+        let count = prefix.utf8CodeUnitCount
+        guard index + count <= bytes.count else { return false }
+        return prefix.withUTF8Buffer { buffer in
+            for offset in 0..<count where bytes[index + offset] != buffer[offset] { return false }
+            return true
+        }
+    }
+
+    mutating func skip(past terminator: StaticString) throws(XMLParseError) {
+        while index < bytes.count {
+            if hasPrefix(terminator) {
+                index += terminator.utf8CodeUnitCount
+                return
+            }
+            index += 1
+        }
+        throw fail("unterminated construct, expected \(terminator)")
+    }
+
+    func localName(_ name: String) -> String {
+        guard let colon = name.lastIndex(of: ":") else { return name }
+        return String(name[name.index(after: colon)...])
+    }
+}

@@ -1,0 +1,58 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Coordinates of the real peers that `scripts/peers.sh start` runs on 127.0.0.1 (the README's
+/// test command does this). A test that needs a peer calls `Peers.moto()`; when the peer is not
+/// running the test FAILS with instructions — it is never silently skipped.
+public enum Peers {
+    public struct Missing: Error, CustomStringConvertible {
+        public var variable: String
+        public var description: String {
+            "\(variable) is not set: the real peers are not running. Run the tests with `make test` (or `scripts/peers.sh start && . .peers/env` first)."
+        }
+    }
+
+    public struct Moto: Sendable {
+        public var endpoint: String
+        public var accessKeyID: String
+        public var secretAccessKey: String
+        /// A user whose IAM policy allows only reads (Describe/Get/Query, GetCallerIdentity).
+        public var readOnlyAccessKeyID: String
+        public var readOnlySecretAccessKey: String
+
+        /// Environment variables that point the AWS SDK conventions at this moto.
+        public func environment(region: String = "us-east-1", readOnly: Bool = false, extra: [String: String] = [:]) -> [String: String] {
+            [
+                "AWS_ACCESS_KEY_ID": readOnly ? readOnlyAccessKeyID : accessKeyID,
+                "AWS_SECRET_ACCESS_KEY": readOnly ? readOnlySecretAccessKey : secretAccessKey,
+                "AWS_REGION": region,
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "HOME": "/nonexistent-kscaler-test-home",
+            ].merging(extra) { _, new in new }
+        }
+    }
+
+    static func variable(_ name: String) throws -> String {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { throw Missing(variable: name) }
+        return value
+    }
+
+    public static func moto() throws -> Moto {
+        Moto(
+            endpoint: try variable("KSCALER_TEST_MOTO_ENDPOINT"),
+            accessKeyID: try variable("KSCALER_TEST_AWS_ACCESS_KEY_ID"),
+            secretAccessKey: try variable("KSCALER_TEST_AWS_SECRET_ACCESS_KEY"),
+            readOnlyAccessKeyID: try variable("KSCALER_TEST_AWS_LIMITED_ACCESS_KEY_ID"),
+            readOnlySecretAccessKey: try variable("KSCALER_TEST_AWS_LIMITED_SECRET_ACCESS_KEY")
+        )
+    }
+
+    /// A name unique to this test process and call, so parallel tests never share moto state.
+    public static func uniqueName(_ prefix: String) -> String {
+        "\(prefix)-\(UInt32.random(in: 0...UInt32.max))"
+    }
+}
