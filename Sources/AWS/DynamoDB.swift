@@ -1,0 +1,237 @@
+/// A DynamoDB attribute value in the wire's JSON shape (`{"S": "x"}`, `{"N": "1"}`, …).
+/// Numbers stay strings, as DynamoDB sends them, so no precision is lost in transit.
+public indirect enum AttributeValue: Sendable, Equatable, Codable {
+    case s(String)
+    case n(String)
+    case b(Data)
+    case bool(Bool)
+    case null
+    case m([String: AttributeValue])
+    case l([AttributeValue])
+    case ss([String])
+    case ns([String])
+
+    public static func number(_ value: Int) -> AttributeValue { .n(String(value)) }
+    public static func number(_ value: Double) -> AttributeValue { .n(String(value)) }
+
+    public var string: String? { if case .s(let value) = self { value } else { nil } }
+    public var int: Int? { if case .n(let value) = self { Int(value) ?? Double(value).map { Int($0) } } else { nil } }
+    public var double: Double? { if case .n(let value) = self { Double(value) } else { nil } }
+    public var map: [String: AttributeValue]? { if case .m(let value) = self { value } else { nil } }
+    public var list: [AttributeValue]? { if case .l(let value) = self { value } else { nil } }
+    public var stringSet: [String]? { if case .ss(let value) = self { value } else { nil } }
+
+    private enum Key: String, CodingKey { case S, N, B, BOOL, NULL, M, L, SS, NS }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        guard let key = container.allKeys.first, container.allKeys.count == 1 else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "an attribute value has exactly one type key (S, N, B, BOOL, NULL, M, L, SS, NS)"))
+        }
+        switch key {
+        case .S: self = .s(try container.decode(String.self, forKey: key))
+        case .N: self = .n(try container.decode(String.self, forKey: key))
+        case .B:
+            let text = try container.decode(String.self, forKey: key)
+            guard let data = Data(base64Encoded: text) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "B is not base64")
+            }
+            self = .b(data)
+        case .BOOL: self = .bool(try container.decode(Bool.self, forKey: key))
+        case .NULL: self = .null
+        case .M: self = .m(try container.decode([String: AttributeValue].self, forKey: key))
+        case .L: self = .l(try container.decode([AttributeValue].self, forKey: key))
+        case .SS: self = .ss(try container.decode([String].self, forKey: key))
+        case .NS: self = .ns(try container.decode([String].self, forKey: key))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        switch self {
+        case .s(let value): try container.encode(value, forKey: .S)
+        case .n(let value): try container.encode(value, forKey: .N)
+        case .b(let value): try container.encode(value.base64EncodedString(), forKey: .B)
+        case .bool(let value): try container.encode(value, forKey: .BOOL)
+        case .null: try container.encode(true, forKey: .NULL)
+        case .m(let value): try container.encode(value, forKey: .M)
+        case .l(let value): try container.encode(value, forKey: .L)
+        case .ss(let value): try container.encode(value, forKey: .SS)
+        case .ns(let value): try container.encode(value, forKey: .NS)
+        }
+    }
+}
+
+public typealias DynamoDBItem = [String: AttributeValue]
+
+/// A condition or update expression with its placeholders. Several of kscaler's attribute
+/// names are DynamoDB reserved words, so names always go through `#placeholders`.
+public struct DynamoDBExpression: Sendable, Equatable {
+    public var expression: String
+    public var names: [String: String]
+    public var values: [String: AttributeValue]
+
+    public init(_ expression: String, names: [String: String] = [:], values: [String: AttributeValue] = [:]) {
+        self.expression = expression
+        self.names = names
+        self.values = values
+    }
+}
+
+/// DynamoDB over JSON 1.0 — only the operations kscaler uses. Table names are per call so one
+/// client serves the lease, the state item and the history.
+public struct DynamoDBClient: Sendable {
+    public let client: AWSClient
+
+    public init(client: AWSClient) { self.client = client }
+
+    /// The conditional write lost: someone else holds the lease, or our fencing token is stale.
+    public struct ConditionalCheckFailed: Error, Sendable, CustomStringConvertible {
+        public var operation: String
+        public var description: String { "DynamoDB \(operation): the condition did not hold (ConditionalCheckFailedException)" }
+    }
+
+    public func getItem(table: String, key: DynamoDBItem, consistentRead: Bool = true) async throws -> DynamoDBItem? {
+        struct Request: Encodable { var TableName: String; var Key: DynamoDBItem; var ConsistentRead: Bool }
+        struct Response: Decodable { var Item: DynamoDBItem? }
+        let response: Response = try await call("GetItem", Request(TableName: table, Key: key, ConsistentRead: consistentRead))
+        return response.Item
+    }
+
+    /// Writes an item, optionally only if `condition` holds; returns the replaced item.
+    @discardableResult
+    public func putItem(table: String, item: DynamoDBItem, condition: DynamoDBExpression? = nil) async throws -> DynamoDBItem? {
+        struct Request: Encodable {
+            var TableName: String
+            var Item: DynamoDBItem
+            var ConditionExpression: String?
+            var ExpressionAttributeNames: [String: String]?
+            var ExpressionAttributeValues: DynamoDBItem?
+            var ReturnValues = "ALL_OLD"
+        }
+        struct Response: Decodable { var Attributes: DynamoDBItem? }
+        let response: Response = try await call("PutItem", Request(
+            TableName: table, Item: item, ConditionExpression: condition?.expression,
+            ExpressionAttributeNames: condition?.names.nilIfEmpty, ExpressionAttributeValues: condition?.values.nilIfEmpty))
+        return response.Attributes
+    }
+
+    /// Applies `update` (whose names/values are merged with the condition's) and returns the
+    /// item as it is afterwards.
+    @discardableResult
+    public func updateItem(table: String, key: DynamoDBItem, update: DynamoDBExpression,
+                           condition: DynamoDBExpression? = nil) async throws -> DynamoDBItem {
+        struct Request: Encodable {
+            var TableName: String
+            var Key: DynamoDBItem
+            var UpdateExpression: String
+            var ConditionExpression: String?
+            var ExpressionAttributeNames: [String: String]?
+            var ExpressionAttributeValues: DynamoDBItem?
+            var ReturnValues = "ALL_NEW"
+        }
+        struct Response: Decodable { var Attributes: DynamoDBItem? }
+        let names = update.names.merging(condition?.names ?? [:]) { first, _ in first }
+        let values = update.values.merging(condition?.values ?? [:]) { first, _ in first }
+        let response: Response = try await call("UpdateItem", Request(
+            TableName: table, Key: key, UpdateExpression: update.expression, ConditionExpression: condition?.expression,
+            ExpressionAttributeNames: names.nilIfEmpty, ExpressionAttributeValues: values.nilIfEmpty))
+        return response.Attributes ?? [:]
+    }
+
+    /// Deletes an item if `condition` holds; returns the deleted item (nil if there was none).
+    @discardableResult
+    public func deleteItem(table: String, key: DynamoDBItem, condition: DynamoDBExpression? = nil) async throws -> DynamoDBItem? {
+        struct Request: Encodable {
+            var TableName: String
+            var Key: DynamoDBItem
+            var ConditionExpression: String?
+            var ExpressionAttributeNames: [String: String]?
+            var ExpressionAttributeValues: DynamoDBItem?
+            var ReturnValues = "ALL_OLD"
+        }
+        struct Response: Decodable { var Attributes: DynamoDBItem? }
+        let response: Response = try await call("DeleteItem", Request(
+            TableName: table, Key: key, ConditionExpression: condition?.expression,
+            ExpressionAttributeNames: condition?.names.nilIfEmpty, ExpressionAttributeValues: condition?.values.nilIfEmpty))
+        return response.Attributes
+    }
+
+    public struct QueryPage: Sendable {
+        public var items: [DynamoDBItem]
+        public var lastEvaluatedKey: DynamoDBItem?
+    }
+
+    /// One page of a key-condition query; `newestFirst` reads the sort key descending.
+    public func query(table: String, keyCondition: DynamoDBExpression, newestFirst: Bool, limit: Int? = nil,
+                      startKey: DynamoDBItem? = nil) async throws -> QueryPage {
+        struct Request: Encodable {
+            var TableName: String
+            var KeyConditionExpression: String
+            var ExpressionAttributeNames: [String: String]?
+            var ExpressionAttributeValues: DynamoDBItem?
+            var ScanIndexForward: Bool
+            var Limit: Int?
+            var ExclusiveStartKey: DynamoDBItem?
+            var ConsistentRead = true
+        }
+        struct Response: Decodable { var Items: [DynamoDBItem]?; var LastEvaluatedKey: DynamoDBItem? }
+        let response: Response = try await call("Query", Request(
+            TableName: table, KeyConditionExpression: keyCondition.expression,
+            ExpressionAttributeNames: keyCondition.names.nilIfEmpty, ExpressionAttributeValues: keyCondition.values.nilIfEmpty,
+            ScanIndexForward: !newestFirst, Limit: limit, ExclusiveStartKey: startKey))
+        return QueryPage(items: response.Items ?? [], lastEvaluatedKey: response.LastEvaluatedKey)
+    }
+
+    public struct TableDescription: Sendable, Equatable {
+        public var name: String
+        public var status: String
+        /// attribute name → key type (HASH or RANGE)
+        public var keySchema: [String: String]
+        /// attribute name → type (S, N, B)
+        public var attributeTypes: [String: String]
+    }
+
+    public func describeTable(_ table: String) async throws -> TableDescription {
+        struct Request: Encodable { var TableName: String }
+        struct Response: Decodable {
+            struct Table: Decodable {
+                struct Key: Decodable { var AttributeName: String; var KeyType: String }
+                struct Attribute: Decodable { var AttributeName: String; var AttributeType: String }
+                var TableName: String
+                var TableStatus: String
+                var KeySchema: [Key]
+                var AttributeDefinitions: [Attribute]
+            }
+            var Table: Table
+        }
+        let response: Response = try await call("DescribeTable", Request(TableName: table))
+        let table = response.Table
+        return TableDescription(
+            name: table.TableName, status: table.TableStatus,
+            keySchema: Dictionary(table.KeySchema.map { ($0.AttributeName, $0.KeyType) }, uniquingKeysWith: { first, _ in first }),
+            attributeTypes: Dictionary(table.AttributeDefinitions.map { ($0.AttributeName, $0.AttributeType) }, uniquingKeysWith: { first, _ in first }))
+    }
+
+    private func call<Request: Encodable, Response: Decodable>(_ operation: String, _ request: Request) async throws -> Response {
+        let body = try JSONEncoder().encode(request)
+        let data: Data
+        do {
+            data = try await client.json(operation: operation, targetPrefix: "DynamoDB_20120810", jsonVersion: "1.0", body: body)
+        } catch let error as AWSError where error.code == "ConditionalCheckFailedException" {
+            throw ConditionalCheckFailed(operation: operation)
+        }
+        do {
+            return try JSONDecoder().decode(Response.self, from: data)
+        } catch {
+            throw AWSResponseError(service: "DynamoDB", operation: operation, httpStatus: 200,
+                                   detail: "the answer does not decode (\(error)); body starts \(snippet(data))")
+        }
+    }
+}
+
+extension Dictionary {
+    /// Omitted from the request when empty: DynamoDB rejects empty expression maps.
+    var nilIfEmpty: Self? { isEmpty ? nil : self }
+}
