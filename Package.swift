@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(
             name: "kscaler",
             dependencies: [
-                "KScaler",
+                "KScaler", "AWS", "HTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,1 +1,0 @@
-// The run: lease → observe → decide → act → record → release. Implemented in issue 5.

@@ -1,0 +1,32 @@
+import ArgumentParser
+
+/// kscaler's exit codes, documented in README.md and `kscaler --help`. Schedulers and alarms
+/// key on them, so they never change meaning.
+enum KScalerExit {
+    /// Success: acted, decided to do nothing, or skipped because another run holds the lease.
+    static let success = ExitCode(0)
+    /// An internal error (a bug): nothing was changed after it happened; please report it.
+    static let internalError = ExitCode(1)
+    /// The configuration is invalid (every problem is printed); nothing was contacted.
+    static let invalidConfig = ExitCode(2)
+    /// Observing failed (AWS, Prometheus or the lease table answered wrongly or not at all):
+    /// no action was taken and the lease was released.
+    static let observationFailed = ExitCode(3)
+    /// An EC2 action failed part-way; what was done is recorded in the history.
+    static let actionFailed = ExitCode(4)
+    /// `kscaler doctor`: at least one check failed.
+    static let checksFailed = ExitCode(5)
+    /// Command-line usage error (unknown flag or subcommand); from the argument parser.
+    static let usage = ExitCode(64)
+
+    static let helpText = """
+    EXIT CODES:
+      0   success: acted, nothing to do, or skipped (another run holds the lease)
+      1   internal error (a bug); nothing changed after it
+      2   invalid configuration; every problem is listed
+      3   observation failed (AWS, Prometheus, lease table); no action taken
+      4   an EC2 action failed; see `kscaler history`
+      5   `kscaler doctor`: a check failed
+      64  command-line usage error
+    """
+}

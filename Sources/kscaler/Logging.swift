@@ -1,0 +1,97 @@
+import ArgumentParser
+import AWS
+import Logging
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#else
+import Darwin
+#endif
+
+enum LogFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case plain, json
+}
+
+struct LogLevelArgument: ExpressibleByArgument, Sendable {
+    var level: Logger.Level
+    init(_ level: Logger.Level) { self.level = level }
+    init?(argument: String) {
+        guard let level = Logger.Level(rawValue: argument.lowercased()) else { return nil }
+        self.level = level
+    }
+    var defaultValueDescription: String { level.rawValue }
+}
+
+/// Writes one line per log record to stderr, plain or as JSON. Metadata whose key names a
+/// secret is redacted here, the last line of defence: kscaler never logs secrets on purpose.
+struct StderrLogHandler: LogHandler {
+    let label: String
+    let format: LogFormat
+    var logLevel: Logger.Level
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    static let secretKeyFragments = ["authorization", "secret", "token", "password", "credential"]
+
+    static func isSecret(_ key: String) -> Bool {
+        let lower = key.lowercased()
+        return secretKeyFragments.contains { lower.contains($0) }
+    }
+
+    func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        let fields = merged.map { key, value in (key, Self.isSecret(key) ? "<redacted>" : "\(value)") }.sorted { $0.0 < $1.0 }
+        let time = Date().formatted(.iso8601)
+        var line: String
+        switch format {
+        case .plain:
+            line = "\(time) \(event.level.rawValue.uppercased()) \(event.message)"
+            for (key, value) in fields { line += " \(key)=\(value.contains(" ") ? "\"\(value)\"" : value)" }
+        case .json:
+            var object: [(String, String)] = [("time", time), ("level", event.level.rawValue), ("logger", label), ("message", "\(event.message)")]
+            object += fields
+            line = "{" + object.map { "\(JSONText.quote($0.0)):\(JSONText.quote($0.1))" }.joined(separator: ",") + "}"
+        }
+        line += "\n"
+        // One write(2) per line: lines from concurrent tasks never interleave.
+        var bytes = Array(line.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+enum JSONText {
+    /// A JSON string literal for `text`.
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
+
+extension GlobalOptions {
+    /// Bootstraps swift-log once per process and returns the root logger.
+    func makeLogger() -> Logger {
+        let format = logFormat
+        let level = logLevel.level
+        LoggingSystem.bootstrap { label in StderrLogHandler(label: label, format: format, logLevel: level) }
+        return Logger(label: "kscaler")
+    }
+}

@@ -1,0 +1,39 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `kscaler doctor` as an operator runs it: a separate process, against moto with signature
+/// checking on.
+@Suite struct DoctorCommandTests {
+    @Test func reportsSourceRegionAndIdentityAndExitsZero() async throws {
+        let moto = try Peers.moto()
+        let result = try await KScalerProcess.run(["doctor"], environment: moto.environment())
+        #expect(result.status == 0, "\(result.combined)")
+        #expect(result.stdout.contains("ok   region       us-east-1 (from AWS_REGION)"))
+        #expect(result.stdout.contains("ok   credentials  from environment"))
+        #expect(result.stdout.contains("ok   identity     account 123456789012, arn:aws:iam::123456789012:user/kscaler-tests"))
+        #expect(!result.combined.contains(moto.secretAccessKey))
+    }
+
+    @Test func wrongSecretFailsSayingTheSignatureWasRejectedWithoutPrintingIt() async throws {
+        let moto = try Peers.moto()
+        let wrongSecret = "not-the-right-secret-0000000000000000000000"
+        let result = try await KScalerProcess.run(["doctor"], environment: moto.environment(extra: ["AWS_SECRET_ACCESS_KEY": wrongSecret]))
+        #expect(result.status == 5, "\(result.combined)")
+        #expect(result.stdout.contains("FAIL identity"))
+        #expect(result.stdout.contains("SignatureDoesNotMatch"))
+        #expect(result.stdout.contains("signature was rejected"))
+        #expect(!result.combined.contains(wrongSecret))
+        #expect(!result.combined.contains(moto.secretAccessKey))
+    }
+
+    @Test func versionAndHelpDocumentExitCodes() async throws {
+        let version = try await KScalerProcess.run(["--version"], environment: [:])
+        #expect(version.status == 0)
+        #expect(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines).range(of: #"^\d+\.\d+\.\d+$"#, options: .regularExpression) != nil)
+        let help = try await KScalerProcess.run(["--help"], environment: [:])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("EXIT CODES"))
+        #expect(help.stdout.contains("3   observation failed"))
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+
+/// Runs the built `kscaler` binary as a separate process, as cron or a scheduler would.
+public enum KScalerProcess {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        public var combined: String { stdout + stderr }
+    }
+
+    /// The binary next to the test bundle (`.build/<config>/kscaler`), or `KSCALER_TEST_BINARY`.
+    public static func binaryPath() throws -> String {
+        if let override = ProcessInfo.processInfo.environment["KSCALER_TEST_BINARY"] { return override }
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent("kscaler").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        throw StubServerError(description: "kscaler binary not found near \(CommandLine.arguments[0]); run `swift build` first or set KSCALER_TEST_BINARY")
+    }
+
+    /// Starts kscaler with exactly `environment` (nothing inherited) and returns the process;
+    /// output goes to the given pipes.
+    public static func start(_ arguments: [String], environment: [String: String], stdout: Pipe, stderr: Pipe) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try binaryPath())
+        process.arguments = arguments
+        process.environment = environment
+        process.standardOutput = stdout
+        process.standardError = stderr
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Runs kscaler to completion (bounded by `timeout`; killed after it) and collects its output.
+    public static func run(_ arguments: [String], environment: [String: String], timeout: Duration = .seconds(60)) async throws -> Result {
+        let out = Pipe(), err = Pipe()
+        let process = try start(arguments, environment: environment, stdout: out, stderr: err)
+        async let stdoutData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
+        async let stderrData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                process.terminate()
+                break
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus,
+                      stdout: String(decoding: await stdoutData, as: UTF8.self),
+                      stderr: String(decoding: await stderrData, as: UTF8.self))
+    }
+}
