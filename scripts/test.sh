@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command (README: `make test`). Installs what is missing, starts the real peers on
+# 127.0.0.1 (moto with signature checking on), runs every test, and stops the peers on any exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d /opt/swift/usr/bin ] && export PATH="/opt/swift/usr/bin:$PATH"
+
+scripts/install-deps.sh
+scripts/peers.sh start
+trap 'scripts/peers.sh stop' EXIT
+# shellcheck source=/dev/null
+. .peers/env
+
+# Build first so a compile error is reported as one, not as a test failure.
+swift build --build-tests
+swift test --skip-build
