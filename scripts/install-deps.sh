@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and test kscaler. Idempotent and quick
-# when everything is present. Debian packages: libcurl headers (the HTTP layer), Prometheus and
+# when everything is present. Debian packages: libcurl headers (the HTTP layer), openssl (a TLS
+# test peer), Prometheus and
 # the Pushgateway (real peers), cloud-init (user-data schema), shellcheck. Python venv .venv:
 # moto server (AWS peers), cfn-lint (CloudFormation), pytest (shell-level tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(libcurl4-openssl-dev pkg-config prometheus prometheus-pushgateway cloud-init shellcheck curl python3-venv)
+apt_packages=(libcurl4-openssl-dev pkg-config openssl prometheus prometheus-pushgateway cloud-init shellcheck curl python3-venv)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
