@@ -28,15 +28,19 @@ public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible 
 }
 
 /// The candidate closest to `word` by edit distance, when close enough to be a likely typo
-/// (at most a third of the word's length, and at least 1 and at most 3 edits).
+/// (at most a third of the word's length, at least 1 and at most 3 edits); failing that, a
+/// candidate the word abbreviates (`mem` → `memory`).
 func closestMatch(to word: String, among candidates: some Sequence<String>) -> String? {
+    let word = word.lowercased()
     let limit = min(3, max(1, word.count / 3))
     var best: (candidate: String, distance: Int)?
+    var abbreviated: String?
     for candidate in candidates {
-        let distance = editDistance(word.lowercased(), candidate)
+        let distance = editDistance(word, candidate)
         if distance <= limit, distance < (best?.distance ?? .max) { best = (candidate, distance) }
+        if abbreviated == nil, word.count >= 3, candidate.hasPrefix(word) { abbreviated = candidate }
     }
-    return best?.candidate
+    return best?.candidate ?? abbreviated
 }
 
 /// Levenshtein distance (insertions, deletions, substitutions), two rows of memory.

@@ -52,9 +52,15 @@ private struct Planner {
         let required = requiredSignals()
         let signals = signalVerdicts(required: required)
         let cooldowns = cooldownStatuses()
-        let survivors = fleet.instances.filter { instance in !fleet.failedBoots.contains { $0.id == instance.id } }
+        let failedBoots = fleet.failedBoots.map { instance in
+            FailedBoot(instanceID: instance.id, launchTime: instance.launchTime,
+                       unavailable: UnavailableOffering(instanceType: instance.instanceType, subnetID: instance.subnetID,
+                                                        until: now.addingTimeInterval(policy.unavailableFor)))
+        }
+        // A replacement launched this run must already avoid the offerings that just failed.
+        let survivors = fleet.instances.filter { instance in !failedBoots.contains { $0.instanceID == instance.id } }
         let candidates = launchCandidates(capacity: policy.capacity, instances: survivors,
-                                          unavailable: observation.state.unavailableOfferings, now: now)
+                                          unavailable: observation.state.unavailableOfferings + failedBoots.map(\.unavailable), now: now)
         let sizing = sizingUnit(capacity: policy.capacity, candidates: candidates)
 
         func decision(_ action: Decision.Action, failedBoots: [FailedBoot] = [], halt: Decision.Halt? = nil) -> Decision {
@@ -88,7 +94,7 @@ private struct Planner {
             return decision(.none, halt: .clusterUnhealthy)
         }
 
-        let failedBoots = planFailedBoots()
+        explain(failedBoots)
         let action: Decision.Action
         if fleet.current > policy.nodes.max {
             action = boundsScaleDown()
@@ -195,19 +201,17 @@ private struct Planner {
 
     // MARK: - Failed boots
 
-    private mutating func planFailedBoots() -> [FailedBoot] {
-        let until = now.addingTimeInterval(policy.unavailableFor)
+    private mutating func explain(_ failedBoots: [FailedBoot]) {
         let timeout = formatDuration(policy.provisionTimeout)
         for instance in fleet.protectedFailedBoots {
             reasons.append(Reason(.protectedFailedBoot, "\(instance.id) has no node \(formatDuration(now.timeIntervalSince(instance.launchTime))) "
                 + "after launch (provision timeout \(timeout)) but is protected: left alone"))
         }
-        return fleet.failedBoots.map { instance in
-            let offering = UnavailableOffering(instanceType: instance.instanceType, subnetID: instance.subnetID, until: until)
-            let place = instance.subnetID.map { "\(instance.instanceType) in \($0)" } ?? instance.instanceType
-            reasons.append(Reason(.failedBoot, "failed boot: \(instance.id) (\(place)) launched \(formatDuration(now.timeIntervalSince(instance.launchTime))) "
-                + "ago has no node after provision timeout \(timeout): terminate it; \(place) skipped until \(formatDate(until))"))
-            return FailedBoot(instanceID: instance.id, launchTime: instance.launchTime, unavailable: offering)
+        for failed in failedBoots {
+            let offering = failed.unavailable
+            let place = offering.subnetID.map { "\(offering.instanceType) in \($0)" } ?? offering.instanceType
+            reasons.append(Reason(.failedBoot, "failed boot: \(failed.instanceID) (\(place)) launched \(formatDuration(now.timeIntervalSince(failed.launchTime))) "
+                + "ago has no node after provision timeout \(timeout): terminate it; \(place) skipped until \(formatDate(offering.until))"))
         }
     }
 
