@@ -1,0 +1,62 @@
+/// One thing wrong with the configuration: where (dotted path, e.g. `scale_up.cpu_threshold`),
+/// what is wrong, and how to fix it. Messages never echo values of sensitive fields.
+public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public var fix: String
+
+    public init(path: String, message: String, fix: String) {
+        self.path = path
+        self.message = message
+        self.fix = fix
+    }
+
+    public var description: String { "\(path): \(message). Fix: \(fix)" }
+}
+
+/// Every problem found in one pass, so a user fixes the whole file at once.
+public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible {
+    public var problems: [ConfigProblem]
+
+    public init(problems: [ConfigProblem]) { self.problems = problems }
+
+    public var description: String {
+        let noun = problems.count == 1 ? "problem" : "problems"
+        return (["configuration has \(problems.count) \(noun):"] + problems.map { "  - \($0)" })
+            .joined(separator: "\n")
+    }
+}
+
+/// The candidate closest to `word` by edit distance, when close enough to be a likely typo
+/// (at most a third of the word's length, at least 1 and at most 3 edits); failing that, a
+/// candidate the word abbreviates (`mem` → `memory`).
+func closestMatch(to word: String, among candidates: some Sequence<String>) -> String? {
+    let word = word.lowercased()
+    let limit = min(3, max(1, word.count / 3))
+    var best: (candidate: String, distance: Int)?
+    var abbreviated: String?
+    for candidate in candidates {
+        let distance = editDistance(word, candidate)
+        if distance <= limit, distance < (best?.distance ?? .max) { best = (candidate, distance) }
+        if abbreviated == nil, word.count >= 3, candidate.hasPrefix(word) { abbreviated = candidate }
+    }
+    return best?.candidate ?? abbreviated
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions), two rows of memory.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    var current = Array(repeating: 0, count: b.count + 1)
+    for i in 1...a.count {
+        current[0] = i
+        for j in 1...b.count {
+            let substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, substitution)
+        }
+        swap(&previous, &current)
+    }
+    return previous[b.count]
+}

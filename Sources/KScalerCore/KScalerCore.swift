@@ -1,1 +1,0 @@
-// The pure core: config, observation, decide(). Implemented in issue 4.

@@ -1,0 +1,212 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// One signal's answer as the observe step got it. An empty answer is `.noData`, never zero.
+public enum Reading: Sendable, Equatable, Codable {
+    /// For scalar signals the value; for per-node signals (`node_ready`, `pods_per_node`) the
+    /// number of series answered, the per-node detail being in `Observation.nodes`.
+    case value(Double)
+    /// The query answered an empty vector.
+    case noData
+    /// The newest sample is older than `prometheus.staleness`.
+    case stale(ageSeconds: Double)
+    /// NaN or ±Inf (e.g. a division by zero allocatable).
+    case notANumber
+    /// The query itself failed (HTTP error, timeout, bad PromQL). The message must not hold secrets.
+    case failed(String)
+
+    /// The value when it can be acted on: finite and not negative (every signal is a count,
+    /// a fraction or an amount).
+    public var usableValue: Double? {
+        if case .value(let value) = self, value.isFinite, value >= 0 { return value }
+        return nil
+    }
+
+    /// Why the reading cannot be used, in plain words; nil when usable.
+    public var problem: String? {
+        switch self {
+        case .value(let value) where !value.isFinite: "is NaN or infinite"
+        case .value(let value) where value < 0: "is negative (\(formatNumber(value)))"
+        case .value: nil
+        case .noData: "has no data (the query answered nothing)"
+        case .stale(let age): "is stale (newest sample \(formatDuration(age)) old)"
+        case .notANumber: "is NaN or infinite"
+        case .failed(let message): "could not be read (\(message))"
+        }
+    }
+
+    private enum CodingKeys: String, CodingKey { case status, value, ageSeconds = "age_seconds", message }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .value(let value) where value.isFinite:
+            try container.encode("value", forKey: .status)
+            try container.encode(value, forKey: .value)
+        case .value, .notANumber:
+            // JSON has no NaN; a non-finite value is reported as what it means.
+            try container.encode("not_a_number", forKey: .status)
+        case .noData:
+            try container.encode("no_data", forKey: .status)
+        case .stale(let age):
+            try container.encode("stale", forKey: .status)
+            try container.encode(age, forKey: .ageSeconds)
+        case .failed(let message):
+            try container.encode("failed", forKey: .status)
+            try container.encode(message, forKey: .message)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        switch try container.decode(String.self, forKey: .status) {
+        case "value": self = .value(try container.decode(Double.self, forKey: .value))
+        case "no_data": self = .noData
+        case "stale": self = .stale(ageSeconds: try container.decode(Double.self, forKey: .ageSeconds))
+        case "not_a_number": self = .notANumber
+        case "failed": self = .failed(try container.decode(String.self, forKey: .message))
+        case let status:
+            throw DecodingError.dataCorruptedError(forKey: .status, in: container, debugDescription: "unknown reading status \(status)")
+        }
+    }
+}
+
+/// A Kubernetes node as Prometheus (kube-state-metrics) reports it.
+public struct NodeObservation: Sendable, Equatable, Codable {
+    public var name: String
+    /// The EC2 instance behind the node, when the name or provider id says (see `instanceID(nodeName:providerID:)`).
+    public var instanceID: String?
+    public var ready: Bool
+    /// Pods not owned by a DaemonSet. `nil` when `pods_per_node` could not be read; 0 when it
+    /// answered but had no series for this node (`count by` drops empty groups).
+    public var nonDaemonSetPods: Int?
+
+    public init(name: String, instanceID: String?, ready: Bool, nonDaemonSetPods: Int?) {
+        self.name = name
+        self.instanceID = instanceID
+        self.ready = ready
+        self.nonDaemonSetPods = nonDaemonSetPods
+    }
+
+    /// Resolves the instance id from the provider id `aws:///<az>/<instance-id>`, else from a
+    /// node named after its instance (`i-…`, as kscaler's workers are).
+    public init(name: String, providerID: String?, ready: Bool, nonDaemonSetPods: Int?) {
+        self.init(name: name, instanceID: Self.instanceID(nodeName: name, providerID: providerID),
+                  ready: ready, nonDaemonSetPods: nonDaemonSetPods)
+    }
+
+    public static func instanceID(nodeName: String, providerID: String?) -> String? {
+        if let providerID, providerID.hasPrefix("aws://"),
+           let last = providerID.split(separator: "/").last, isInstanceID(last) {
+            return String(last)
+        }
+        return isInstanceID(Substring(nodeName)) ? nodeName : nil
+    }
+
+    private static func isInstanceID(_ text: Substring) -> Bool {
+        text.hasPrefix("i-") && text.count > 2 && text.dropFirst(2).allSatisfy { $0.isASCII && $0.isHexDigit && !$0.isUppercase }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, instanceID = "instance_id", ready, nonDaemonSetPods = "non_daemonset_pods"
+    }
+}
+
+/// An EC2 instance tagged as this cluster's worker, pending or running.
+public struct ManagedInstance: Sendable, Equatable, Codable {
+    public enum State: String, Sendable, Codable {
+        case pending, running
+    }
+
+    public var id: String
+    public var instanceType: String
+    public var subnetID: String?
+    public var availabilityZone: String?
+    public var launchTime: Date
+    public var state: State
+    /// Tagged `kscaler:protected=true`: never a victim, never terminated as a failed boot.
+    public var protected: Bool
+
+    public init(id: String, instanceType: String, subnetID: String?, availabilityZone: String?,
+                launchTime: Date, state: State, protected: Bool = false) {
+        self.id = id
+        self.instanceType = instanceType
+        self.subnetID = subnetID
+        self.availabilityZone = availabilityZone
+        self.launchTime = launchTime
+        self.state = state
+        self.protected = protected
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, instanceType = "instance_type", subnetID = "subnet_id", availabilityZone = "availability_zone"
+        case launchTime = "launch_time", state, protected
+    }
+}
+
+/// An (instance type, subnet) to skip until a time; `subnetID` nil means every subnet.
+public struct UnavailableOffering: Sendable, Equatable, Codable {
+    public var instanceType: String
+    public var subnetID: String?
+    public var until: Date
+
+    public init(instanceType: String, subnetID: String?, until: Date) {
+        self.instanceType = instanceType
+        self.subnetID = subnetID
+        self.until = until
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case instanceType = "instance_type", subnetID = "subnet_id", until
+    }
+}
+
+/// What earlier runs recorded in the DynamoDB state item.
+public struct ScalerState: Sendable, Equatable, Codable {
+    public var lastScaleUpAt: Date?
+    public var lastScaleDownAt: Date?
+    public var unavailableOfferings: [UnavailableOffering]
+
+    public init(lastScaleUpAt: Date? = nil, lastScaleDownAt: Date? = nil, unavailableOfferings: [UnavailableOffering] = []) {
+        self.lastScaleUpAt = lastScaleUpAt
+        self.lastScaleDownAt = lastScaleDownAt
+        self.unavailableOfferings = unavailableOfferings
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case lastScaleUpAt = "last_scale_up_at", lastScaleDownAt = "last_scale_down_at"
+        case unavailableOfferings = "unavailable_offerings"
+    }
+}
+
+/// Everything the observe step produced; the only input of `decide` besides policy and clock.
+public struct Observation: Sendable, Equatable, Codable {
+    /// Every signal's reading; a signal absent here counts as `.noData`.
+    public var readings: [Signal: Reading]
+    /// Every node of the cluster (control plane and foreign nodes too: they count for the health gate).
+    public var nodes: [NodeObservation]
+    /// This cluster's managed instances only (EC2 tag filter), pending or running.
+    public var instances: [ManagedInstance]
+    public var state: ScalerState
+
+    public init(readings: [Signal: Reading], nodes: [NodeObservation], instances: [ManagedInstance], state: ScalerState = ScalerState()) {
+        self.readings = readings
+        self.nodes = nodes
+        self.instances = instances
+        self.state = state
+    }
+
+    public func reading(_ signal: Signal) -> Reading { readings[signal] ?? .noData }
+
+    /// The last scale-up: the recorded stamp or the newest launch, whichever is later, so a run
+    /// that crashed after RunInstances but before recording still starts the cooldown.
+    public var lastScaleUpAt: Date? {
+        [state.lastScaleUpAt, instances.map(\.launchTime).max()].compactMap { $0 }.max()
+    }
+}
+
+// Readings encode as a JSON object keyed by the signal's raw value.
+extension Signal: CodingKeyRepresentable {}

@@ -1,0 +1,56 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Everything `decide` needs from the configuration (`KScalerConfig.policy`). Values are
+/// trusted: `KScalerConfig.parse` is where they are validated.
+public struct Policy: Sendable, Equatable {
+    public var nodes: NodeBounds
+    public var scaleUp: ScaleUpPolicy
+    public var scaleDown: ScaleDownPolicy
+    public var bootGrace: TimeInterval
+    public var provisionTimeout: TimeInterval
+    public var unavailableFor: TimeInterval
+    public var health: HealthGate
+    public var victims: VictimPolicy
+    public var capacity: WorkerCapacity
+
+    public init(
+        nodes: NodeBounds = NodeBounds(),
+        scaleUp: ScaleUpPolicy = ScaleUpPolicy(),
+        scaleDown: ScaleDownPolicy = ScaleDownPolicy(),
+        bootGrace: TimeInterval = KScalerConfig.Defaults.bootGrace,
+        provisionTimeout: TimeInterval = KScalerConfig.Defaults.provisionTimeout,
+        unavailableFor: TimeInterval = KScalerConfig.Defaults.unavailableFor,
+        health: HealthGate = HealthGate(),
+        victims: VictimPolicy = VictimPolicy(),
+        capacity: WorkerCapacity
+    ) {
+        self.nodes = nodes
+        self.scaleUp = scaleUp
+        self.scaleDown = scaleDown
+        self.bootGrace = bootGrace
+        self.provisionTimeout = provisionTimeout
+        self.unavailableFor = unavailableFor
+        self.health = health
+        self.victims = victims
+        self.capacity = capacity
+    }
+}
+
+/// What can be launched, where, and how big it is.
+public struct WorkerCapacity: Sendable, Equatable {
+    /// In preference order; empty when a launch template alone picks the type.
+    public var instanceTypes: [String]
+    /// Empty when a launch template alone picks the network.
+    public var subnets: [String]
+    public var sizes: [String: WorkerSize]
+
+    public init(instanceTypes: [String], subnets: [String], sizes: [String: WorkerSize]) {
+        self.instanceTypes = instanceTypes
+        self.subnets = subnets
+        self.sizes = sizes
+    }
+}
