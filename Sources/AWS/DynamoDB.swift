@@ -184,6 +184,52 @@ public struct DynamoDBClient: Sendable {
         return QueryPage(items: response.Items ?? [], lastEvaluatedKey: response.LastEvaluatedKey)
     }
 
+    /// One part of an all-or-nothing `transactWrite`.
+    public enum TransactItem: Sendable {
+        case put(table: String, item: DynamoDBItem, condition: DynamoDBExpression?)
+        case update(table: String, key: DynamoDBItem, update: DynamoDBExpression, condition: DynamoDBExpression?)
+        /// Writes nothing; the transaction fails unless `condition` holds on this item.
+        case conditionCheck(table: String, key: DynamoDBItem, condition: DynamoDBExpression)
+    }
+
+    /// TransactWriteItems: every item or none. A failed condition on any part surfaces as
+    /// `ConditionalCheckFailed`, like the single-item writes. This is how a write to one item
+    /// (a history event) is fenced by a condition on another (the lease).
+    public func transactWrite(_ items: [TransactItem]) async throws {
+        struct Part: Encodable {
+            var TableName: String
+            var Key: DynamoDBItem?
+            var Item: DynamoDBItem?
+            var UpdateExpression: String?
+            var ConditionExpression: String?
+            var ExpressionAttributeNames: [String: String]?
+            var ExpressionAttributeValues: DynamoDBItem?
+        }
+        struct Wrapped: Encodable { var Put: Part?; var Update: Part?; var ConditionCheck: Part? }
+        struct Request: Encodable { var TransactItems: [Wrapped] }
+        struct Response: Decodable {}
+        let wrapped = items.map { item -> Wrapped in
+            switch item {
+            case let .put(table, value, condition):
+                Wrapped(Put: Part(TableName: table, Item: value, ConditionExpression: condition?.expression,
+                                  ExpressionAttributeNames: condition?.names.nilIfEmpty, ExpressionAttributeValues: condition?.values.nilIfEmpty))
+            case let .update(table, key, update, condition):
+                Wrapped(Update: Part(
+                    TableName: table, Key: key, UpdateExpression: update.expression, ConditionExpression: condition?.expression,
+                    ExpressionAttributeNames: update.names.merging(condition?.names ?? [:]) { first, _ in first }.nilIfEmpty,
+                    ExpressionAttributeValues: update.values.merging(condition?.values ?? [:]) { first, _ in first }.nilIfEmpty))
+            case let .conditionCheck(table, key, condition):
+                Wrapped(ConditionCheck: Part(TableName: table, Key: key, ConditionExpression: condition.expression,
+                                             ExpressionAttributeNames: condition.names.nilIfEmpty, ExpressionAttributeValues: condition.values.nilIfEmpty))
+            }
+        }
+        do {
+            let _: Response = try await call("TransactWriteItems", Request(TransactItems: wrapped))
+        } catch let error as AWSError where error.code == "TransactionCanceledException" && error.message.contains("ConditionalCheckFailed") {
+            throw ConditionalCheckFailed(operation: "TransactWriteItems")
+        }
+    }
+
     public struct TableDescription: Sendable, Equatable {
         public var name: String
         public var status: String
