@@ -55,7 +55,8 @@ extension KScalerTable: LeaseStore {
             }
             return .acquired(Lease(clusterID: clusterID, owner: owner, token: token,
                                    acquiredAt: Date(timeIntervalSince1970: Double(nowSeconds)),
-                                   expiresAt: Date(timeIntervalSince1970: Double(expires))))
+                                   expiresAt: Date(timeIntervalSince1970: Double(expires))),
+                             Self.state(from: item))
         } catch is DynamoDBClient.ConditionalCheckFailed {
             return .heldByOther(try await holder())
         }

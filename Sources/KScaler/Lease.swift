@@ -31,7 +31,8 @@ public struct LeaseHolder: Sendable, Equatable, Codable {
 }
 
 public enum LeaseAcquisition: Sendable, Equatable {
-    case acquired(Lease)
+    /// Ours, with the state item as the acquisition left it (read in the same round trip).
+    case acquired(Lease, StoredState)
     /// Another owner holds an unexpired lease: a normal outcome, the run is skipped.
     case heldByOther(LeaseHolder)
 }

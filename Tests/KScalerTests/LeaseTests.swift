@@ -10,13 +10,13 @@ import TestSupport
     @Test func aFreeLeaseIsAcquiredAndItsTokenGrowsOnEveryAcquisition() async throws {
         let fixture = try MotoFixture()
         let table = fixture.table(try await fixture.createTable())
-        guard case .acquired(let first) = try await table.acquire(owner: "a", ttl: .seconds(60), note: nil, now: t0) else {
+        guard case .acquired(let first, _) = try await table.acquire(owner: "a", ttl: .seconds(60), note: nil, now: t0) else {
             Issue.record("a free lease was not acquired"); return
         }
         #expect(first.token == 1)
         #expect(first.expiresAt == t0.addingTimeInterval(60))
         #expect(try await table.release(first))
-        guard case .acquired(let second) = try await table.acquire(owner: "b", ttl: .seconds(60), note: nil, now: t0) else {
+        guard case .acquired(let second, _) = try await table.acquire(owner: "b", ttl: .seconds(60), note: nil, now: t0) else {
             Issue.record("a released lease was not acquired"); return
         }
         #expect(second.token == 2)
@@ -39,7 +39,7 @@ import TestSupport
         let table = fixture.table(try await fixture.createTable())
         _ = try await table.acquire(owner: "crashed", ttl: .seconds(60), note: nil, now: t0)
         let takeover = try await table.acquire(owner: "next", ttl: .seconds(60), note: nil, now: t0.addingTimeInterval(61))
-        guard case .acquired(let lease) = takeover else { Issue.record("an expired lease was not taken over"); return }
+        guard case .acquired(let lease, _) = takeover else { Issue.record("an expired lease was not taken over"); return }
         #expect(lease.owner == "next")
         #expect(lease.token == 2)
         #expect(try await table.holder().owner == "next")
@@ -48,7 +48,7 @@ import TestSupport
     @Test func releaseByANonOwnerFailsAndChangesNothing() async throws {
         let fixture = try MotoFixture()
         let table = fixture.table(try await fixture.createTable())
-        guard case .acquired(let real) = try await table.acquire(owner: "owner", ttl: .seconds(60), note: nil, now: t0) else {
+        guard case .acquired(let real, _) = try await table.acquire(owner: "owner", ttl: .seconds(60), note: nil, now: t0) else {
             Issue.record("not acquired"); return
         }
         var impostor = real
@@ -70,7 +70,7 @@ import TestSupport
         let broken = try await table.breakLease()
         #expect(broken.owner == "stuck")
         #expect(try await table.holder().owner == nil)
-        guard case .acquired(let lease) = try await table.acquire(owner: "after", ttl: .seconds(60), note: nil, now: t0) else {
+        guard case .acquired(let lease, _) = try await table.acquire(owner: "after", ttl: .seconds(60), note: nil, now: t0) else {
             Issue.record("not acquirable after break"); return
         }
         #expect(lease.token == 2)
