@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // libcurl, with fixed-arity inline wrappers for its variadic setopt/getinfo.
@@ -29,7 +30,10 @@ let package = Package(
         .target(name: "AWS", dependencies: ["SigV4", "HTTP"]),
         .target(name: "Prometheus", dependencies: ["SigV4", "HTTP"]),
         .target(name: "KScalerCore"),
-        .target(name: "KScaler", dependencies: ["KScalerCore", "AWS", "Prometheus", "HTTP", "SigV4"]),
+        .target(
+            name: "KScaler",
+            dependencies: ["KScalerCore", "AWS", "Prometheus", "HTTP", "SigV4", .product(name: "Yams", package: "Yams")]
+        ),
         .executableTarget(
             name: "kscaler",
             dependencies: [

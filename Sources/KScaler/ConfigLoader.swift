@@ -1,0 +1,155 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import KScalerCore
+import Yams
+
+/// Builds kscaler's configuration the ecosystem's way: a YAML file, every key overridable by
+/// `KSCALER_*` environment variables (containers, schedulers), and the environment names the
+/// simple Lambda autoscalers use accepted as aliases so their users can switch unchanged.
+/// Precedence, highest first: `KSCALER_*`, alias, file, default. Validation (every problem at
+/// once) is `KScalerConfig.parse`, in the pure core.
+public enum ConfigLoader {
+    /// Where a setting's value came from, for `kscaler config check`.
+    public enum Source: Sendable, Equatable, CustomStringConvertible {
+        case file(String)
+        case environment(String)
+        case alias(String)
+        case defaultValue
+
+        public var description: String {
+            switch self {
+            case .file(let path): "file \(path)"
+            case .environment(let name): "env \(name)"
+            case .alias(let name): "env \(name) (alias)"
+            case .defaultValue: "default"
+            }
+        }
+    }
+
+    public struct Loaded: Sendable {
+        public var config: KScalerConfig
+        public var file: String?
+        /// Dotted path → where it came from; paths not listed are defaults.
+        public var sources: [String: Source]
+
+        public func source(of path: String) -> Source { sources[path] ?? .defaultValue }
+    }
+
+    public static let defaultPath = "/etc/kscaler/config.yaml"
+    /// Names that are not settings but are read by the loader or the CLI.
+    static let reservedVariables: Set<String> = ["KSCALER_CONFIG"]
+
+    /// The simple Lambda autoscalers' variables and the settings they mean.
+    public static let aliases: [(variable: String, path: [String])] = [
+        ("PROMETHEUS_URL", ["prometheus", "url"]),
+        ("DYNAMODB_TABLE", ["table"]),
+        ("MIN_NODES", ["nodes", "min"]),
+        ("MAX_NODES", ["nodes", "max"]),
+        ("SCALE_UP_CPU_THRESHOLD", ["scale_up", "cpu_threshold"]),
+        ("SCALE_DOWN_CPU_THRESHOLD", ["scale_down", "cpu_threshold"]),
+    ]
+
+    /// `explicitPath` (from `--config` or `KSCALER_CONFIG`) must exist; without one,
+    /// `/etc/kscaler/config.yaml` is read when present and otherwise the environment alone
+    /// configures kscaler.
+    public static func load(explicitPath: String?, environment: [String: String],
+                            fileExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) },
+                            readFile: (String) -> Data? = { FileManager.default.contents(atPath: $0) }) -> Result<Loaded, ConfigErrors> {
+        var problems: [ConfigProblem] = []
+        var tree = ConfigValue.map([:])
+        var sources: [String: Source] = [:]
+
+        let path = explicitPath ?? environment["KSCALER_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (fileExists(defaultPath) ? defaultPath : nil)
+        if let path {
+            if let data = readFile(path) {
+                do {
+                    let value = try parseYAML(data, path: path)
+                    tree = value
+                    for leaf in leafPaths(value) { sources[leaf] = .file(path) }
+                } catch {
+                    problems.append(error.problem)
+                }
+            } else {
+                problems.append(ConfigProblem(path: "--config", message: "cannot read \(path)",
+                                              fix: "check the path and its permissions, or leave --config out to use the environment only"))
+            }
+        }
+
+        for (variable, settingPath) in aliases {
+            guard let value = environment[variable], !value.isEmpty else { continue }
+            tree = tree.setting(.string(value), at: settingPath)
+            sources[settingPath.joined(separator: ".")] = .alias(variable)
+        }
+        for (name, value) in environment.sorted(by: { $0.key < $1.key })
+        where name.hasPrefix(KScalerConfig.environmentPrefix) && !reservedVariables.contains(name) {
+            guard let settingPath = KScalerConfig.environmentVariables[name] else {
+                problems.append(KScalerConfig.unknownEnvironmentVariableProblem(name))
+                continue
+            }
+            tree = tree.setting(.string(value), at: settingPath)
+            sources[settingPath.joined(separator: ".")] = .environment(name)
+        }
+
+        switch KScalerConfig.parse(tree) {
+        case .success(let config) where problems.isEmpty:
+            return .success(Loaded(config: config, file: path, sources: sources))
+        case .success:
+            return .failure(ConfigErrors(problems: problems))
+        case .failure(let errors):
+            return .failure(ConfigErrors(problems: problems + errors.problems))
+        }
+    }
+
+    struct FileProblem: Error { var problem: ConfigProblem }
+
+    static func parseYAML(_ data: Data, path: String) throws(FileProblem) -> ConfigValue {
+        let text = String(decoding: data, as: UTF8.self)
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch {
+            throw FileProblem(problem: ConfigProblem(path: path, message: "not valid YAML: \(error)", fix: "fix the YAML syntax at the line named"))
+        }
+        guard let node else { return .map([:]) }
+        guard case .mapping = node else {
+            throw FileProblem(problem: ConfigProblem(path: path, message: "the top level is not a map of settings", fix: "start the file with `cluster_id: …`"))
+        }
+        return convert(node)
+    }
+
+    /// YAML scalars keep their resolved type (int, float, bool, null) so `min: 3` is a number
+    /// and `min: "3"` a string; the core accepts both spellings where it makes sense.
+    static func convert(_ node: Node) -> ConfigValue {
+        switch node {
+        case .scalar(let scalar):
+            if scalar.style == .plain {
+                if ["", "~", "null", "Null", "NULL"].contains(scalar.string) { return .null }
+                if let bool = Bool.construct(from: scalar) { return .bool(bool) }
+                if let int = Int.construct(from: scalar) { return .number(Double(int)) }
+                if let double = Double.construct(from: scalar) { return .number(double) }
+            }
+            return .string(scalar.string)
+        case .mapping(let mapping):
+            var fields: [String: ConfigValue] = [:]
+            for (key, value) in mapping { fields[key.string ?? "\(key)"] = convert(value) }
+            return .map(fields)
+        case .sequence(let sequence):
+            return .list(sequence.map(convert))
+        case .alias:
+            return .null
+        }
+    }
+
+    /// Dotted paths of every leaf in a tree (maps are descended, lists and scalars are leaves),
+    /// except inside free-form dictionaries, whose keys are data, not settings.
+    static func leafPaths(_ value: ConfigValue, prefix: String = "") -> [String] {
+        guard case .map(let fields) = value, !freeFormSections.contains(prefix) else { return prefix.isEmpty ? [] : [prefix] }
+        return fields.flatMap { key, child in leafPaths(child, prefix: prefix.isEmpty ? key : "\(prefix).\(key)") }
+    }
+
+    static let freeFormSections: Set<String> = ["workers.sizes", "workers.labels", "signals"]
+}
