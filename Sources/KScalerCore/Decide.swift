@@ -130,7 +130,7 @@ private struct Planner {
 
     private func signalVerdicts(required: Set<Signal>) -> [SignalVerdict] {
         Signal.allCases.map { signal in
-            let reading = observation.reading(signal)
+            let reading = observation.reading(signal).normalized
             let isRequired = required.contains(signal)
             let threshold: Double? = switch signal {
             case .unschedulablePods: 0
