@@ -30,6 +30,8 @@ let package = Package(
         .target(name: "AWS", dependencies: ["SigV4", "HTTP"]),
         .target(name: "Prometheus", dependencies: ["SigV4", "HTTP"]),
         .target(name: "KScalerCore"),
+        // Prints how long decide() takes for clusters of several sizes (figures, no pass/fail).
+        .executableTarget(name: "kscaler-bench", dependencies: ["KScalerCore"]),
         .target(
             name: "KScaler",
             dependencies: ["KScalerCore", "AWS", "Prometheus", "HTTP", "SigV4", .product(name: "Yams", package: "Yams")]

@@ -58,7 +58,8 @@ private struct Planner {
                                                         until: now.addingTimeInterval(policy.unavailableFor)))
         }
         // A replacement launched this run must already avoid the offerings that just failed.
-        let survivors = fleet.instances.filter { instance in !failedBoots.contains { $0.instanceID == instance.id } }
+        let failedIDs = Set(failedBoots.map(\.instanceID))
+        let survivors = fleet.instances.filter { !failedIDs.contains($0.id) }
         let candidates = launchCandidates(capacity: policy.capacity, instances: survivors,
                                           unavailable: observation.state.unavailableOfferings + failedBoots.map(\.unavailable), now: now)
         let sizing = sizingUnit(capacity: policy.capacity, candidates: candidates)
@@ -115,7 +116,10 @@ private struct Planner {
 
     private func value(_ signal: Signal) -> Double { observation.reading(signal).usableValue ?? 0 }
 
-    private var unschedulablePods: Int { Int(value(.unschedulablePods).rounded()) }
+    private var unschedulablePods: Int { podCount(value(.unschedulablePods)) }
+
+    /// A pod count from a float sample, clamped so an absurd value cannot trap the conversion.
+    private func podCount(_ value: Double) -> Int { Int(min(value, 1e9).rounded()) }
 
     private func requiredSignals() -> Set<Signal> {
         var required: Set<Signal> = [
@@ -130,7 +134,7 @@ private struct Planner {
 
     private func signalVerdicts(required: Set<Signal>) -> [SignalVerdict] {
         Signal.allCases.map { signal in
-            let reading = observation.reading(signal)
+            let reading = observation.reading(signal).normalized
             let isRequired = required.contains(signal)
             let threshold: Double? = switch signal {
             case .unschedulablePods: 0
@@ -150,7 +154,7 @@ private struct Planner {
             }
             switch signal {
             case .unschedulablePods:
-                let pods = Int(value.rounded())
+                let pods = podCount(value)
                 return pods > 0 ? verdict(.triggersScaleUp, "\(pods) > 0") : verdict(.allowsScaleDown, "none pending")
             case .pendingCPURequestCores:
                 return verdict(.informational, "\(formatNumber(value, decimals: 3)) cores requested by unschedulable pods")

@@ -27,6 +27,7 @@ func formatDuration(_ seconds: TimeInterval) -> String {
     guard seconds.isFinite else { return "∞" }
     if seconds < 0 { return "-" + formatDuration(-seconds) }
     if seconds > 0, seconds < 1 { return "\(formatNumber(seconds * 1000, decimals: 0))ms" }
+    if seconds >= 1e15 { return "\(formatNumber(seconds))s" }  // beyond Int64 days: say it plainly
     var rest = Int64(seconds.rounded())
     if rest == 0 { return "0s" }
     var text = ""

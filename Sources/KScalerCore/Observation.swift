@@ -38,6 +38,24 @@ public enum Reading: Sendable, Equatable, Codable {
         }
     }
 
+    /// The same reading with a non-finite value spelled `.notANumber`, as JSON spells it.
+    public var normalized: Reading {
+        if case .value(let value) = self, !value.isFinite { return .notANumber }
+        return self
+    }
+
+    /// NaN equals NaN here: a reading is a report, and the same report must compare equal
+    /// (decisions are checked for determinism by equality).
+    public static func == (lhs: Reading, rhs: Reading) -> Bool {
+        switch (lhs, rhs) {
+        case (.value(let a), .value(let b)): a == b || (a.isNaN && b.isNaN)
+        case (.noData, .noData), (.notANumber, .notANumber): true
+        case (.stale(let a), .stale(let b)): a == b
+        case (.failed(let a), .failed(let b)): a == b
+        default: false
+        }
+    }
+
     private enum CodingKeys: String, CodingKey { case status, value, ageSeconds = "age_seconds", message }
 
     public func encode(to encoder: any Encoder) throws {

@@ -115,4 +115,15 @@ struct DecideSafetyTests {
         #expect(late.halt == .clusterUnhealthy)
         #expect(late.counts.clusterNotReady == 5)
     }
+
+    @Test("absurd but finite values are handled, not trapped on")
+    func absurdValues() {
+        var cluster = Cluster(workers: 2)
+        cluster.set(.unschedulablePods, .value(1e300))
+        cluster.set(.pendingCPURequestCores, .value(1e300))
+        cluster.set(.pendingMemoryRequestBytes, .value(1e300))
+        #expect(cluster.decide(.test(max: 100)).scaleUpCount == 10)
+        cluster.set(.cpuUtilizationWindowMax, .stale(ageSeconds: 1e300))
+        #expect(cluster.decide().reasons(.missingSignal).first?.contains("stale") == true)
+    }
 }
