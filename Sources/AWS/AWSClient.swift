@@ -115,7 +115,9 @@ struct EndpointURL: Sendable {
 }
 
 /// `application/x-www-form-urlencoded` as AWS Query services expect it: RFC 3986 unreserved
-/// characters stay, every other byte is %XX (so base64's `+`, `/`, `=` are encoded).
+/// characters stay, a space is `+`, every other byte is %XX (so base64's `+`, `/`, `=` are
+/// encoded). AWS accepts `+` and `%20` alike, but moto re-encodes the parsed form with `+`
+/// before checking the signature, so `%20` fails there with AuthFailure.
 public enum FormEncoding {
     public static func encode(_ text: String) -> String {
         var out = ""
@@ -125,6 +127,8 @@ public enum FormEncoding {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
                  UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(byte))
+            case UInt8(ascii: " "):
+                out.unicodeScalars.append("+")
             default:
                 let hex = Array("0123456789ABCDEF".utf8)
                 out.unicodeScalars.append("%")

@@ -24,7 +24,10 @@ public struct AWSError: Error, Sendable, CustomStringConvertible {
     public var isThrottling: Bool { Self.throttlingCodes.contains(code) }
 
     /// Codes for which retrying the same request may succeed (besides throttling and 5xx).
-    public var isTransient: Bool { Self.transientCodes.contains(code) || httpStatus >= 500 }
+    /// EC2's capacity errors are excluded although `InsufficientInstanceCapacity` comes as a
+    /// 500: an immediate retry meets the same shortage and only delays the fallback to the
+    /// next instance type or subnet.
+    public var isTransient: Bool { (Self.transientCodes.contains(code) || httpStatus >= 500) && !isCapacityError }
 
     /// The request was not authenticated: a wrong secret, an unknown key, an expired token.
     public var isAuthenticationFailure: Bool { Self.authenticationCodes.contains(code) }
