@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "HTTP", dependencies: ["CCurl"]),
         .target(name: "SigV4", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "AWS", dependencies: ["SigV4", "HTTP"]),
-        .target(name: "Prometheus", dependencies: ["SigV4", "HTTP"]),
+        .target(name: "Prometheus", dependencies: ["HTTP"]),
         .target(name: "KScalerCore"),
         .target(name: "KScaler", dependencies: ["KScalerCore", "AWS", "Prometheus", "HTTP", "SigV4"]),
         .executableTarget(
@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport"]),
-        .testTarget(name: "PrometheusTests", dependencies: ["Prometheus", "TestSupport"]),
+        .testTarget(name: "PrometheusTests", dependencies: ["Prometheus", "KScalerCore", "TestSupport"]),
         .testTarget(
             name: "KScalerCoreTests",
             dependencies: ["KScalerCore", .product(name: "PropertyBased", package: "swift-property-based")]
