@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "HTTP", dependencies: ["CCurl"]),
         .target(name: "SigV4", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "AWS", dependencies: ["SigV4", "HTTP"]),
-        .target(name: "Prometheus", dependencies: ["SigV4", "HTTP"]),
+        .target(name: "Prometheus", dependencies: ["HTTP"]),
         .target(name: "KScalerCore"),
         // Prints how long decide() takes for clusters of several sizes (figures, no pass/fail).
         .executableTarget(name: "kscaler-bench", dependencies: ["KScalerCore"]),
@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport"]),
-        .testTarget(name: "PrometheusTests", dependencies: ["Prometheus", "TestSupport"]),
+        .testTarget(name: "PrometheusTests", dependencies: ["Prometheus", "KScalerCore", "TestSupport"]),
         .testTarget(
             name: "KScalerCoreTests",
             dependencies: ["KScalerCore", .product(name: "PropertyBased", package: "swift-property-based")]

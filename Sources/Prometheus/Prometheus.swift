@@ -1,1 +1,0 @@
-// Prometheus HTTP API client. Implemented in issue 4.

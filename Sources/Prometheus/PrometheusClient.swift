@@ -1,0 +1,158 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import HTTP
+
+/// Client for the Prometheus HTTP API's instant queries (`/api/v1/query`).
+///
+/// Works with Prometheus, its API-compatible peers and Amazon Managed Prometheus
+/// (base URL `https://aps-workspaces.<region>.amazonaws.com/workspaces/<id>` with a SigV4 signer).
+/// Credential files are read once, when the client is created: create one client per run.
+public struct PrometheusClient: Sendable {
+    /// Queries whose form-encoded parameters are longer than this go in a POST body: proxies
+    /// and servers commonly cap URLs at a few kilobytes.
+    public static let maximumGETParametersLength = 2_000
+
+    /// The base URL without trailing slashes; API paths are appended to it.
+    public let baseURL: String
+    public let timeout: Duration
+    private let auth: ResolvedAuth
+    private let transport: any HTTPTransport
+
+    /// - Parameters:
+    ///   - baseURL: `http(s)://host[:port][/path prefix]`, without credentials, query or fragment.
+    ///   - timeout: Bound for one whole request.
+    /// - Throws: `PrometheusError.invalidBaseURL` or `.invalidAuth` (e.g. a missing credential file).
+    public init(baseURL: String, auth: PrometheusAuth = .none, timeout: Duration = .seconds(5), transport: any HTTPTransport) throws(PrometheusError) {
+        self.baseURL = try Self.validated(baseURL)
+        self.auth = try ResolvedAuth(auth)
+        self.timeout = timeout
+        self.transport = transport
+    }
+
+    /// Evaluates `promql` at `time` (Prometheus's own "now" when nil).
+    /// - Returns: The vector (empty = no data) or scalar Prometheus answered.
+    /// - Throws: `PrometheusError`, or whatever the request signer throws.
+    public func query(_ promql: String, at time: Date? = nil) async throws -> QueryResult {
+        var parameters = [("query", promql)]
+        if let time { parameters.append(("time", Self.unixSeconds(time))) }
+        var request = makeRequest(path: "/api/v1/query", parameters: parameters)
+        switch auth {
+        case .none: break
+        case .header(let secret): request.headers.append(HTTPHeader("Authorization", secret.value))
+        case .signer(let signer): request = try signer.sign(request, at: Date())
+        }
+        let response: HTTPResponse
+        do {
+            response = try await transport.send(request)
+        } catch let error as HTTPError {
+            throw PrometheusError.transport(error)
+        }
+        return try decode(response)
+    }
+
+    /// GET with the parameters in the URL, or POST with them as a form body when they are long.
+    private func makeRequest(path: String, parameters: [(String, String)]) -> HTTPRequest {
+        let form = parameters.map { "\(Self.formEncoded($0.0))=\(Self.formEncoded($0.1))" }.joined(separator: "&")
+        let url = baseURL + path
+        if form.utf8.count <= Self.maximumGETParametersLength {
+            return HTTPRequest(method: "GET", url: url + "?" + form, headers: [HTTPHeader("Accept", "application/json")], timeout: timeout)
+        }
+        return HTTPRequest(
+            method: "POST",
+            url: url,
+            headers: [HTTPHeader("Accept", "application/json"), HTTPHeader("Content-Type", "application/x-www-form-urlencoded")],
+            body: Data(form.utf8),
+            timeout: timeout
+        )
+    }
+
+    private func decode(_ response: HTTPResponse) throws(PrometheusError) -> QueryResult {
+        let envelope: APIResponse
+        do {
+            envelope = try JSONDecoder().decode(APIResponse.self, from: response.body)
+        } catch let error as DecodingError {
+            throw unreadable(response, reason: error.readableReason)
+        } catch {
+            throw unreadable(response, reason: "body could not be decoded")
+        }
+        switch (envelope.status, envelope.data) {
+        case ("error", _):
+            throw .api(
+                httpStatus: response.status,
+                errorType: envelope.errorType ?? "unknown",
+                message: redacted(envelope.error ?? "(no message)")
+            )
+        case ("success", .vector(let samples)?): return .vector(samples)
+        case ("success", .scalar(let sample)?): return .scalar(sample)
+        case ("success", .unsupported(let resultType)?): throw .unsupportedResultType(resultType)
+        case ("success", nil): throw unreadable(response, reason: "status is success but there is no data")
+        default: throw unreadable(response, reason: "unknown status \"\(envelope.status.prefix(40))\"")
+        }
+    }
+
+    private func unreadable(_ response: HTTPResponse, reason: String) -> PrometheusError {
+        .unreadableResponse(httpStatus: response.status, reason: redacted(reason), snippet: snippet(of: response.body))
+    }
+
+    /// The start of a body on one line, at most 200 characters, control characters replaced
+    /// (it ends up in logs), the client's secrets cut out (a proxy may echo request headers).
+    private func snippet(of body: Data) -> String {
+        let longestSecret = auth.secrets.map(\.utf8.count).max() ?? 0
+        let text = redacted(String(decoding: body.prefix(4_096 + longestSecret), as: UTF8.self))
+        let printable = String(String.UnicodeScalarView(text.unicodeScalars.map {
+            $0.properties.generalCategory == .control && !$0.properties.isWhitespace ? "\u{FFFD}" : $0
+        }))
+        let oneLine = printable.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        if oneLine.isEmpty { return "(empty body)" }
+        return oneLine.count > 200 ? String(oneLine.prefix(200)) + "…" : oneLine
+    }
+
+    private func redacted(_ text: String) -> String {
+        auth.secrets.reduce(text) { $0.replacing($1, with: "<redacted>") }
+    }
+
+    private static func validated(_ baseURL: String) throws(PrometheusError) -> String {
+        guard let url = URL(string: baseURL), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
+            throw .invalidBaseURL(reason: "\"\(baseURL)\" is not an absolute URL like http://prometheus:9090")
+        }
+        guard scheme == "http" || scheme == "https" else {
+            throw .invalidBaseURL(reason: "scheme \(scheme) is not supported; use http or https")
+        }
+        guard url.user == nil, url.password == nil else {
+            // Not echoing the URL: it holds a credential.
+            throw .invalidBaseURL(reason: "the URL contains credentials; configure them under prometheus.auth instead")
+        }
+        guard url.query == nil, url.fragment == nil else {
+            throw .invalidBaseURL(reason: "\"\(baseURL)\" has a query or fragment; give only scheme, host, port and path prefix")
+        }
+        var trimmed = Substring(baseURL)
+        while trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        return String(trimmed)
+    }
+
+    /// Unix seconds with millisecond precision, the form Prometheus itself uses.
+    static func unixSeconds(_ time: Date) -> String {
+        String((time.timeIntervalSince1970 * 1_000).rounded() / 1_000)
+    }
+
+    /// application/x-www-form-urlencoded, with every byte but the RFC 3986 unreserved set
+    /// percent-encoded (valid in a URL query and in a form body alike).
+    static func formEncoded(_ text: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                bytes.append(byte)
+            default:
+                bytes += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
