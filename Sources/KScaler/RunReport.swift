@@ -1,0 +1,88 @@
+import KScalerCore
+
+/// Everything one `kscaler run` or `kscaler plan` saw, decided and did. Printed as a table for
+/// people and as one JSON document (`--output json`, stable snake_case keys) for machines;
+/// the history event and the Pushgateway metrics are derived from it.
+public struct RunReport: Sendable, Codable {
+    public enum Mode: String, Sendable, Codable { case run, plan }
+
+    public enum Outcome: String, Sendable, Codable {
+        /// Launched or terminated something (plan: the dry run of the action passed).
+        case acted
+        /// Nothing to do, or blocked by a cooldown or a safety rule.
+        case nothing
+        /// Another run holds the lease: a normal outcome.
+        case skipped
+        /// Observing failed (AWS, Prometheus, the table): no action was taken.
+        case failed
+        /// An EC2 action failed (plan: its dry run failed, e.g. a missing permission).
+        case actionFailed = "action_failed"
+    }
+
+    public struct LeaseInfo: Sendable, Codable, Equatable {
+        public var owner: String?
+        public var token: Int
+        public var expiresAt: Date?
+        enum CodingKeys: String, CodingKey { case owner, token, expiresAt = "expires_at" }
+    }
+
+    public var runID: String
+    public var mode: Mode
+    public var clusterID: String
+    public var startedAt: Date
+    public var finishedAt: Date
+    public var outcome: Outcome
+    /// Ours when acquired; the holder's when skipped; nil for a plan.
+    public var lease: LeaseInfo?
+    public var leaseReleased: Bool?
+    public var observation: Observation?
+    public var decision: Decision?
+    public var actions: [RunEvent.ActionRecord]
+    /// Facts worth a line that are not decisions (a resumed launch intent, a released lease).
+    public var notes: [String]
+    public var errors: [String]
+
+    public init(runID: String, mode: Mode, clusterID: String, startedAt: Date) {
+        self.runID = runID
+        self.mode = mode
+        self.clusterID = clusterID
+        self.startedAt = startedAt
+        self.finishedAt = startedAt
+        self.outcome = .nothing
+        self.actions = []
+        self.notes = []
+        self.errors = []
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case runID = "run_id", mode, clusterID = "cluster_id", startedAt = "started_at", finishedAt = "finished_at", outcome
+        case lease, leaseReleased = "lease_released", observation, decision, actions, notes, errors
+    }
+
+    /// The history event for this run, or nil when it neither decided nor did anything worth
+    /// keeping (a quiet run every minute must not fill the table).
+    public var historyEvent: RunEvent? {
+        let decided = decision.map { $0.action != .none || !$0.failedBoots.isEmpty } ?? false
+        guard decided || !actions.isEmpty || !errors.isEmpty else { return nil }
+        let eventOutcome: RunEvent.Outcome = switch outcome {
+        case .acted: .acted
+        case .nothing, .skipped: .nothing
+        case .failed: .failed
+        case .actionFailed: .actionFailed
+        }
+        return RunEvent(runID: runID, startedAt: startedAt, finishedAt: finishedAt, outcome: eventOutcome,
+                        action: decision?.action.kindName ?? "none", counts: decision?.counts,
+                        reasons: decision?.reasons.map(\.message) ?? [], actions: actions, errors: errors, leaseToken: lease?.token)
+    }
+}
+
+extension Decision.Action {
+    /// `none`, `scale_up`, `scale_down`: the names the JSON output and the history use.
+    public var kindName: String {
+        switch self {
+        case .none: "none"
+        case .scaleUp: "scale_up"
+        case .scaleDown: "scale_down"
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import KScalerCore
+
+/// What a run reads from Prometheus: one reading per signal (a failed query is a
+/// `Reading.failed`, never an exception: the core decides what a missing signal blocks) and
+/// the nodes the per-node signals describe.
+public struct MetricsObservation: Sendable, Equatable {
+    public var readings: [Signal: Reading]
+    public var nodes: [NodeObservation]
+
+    public init(readings: [Signal: Reading], nodes: [NodeObservation]) {
+        self.readings = readings
+        self.nodes = nodes
+    }
+}
+
+public protocol MetricsSource: Sendable {
+    /// Runs every query, concurrently, and classifies each answer against `now`.
+    func observe(queries: [Signal: String], now: Date) async -> MetricsObservation
+}
+
+/// A launch as the run asks for it: how many, the offerings to try in order, the idempotency
+/// id (EC2 ClientToken and tag `kscaler:launch-id`), and the worker user data.
+public struct LaunchPlan: Sendable, Equatable {
+    public var launchID: String
+    public var count: Int
+    public var candidates: [Offering]
+    public var userData: String?
+
+    public init(launchID: String, count: Int, candidates: [Offering], userData: String?) {
+        self.launchID = launchID
+        self.count = count
+        self.candidates = candidates
+        self.userData = userData
+    }
+}
+
+public struct LaunchResult: Sendable, Equatable {
+    public var instances: [ManagedInstance]
+    /// The offering that launched (nil for a dry run that passed).
+    public var offering: Offering?
+    /// Offerings that answered with a capacity error on the way, to be skipped for a while.
+    public var unavailable: [Offering]
+
+    public init(instances: [ManagedInstance], offering: Offering?, unavailable: [Offering]) {
+        self.instances = instances
+        self.offering = offering
+        self.unavailable = unavailable
+    }
+}
+
+/// The EC2 instances kscaler manages for one cluster.
+public protocol Fleet: Sendable {
+    /// Pending and running instances tagged `kscaler:cluster=<id>`.
+    func managedInstances() async throws -> [ManagedInstance]
+    /// Instances (any live state) carrying `kscaler:launch-id=<launchID>`.
+    func instances(launchID: String) async throws -> [ManagedInstance]
+    /// Launches, trying offerings in order on capacity errors. A dry run proves permissions
+    /// only (EC2 `DryRun=true`) and launches nothing.
+    func launch(_ plan: LaunchPlan, dryRun: Bool) async throws -> LaunchResult
+    /// Terminates managed, unprotected instances; refuses anything else before calling EC2.
+    func terminate(_ instanceIDs: [String], dryRun: Bool) async throws
+}
+
+/// The table: lease, state item, history.
+public protocol RunStore: Sendable {
+    func acquire(owner: String, ttl: Duration, note: String?, now: Date) async throws -> LeaseAcquisition
+    func readState() async throws -> StoredState
+    func recordLaunchIntent(_ intent: LaunchIntent, lease: Lease) async throws
+    func finish(lease: Lease, changes: StateChanges, event: RunEvent?, retention: TimeInterval) async throws -> Bool
+}
+
+extension KScalerTable: RunStore {}

@@ -1,0 +1,114 @@
+import ArgumentParser
+import KScaler
+import KScalerCore
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case human, json
+}
+
+/// One JSON document per command (`--output json`): stable snake_case keys, ISO 8601 dates.
+enum JSONOutput {
+    static func render<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "+Inf", negativeInfinity: "-Inf", nan: "NaN")
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}
+
+/// The human view of a run or plan: each signal with its value, threshold and verdict, the
+/// bounds, the cooldowns and when they end, the decision with every reason, the actions.
+enum ReportPrinter {
+    static func human(_ report: RunReport, bounds: NodeBounds, now: Date) -> String {
+        var lines: [String] = []
+        let title = report.mode == .plan ? "kscaler plan (dry run: nothing is written or changed)" : "kscaler run"
+        lines.append("\(title) · cluster \(report.clusterID) · \(report.startedAt.formatted(.iso8601)) · run \(report.runID)")
+        if let lease = report.lease {
+            if report.outcome == .skipped {
+                lines.append("lease       held by \(lease.owner ?? "?") until \(lease.expiresAt.map(time) ?? "?") — skipped")
+            } else {
+                let released = report.leaseReleased == true ? "released" : "NOT released (expires \(lease.expiresAt.map(time) ?? "?"))"
+                lines.append("lease       token \(lease.token), \(released)")
+            }
+        }
+        if let decision = report.decision {
+            lines.append("")
+            lines.append("signals")
+            for verdict in decision.signals {
+                let value = verdict.reading.usableValue.map(format) ?? (verdict.reading.problem ?? "—")
+                lines.append("  " + pad(verdict.signal.rawValue, 30) + pad(value, 14) + pad(verdict.verdict.rawValue, 22) + verdict.detail)
+            }
+            let counts = decision.counts
+            lines.append("")
+            lines.append("nodes       managed \(counts.current) (ready \(counts.ready), booting \(counts.booting)) · desired \(counts.desired) · bounds \(bounds.min)…\(bounds.max) · cluster \(counts.clusterNodes) nodes, \(counts.clusterNotReady) not Ready")
+            for cooldown in decision.cooldowns {
+                let state: String
+                if let ends = cooldown.endsAt {
+                    state = cooldown.active ? "active until \(time(ends)) (in \(span(ends.timeIntervalSince(now))))" : "over since \(time(ends))"
+                } else {
+                    state = "not started (no such event yet)"
+                }
+                lines.append("cooldown    " + pad(cooldown.name.rawValue, 34) + state)
+            }
+            lines.append("")
+            lines.append("decision    \(describe(decision.action))")
+            for reason in decision.reasons { lines.append("  - \(reason.message)") }
+        }
+        if !report.actions.isEmpty {
+            lines.append("")
+            for action in report.actions { lines.append("action      " + describe(action, plan: report.mode == .plan)) }
+        }
+        for note in report.notes { lines.append("note        \(note)") }
+        for error in report.errors { lines.append("error       \(error)") }
+        lines.append("")
+        lines.append("outcome     \(report.outcome.rawValue) (\(span(report.finishedAt.timeIntervalSince(report.startedAt))))")
+        return lines.joined(separator: "\n")
+    }
+
+    static func describe(_ action: Decision.Action) -> String {
+        switch action {
+        case .none: "no change"
+        case .scaleUp(let count): "scale up by \(count)"
+        case .scaleDown(let victims): "scale down by \(victims.count): \(victims.map(\.instanceID).joined(separator: ", "))"
+        }
+    }
+
+    static func describe(_ action: RunEvent.ActionRecord, plan: Bool) -> String {
+        let what: String = switch action.kind {
+        case .launch: plan ? "launch (dry run passed)" : "launched \(action.instanceIDs.count)"
+        case .terminate: plan ? "terminate (dry run passed)" : "terminated"
+        case .terminateFailedBoot: plan ? "terminate failed boots (dry run passed)" : "terminated failed boots"
+        }
+        var parts = [what]
+        if let type = action.instanceType { parts.append(type) }
+        if let subnet = action.subnetID { parts.append("in \(subnet)") }
+        if !action.instanceIDs.isEmpty { parts.append(action.instanceIDs.joined(separator: ", ")) }
+        if let launchID = action.launchID { parts.append("launch id \(launchID)") }
+        if let error = action.error { parts.append("FAILED: \(error)") }
+        return parts.joined(separator: " · ")
+    }
+
+    static func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(format3(value))
+    }
+
+    static func format3(_ value: Double) -> String {
+        let scaled = (value * 1000).rounded() / 1000
+        return String(scaled)
+    }
+
+    static func time(_ date: Date) -> String { date.formatted(.iso8601) }
+
+    static func span(_ seconds: TimeInterval) -> String {
+        let total = Int(seconds.rounded())
+        if total < 1 { return "\(Int((seconds * 1000).rounded())) ms" }
+        if total < 60 { return "\(total)s" }
+        let minutes = total / 60, rest = total % 60
+        return rest == 0 ? "\(minutes)m" : "\(minutes)m \(rest)s"
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import AWS
+import HTTP
+import KScaler
+import KScalerCore
+import Logging
+
+/// Options shared by `run` and `plan`.
+struct EvaluateOptions: ParsableArguments {
+    @Option(name: .long, help: "Output: human (a table) or json (one JSON document, stable field names).")
+    var output: OutputFormat = .human
+
+    @Option(name: .long, help: ArgumentHelp("Deadline for the whole run, in seconds.",
+                                            discussion: "Keep it well under lease.ttl; when it passes, nothing further is started and the lease is released."))
+    var timeout: Int = 60
+}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Take the lease, observe, decide, act, record, release — once.",
+        discussion: """
+        Safe to start every minute from cron, a systemd timer or a scheduler: a run that finds \
+        the lease held by another exits 0 ("skipped"). SIGTERM and SIGINT release the lease before exit.
+
+        \(KScalerExit.helpText)
+        """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var options: EvaluateOptions
+
+    @Flag(name: .long, help: "The same as `kscaler plan`: observe and decide, change nothing.")
+    var dryRun = false
+
+    func run() async throws {
+        try await Evaluation.execute(mode: dryRun ? .plan : .run, global: global, configOptions: configOptions, options: options)
+    }
+}
+
+struct PlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Observe and decide, and print why — without writing or changing anything.",
+        discussion: """
+        Never takes the lease, never writes the state or the history, never launches or terminates: \
+        EC2 actions are sent with DryRun=true so missing IAM permissions show up. Works with read-only credentials.
+        """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var options: EvaluateOptions
+
+    func run() async throws {
+        try await Evaluation.execute(mode: .plan, global: global, configOptions: configOptions, options: options)
+    }
+}
+
+/// The shared body of `run` and `plan`: wiring, deadline, signals, output, exit code.
+enum Evaluation {
+    static func execute(mode: RunReport.Mode, global: GlobalOptions, configOptions: ConfigOptions, options: EvaluateOptions) async throws {
+        let logger = global.makeLogger()
+        let environment = processEnvironment()
+        let loaded = try configOptions.load(environment: environment)
+        let config = loaded.config
+        guard Double(options.timeout) < config.lease.ttl else {
+            printError("kscaler: --timeout \(options.timeout)s must be shorter than lease.ttl (\(Int(config.lease.ttl))s), or the lease could expire mid-run")
+            throw KScalerExit.invalidConfig
+        }
+        let runtime: Runtime
+        do {
+            runtime = try await Runtime.make(config: config, environment: AWSEnvironment(variables: environment),
+                                             transport: CurlTransport(), logger: logger)
+        } catch {
+            logger.error("cannot start: \(error)")
+            throw KScalerExit.observationFailed
+        }
+        let invocation = Evaluator.Invocation(runID: Runtime.newRunID(), owner: Runtime.leaseOwner(), userData: runtime.userData)
+        let evaluator = runtime.evaluator(logger: logger)
+
+        let report = await SignalHandling.runCancellingOnSignal(deadline: .seconds(options.timeout)) {
+            mode == .run ? await evaluator.run(invocation) : await evaluator.plan(invocation)
+        }
+        await runtime.pushMetrics(report, logger: logger)
+
+        switch options.output {
+        case .json: print(try JSONOutput.render(report))
+        case .human: print(ReportPrinter.human(report, bounds: config.nodes, now: Date()))
+        }
+        logger.info("run_finished", metadata: [
+            "event": "run_finished", "outcome": "\(report.outcome.rawValue)", "mode": "\(mode.rawValue)", "run_id": "\(report.runID)",
+            "cluster": "\(config.clusterID)",
+            "at_max": "\(report.decision.map { $0.counts.desired >= config.nodes.max } ?? false)",
+            "duration_ms": "\(Int(report.finishedAt.timeIntervalSince(report.startedAt) * 1000))",
+        ])
+        for error in report.errors { logger.error("\(error)") }
+        if let exit = SignalHandling.exitCodeForReceivedSignal() { throw exit }
+        switch report.outcome {
+        case .acted, .nothing, .skipped: return
+        case .failed: throw KScalerExit.observationFailed
+        case .actionFailed: throw KScalerExit.actionFailed
+        }
+    }
+}

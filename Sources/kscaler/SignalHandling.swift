@@ -1,0 +1,48 @@
+import Dispatch
+import KScaler
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#else
+import Darwin
+#endif
+import ArgumentParser
+import Synchronization
+
+/// SIGTERM (a container being stopped) and SIGINT (Ctrl-C) cancel the run instead of killing
+/// the process, so the evaluator still releases the lease; the run's deadline does the same.
+enum SignalHandling {
+    private static let received = Atomic<Int32>(0)
+
+    /// Runs `body`; on SIGTERM/SIGINT or when `deadline` passes, cancels it and waits for it to
+    /// unwind (the evaluator releases the lease on the way out).
+    static func runCancellingOnSignal<T: Sendable>(deadline: Duration, _ body: @escaping @Sendable () async -> T) async -> T {
+        let work = Task { await body() }
+        var sources: [any DispatchSourceSignal] = []
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler {
+                received.store(signalNumber, ordering: .relaxed)
+                work.cancel()
+            }
+            source.resume()
+            sources.append(source)
+        }
+        let timer = Task {
+            try? await Task.sleep(for: deadline)
+            if !Task.isCancelled { work.cancel() }
+        }
+        let result = await work.value
+        timer.cancel()
+        for source in sources { source.cancel() }
+        return result
+    }
+
+    /// 128 + the signal number, the shell convention, when a signal ended the run.
+    static func exitCodeForReceivedSignal() -> ExitCode? {
+        let signalNumber = received.load(ordering: .relaxed)
+        return signalNumber == 0 ? nil : ExitCode(128 + signalNumber)
+    }
+}
