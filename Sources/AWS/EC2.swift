@@ -84,6 +84,20 @@ public struct EC2Client: Sendable {
         return try EC2Parsing.stateChanges(root)
     }
 
+    /// Asks EC2 whether terminating `ids` would be allowed, terminating nothing (the plan's
+    /// permission check). Returns on `DryRunOperation`; throws the refusal otherwise.
+    public func terminateInstancesDryRun(ids: [String]) async throws {
+        guard !ids.isEmpty else { return }
+        let parameters = ids.enumerated().map { ("InstanceId.\($0.offset + 1)", $0.element) } + [("DryRun", "true")]
+        do {
+            _ = try await client.query(operation: "TerminateInstances", version: Self.version, parameters: parameters)
+        } catch let error as AWSError where error.code == "DryRunOperation" {
+            return
+        }
+        throw AWSResponseError(service: client.displayName, operation: "TerminateInstances", httpStatus: 200,
+                               detail: "a dry run was answered with success instead of DryRunOperation: the endpoint ignored DryRun")
+    }
+
     /// Adds or overwrites tags on instances (or any EC2 resource ids).
     public func createTags(resourceIDs: [String], tags: [String: String]) async throws {
         guard !resourceIDs.isEmpty, !tags.isEmpty else { return }
