@@ -34,7 +34,11 @@ let package = Package(
         .executableTarget(name: "kscaler-bench", dependencies: ["KScalerCore"]),
         .target(
             name: "KScaler",
-            dependencies: ["KScalerCore", "AWS", "Prometheus", "HTTP", "SigV4", .product(name: "Yams", package: "Yams")]
+            dependencies: [
+                "KScalerCore", "AWS", "Prometheus", "HTTP", "SigV4",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .executableTarget(
             name: "kscaler",

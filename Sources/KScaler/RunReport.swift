@@ -6,7 +6,7 @@ import KScalerCore
 public struct RunReport: Sendable, Codable {
     public enum Mode: String, Sendable, Codable { case run, plan }
 
-    public enum Outcome: String, Sendable, Codable {
+    public enum Outcome: String, Sendable, Codable, CaseIterable {
         /// Launched or terminated something (plan: the dry run of the action passed).
         case acted
         /// Nothing to do, or blocked by a cooldown or a safety rule.
