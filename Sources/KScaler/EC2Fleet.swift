@@ -1,0 +1,117 @@
+import AWS
+import KScalerCore
+
+/// The fleet on EC2. Managed instances are those tagged `kscaler:cluster=<id>`, always
+/// filtered on state pending/running (terminated instances stay listed for a while).
+public struct EC2Fleet: Fleet {
+    public static let clusterTag = "kscaler:cluster"
+    public static let poolTag = "kscaler:pool"
+    public static let launchIDTag = "kscaler:launch-id"
+    public static let protectedTag = "kscaler:protected"
+
+    let ec2: EC2Client
+    let clusterID: String
+    let workers: WorkerSettings
+    /// Instance ids never to terminate, besides those tagged protected.
+    let protectedInstances: Set<String>
+
+    public init(ec2: EC2Client, clusterID: String, workers: WorkerSettings, protectedInstances: Set<String>) {
+        self.ec2 = ec2
+        self.clusterID = clusterID
+        self.workers = workers
+        self.protectedInstances = protectedInstances
+    }
+
+    var liveManagedFilters: [(name: String, values: [String])] {
+        [("tag:\(Self.clusterTag)", [clusterID]), ("instance-state-name", ["pending", "running"])]
+    }
+
+    public func managedInstances() async throws -> [ManagedInstance] {
+        try await ec2.describeInstances(filters: liveManagedFilters).compactMap(Self.managed)
+    }
+
+    public func instances(launchID: String) async throws -> [ManagedInstance] {
+        try await ec2.describeInstances(filters: liveManagedFilters + [("tag:\(Self.launchIDTag)", [launchID])]).compactMap(Self.managed)
+    }
+
+    public func launch(_ plan: LaunchPlan, dryRun: Bool) async throws -> LaunchResult {
+        let candidates = plan.candidates.isEmpty ? [Offering(instanceType: nil, subnetID: nil)] : plan.candidates
+        if dryRun {
+            try await ec2.runInstancesDryRun(request(plan, offering: candidates[0], attempt: 0))
+            return LaunchResult(instances: [], offering: candidates[0], unavailable: [])
+        }
+        var unavailable: [Offering] = []
+        var lastError: AWSError?
+        for (attempt, offering) in candidates.enumerated() {
+            do {
+                let launched = try await ec2.runInstances(request(plan, offering: offering, attempt: attempt))
+                return LaunchResult(instances: launched.compactMap(Self.managed), offering: offering, unavailable: unavailable)
+            } catch let error as AWSError where error.isCapacityError {
+                unavailable.append(offering)
+                lastError = error
+            }
+        }
+        throw LaunchFailure(unavailable: unavailable,
+                            reason: "every offering answered with a capacity error (last: \(lastError.map { "\($0.code): \($0.message)" } ?? "none"))")
+    }
+
+    public func terminate(_ instanceIDs: [String], dryRun: Bool) async throws {
+        guard !instanceIDs.isEmpty else { return }
+        // Re-read the victims right before acting: only live, managed, unprotected instances go.
+        let current = try await ec2.describeInstances(filters: [("instance-state-name", ["pending", "running"])], instanceIDs: instanceIDs)
+        let byID = Dictionary(current.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var refused: [String] = []
+        for id in instanceIDs {
+            guard let instance = byID[id] else { refused.append("\(id) (not pending/running)"); continue }
+            if instance.tags[Self.clusterTag] != clusterID { refused.append("\(id) (not tagged \(Self.clusterTag)=\(clusterID))") }
+            else if instance.tags[Self.protectedTag] == "true" { refused.append("\(id) (tagged \(Self.protectedTag)=true)") }
+            else if protectedInstances.contains(id) { refused.append("\(id) (listed in victims.protected_instances)") }
+        }
+        guard refused.isEmpty else { throw TerminationRefused(instances: refused) }
+        if dryRun {
+            try await ec2.terminateInstancesDryRun(ids: instanceIDs)
+        } else {
+            _ = try await ec2.terminateInstances(ids: instanceIDs)
+        }
+    }
+
+    func request(_ plan: LaunchPlan, offering: Offering, attempt: Int) -> RunInstancesRequest {
+        let tags = [Self.clusterTag: clusterID, Self.poolTag: workers.pool, Self.launchIDTag: plan.launchID,
+                    "Name": "kscaler-\(clusterID)-\(workers.pool)"]
+        let template = workers.launchTemplate.map { reference -> LaunchTemplateReference in
+            switch reference.identity {
+            case .id(let id): LaunchTemplateReference(.id(id), version: reference.version)
+            case .name(let name): LaunchTemplateReference(.name(name), version: reference.version)
+            }
+        }
+        return RunInstancesRequest(
+            launchTemplate: template, imageID: workers.imageID, instanceType: offering.instanceType, count: plan.count,
+            subnetID: offering.subnetID, securityGroupIDs: workers.securityGroups,
+            instanceProfile: workers.instanceProfile.map(IAMInstanceProfile.init(nameOrARN:)),
+            instanceTags: tags, volumeTags: [Self.clusterTag: clusterID, Self.poolTag: workers.pool],
+            userData: plan.userData.map { Data($0.utf8) },
+            // One token per (launch, offering): a retry of the same attempt is deduplicated by
+            // EC2; a different offering is a different request, which EC2 requires.
+            clientToken: attempt == 0 ? plan.launchID : "\(plan.launchID)-\(attempt)")
+    }
+
+    static func managed(_ instance: EC2Instance) -> ManagedInstance? {
+        let state: ManagedInstance.State
+        switch instance.state {
+        case .pending: state = .pending
+        case .running: state = .running
+        default: return nil
+        }
+        return ManagedInstance(id: instance.id, instanceType: instance.instanceType, subnetID: instance.subnetID,
+                               availabilityZone: instance.availabilityZone, launchTime: instance.launchTime, state: state,
+                               protected: instance.tags[protectedTag] == "true")
+    }
+}
+
+/// A termination kscaler refused before calling EC2: the instance is not one it may touch.
+public struct TerminationRefused: Error, Sendable, CustomStringConvertible {
+    public var instances: [String]
+    public var description: String {
+        "refused to terminate \(instances.joined(separator: ", ")): kscaler terminates only live, unprotected instances of its own cluster"
+    }
+}

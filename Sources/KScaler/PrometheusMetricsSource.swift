@@ -1,0 +1,84 @@
+import KScalerCore
+import Prometheus
+
+/// Reads every signal from Prometheus concurrently and classifies each answer: a value, no
+/// data (an empty vector — never read as zero), stale, not a number, or failed with the reason.
+public struct PrometheusMetricsSource: MetricsSource {
+    let client: PrometheusClient
+    let staleness: Duration
+
+    public init(client: PrometheusClient, staleness: Duration) {
+        self.client = client
+        self.staleness = staleness
+    }
+
+    public func observe(queries: [Signal: String], now: Date) async -> MetricsObservation {
+        let answers = await withTaskGroup(of: (Signal, Result<QueryResult, any Error>).self) { group in
+            for (signal, query) in queries {
+                group.addTask {
+                    do { return (signal, .success(try await client.query(query))) } catch { return (signal, .failure(error)) }
+                }
+            }
+            var answers: [Signal: Result<QueryResult, any Error>] = [:]
+            for await (signal, answer) in group { answers[signal] = answer }
+            return answers
+        }
+        var readings: [Signal: Reading] = [:]
+        for signal in Signal.allCases {
+            guard let answer = answers[signal] else { continue }
+            readings[signal] = reading(signal, answer, now: now)
+        }
+        return MetricsObservation(readings: readings, nodes: nodes(answers, readings: readings))
+    }
+
+    func reading(_ signal: Signal, _ answer: Result<QueryResult, any Error>, now: Date) -> Reading {
+        let result: QueryResult
+        switch answer {
+        case .failure(let error): return .failed("\(error)")
+        case .success(let value): result = value
+        }
+        if result.isNoData { return .noData }
+        let samples = result.samples
+        for sample in samples {
+            switch sample.freshness(now: now, staleness: staleness) {
+            case .fresh: continue
+            case .stale(let age): return .stale(ageSeconds: Double(age.components.seconds))
+            case .ahead(let ahead):
+                return .failed("a sample is \(ahead.components.seconds)s in the future: the clocks of kscaler and Prometheus disagree")
+            }
+        }
+        switch signal.shape {
+        case .scalar:
+            guard samples.count == 1 else {
+                return .failed("expected one series, the query answered \(samples.count); aggregate it (e.g. sum(…))")
+            }
+            let value = samples[0].value
+            return value.isFinite ? .value(value) : .notANumber
+        case .perNode:
+            guard samples.allSatisfy({ $0.labels["node"] != nil }) else {
+                return .failed("every series must carry a `node` label")
+            }
+            return .value(Double(samples.count))
+        }
+    }
+
+    /// Nodes from `node_ready`, with their pods from `pods_per_node`: 0 when that query
+    /// answered without a series for the node, nil when it failed (the core then refuses to
+    /// pick victims rather than guess).
+    func nodes(_ answers: [Signal: Result<QueryResult, any Error>], readings: [Signal: Reading]) -> [NodeObservation] {
+        guard case .success(let ready)? = answers[.nodeReady], readings[.nodeReady]?.usableValue != nil else { return [] }
+        var podsByNode: [String: Int]?
+        if case .success(let pods)? = answers[.podsPerNode], readings[.podsPerNode]?.problem == nil || readings[.podsPerNode] == .noData {
+            var counts: [String: Int] = [:]
+            for sample in pods.samples {
+                if let node = sample.labels["node"], sample.value.isFinite { counts[node] = Int(sample.value) }
+            }
+            podsByNode = counts
+        }
+        return ready.samples.compactMap { sample in
+            guard let name = sample.labels["node"] else { return nil }
+            return NodeObservation(name: name, providerID: sample.labels["provider_id"], ready: sample.value == 1,
+                                   nonDaemonSetPods: podsByNode.map { $0[name] ?? 0 })
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import AWS
+import HTTP
+import KScalerCore
+import Logging
+
+/// Metrics for a job that does not stay up: at the end of each run, the run's figures are
+/// pushed to a Prometheus Pushgateway, grouped by cluster id (PUT: the group is replaced, so
+/// a label that disappeared from this run does not linger). Skipped runs push nothing: the
+/// run holding the lease reports.
+public struct Pushgateway: Sendable {
+    let baseURL: String
+    let transport: any HTTPTransport
+
+    public init(baseURL: String, transport: any HTTPTransport) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.transport = transport
+    }
+
+    public struct PushFailed: Error, CustomStringConvertible {
+        public var status: Int
+        public var body: String
+        public var description: String { "the Pushgateway answered HTTP \(status): \(body)" }
+    }
+
+    public func push(_ report: RunReport) async throws {
+        let group = "\(baseURL)/metrics/job/kscaler/cluster/\(Self.pathSegment(report.clusterID))"
+        let response = try await transport.send(HTTPRequest(
+            method: "PUT", url: group, headers: [HTTPHeader("Content-Type", "text/plain; version=0.0.4")],
+            body: Data(Self.exposition(report).utf8), timeout: .seconds(5)))
+        guard (200..<300).contains(response.status) else {
+            throw PushFailed(status: response.status, body: String(decoding: response.body.prefix(200), as: UTF8.self))
+        }
+    }
+
+    /// The Prometheus text exposition of one run. Ends with a newline, as the format requires.
+    static func exposition(_ report: RunReport) -> String {
+        var lines: [String] = []
+        func gauge(_ name: String, _ help: String, _ samples: [(labels: String, value: Double)]) {
+            lines.append("# HELP \(name) \(help)")
+            lines.append("# TYPE \(name) gauge")
+            for sample in samples { lines.append("\(name)\(sample.labels) \(format(sample.value))") }
+        }
+        let success = report.outcome == .acted || report.outcome == .nothing
+        gauge("kscaler_last_run_timestamp_seconds", "When the last run finished (Unix seconds).", [("", report.finishedAt.timeIntervalSince1970)])
+        gauge("kscaler_last_run_success", "1 if the last run observed, decided and acted without error.", [("", success ? 1 : 0)])
+        gauge("kscaler_last_run_duration_seconds", "Wall time of the last run.", [("", report.finishedAt.timeIntervalSince(report.startedAt))])
+        gauge("kscaler_last_run_outcome", "The last run's outcome (1 for the one that happened).",
+              RunReport.Outcome.allCases.map { ("{outcome=\"\($0.rawValue)\"}", $0 == report.outcome ? 1 : 0) })
+        if let decision = report.decision {
+            gauge("kscaler_managed_nodes", "Managed instances (pending or running).", [("", Double(decision.counts.current))])
+            gauge("kscaler_ready_nodes", "Managed instances whose node is Ready.", [("", Double(decision.counts.ready))])
+            gauge("kscaler_desired_nodes", "Managed instances the last decision wanted.", [("", Double(decision.counts.desired))])
+            if let pods = report.observation?.reading(.unschedulablePods).usableValue {
+                gauge("kscaler_unschedulable_pods", "Unschedulable pods the last run saw.", [("", pods)])
+            }
+            gauge("kscaler_last_run_decision", "The last decision by kind (1 for the one taken).",
+                  ["none", "scale_up", "scale_down"].map { ("{action=\"\($0)\"}", $0 == decision.action.kindName ? 1 : 0) })
+        }
+        let kinds: [RunEvent.ActionRecord.Kind] = [.launch, .terminate, .terminateFailedBoot]
+        gauge("kscaler_last_run_instances", "Instances the last run launched or terminated, by kind.",
+              kinds.map { kind in ("{kind=\"\(kind.rawValue)\"}", Double(report.actions.filter { $0.kind == kind && $0.error == nil }.reduce(0) { $0 + $1.instanceIDs.count })) })
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    }
+
+    /// Grouping-key values go into the URL path; kscaler's cluster ids are [a-z0-9-], but be safe.
+    static func pathSegment(_ value: String) -> String { FormEncoding.encode(value) }
+}
+
+extension Runtime {
+    /// Pushes the run's metrics when a Pushgateway is configured. A failed push is logged, not
+    /// fatal: the run itself has already happened.
+    public func pushMetrics(_ report: RunReport, logger: Logger) async {
+        guard let url = config.pushgatewayURL, !url.isEmpty, report.outcome != .skipped else { return }
+        do {
+            try await Pushgateway(baseURL: url, transport: transport).push(report)
+        } catch {
+            logger.warning("pushing metrics failed: \(error)")
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import AWS
+import HTTP
+import KScalerCore
+import Logging
+import Prometheus
+import SigV4
+
+/// The composition root: turns a validated configuration and the process environment into
+/// the adapters one run uses, sharing one transport (one connection pool) between them.
+public struct Runtime: Sendable {
+    public let config: KScalerConfig
+    public let aws: AWSContext
+    public let table: KScalerTable
+    public let fleet: EC2Fleet
+    /// Rendered worker user data for launches, or nil when the launch template carries its own.
+    public let userData: String?
+    let transport: any HTTPTransport
+
+    public static func make(config: KScalerConfig, environment: AWSEnvironment, transport: any HTTPTransport,
+                            logger: Logger) async throws -> Runtime {
+        let aws = try await AWSContext.resolve(environment: environment, configuredRegion: config.region, transport: transport)
+        logger.debug("aws", metadata: ["region": "\(aws.region)", "region_source": "\(aws.regionSource)"])
+        return Runtime(
+            config: config, aws: aws,
+            table: KScalerTable(dynamoDB: DynamoDBClient(client: aws.client(for: .dynamoDB, displayName: "DynamoDB")),
+                                tableName: config.table, clusterID: config.clusterID),
+            fleet: EC2Fleet(ec2: aws.ec2, clusterID: config.clusterID, workers: config.workers,
+                            protectedInstances: config.victims.protectedInstances),
+            userData: try UserDataRenderer.workerUserData(for: config),
+            transport: transport)
+    }
+
+    /// The Prometheus client, built per run so auth files (token, password) are read fresh.
+    public func prometheus() async throws -> PrometheusClient {
+        let auth: Prometheus.PrometheusAuth
+        switch config.prometheus.auth {
+        case .none: auth = .none
+        case .basic(let username, let passwordFile): auth = .basic(username: username, passwordFile: passwordFile)
+        case .bearer(let tokenFile): auth = .bearer(tokenFile: tokenFile)
+        case .sigv4(let region):
+            let credentials = try await aws.credentials.resolve().credentials
+            auth = .signed(SigV4RequestSigner(credentials: credentials, region: region ?? aws.region, service: AWSService.prometheus.signingName))
+        }
+        return try PrometheusClient(baseURL: config.prometheus.url, auth: auth,
+                                    timeout: .seconds(config.prometheus.timeout), transport: transport)
+    }
+
+    public func evaluator(logger: Logger) async throws -> Evaluator {
+        Evaluator(config: config, store: table, fleet: fleet,
+                  metrics: PrometheusMetricsSource(client: try await prometheus(), staleness: .seconds(config.prometheus.staleness)),
+                  logger: logger)
+    }
+
+    /// A run id: time-ordered and unique enough to name a history event.
+    public static func newRunID() -> String {
+        let millis = UInt64(Date().timeIntervalSince1970 * 1000)
+        return String(millis, radix: 36) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+    }
+
+    /// `host/pid/random`: who took a lease, in words an operator can follow.
+    public static func leaseOwner() -> String {
+        makeLeaseOwner(hostname: ProcessInfo.processInfo.hostName, processID: ProcessInfo.processInfo.processIdentifier)
+    }
+}
+
+/// SigV4 for Amazon Managed Service for Prometheus: signs the finished request as sent.
+struct SigV4RequestSigner: RequestSigner {
+    let credentials: Credentials
+    let region: String
+    let service: String
+
+    func sign(_ request: HTTPRequest, at time: Date) throws -> HTTPRequest {
+        guard let url = URLComponents(string: request.url), let host = url.host else {
+            throw HTTPError(kind: .invalidURL, host: "", detail: "cannot sign a request without a host")
+        }
+        let hostHeader = url.port.map { "\(host):\($0)" } ?? host
+        let query = (url.queryItems ?? []).map { (name: $0.name, value: $0.value ?? "") }
+        let headers = [(name: "Host", value: hostHeader)] + request.headers.map { (name: $0.name, value: $0.value) }
+        let signed = SigV4Signer(credentials: credentials, region: region, service: service)
+            .sign(SigningRequest(method: request.method, path: url.path.isEmpty ? "/" : url.path, query: query, headers: headers, body: request.body), at: time)
+        var result = request
+        result.headers = signed.headers.map { HTTPHeader($0.name, $0.value) }
+        return result
+    }
+}
