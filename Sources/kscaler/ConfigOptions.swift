@@ -23,11 +23,5 @@ struct ConfigOptions: ParsableArguments {
     }
 }
 
-/// Writes a line to stderr (for messages that are not log records: usage and config errors).
-func printError(_ line: String) {
-    var bytes = Array((line + "\n").utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
-}
-
 /// The process environment, read once per invocation and passed down.
 func processEnvironment() -> [String: String] { ProcessInfo.processInfo.environment }

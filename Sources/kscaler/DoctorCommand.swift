@@ -21,15 +21,8 @@ struct DoctorCommand: AsyncParsableCommand {
         let transport = CurlTransport()
         let checks = await Doctor.awsChecks(environment: environment, configuredRegion: region, transport: transport)
         for check in checks {
-            print("\(check.passed ? "ok  " : "FAIL") \(check.name.padded(to: 12)) \(check.detail)")
+            print("\(check.passed ? "ok  " : "FAIL") \(ReportPrinter.pad(check.name, 12)) \(check.detail)")
         }
         if checks.contains(where: { !$0.passed }) { throw KScalerExit.checksFailed }
-    }
-}
-
-extension String {
-    /// Left-aligns in a column of `width` characters (longer text is kept whole).
-    func padded(to width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
     }
 }

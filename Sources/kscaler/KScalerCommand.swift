@@ -13,7 +13,7 @@ struct KScalerCommand: AsyncParsableCommand {
         \(KScalerExit.helpText)
         """,
         version: kscalerVersion,
-        subcommands: [DoctorCommand.self]
+        subcommands: [RunCommand.self, PlanCommand.self, DoctorCommand.self, ConfigCommand.self, LeaseCommand.self, HistoryCommand.self]
     )
 }
 

@@ -95,3 +95,9 @@ extension GlobalOptions {
         return Logger(label: "kscaler")
     }
 }
+
+/// Writes a line to stderr (for messages that are not log records: usage and config errors).
+func printError(_ line: String) {
+    var bytes = Array((line + "\n").utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}

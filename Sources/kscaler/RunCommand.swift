@@ -70,15 +70,16 @@ enum Evaluation {
             throw KScalerExit.invalidConfig
         }
         let runtime: Runtime
+        let evaluator: Evaluator
         do {
             runtime = try await Runtime.make(config: config, environment: AWSEnvironment(variables: environment),
                                              transport: CurlTransport(), logger: logger)
+            evaluator = try await runtime.evaluator(logger: logger)
         } catch {
-            logger.error("cannot start: \(error)")
+            printError("kscaler: cannot start: \(error)")
             throw KScalerExit.observationFailed
         }
         let invocation = Evaluator.Invocation(runID: Runtime.newRunID(), owner: Runtime.leaseOwner(), userData: runtime.userData)
-        let evaluator = runtime.evaluator(logger: logger)
 
         let report = await SignalHandling.runCancellingOnSignal(deadline: .seconds(options.timeout)) {
             mode == .run ? await evaluator.run(invocation) : await evaluator.plan(invocation)
