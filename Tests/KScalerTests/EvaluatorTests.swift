@@ -1,0 +1,260 @@
+import KScalerCore
+import Synchronization
+import Testing
+@testable import KScaler
+
+/// The run's orchestration with scripted fakes for the table, the fleet and Prometheus:
+/// what is called, in which order, and that nothing acts on doubt. (The adapters themselves
+/// are tested against moto and a real Prometheus elsewhere.)
+@Suite struct EvaluatorTests {
+    static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+
+    /// Every call the fakes saw, in order.
+    final class Journal: Sendable {
+        let entries = Mutex<[String]>([])
+        func add(_ entry: String) { entries.withLock { $0.append(entry) } }
+        var all: [String] { entries.withLock { $0 } }
+    }
+
+    struct FakeStore: RunStore {
+        let journal: Journal
+        var acquisition: LeaseAcquisition
+        var intentFails = false
+        var finishResult = true
+
+        func acquire(owner: String, ttl: Duration, note: String?, now: Date) async throws -> LeaseAcquisition {
+            journal.add("acquire"); return acquisition
+        }
+        func readState() async throws -> StoredState { journal.add("readState"); return StoredState() }
+        func recordLaunchIntent(_ intent: LaunchIntent, lease: Lease) async throws {
+            journal.add("intent \(intent.count)")
+            if intentFails { throw DynamoDBLost() }
+        }
+        func finish(lease: Lease, changes: StateChanges, event: RunEvent?, retention: TimeInterval) async throws -> Bool {
+            journal.add("finish up=\(changes.lastScaleUpAt != nil) down=\(changes.lastScaleDownAt != nil) clearIntent=\(changes.clearLaunchIntent) event=\(event?.outcome.rawValue ?? "none")")
+            return finishResult
+        }
+    }
+    struct DynamoDBLost: Error {}
+    struct Broken: Error, CustomStringConvertible { var description: String { "EC2 DescribeInstances failed: InternalError (HTTP 500)" } }
+
+    struct FakeFleet: Fleet {
+        let journal: Journal
+        var instances: [ManagedInstance] = []
+        var describeFails = false
+        var launchError: (any Error & Sendable)?
+        var launchedByIntent: [ManagedInstance] = []
+
+        func managedInstances() async throws -> [ManagedInstance] {
+            journal.add("describe")
+            if describeFails { throw Broken() }
+            return instances
+        }
+        func instances(launchID: String) async throws -> [ManagedInstance] { journal.add("lookup \(launchID)"); return launchedByIntent }
+        func launch(_ plan: LaunchPlan, dryRun: Bool) async throws -> LaunchResult {
+            journal.add("launch \(plan.count) dryRun=\(dryRun) id=\(plan.launchID)")
+            if let launchError { throw launchError }
+            let launched = (0..<(dryRun ? 0 : plan.count)).map { index in
+                ManagedInstance(id: "i-new\(index)", instanceType: "t3.large", subnetID: "subnet-a", availabilityZone: "us-east-1a",
+                                launchTime: EvaluatorTests.t0, state: .pending, protected: false)
+            }
+            return LaunchResult(instances: launched, offering: plan.candidates.first, unavailable: [])
+        }
+        func terminate(_ instanceIDs: [String], dryRun: Bool) async throws {
+            journal.add("terminate \(instanceIDs.joined(separator: ",")) dryRun=\(dryRun)")
+        }
+    }
+
+    struct FakeMetrics: MetricsSource {
+        let journal: Journal
+        var readings: [Signal: Reading]
+        var nodes: [NodeObservation]
+        func observe(queries: [Signal: String], now: Date) async -> MetricsObservation {
+            journal.add("metrics \(queries.count)")
+            return MetricsObservation(readings: readings, nodes: nodes)
+        }
+    }
+
+    static let config = KScalerConfig(
+        clusterID: "demo", table: "kscaler", prometheus: PrometheusSettings(url: "http://127.0.0.1:9090"),
+        nodes: NodeBounds(min: 1, max: 10),
+        workers: WorkerSettings(imageID: "ami-1", instanceTypes: ["t3.large"], subnets: ["subnet-a"],
+                                sizes: ["t3.large": WorkerSize(cpuCores: 2, memoryBytes: 8 << 30)],
+                                join: .defaults(clusterID: "demo")),
+        lease: LeaseSettings(ttl: 120, safetyMargin: 20))
+
+    static let lease = Lease(clusterID: "demo", owner: "me", token: 7, acquiredAt: t0, expiresAt: t0.addingTimeInterval(120))
+
+    static func instance(_ id: String, ageMinutes: Double = 60) -> ManagedInstance {
+        ManagedInstance(id: id, instanceType: "t3.large", subnetID: "subnet-a", availabilityZone: "us-east-1a",
+                        launchTime: t0.addingTimeInterval(-ageMinutes * 60), state: .running, protected: false)
+    }
+
+    /// A healthy cluster of `ready` managed nodes with `unschedulable` pods needing `cpu` cores.
+    static func metrics(_ journal: Journal, ids: [String], unschedulable: Double, cpu: Double = 0, utilization: Double = 0.5) -> FakeMetrics {
+        var readings: [Signal: Reading] = [:]
+        for signal in Signal.allCases { readings[signal] = .value(utilization) }
+        readings[.unschedulablePods] = .value(unschedulable)
+        readings[.pendingCPURequestCores] = .value(cpu)
+        readings[.pendingMemoryRequestBytes] = .value(0)
+        readings[.nodeReady] = .value(Double(ids.count))
+        readings[.podsPerNode] = .value(Double(ids.count))
+        return FakeMetrics(journal: journal, readings: readings,
+                           nodes: ids.map { NodeObservation(name: $0, instanceID: $0, ready: true, nonDaemonSetPods: 3) })
+    }
+
+    func evaluator(store: FakeStore, fleet: FakeFleet, metrics: FakeMetrics, clock: Date = t0.addingTimeInterval(5)) -> Evaluator {
+        Evaluator(config: Self.config, store: store, fleet: fleet, metrics: metrics, clock: { clock })
+    }
+
+    let invocation = Evaluator.Invocation(runID: "run-1", owner: "me", userData: "#cloud-config\n")
+
+    @Test func pendingPodsLaunchAfterRecordingTheIntentAndFinishInOneStep() async {
+        let journal = Journal()
+        let ids = ["i-a", "i-b"]
+        let report = await evaluator(
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            fleet: FakeFleet(journal: journal, instances: ids.map { Self.instance($0) }),
+            metrics: Self.metrics(journal, ids: ids, unschedulable: 5, cpu: 5)).run(invocation)
+        #expect(report.outcome == .acted)
+        let entries = journal.all
+        #expect(entries.first == "acquire")
+        #expect(Set(entries[1...2]) == ["metrics \(Signal.allCases.count)", "describe"])
+        #expect(entries[3] == "intent 3")
+        #expect(entries[4].hasPrefix("launch 3 dryRun=false id=ks-"))
+        #expect(entries[5] == "finish up=true down=false clearIntent=true event=acted")
+        #expect(entries.count == 6)
+        #expect(report.actions.first?.instanceIDs == ["i-new0", "i-new1", "i-new2"])
+        #expect(report.leaseReleased == true)
+    }
+
+    @Test func aLeaseHeldByAnotherRunIsSkippedWithoutObserving() async {
+        let journal = Journal()
+        let holder = LeaseHolder(owner: "other/1/abc", token: 3, acquiredAt: Self.t0, expiresAt: Self.t0.addingTimeInterval(60), note: nil)
+        let report = await evaluator(store: FakeStore(journal: journal, acquisition: .heldByOther(holder)),
+                                     fleet: FakeFleet(journal: journal), metrics: Self.metrics(journal, ids: [], unschedulable: 9)).run(invocation)
+        #expect(report.outcome == .skipped)
+        #expect(journal.all == ["acquire"])
+        #expect(report.lease?.owner == "other/1/abc")
+    }
+
+    @Test func anEC2DescribeFailureActsOnNothingAndStillReleases() async {
+        let journal = Journal()
+        let report = await evaluator(
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            fleet: FakeFleet(journal: journal, describeFails: true),
+            metrics: Self.metrics(journal, ids: [], unschedulable: 9, cpu: 9)).run(invocation)
+        #expect(report.outcome == .failed)
+        #expect(!journal.all.contains { $0.hasPrefix("launch") || $0.hasPrefix("intent") || $0.hasPrefix("terminate") })
+        #expect(journal.all.last == "finish up=false down=false clearIntent=false event=failed")
+        #expect(report.errors.contains { $0.contains("DescribeInstances failed") })
+    }
+
+    @Test(arguments: [Reading.noData, .stale(ageSeconds: 900), .notANumber, .failed("Prometheus answered HTTP 502")])
+    func anUnusableSignalActsOnNothingAndExitsAsFailed(reading: Reading) async {
+        let journal = Journal()
+        var metrics = Self.metrics(journal, ids: ["i-a"], unschedulable: 9, cpu: 9)
+        metrics.readings[.unschedulablePods] = reading
+        let report = await evaluator(store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+                                     fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]), metrics: metrics).run(invocation)
+        #expect(report.outcome == .failed)
+        #expect(!journal.all.contains { $0.hasPrefix("launch") || $0.hasPrefix("intent") })
+        #expect(journal.all.last?.hasPrefix("finish") == true)
+    }
+
+    @Test func tooLittleLeaseLeftRefusesToAct() async {
+        let journal = Journal()
+        let report = await evaluator(
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
+            metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4),
+            clock: Self.t0.addingTimeInterval(105)).run(invocation)  // 15 s left < 20 s margin
+        #expect(report.outcome == .failed)
+        #expect(!journal.all.contains { $0.hasPrefix("launch") || $0.hasPrefix("intent") })
+        #expect(report.errors.contains { $0.contains("safety margin") })
+    }
+
+    @Test func aLostLeaseBeforeTheLaunchLaunchesNothing() async {
+        let journal = Journal()
+        let report = await evaluator(
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState()), intentFails: true),
+            fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
+            metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4)).run(invocation)
+        #expect(report.outcome == .failed)
+        #expect(!journal.all.contains { $0.hasPrefix("launch") })
+    }
+
+    @Test func anAmbiguousLaunchFailureKeepsTheIntentForTheNextRun() async {
+        let journal = Journal()
+        let report = await evaluator(
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")], launchError: Broken()),
+            metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4)).run(invocation)
+        #expect(report.outcome == .actionFailed)
+        #expect(journal.all.last == "finish up=false down=false clearIntent=false event=action_failed")
+    }
+
+    @Test func aPendingIntentThatNeverLaunchedIsReusedNotDuplicated() async {
+        let journal = Journal()
+        let state = StoredState(launchIntent: LaunchIntent(launchID: "ks-crashed", count: 3, createdAt: Self.t0.addingTimeInterval(-30)))
+        let report = await evaluator(
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, state)),
+            fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
+            metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4)).run(invocation)
+        #expect(report.outcome == .acted)
+        #expect(journal.all.contains("lookup ks-crashed"))
+        #expect(journal.all.contains { $0.hasPrefix("launch 2 dryRun=false id=ks-crashed") })
+    }
+
+    @Test func aCompletedIntentIsClearedAndItsInstancesCountAsBooting() async {
+        let journal = Journal()
+        let booting = [Self.instance("i-b", ageMinutes: 0.5), Self.instance("i-c", ageMinutes: 0.5)]
+        var fleet = FakeFleet(journal: journal, instances: [Self.instance("i-a")] + booting)
+        fleet.launchedByIntent = booting
+        let state = StoredState(launchIntent: LaunchIntent(launchID: "ks-done", count: 2, createdAt: Self.t0.addingTimeInterval(-30)))
+        let report = await evaluator(store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, state)), fleet: fleet,
+                                     metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 2, cpu: 2)).run(invocation)
+        // 2 pending pods need 1 node; 2 are booting already: nothing to launch.
+        #expect(!journal.all.contains { $0.hasPrefix("launch") })
+        #expect(journal.all.last?.contains("clearIntent=true") == true)
+        #expect(report.notes.contains { $0.contains("had completed") })
+    }
+
+    @Test func aCancelledRunStartsNoActionButReleases() async {
+        let journal = Journal()
+        let evaluator = evaluator(store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+                                  fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
+                                  metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4))
+        let task = Task { await evaluator.run(invocation) }
+        task.cancel()
+        let report = await task.value
+        #expect(!journal.all.contains { $0.hasPrefix("launch") || $0.hasPrefix("intent") })
+        #expect(journal.all.last?.hasPrefix("finish") == true)
+        #expect(report.errors.contains { $0.contains("cancelled") })
+    }
+
+    @Test func planNeverWritesAndDryRunsTheAction() async {
+        let journal = Journal()
+        let report = await evaluator(
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
+            metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4)).plan(invocation)
+        #expect(report.outcome == .acted)
+        #expect(report.mode == .plan)
+        #expect(!journal.all.contains { $0 == "acquire" || $0.hasPrefix("intent") || $0.hasPrefix("finish") })
+        #expect(journal.all.contains { $0.hasPrefix("launch 2 dryRun=true") })
+    }
+
+    @Test func quietMetricsTerminateTheNewestVictimAndStampTheScaleDown() async {
+        let journal = Journal()
+        let ids = ["i-old", "i-new"]
+        let instances = [Self.instance("i-old", ageMinutes: 120), Self.instance("i-new", ageMinutes: 30)]
+        let report = await evaluator(
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            fleet: FakeFleet(journal: journal, instances: instances),
+            metrics: Self.metrics(journal, ids: ids, unschedulable: 0, utilization: 0.1)).run(invocation)
+        #expect(report.outcome == .acted)
+        #expect(journal.all.contains("terminate i-new dryRun=false"))
+        #expect(journal.all.last == "finish up=false down=true clearIntent=false event=acted")
+    }
+}
