@@ -8,10 +8,10 @@
 #   scripts/peers.sh stop
 #
 # .peers/env exports:
-#   KSCALER_TEST_MOTO_ENDPOINT           http://127.0.0.1:<port>
-#   KSCALER_TEST_AWS_ACCESS_KEY_ID       an IAM user's key in moto (policy: allow all)
-#   KSCALER_TEST_AWS_SECRET_ACCESS_KEY
-#   KSCALER_TEST_AWS_LIMITED_ACCESS_KEY_ID / _SECRET_ACCESS_KEY   a user that may only read (Describe*/Get*)
+#   KSTEST_MOTO_ENDPOINT           http://127.0.0.1:<port>
+#   KSTEST_AWS_ACCESS_KEY_ID       an IAM user's key in moto (policy: allow all)
+#   KSTEST_AWS_SECRET_ACCESS_KEY
+#   KSTEST_AWS_LIMITED_ACCESS_KEY_ID / _SECRET_ACCESS_KEY   a user that may only read (Describe*/Get*)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state=.peers
@@ -52,11 +52,11 @@ def user(name, actions):
     return re.search(r"<AccessKeyId>(.*?)</AccessKeyId>", out).group(1), re.search(r"<SecretAccessKey>(.*?)</SecretAccessKey>", out).group(1)
 ak, sk = user("kscaler-tests", "*")
 lak, lsk = user("kscaler-readonly", ["dynamodb:Describe*", "dynamodb:Get*", "dynamodb:Query", "ec2:Describe*", "ssm:Get*", "sts:GetCallerIdentity"])
-print(f"export KSCALER_TEST_MOTO_ENDPOINT={endpoint}")
-print(f"export KSCALER_TEST_AWS_ACCESS_KEY_ID={ak}")
-print(f"export KSCALER_TEST_AWS_SECRET_ACCESS_KEY={sk}")
-print(f"export KSCALER_TEST_AWS_LIMITED_ACCESS_KEY_ID={lak}")
-print(f"export KSCALER_TEST_AWS_LIMITED_SECRET_ACCESS_KEY={lsk}")
+print(f"export KSTEST_MOTO_ENDPOINT={endpoint}")
+print(f"export KSTEST_AWS_ACCESS_KEY_ID={ak}")
+print(f"export KSTEST_AWS_SECRET_ACCESS_KEY={sk}")
+print(f"export KSTEST_AWS_LIMITED_ACCESS_KEY_ID={lak}")
+print(f"export KSTEST_AWS_LIMITED_SECRET_ACCESS_KEY={lsk}")
 PY
     echo "peers: moto on $endpoint (signature checking on); env in $state/env" >&2
 }

@@ -59,11 +59,12 @@ public struct RunReport: Sendable, Codable {
         case lease, leaseReleased = "lease_released", observation, decision, actions, notes, errors
     }
 
-    /// The history event for this run, or nil when it neither decided nor did anything worth
-    /// keeping (a quiet run every minute must not fill the table).
+    /// The history event for this run, or nil when it neither decided, did nor failed anything
+    /// worth keeping (a quiet run every minute must not fill the table).
     public var historyEvent: RunEvent? {
         let decided = decision.map { $0.action != .none || !$0.failedBoots.isEmpty } ?? false
-        guard decided || !actions.isEmpty || !errors.isEmpty else { return nil }
+        let failed = outcome == .failed || outcome == .actionFailed
+        guard decided || failed || !actions.isEmpty || !errors.isEmpty else { return nil }
         let eventOutcome: RunEvent.Outcome = switch outcome {
         case .acted: .acted
         case .nothing, .skipped: .nothing

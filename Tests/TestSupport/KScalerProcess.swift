@@ -9,16 +9,16 @@ public enum KScalerProcess {
         public var combined: String { stdout + stderr }
     }
 
-    /// The binary next to the test bundle (`.build/<config>/kscaler`), or `KSCALER_TEST_BINARY`.
+    /// The binary next to the test bundle (`.build/<config>/kscaler`), or `KSTEST_BINARY`.
     public static func binaryPath() throws -> String {
-        if let override = ProcessInfo.processInfo.environment["KSCALER_TEST_BINARY"] { return override }
+        if let override = ProcessInfo.processInfo.environment["KSTEST_BINARY"] { return override }
         var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for _ in 0..<4 {
             let candidate = directory.appendingPathComponent("kscaler").path
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
             directory = directory.deletingLastPathComponent()
         }
-        throw StubServerError(description: "kscaler binary not found near \(CommandLine.arguments[0]); run `swift build` first or set KSCALER_TEST_BINARY")
+        throw StubServerError(description: "kscaler binary not found near \(CommandLine.arguments[0]); run `swift build` first or set KSTEST_BINARY")
     }
 
     /// Starts kscaler with exactly `environment` (nothing inherited) and returns the process;

@@ -43,11 +43,11 @@ public enum Peers {
 
     public static func moto() throws -> Moto {
         Moto(
-            endpoint: try variable("KSCALER_TEST_MOTO_ENDPOINT"),
-            accessKeyID: try variable("KSCALER_TEST_AWS_ACCESS_KEY_ID"),
-            secretAccessKey: try variable("KSCALER_TEST_AWS_SECRET_ACCESS_KEY"),
-            readOnlyAccessKeyID: try variable("KSCALER_TEST_AWS_LIMITED_ACCESS_KEY_ID"),
-            readOnlySecretAccessKey: try variable("KSCALER_TEST_AWS_LIMITED_SECRET_ACCESS_KEY")
+            endpoint: try variable("KSTEST_MOTO_ENDPOINT"),
+            accessKeyID: try variable("KSTEST_AWS_ACCESS_KEY_ID"),
+            secretAccessKey: try variable("KSTEST_AWS_SECRET_ACCESS_KEY"),
+            readOnlyAccessKeyID: try variable("KSTEST_AWS_LIMITED_ACCESS_KEY_ID"),
+            readOnlySecretAccessKey: try variable("KSTEST_AWS_LIMITED_SECRET_ACCESS_KEY")
         )
     }
 
