@@ -38,63 +38,102 @@ public enum UtilizationMode: String, CaseIterable, Sendable, Codable {
     case usage
 }
 
-/// Default PromQL for every signal. `workerSelector` is a PromQL label matcher body that selects
-/// kscaler's workers by node name (workers are named after their instance id, see DESIGN.md
-/// "Workers"); `window` is the stabilization window in whole seconds.
+/// Default PromQL for every signal, written for kube-state-metrics v2 and node-exporter and
+/// checked against a real Prometheus (Tests/PrometheusTests). kscaler's workers are the nodes
+/// named after their instance id (DESIGN.md "Workers"), matched by `workerNodePattern`.
+///
+/// No-data rules: a signal is empty when its source is absent (kube-state-metrics down, no
+/// worker to measure, less history than the stabilization window) and is never silently 0;
+/// where "none" is a real answer (no unschedulable pods, an idle worker) the query says 0
+/// explicitly, but only while kube-state-metrics is visibly reporting.
 public enum DefaultQueries {
     public static let workerNodePattern = "i-[0-9a-f]+"
 
+    /// - Parameter windowSeconds: the scale-down stabilization window, in whole seconds.
     public static func query(for signal: Signal, mode: UtilizationMode, windowSeconds: Int) -> String {
-        let workers = "node=~\"\(workerNodePattern)\""
-        let ksmAlive = "on() (count(kube_node_info) > 0)"
-        func windowMax(_ expression: String) -> String {
-            let step = max(1, windowSeconds / 10)
-            return "max_over_time((\(expression))[\(windowSeconds)s:\(step)s])"
-        }
-        func utilization(_ resource: String) -> String {
-            switch mode {
-            case .requests:
-                return """
-                sum(kube_pod_container_resource_requests{resource="\(resource)",\(workers)} \
-                and on(namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"} == 1)) \
-                / sum(kube_node_status_allocatable{resource="\(resource)",\(workers)})
-                """
-            case .usage:
-                if resource == "cpu" {
-                    return """
-                    1 - avg(rate(node_cpu_seconds_total{mode="idle"}[2m]) \
-                    * on(instance) group_left(nodename) node_uname_info{nodename=~"\(workerNodePattern)"})
-                    """
-                }
-                return """
-                1 - sum(node_memory_MemAvailable_bytes * on(instance) group_left(nodename) node_uname_info{nodename=~"\(workerNodePattern)"}) \
-                / sum(node_memory_MemTotal_bytes * on(instance) group_left(nodename) node_uname_info{nodename=~"\(workerNodePattern)"})
-                """
-            }
-        }
         switch signal {
         case .unschedulablePods:
-            return "(sum(kube_pod_status_unschedulable) or vector(0)) and \(ksmAlive)"
-        case .pendingCPURequestCores, .pendingMemoryRequestBytes:
-            let resource = signal == .pendingCPURequestCores ? "cpu" : "memory"
-            return """
-            (sum(kube_pod_container_resource_requests{resource="\(resource)"} \
-            and on(namespace, pod) (kube_pod_status_unschedulable == 1)) or vector(0)) and \(ksmAlive)
-            """
-        case .cpuUtilization: return utilization("cpu")
-        case .memoryUtilization: return utilization("memory")
-        case .cpuUtilizationWindowMax: return windowMax(utilization("cpu"))
-        case .memoryUtilizationWindowMax: return windowMax(utilization("memory"))
+            // kube_pod_status_unschedulable exists only for unschedulable pods: none at all means 0.
+            return "(sum(kube_pod_status_unschedulable) or vector(0)) and \(kubeStateMetricsReporting)"
+        case .pendingCPURequestCores:
+            return pendingRequests("cpu")
+        case .pendingMemoryRequestBytes:
+            return pendingRequests("memory")
+        case .cpuUtilization:
+            return utilization("cpu", mode: mode)
+        case .memoryUtilization:
+            return utilization("memory", mode: mode)
+        case .cpuUtilizationWindowMax:
+            return windowMax(utilization("cpu", mode: mode), windowSeconds: windowSeconds)
+        case .memoryUtilizationWindowMax:
+            return windowMax(utilization("memory", mode: mode), windowSeconds: windowSeconds)
         case .nodeReady:
+            // One series per node with status true/false/unknown; "true" is 1 only when Ready.
             return """
             max by (node, provider_id) (kube_node_status_condition{condition="Ready",status="true"} \
             * on(node) group_left(provider_id) kube_node_info)
             """
         case .podsPerNode:
+            // Nodes running no such pod answer 0 (they are the best scale-down victims), not nothing.
             return """
             count by (node) (kube_pod_info{node!="",created_by_kind!="DaemonSet"} \
-            and on(namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"} == 1))
+            and on(namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"} == 1)) \
+            or (max by (node) (kube_node_info) * 0)
             """
         }
+    }
+
+    private static let workers = "node=~\"\(workerNodePattern)\""
+
+    /// Right-hand side of `and`: keeps the left side only while kube-state-metrics reports nodes.
+    private static let kubeStateMetricsReporting = "on() (count(kube_node_info) > 0)"
+
+    /// Summed container requests of the unschedulable pods; such pods have no `node` label yet.
+    private static func pendingRequests(_ resource: String) -> String {
+        """
+        (sum(kube_pod_container_resource_requests{resource="\(resource)"} \
+        and on(namespace, pod) (kube_pod_status_unschedulable == 1)) or vector(0)) \
+        and \(kubeStateMetricsReporting)
+        """
+    }
+
+    /// Fraction 0…1 of the workers' CPU or memory; empty when there is no worker.
+    private static func utilization(_ resource: String, mode: UtilizationMode) -> String {
+        switch mode {
+        case .requests:
+            // Pending pods already bound to a node hold their requests too; finished pods hold none.
+            return """
+            (sum(kube_pod_container_resource_requests{resource="\(resource)",\(workers)} \
+            and on(namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"} == 1)) or vector(0)) \
+            / sum(kube_node_status_allocatable{resource="\(resource)",\(workers)})
+            """
+        case .usage:
+            let onWorkers = "on(instance) node_uname_info{nodename=~\"\(workerNodePattern)\"}"
+            if resource == "cpu" {
+                // Per worker the idle share of all CPU time, weighted by its CPU count, over the
+                // workers that have a rate yet. A ratio of rates from the same scrapes stays exact
+                // while rate() under-reports a young series (a new node, a restarted Prometheus).
+                let cpus = "count by (instance) (node_cpu_seconds_total{mode=\"idle\"})"
+                let weightedIdle = """
+                (sum by (instance) (rate(node_cpu_seconds_total{mode="idle"}[2m])) \
+                / sum by (instance) (rate(node_cpu_seconds_total[2m]))) * \(cpus) and \(onWorkers)
+                """
+                return "1 - sum(\(weightedIdle)) / sum(\(cpus) and on(instance) (\(weightedIdle)))"
+            }
+            return """
+            1 - sum(node_memory_MemAvailable_bytes and \(onWorkers)) \
+            / sum(node_memory_MemTotal_bytes and \(onWorkers))
+            """
+        }
+    }
+
+    /// The expression's maximum over the window, sampled at ten points, and only when every
+    /// point has data: a maximum over part of the window would claim "low for the whole window"
+    /// after a gap or a Prometheus restart.
+    private static func windowMax(_ expression: String, windowSeconds: Int) -> String {
+        let window = max(1, windowSeconds)
+        let step = max(1, window / 10)
+        let range = "[\(window)s:\(step)s]"
+        return "max_over_time((\(expression))\(range)) and on() (count_over_time((\(expression))\(range)) >= \(window / step))"
     }
 }

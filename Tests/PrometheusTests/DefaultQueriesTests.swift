@@ -1,0 +1,147 @@
+// Every default signal query against a real Prometheus scraping the fake cluster, whose
+// answers are known (see Tests/Fixtures/prometheus/fake_cluster_exporter.py).
+import Foundation
+import KScalerCore
+import Prometheus
+import Testing
+
+private let gib = 1_073_741_824.0
+
+/// Short enough for a test to wait for, long enough for ten subquery steps of one second.
+private let testWindowSeconds = 10
+
+private func answer(_ signal: Signal, mode: UtilizationMode = .requests, windowSeconds: Int = testWindowSeconds) async throws -> QueryResult {
+    let query = DefaultQueries.query(for: signal, mode: mode, windowSeconds: windowSeconds)
+    return try await fakeClusterPrometheus().client().query(query)
+}
+
+/// The one number a `.scalar` signal answers, or nil for no data.
+private func number(_ signal: Signal, mode: UtilizationMode = .requests, windowSeconds: Int = testWindowSeconds) async throws -> Double? {
+    let samples = try await answer(signal, mode: mode, windowSeconds: windowSeconds).samples
+    try #require(samples.count <= 1, "\(signal) answered \(samples.count) samples")
+    return samples.first?.value
+}
+
+/// A `.perNode` signal's answer keyed by node name.
+private func perNode(_ signal: Signal) async throws -> [String: Sample] {
+    let samples = try await answer(signal).samples
+    return Dictionary(samples.map { ($0.labels["node"] ?? "", $0) }, uniquingKeysWith: { first, _ in first })
+}
+
+/// A window-max signal once Prometheus holds a whole window of complete history.
+private func windowMaximum(_ signal: Signal, mode: UtilizationMode) async throws -> Double? {
+    // One second more for the subquery's step alignment.
+    try await Task.sleep(until: fakeClusterPrometheus().fullyScrapedSince + .seconds(testWindowSeconds + 1))
+    return try await number(signal, mode: mode)
+}
+
+@Suite(.fakeCluster(.busy)) struct DefaultQueriesBusyClusterTests {
+    @Test func unschedulablePodsAreCounted() async throws {
+        #expect(try await number(.unschedulablePods) == 2)
+    }
+
+    @Test func pendingRequestsAreTheUnschedulablePodsOnly() async throws {
+        // big-1 (1.5 cores, 3 GiB) + big-2 (1 + 0.5 cores, 1 GiB + 512 MiB); fresh-1, pending but not
+        // yet judged unschedulable, does not count.
+        #expect(try await number(.pendingCPURequestCores) == 3)
+        #expect(try await number(.pendingMemoryRequestBytes) == 4.5 * gib)
+    }
+
+    @Test func requestedShareOfWorkerAllocatable() async throws {
+        #expect(try await number(.cpuUtilization, mode: .requests) == 3.5 / 6)
+        #expect(try await number(.memoryUtilization, mode: .requests) == 6 / 24)
+    }
+
+    @Test func usedShareOfWorkerCapacity() async throws {
+        let cpu = try #require(try await number(.cpuUtilization, mode: .usage))
+        #expect(abs(cpu - 1.0 / 3) < 1e-9, "cpu usage \(cpu)")
+        #expect(try await number(.memoryUtilization, mode: .usage) == 0.5)
+    }
+
+    @Test(arguments: UtilizationMode.allCases)
+    func windowMaximumOnceAWholeWindowIsRecorded(mode: UtilizationMode) async throws {
+        let cpu = try #require(try await windowMaximum(.cpuUtilizationWindowMax, mode: mode), "no window max after a whole window")
+        let memory = try #require(try await windowMaximum(.memoryUtilizationWindowMax, mode: mode), "no window max after a whole window")
+        switch mode {
+        case .requests:
+            #expect(cpu == 3.5 / 6)
+            #expect(memory == 0.25)
+        case .usage:
+            #expect(abs(cpu - 1.0 / 3) < 1e-9, "cpu usage window max \(cpu)")
+            #expect(memory == 0.5)
+        }
+    }
+
+    @Test(arguments: UtilizationMode.allCases)
+    func windowLongerThanTheHistoryIsNoData(mode: UtilizationMode) async throws {
+        // Prometheus started seconds ago: an hour's maximum is not known yet.
+        for signal in [Signal.cpuUtilizationWindowMax, .memoryUtilizationWindowMax] {
+            #expect(try await answer(signal, mode: mode, windowSeconds: 3_600).isNoData)
+        }
+    }
+
+    @Test func readinessPerNodeWithProviderID() async throws {
+        let ready = try await perNode(.nodeReady)
+        #expect(ready.mapValues(\.value) == [
+            "i-0123456789abcdef0": 1, "i-0123456789abcdef1": 1,
+            "i-0123456789abcdef2": 0,  // Ready=False
+            "i-0123456789abcdef3": 0,  // Ready=Unknown
+            "ip-10-0-1-10": 1,
+        ])
+        #expect(ready["i-0123456789abcdef1"]?.labels == ["node": "i-0123456789abcdef1", "provider_id": "aws:///us-east-1b/i-0123456789abcdef1"])
+    }
+
+    @Test func podsPerNodeCountsEmptyNodesAsZero() async throws {
+        let pods = try await perNode(.podsPerNode)
+        // DaemonSet, finished and unscheduled pods do not count; i-…1 runs none of the rest.
+        #expect(pods.mapValues(\.value) == [
+            "i-0123456789abcdef0": 2, "i-0123456789abcdef1": 0, "i-0123456789abcdef2": 1, "i-0123456789abcdef3": 1,
+            "ip-10-0-1-10": 1,
+        ])
+        #expect(pods.values.allSatisfy { $0.labels.keys.sorted() == ["node"] })
+    }
+}
+
+@Suite(.fakeCluster(.settled)) struct DefaultQueriesSettledClusterTests {
+    @Test func noUnschedulablePodIsZeroNotNoData() async throws {
+        #expect(try await number(.unschedulablePods) == 0)
+        #expect(try await number(.pendingCPURequestCores) == 0)
+        #expect(try await number(.pendingMemoryRequestBytes) == 0)
+    }
+
+    @Test func utilizationIsUnchanged() async throws {
+        #expect(try await number(.cpuUtilization) == 3.5 / 6)
+        #expect(try await number(.memoryUtilization) == 0.25)
+    }
+}
+
+@Suite(.fakeCluster(.kubeStateMetricsDown)) struct DefaultQueriesWithoutKubeStateMetricsTests {
+    @Test func kubeStateMetricsWasScrapedAndFoundDown() async throws {
+        let up = try await fakeClusterPrometheus().client().query(#"up{job="kube-state-metrics"}"#).samples
+        #expect(up.map(\.value) == [0])
+    }
+
+    @Test(arguments: [
+        Signal.unschedulablePods, .pendingCPURequestCores, .pendingMemoryRequestBytes, .cpuUtilization, .memoryUtilization,
+        .cpuUtilizationWindowMax, .memoryUtilizationWindowMax, .nodeReady, .podsPerNode,
+    ])
+    func signalsFromKubeStateMetricsAreNoData(signal: Signal) async throws {
+        #expect(try await answer(signal, mode: .requests).isNoData)
+    }
+
+    @Test func usageSignalsStillAnswerFromNodeExporter() async throws {
+        let cpu = try #require(try await number(.cpuUtilization, mode: .usage))
+        #expect(abs(cpu - 1.0 / 3) < 1e-9, "cpu usage \(cpu)")
+        #expect(try await number(.memoryUtilization, mode: .usage) == 0.5)
+    }
+}
+
+@Suite struct DefaultQueriesTextTests {
+    @Test(arguments: [(600, "[600s:60s]", ">= 10"), (10, "[10s:1s]", ">= 10"), (65, "[65s:6s]", ">= 10"), (3, "[3s:1s]", ">= 3")])
+    func windowIsSampledTenTimesAndMustBeCovered(windowSeconds: Int, range: String, coverage: String) {
+        let query = DefaultQueries.query(for: .cpuUtilizationWindowMax, mode: .requests, windowSeconds: windowSeconds)
+        #expect(query.hasPrefix("max_over_time(("))
+        #expect(query.contains(range))
+        #expect(query.hasSuffix(coverage + ")"))
+    }
+}
