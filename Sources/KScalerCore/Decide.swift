@@ -8,8 +8,9 @@ import Foundation
 /// order of `observation`'s lists does not matter). Rules, in this order:
 ///
 /// 1. Safety: a required signal that is missing, stale, NaN or negative → no action at all.
-///    Required: unschedulable pods, CPU and memory utilisation and their window maxima,
-///    node readiness; the pending CPU/memory requests only when pods are unschedulable.
+///    Required: unschedulable pods, node readiness; CPU and memory utilisation and their
+///    window maxima while any managed worker is Ready; the pending CPU/memory requests only
+///    when pods are unschedulable.
 ///    `pods_per_node` only orders victims: without it scale-down is blocked, scale-up is not.
 /// 2. Health gate (see `Fleet`): too many nodes not Ready → no action at all.
 /// 3. Failed boots are terminated (`Decision.failedBoots`) and stop counting as capacity.
@@ -121,11 +122,15 @@ private struct Planner {
     /// A pod count from a float sample, clamped so an absurd value cannot trap the conversion.
     private func podCount(_ value: Double) -> Int { Int(min(value, 1e9).rounded()) }
 
+    /// Utilisation is required only while at least one managed worker is Ready: with none
+    /// there is nothing to measure (the default queries rightly answer no data), and demanding
+    /// it would leave a fresh or emptied cluster stuck below `nodes.min` with pods pending.
+    /// Scale-down still needs the window maxima; without them it is blocked (`planScaleDown`).
     private func requiredSignals() -> Set<Signal> {
-        var required: Set<Signal> = [
-            .unschedulablePods, .cpuUtilization, .memoryUtilization,
-            .cpuUtilizationWindowMax, .memoryUtilizationWindowMax, .nodeReady,
-        ]
+        var required: Set<Signal> = [.unschedulablePods, .nodeReady]
+        if fleet.ready > 0 {
+            required.formUnion([.cpuUtilization, .memoryUtilization, .cpuUtilizationWindowMax, .memoryUtilizationWindowMax])
+        }
         if let pods = observation.reading(.unschedulablePods).usableValue, pods.rounded() > 0 {
             required.formUnion([.pendingCPURequestCores, .pendingMemoryRequestBytes])
         }
@@ -310,7 +315,11 @@ private struct Planner {
     }
 
     private mutating func planScaleDown() -> Decision.Action {
-        let cpu = value(.cpuUtilizationWindowMax), memory = value(.memoryUtilizationWindowMax)
+        guard let cpu = observation.reading(.cpuUtilizationWindowMax).usableValue,
+              let memory = observation.reading(.memoryUtilizationWindowMax).usableValue else {
+            reasons.append(Reason(.steady, "steady: no unschedulable pods; no scale-down without utilisation data for the window"))
+            return .none
+        }
         let cpuLimit = policy.scaleDown.cpuThreshold, memoryLimit = policy.scaleDown.memoryThreshold
         guard cpu < cpuLimit && memory < memoryLimit else {
             let held = [("cpu", cpu, cpuLimit), ("memory", memory, memoryLimit)].filter { $0.1 >= $0.2 }

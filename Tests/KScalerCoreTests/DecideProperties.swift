@@ -140,13 +140,16 @@ let scenarios = Generator<Scenario, Shrink.None<Scenario>> { rng in
     return randomScenario(&random, usableReadings: 0.97)
 }
 
-/// Every scenario has at least one required signal unusable.
+/// Every scenario has at least one required signal unusable. Utilisation is required only
+/// while a managed worker is Ready (with none there is nothing to measure).
 let scenariosMissingASignal = Generator<(Scenario, Signal), Shrink.None<(Scenario, Signal)>> { rng in
     var random = Randomness(base: rng)
     defer { rng = random.base }
     var scenario = randomScenario(&random, usableReadings: 1)
-    let signal = random.pick([Signal.unschedulablePods, .cpuUtilization, .memoryUtilization,
-                              .cpuUtilizationWindowMax, .memoryUtilizationWindowMax, .nodeReady])
+    let managed = Set(scenario.observation.instances.map(\.id))
+    let hasReadyWorker = scenario.observation.nodes.contains { node in node.ready && node.instanceID.map(managed.contains) == true }
+    let utilization: [Signal] = [.cpuUtilization, .memoryUtilization, .cpuUtilizationWindowMax, .memoryUtilizationWindowMax]
+    let signal = random.pick([Signal.unschedulablePods, .nodeReady] + (hasReadyWorker ? utilization : []))
     scenario.observation.readings[signal] = random.chance(0.2) ? nil : random.pick(unusableReadings)
     return (scenario, signal)
 }

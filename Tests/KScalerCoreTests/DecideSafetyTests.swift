@@ -37,6 +37,26 @@ struct DecideSafetyTests {
         #expect(decision.counts.desired == decision.counts.current)
     }
 
+    @Test("with no Ready worker, utilisation is not required: an empty cluster still scales up to min and for pending pods",
+          arguments: [Signal.cpuUtilization, .memoryUtilization, .cpuUtilizationWindowMax, .memoryUtilizationWindowMax])
+    func utilizationNotRequiredWithoutReadyWorkers(signal: Signal) {
+        var empty = Cluster(workers: 0)
+        empty.readings[signal] = .noData                    // what the default query answers with no worker
+        let toMin = empty.decide()
+        #expect(toMin.halt == nil)
+        #expect(toMin.scaleUpCount == 1)
+
+        empty.set(.unschedulablePods, .value(5))
+        empty.set(.pendingCPURequestCores, .value(5))
+        empty.set(.pendingMemoryRequestBytes, .value(1e9))
+        #expect(empty.decide().scaleUpCount == 3)
+
+        // With a Ready worker the same gap stops everything again.
+        var running = Cluster(workers: 1)
+        running.readings[signal] = .noData
+        #expect(running.decide().halt == .missingSignals)
+    }
+
     @Test("pending requests are required only while pods are unschedulable",
           arguments: [Signal.pendingCPURequestCores, .pendingMemoryRequestBytes])
     func pendingRequiredOnlyWhenUnschedulable(signal: Signal) {
