@@ -7,9 +7,9 @@ Prometheus discovers the targets through http_sd at /sd and scrapes
 so the metrics carry the labels a real cluster's would.
 
 Scenarios (--scenario):
-  busy      two unschedulable pending pods (the cluster below as is)
-  settled   the same cluster without the unschedulable pods
-  ksm-down  kube-state-metrics answers 503 (crashed); node-exporter still serves
+  busy         two unschedulable pending pods (the cluster below as is)
+  settled      the same cluster without the unschedulable pods
+  ksm-down     kube-state-metrics answers 503 (crashed); node-exporter still serves
   ksm-rollout  busy, scraped through two kube-state-metrics targets (old and new pod of a rollout)
 
 Known answers (busy) that the Swift tests check:
