@@ -68,10 +68,11 @@ public enum DefaultQueries {
         case .memoryUtilizationWindowMax:
             return windowMax(utilization("memory", mode: mode), windowSeconds: windowSeconds)
         case .nodeReady:
-            // One series per node with status true/false/unknown; "true" is 1 only when Ready.
+            // One series per node with status true/false/unknown; "true" is 1 only when Ready. The
+            // inner max keeps the join valid while two kube-state-metrics pods report (a rollout).
             return """
             max by (node, provider_id) (kube_node_status_condition{condition="Ready",status="true"} \
-            * on(node) group_left(provider_id) kube_node_info)
+            * on(node) group_left(provider_id) max by (node, provider_id) (kube_node_info))
             """
         case .podsPerNode:
             // Nodes running no such pod answer 0 (they are the best scale-down victims), not nothing.

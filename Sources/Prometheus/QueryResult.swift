@@ -16,6 +16,7 @@ public struct Sample: Sendable, Equatable {
     public var labels: [String: String]
     public var timestamp: Date
     /// May be NaN or ±infinity: Prometheus sends them as "NaN", "+Inf", "-Inf".
+    /// (A NaN sample, like NaN itself, is never equal to anything.)
     public var value: Double
 
     public init(labels: [String: String] = [:], timestamp: Date, value: Double) {

@@ -74,9 +74,12 @@ private func windowMaximum(_ signal: Signal, mode: UtilizationMode) async throws
 
     @Test(arguments: UtilizationMode.allCases)
     func windowLongerThanTheHistoryIsNoData(mode: UtilizationMode) async throws {
-        // Prometheus started seconds ago: an hour's maximum is not known yet.
+        // A few seconds of complete history: the current value and a few 2 s subquery steps have
+        // data, but not the ten a 20 s window needs.
+        try await Task.sleep(until: fakeClusterPrometheus().fullyScrapedSince + .seconds(3))
+        #expect(try await number(.cpuUtilization, mode: mode) != nil)
         for signal in [Signal.cpuUtilizationWindowMax, .memoryUtilizationWindowMax] {
-            #expect(try await answer(signal, mode: mode, windowSeconds: 3_600).isNoData)
+            #expect(try await answer(signal, mode: mode, windowSeconds: 20).isNoData)
         }
     }
 
@@ -133,6 +136,21 @@ private func windowMaximum(_ signal: Signal, mode: UtilizationMode) async throws
         let cpu = try #require(try await number(.cpuUtilization, mode: .usage))
         #expect(abs(cpu - 1.0 / 3) < 1e-9, "cpu usage \(cpu)")
         #expect(try await number(.memoryUtilization, mode: .usage) == 0.5)
+    }
+}
+
+@Suite(.fakeCluster(.kubeStateMetricsRollout)) struct DefaultQueriesDuringKubeStateMetricsRolloutTests {
+    @Test func readinessStillAnswersOncePerNode() async throws {
+        let ready = try await perNode(.nodeReady)
+        #expect(ready.mapValues(\.value) == [
+            "i-0123456789abcdef0": 1, "i-0123456789abcdef1": 1, "i-0123456789abcdef2": 0, "i-0123456789abcdef3": 0, "ip-10-0-1-10": 1,
+        ])
+        #expect(try await answer(.nodeReady).samples.count == 5)
+    }
+
+    @Test func utilizationSharesAreUnchanged() async throws {
+        #expect(try await number(.cpuUtilization) == 3.5 / 6)
+        #expect(try await number(.memoryUtilization) == 0.25)
     }
 }
 

@@ -13,6 +13,8 @@ enum ClusterScenario: String, Sendable {
     case settled
     /// kube-state-metrics down (503), node-exporter up.
     case kubeStateMetricsDown = "ksm-down"
+    /// The busy cluster reported by two kube-state-metrics pods at once, as during a rollout.
+    case kubeStateMetricsRollout = "ksm-rollout"
 }
 
 final class RunningPrometheus: @unchecked Sendable {  // Process is not Sendable; only stop() touches it.
@@ -37,6 +39,7 @@ final class RunningPrometheus: @unchecked Sendable {  // Process is not Sendable
     /// Starts Prometheus scraping the fake cluster and returns once every target was scraped twice
     /// (enough for `rate()`).
     static func scraping(_ scenario: ClusterScenario) async throws -> RunningPrometheus {
+        let binary = try prometheusBinary()
         let directory = try temporaryDirectory()
         var processes: [Process] = []
         do {
@@ -58,7 +61,7 @@ final class RunningPrometheus: @unchecked Sendable {  // Process is not Sendable
               - job_name: fake-cluster
                 http_sd_configs: [{url: 'http://127.0.0.1:\(info.port)/sd', refresh_interval: 1s}]
             """
-            let baseURL = try await startPrometheus(config: config, in: directory, processes: &processes)
+            let baseURL = try await startPrometheus(binary, config: config, in: directory, processes: &processes)
             try await waitUntilScraped(baseURL, targets: info.targets)
             return RunningPrometheus(baseURL: baseURL, directory: directory, processes: processes)
         } catch {
@@ -69,12 +72,14 @@ final class RunningPrometheus: @unchecked Sendable {  // Process is not Sendable
 
     /// Starts Prometheus with no scrape targets, requiring basic auth; `bcryptHash` is `password`'s.
     static func withBasicAuth(username: String, password: String, bcryptHash: String) async throws -> RunningPrometheus {
+        let binary = try prometheusBinary()
         let directory = try temporaryDirectory()
         var processes: [Process] = []
         do {
             let webConfig = directory.appending(path: "web.yml")
             try "basic_auth_users:\n  \(username): '\(bcryptHash)'\n".write(to: webConfig, atomically: true, encoding: .utf8)
             let baseURL = try await startPrometheus(
+                binary,
                 config: "global: {scrape_interval: 1s}\n",
                 in: directory,
                 processes: &processes,
@@ -121,10 +126,9 @@ final class RunningPrometheus: @unchecked Sendable {  // Process is not Sendable
     }
 
     private static func startPrometheus(
-        config: String, in directory: URL, processes: inout [Process], extraArguments: [String] = [],
+        _ binary: String, config: String, in directory: URL, processes: inout [Process], extraArguments: [String] = [],
         readinessHeaders: [HTTPHeader] = []
     ) async throws -> String {
-        let binary = try prometheusBinary()
         let configFile = directory.appending(path: "prometheus.yml")
         try config.write(to: configFile, atomically: true, encoding: .utf8)
         let log = directory.appending(path: "prometheus.log")

@@ -7,9 +7,10 @@ Prometheus discovers the targets through http_sd at /sd and scrapes
 so the metrics carry the labels a real cluster's would.
 
 Scenarios (--scenario):
-  busy      two unschedulable pending pods (the cluster below as is)
-  settled   the same cluster without the unschedulable pods
-  ksm-down  kube-state-metrics answers 503 (crashed); node-exporter still serves
+  busy         two unschedulable pending pods (the cluster below as is)
+  settled      the same cluster without the unschedulable pods
+  ksm-down     kube-state-metrics answers 503 (crashed); node-exporter still serves
+  ksm-rollout  busy, scraped through two kube-state-metrics targets (old and new pod of a rollout)
 
 Known answers (busy) that the Swift tests check:
   workers: 4 nodes named i-0123456789abcdef{0..3}; allocatable CPU 2+2+1+1 = 6 cores, memory 8+8+4+4 = 24 GiB
@@ -143,9 +144,12 @@ def node_exporter(node):
     return "\n".join(out) + "\n"
 
 
-def service_discovery(port):
+def service_discovery(port, scenario):
     address = f"127.0.0.1:{port}"
-    groups = [{"targets": [address], "labels": {"job": "kube-state-metrics", "__metrics_path__": "/kube-state-metrics/metrics"}}]
+    pods = ["10.42.0.7:8080", "10.42.0.8:8080"] if scenario == "ksm-rollout" else ["10.42.0.7:8080"]
+    groups = [{"targets": [address], "labels": {"job": "kube-state-metrics", "instance": pod,
+                                                "__metrics_path__": "/kube-state-metrics/metrics"}}
+              for pod in pods]
     groups += [{"targets": [address], "labels": {"job": "node-exporter", "instance": f"{node[3]}:9100",
                                                 "__metrics_path__": f"/node-exporter/{node[0]}/metrics"}}
                for node in NODES]
@@ -157,7 +161,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/sd":
-            self.reply(200, "application/json", json.dumps(service_discovery(self.server.server_port)))
+            self.reply(200, "application/json", json.dumps(service_discovery(self.server.server_port, self.scenario)))
         elif self.path == "/kube-state-metrics/metrics":
             if self.scenario == "ksm-down":
                 self.reply(503, "text/plain", "kube-state-metrics is down\n")
@@ -188,14 +192,14 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--scenario", choices=["busy", "settled", "ksm-down"], default="busy")
+    parser.add_argument("--scenario", choices=["busy", "settled", "ksm-down", "ksm-rollout"], default="busy")
     parser.add_argument("--lifetime", type=float, default=900, help="seconds before exiting by itself")
     parser.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin closes (the parent went away)")
     args = parser.parse_args()
     Handler.scenario = args.scenario
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
-    print(json.dumps({"port": server.server_port, "targets": len(service_discovery(server.server_port))}), flush=True)
+    print(json.dumps({"port": server.server_port, "targets": len(service_discovery(server.server_port, args.scenario))}), flush=True)
 
     def exit_when_orphaned():
         sys.stdin.read()  # returns at EOF: the parent closed our stdin or died
