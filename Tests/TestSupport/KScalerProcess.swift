@@ -18,21 +18,13 @@ public enum KScalerProcess {
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
             directory = directory.deletingLastPathComponent()
         }
-        throw StubServerError(description: "kscaler binary not found near \(CommandLine.arguments[0]); run `swift build` first or set KSTEST_BINARY")
+        throw TestSupportError("kscaler binary not found near \(CommandLine.arguments[0]); run `swift build` first or set KSTEST_BINARY")
     }
 
     /// Starts kscaler with exactly `environment` (nothing inherited) and returns the process;
     /// output goes to the given pipes.
     public static func start(_ arguments: [String], environment: [String: String], stdout: Pipe, stderr: Pipe) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binaryPath())
-        process.arguments = arguments
-        process.environment = environment
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        return process
+        try ChildProcess.launch(try binaryPath(), arguments, environment: environment, stdout: stdout, stderr: stderr)
     }
 
     /// Runs kscaler to completion (bounded by `timeout`; killed after it) and collects its output.
