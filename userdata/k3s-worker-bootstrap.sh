@@ -28,23 +28,23 @@ fetch_join_parameters() {
 
 # k3s and its installer come from the AMI: boot downloads nothing. KSCALER_K3S_INSTALL_URL is
 # the opt-in fallback: the installer is downloaded to a file, checked, and downloads k3s.
+installer=${KSCALER_K3S_INSTALL:-/usr/local/bin/k3s-install.sh}
 install_k3s_agent() {
-    local installer=${KSCALER_K3S_INSTALL:-/usr/local/bin/k3s-install.sh}
     if [ -x "$installer" ]; then
         INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_EXEC=agent "$installer"
-    elif [ -n "${KSCALER_K3S_INSTALL_URL:-}" ]; then
-        kscaler_log "no $installer in the AMI; downloading $KSCALER_K3S_INSTALL_URL"
-        curl -fsSL --retry 5 --max-time 60 -o "$KSCALER_RUN_DIR/install.sh" "$KSCALER_K3S_INSTALL_URL" || kscaler_die "download failed"
-        if [ -n "${KSCALER_K3S_INSTALL_SHA256:-}" ]; then
-            sha256sum -c --quiet - <<< "$KSCALER_K3S_INSTALL_SHA256  $KSCALER_RUN_DIR/install.sh" || kscaler_die "installer checksum mismatch"
-        fi
-        INSTALL_K3S_VERSION=${KSCALER_K3S_VERSION:-} INSTALL_K3S_EXEC=agent sh "$KSCALER_RUN_DIR/install.sh"
-    else
-        kscaler_die "no k3s installer at $installer: bake it into the AMI or set KSCALER_K3S_INSTALL_URL"
+        return
     fi
+    kscaler_log "no $installer in the AMI; downloading $KSCALER_K3S_INSTALL_URL"
+    curl -fsSL --retry 5 --max-time 60 -o "$KSCALER_RUN_DIR/install.sh" "$KSCALER_K3S_INSTALL_URL" || kscaler_die "download failed"
+    if [ -n "${KSCALER_K3S_INSTALL_SHA256:-}" ]; then
+        sha256sum -c --quiet - <<< "$KSCALER_K3S_INSTALL_SHA256  $KSCALER_RUN_DIR/install.sh" || kscaler_die "installer checksum mismatch"
+    fi
+    INSTALL_K3S_VERSION=${KSCALER_K3S_VERSION:-} INSTALL_K3S_EXEC=agent sh "$KSCALER_RUN_DIR/install.sh"
 }
 
 kscaler_worker_settings
+[ -x "$installer" ] || [ -n "${KSCALER_K3S_INSTALL_URL:-}" ] \
+    || kscaler_die "no k3s installer at $installer: bake it into the AMI or set KSCALER_K3S_INSTALL_URL"
 kscaler_init
 kscaler_wait_for "instance metadata" kscaler_load_identity
 provider_id="aws:///$KSCALER_AZ/$KSCALER_INSTANCE_ID"
