@@ -10,9 +10,9 @@ target=${KSCALER_ROOT:-}/usr/local/bin/kscaler # KSCALER_ROOT: tests only
 umask 022
 curl -fsSL --retry 5 --max-time 120 -o "$target.new" "$url"
 if ! sha256sum -c --quiet - <<< "$sha256  $target.new"; then
-    rm -f "$target.new"
-    echo "kscaler-install: $url does not match $sha256; not installed" >&2
-    exit 1
+  rm -f "$target.new"
+  echo "kscaler-install: $url does not match $sha256; not installed" >&2
+  exit 1
 fi
 chmod 0755 "$target.new"
 mv "$target.new" "$target"

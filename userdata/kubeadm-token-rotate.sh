@@ -23,16 +23,16 @@ admin_conf=$KSCALER_ROOT/etc/kubernetes/admin.conf
 ca_cert=$KSCALER_ROOT/etc/kubernetes/pki/ca.crt
 
 read_token_age() {
-    kscaler_load_role_credentials && kscaler_ssm_age "$KSCALER_TOKEN_PARAMETER"
+  kscaler_load_role_credentials && kscaler_ssm_age "$KSCALER_TOKEN_PARAMETER"
 }
 
 publish() {
-    kscaler_load_role_credentials || return 1
-    if [ "$KSCALER_PUBLISH_SERVER_URL" = true ]; then
-        kscaler_ssm_put "$KSCALER_SERVER_URL_PARAMETER" String <<< "$server_url" || return 1
-    fi
-    kscaler_ssm_put "$KSCALER_CA_CERT_HASH_PARAMETER" String <<< "$ca_cert_hash" || return 1
-    kscaler_ssm_put "$KSCALER_TOKEN_PARAMETER" SecureString < "$KSCALER_RUN_DIR/token"
+  kscaler_load_role_credentials || return 1
+  if [ "$KSCALER_PUBLISH_SERVER_URL" = true ]; then
+    kscaler_ssm_put "$KSCALER_SERVER_URL_PARAMETER" String <<< "$server_url" || return 1
+  fi
+  kscaler_ssm_put "$KSCALER_CA_CERT_HASH_PARAMETER" String <<< "$ca_cert_hash" || return 1
+  kscaler_ssm_put "$KSCALER_TOKEN_PARAMETER" SecureString < "$KSCALER_RUN_DIR/token"
 }
 
 kscaler_server_settings
@@ -42,20 +42,20 @@ rotate_after=${KSCALER_ROTATE_AFTER_MINUTES:-60}
 (( ttl >= rotate_after + 30 )) || kscaler_die "KSCALER_TOKEN_TTL_MINUTES ($ttl) must be at least KSCALER_ROTATE_AFTER_MINUTES ($rotate_after) + 30"
 kubeadm=${KSCALER_KUBEADM:-kubeadm}
 if [ ! -f "$admin_conf" ]; then
-    kscaler_log "no $admin_conf: kubeadm init has not run on this node yet; nothing to publish"
-    exit 0
+  kscaler_log "no $admin_conf: kubeadm init has not run on this node yet; nothing to publish"
+  exit 0
 fi
 kscaler_init
 kscaler_wait_for "instance metadata" kscaler_load_identity
 kscaler_wait_for "reading $KSCALER_TOKEN_PARAMETER" read_token_age
 if [ -n "$KSCALER_AGE" ] && (( KSCALER_AGE < rotate_after * 60 )); then
-    kscaler_log "the published token is $(( KSCALER_AGE / 60 )) min old; it is rotated after $rotate_after min"
-    exit 0
+  kscaler_log "the published token is $(( KSCALER_AGE / 60 )) min old; it is rotated after $rotate_after min"
+  exit 0
 fi
 
 kscaler_log "creating a bootstrap token valid for $ttl min"
 "$kubeadm" token create --kubeconfig "$admin_conf" --ttl "${ttl}m" \
-    --description "kscaler worker join token ($KSCALER_TOKEN_PARAMETER)" > "$KSCALER_RUN_DIR/token"
+  --description "kscaler worker join token ($KSCALER_TOKEN_PARAMETER)" > "$KSCALER_RUN_DIR/token"
 [[ $(<"$KSCALER_RUN_DIR/token") =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] || kscaler_die "kubeadm token create printed no bootstrap token"
 ca_cert_hash=$(openssl x509 -pubkey -noout -in "$ca_cert" | openssl pkey -pubin -outform DER | sha256sum)
 ca_cert_hash=sha256:${ca_cert_hash%% *}

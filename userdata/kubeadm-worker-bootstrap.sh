@@ -20,41 +20,36 @@ set +a
 patches=/etc/kscaler/kubeadm-patches
 
 fetch_join_parameters() {
-    kscaler_load_role_credentials \
-        && kscaler_ssm_get "$KSCALER_SERVER_URL_PARAMETER" "$KSCALER_RUN_DIR/server-url" \
-        && kscaler_ssm_get "$KSCALER_CA_CERT_HASH_PARAMETER" "$KSCALER_RUN_DIR/ca-cert-hash" \
-        && kscaler_ssm_get "$KSCALER_TOKEN_PARAMETER" "$KSCALER_RUN_DIR/token"
-}
-
-# kubeadm.k8s.io/v1beta4 lists kubelet arguments as name/value pairs, v1beta3 as a map.
-kubelet_args() {
-    if [ "$api" = v1beta4 ]; then
-        printf '  - name: "%s"\n    value: "%s"\n' provider-id "$provider_id" node-labels "$labels"
-    else
-        printf '    "%s": "%s"\n' provider-id "$provider_id" node-labels "$labels"
-    fi
+  kscaler_load_role_credentials \
+    && kscaler_ssm_get "$KSCALER_SERVER_URL_PARAMETER" "$KSCALER_RUN_DIR/server-url" \
+    && kscaler_ssm_get "$KSCALER_CA_CERT_HASH_PARAMETER" "$KSCALER_RUN_DIR/ca-cert-hash" \
+    && kscaler_ssm_get "$KSCALER_TOKEN_PARAMETER" "$KSCALER_RUN_DIR/token"
 }
 
 taints() {
-    local taint key value
-    (( ${#KSCALER_TAINTS[@]} )) || { printf '  taints: []\n'; return; }
-    printf '  taints:\n'
-    for taint in "${KSCALER_TAINTS[@]}"; do
-        key=${taint%:*} value=
-        if [[ $key == *=* ]]; then value=${key#*=} key=${key%%=*}; fi
-        printf '  - key: "%s"\n    value: "%s"\n    effect: "%s"\n' "$key" "$value" "${taint##*:}"
-    done
+  local taint key value
+  (( ${#KSCALER_TAINTS[@]} )) || { printf '  taints: []\n'; return; }
+  printf '  taints:\n'
+  for taint in "${KSCALER_TAINTS[@]}"; do
+    key=${taint%:*} value=
+    if [[ $key == *=* ]]; then value=${key#*=} key=${key%%=*}; fi
+    printf '  - key: "%s"\n    value: "%s"\n    effect: "%s"\n' "$key" "$value" "${taint##*:}"
+  done
 }
 
 kscaler_worker_settings
-api=${KSCALER_KUBEADM_API_VERSION:-v1beta4}
-[[ $api =~ ^v1beta[34]$ ]] || kscaler_die "KSCALER_KUBEADM_API_VERSION must be v1beta4 or v1beta3"
+# kubeadm.k8s.io/v1beta4 lists kubelet arguments as name/value pairs, v1beta3 as a map.
+case ${KSCALER_KUBEADM_API_VERSION:-v1beta4} in
+  v1beta4) api=v1beta4 kubelet_arg='  - name: "%s"\n    value: "%s"\n' ;;
+  v1beta3) api=v1beta3 kubelet_arg='    "%s": "%s"\n' ;;
+  *) kscaler_die "KSCALER_KUBEADM_API_VERSION must be v1beta4 or v1beta3" ;;
+esac
 kubeadm=${KSCALER_KUBEADM:-kubeadm}
 command -v "$kubeadm" >/dev/null || kscaler_die "no $kubeadm: bake kubeadm, the kubelet and a container runtime into the AMI"
 kscaler_init
 kscaler_wait_for "instance metadata" kscaler_load_identity
 provider_id="aws:///$KSCALER_AZ/$KSCALER_INSTANCE_ID"
-kscaler_log "node $KSCALER_INSTANCE_ID ($provider_id), pool $KSCALER_POOL; reading $KSCALER_SERVER_URL_PARAMETER, $KSCALER_CA_CERT_HASH_PARAMETER, $KSCALER_TOKEN_PARAMETER"
+kscaler_log "node $KSCALER_INSTANCE_ID ($provider_id), pool $KSCALER_POOL"
 kscaler_wait_for "join parameters" fetch_join_parameters
 server_url=$(<"$KSCALER_RUN_DIR/server-url")
 kscaler_check_url "$server_url"
@@ -67,19 +62,20 @@ labels=$(IFS=,; printf '%s' "${KSCALER_LABELS[*]}")
 
 mkdir -p "$KSCALER_ROOT$patches"
 printf 'shutdownGracePeriod: %ss\nshutdownGracePeriodCriticalPods: %ss\n' "$KSCALER_GRACE" "$KSCALER_GRACE_CRITICAL" \
-    > "$KSCALER_ROOT$patches/kubeletconfiguration+merge.yaml"
+  > "$KSCALER_ROOT$patches/kubeletconfiguration+merge.yaml"
 chmod 0644 "$KSCALER_ROOT$patches/kubeletconfiguration+merge.yaml"
 kscaler_write_logind_dropin
 join_config=$KSCALER_RUN_DIR/join.yaml
 {
-    printf 'apiVersion: kubeadm.k8s.io/%s\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n' "$api"
-    printf '    apiServerEndpoint: "%s"\n    token: "%s"\n' "$endpoint" "$(<"$KSCALER_RUN_DIR/token")"
-    printf '    caCertHashes:\n    - "%s"\n' "$(<"$KSCALER_RUN_DIR/ca-cert-hash")"
-    printf 'nodeRegistration:\n  name: "%s"\n  kubeletExtraArgs:\n' "$KSCALER_INSTANCE_ID"
-    kubelet_args
-    taints
-    printf 'patches:\n  directory: "%s"\n' "$patches"
+  printf 'apiVersion: kubeadm.k8s.io/%s\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n' "$api"
+  printf '    apiServerEndpoint: "%s"\n    token: "%s"\n' "$endpoint" "$(<"$KSCALER_RUN_DIR/token")"
+  printf '    caCertHashes:\n    - "%s"\n' "$(<"$KSCALER_RUN_DIR/ca-cert-hash")"
+  printf 'nodeRegistration:\n  name: "%s"\n  kubeletExtraArgs:\n' "$KSCALER_INSTANCE_ID"
+  # shellcheck disable=SC2059 # the format is one of the two above
+  printf "$kubelet_arg" provider-id "$provider_id" node-labels "$labels"
+  taints
+  printf 'patches:\n  directory: "%s"\n' "$patches"
 } > "$join_config"
 kscaler_log "kubeadm join $endpoint"
 "$kubeadm" join --config "$join_config"
-kscaler_log "kubeadm join finished: $KSCALER_INSTANCE_ID joined $endpoint"
+kscaler_log "$KSCALER_INSTANCE_ID joined $endpoint"

@@ -185,8 +185,8 @@ SYSTEM_DIRS = ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
 
 RECORDER = """#!{python}
 # Stands in for an installer or a system command: records its name, argv, environment and the
-# file a --config argument names (read now: the script may delete it), then prints
-# $KSCALER_TEST_STDOUT_<name> if the test set it.
+# file a --config argument names (read now: the script may delete it), then prints the file
+# $KSCALER_TEST_OUTPUT_<name> names, if the test set one.
 import json, os, sys
 name = os.environ.pop("KSCALER_TEST_AS", os.path.basename(sys.argv[0]))
 record = {{"name": name, "argv": sys.argv[1:], "env": dict(os.environ), "files": {{}}}}
@@ -195,7 +195,8 @@ if "--config" in sys.argv:
     record["files"][path] = open(path).read()
 with open(os.environ["KSCALER_TEST_RECORDS"], "a") as f:
     f.write(json.dumps(record) + "\\n")
-sys.stdout.write(os.environ.get("KSCALER_TEST_STDOUT_" + name, ""))
+if os.environ.get("KSCALER_TEST_OUTPUT_" + name):
+    sys.stdout.write(open(os.environ["KSCALER_TEST_OUTPUT_" + name]).read())
 """
 
 
