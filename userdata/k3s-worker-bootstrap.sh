@@ -3,7 +3,8 @@
 # kscaler k3s worker bootstrap (run once by cloud-init; see userdata/README.md): reads the join
 # token and server URL from SSM with the instance role and joins as node <instance-id>, provider
 # id aws:///<az>/<instance-id>, with the pool's labels and taints and graceful node shutdown.
-# The token only ever sits in /etc/kscaler/join-token (0600), which k3s reads (token-file).
+# On disk the token sits in /etc/kscaler/join-token (0600; k3s reads it as token-file) and,
+# until the script ends, in a 0600 response file on tmpfs.
 set -euo pipefail
 KSCALER_COMPONENT='k3s-worker'
 KSCALER_ROOT=${KSCALER_ROOT:-} # tests only: prefix of every file read or written

@@ -3,6 +3,8 @@ kscaler may terminate and launch only instances tagged with its cluster, tag onl
 launching, pass only the worker role, and touch only its cluster's items in its table."""
 
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from cfnlint.decode import decode
@@ -11,7 +13,8 @@ from conftest import REPO, STACK
 
 
 def cfn_lint(path):
-    return subprocess.run([str(REPO / ".venv/bin/cfn-lint"), str(path)], capture_output=True, text=True, timeout=120)
+    cfn_lint_command = Path(sys.executable).parent / "cfn-lint"  # installed beside pytest in .venv
+    return subprocess.run([str(cfn_lint_command), str(path)], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
