@@ -46,17 +46,21 @@ struct StderrLogHandler: LogHandler {
     func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        let fields = merged.map { key, value in (key, Self.isSecret(key) ? "<redacted>" : "\(value)") }.sorted { $0.0 < $1.0 }
+        let fields = merged.map { key, value in (key, Self.isSecret(key) ? Logger.MetadataValue.string("<redacted>") : value) }
+            .sorted { $0.0 < $1.0 }
         let time = Date().formatted(.iso8601)
         var line: String
         switch format {
         case .plain:
             line = "\(time) \(event.level.rawValue.uppercased()) \(event.message)"
-            for (key, value) in fields { line += " \(key)=\(value.contains(" ") ? "\"\(value)\"" : value)" }
+            for (key, value) in fields {
+                let text = "\(value)"
+                line += " \(key)=\(text.contains(" ") ? "\"\(text)\"" : text)"
+            }
         case .json:
-            var object: [(String, String)] = [("time", time), ("level", event.level.rawValue), ("logger", label), ("message", "\(event.message)")]
-            object += fields
-            line = "{" + object.map { "\(JSONText.quote($0.0)):\(JSONText.quote($0.1))" }.joined(separator: ",") + "}"
+            let head = [("time", time), ("level", event.level.rawValue), ("logger", label), ("message", "\(event.message)")]
+                .map { "\(JSONText.quote($0.0)):\(JSONText.quote($0.1))" }
+            line = "{" + (head + fields.map { "\(JSONText.quote($0.0)):\(JSONText.literal($0.1))" }).joined(separator: ",") + "}"
         }
         line += "\n"
         // One write(2) per line: lines from concurrent tasks never interleave.
@@ -66,6 +70,20 @@ struct StderrLogHandler: LogHandler {
 }
 
 enum JSONText {
+    /// Booleans and numbers stay JSON literals (log filters compare `at_max IS TRUE`,
+    /// `duration_ms > 1000`); everything else is a string.
+    static func literal(_ value: Logger.MetadataValue) -> String {
+        if case .stringConvertible(let convertible) = value {
+            switch convertible {
+            case let flag as Bool: return flag ? "true" : "false"
+            case let number as Int: return String(number)
+            case let number as Double where number.isFinite: return String(number)
+            default: break
+            }
+        }
+        return quote("\(value)")
+    }
+
     /// A JSON string literal for `text`.
     static func quote(_ text: String) -> String {
         var out = "\""

@@ -90,13 +90,15 @@ enum Evaluation {
         case .json: print(try JSONOutput.render(report))
         case .human: print(ReportPrinter.human(report, bounds: config.nodes, now: Date()))
         }
+        for error in report.errors { logger.error("\(error)") }
+        // The run's last log record: CloudWatch metric filters and alarms key on these fields
+        // (infra/README.md, "Log fields").
         logger.info("run_finished", metadata: [
             "event": "run_finished", "outcome": "\(report.outcome.rawValue)", "mode": "\(mode.rawValue)", "run_id": "\(report.runID)",
-            "cluster": "\(config.clusterID)",
-            "at_max": "\(report.decision.map { $0.counts.desired >= config.nodes.max } ?? false)",
-            "duration_ms": "\(Int(report.finishedAt.timeIntervalSince(report.startedAt) * 1000))",
+            "cluster_id": "\(config.clusterID)",
+            "at_max": .stringConvertible(report.decision.map { $0.counts.desired >= config.nodes.max } ?? false),
+            "duration_ms": .stringConvertible(Int(report.finishedAt.timeIntervalSince(report.startedAt) * 1000)),
         ])
-        for error in report.errors { logger.error("\(error)") }
         if let exit = SignalHandling.exitCodeForReceivedSignal() { throw exit }
         switch report.outcome {
         case .acted, .nothing, .skipped: return
