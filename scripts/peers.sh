@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts and stops the real peers the tests talk to, on 127.0.0.1 only:
-#   moto server (DynamoDB, EC2, SSM, STS, IAM) with SigV4 signature checking ON.
+#   moto server (DynamoDB, EC2, SSM, STS, IAM) with SigV4 signature checking ON, serving one
+#   request at a time so that conditional writes are atomic, as DynamoDB's are.
 # Prometheus and the Pushgateway are started per test by the tests themselves (they need
 # per-test configs); this script only checks their binaries exist.
 #
@@ -19,11 +20,13 @@ venv=${KSCALER_VENV:-.venv}
 
 start() {
     mkdir -p "$state"
-    [ -x "$venv/bin/moto_server" ] || { echo "peers: $venv/bin/moto_server missing: run scripts/install-deps.sh" >&2; exit 1; }
+    "$venv/bin/python" -c 'import moto.server' 2>/dev/null || { echo "peers: moto is not installed in $venv: run scripts/install-deps.sh" >&2; exit 1; }
     stop_quietly
     # The first three requests are unauthenticated (they create the IAM user and its key);
     # every request after them must carry a valid SigV4 signature.
-    INITIAL_NO_AUTH_ACTION_COUNT=6 "$venv/bin/moto_server" -H 127.0.0.1 -p 0 > "$state/moto.log" 2>&1 &
+    # Served one request at a time: moto's conditional writes are atomic only then, as
+    # DynamoDB's always are (see scripts/moto_server_serial.py).
+    INITIAL_NO_AUTH_ACTION_COUNT=6 "$venv/bin/python" scripts/moto_server_serial.py 0 > "$state/moto.log" 2>&1 &
     echo $! > "$state/moto.pid"
     local port="" i
     for i in $(seq 1 200); do
