@@ -80,6 +80,10 @@ public struct Evaluator: Sendable {
             report.errors.append(describeError(error))
             report.outcome = report.actions.isEmpty ? .failed : .actionFailed
         }
+        if Task.isCancelled && !report.errors.contains(where: { $0 == describeError(CancellationError()) }) {
+            report.errors.append(describeError(CancellationError()))
+            if report.outcome != .actionFailed { report.outcome = .failed }
+        }
 
         report.finishedAt = clock()
         // Released whatever happened above; a cancelled task (SIGTERM) still sends this request.

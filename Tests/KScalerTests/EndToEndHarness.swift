@@ -83,8 +83,8 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
     }
 
     /// `kscaler run|plan --output json`, decoded.
-    func report(_ command: String = "run", environment: [String: String]? = nil) async throws -> (KScalerProcess.Result, RunReport?) {
-        let result = try await kscaler([command, "--output", "json"], environment: environment)
+    func report(_ command: String = "run", _ extra: [String] = [], environment: [String: String]? = nil) async throws -> (KScalerProcess.Result, RunReport?) {
+        let result = try await kscaler([command, "--output", "json"] + extra, environment: environment)
         return (result, try? Self.decoder.decode(RunReport.self, from: Data(result.stdout.utf8)))
     }
 

@@ -1,0 +1,130 @@
+import Foundation
+import KScaler
+import Testing
+import TestSupport
+
+/// The lease between real `kscaler run` processes, as cron or a scheduler starts them. A slow
+/// Prometheus stand-in (every query answers after `delay`) keeps a run holding the lease for
+/// that long, so other processes meet it held.
+@Suite struct LeaseProcessTests {
+    static let emptyVector = #"{"status":"success","data":{"resultType":"vector","result":[]}}"#
+
+    static func slowPrometheus(delay: Duration) throws -> StubHTTPServer {
+        try StubHTTPServer { _ in .text(emptyVector, headers: [.init("Content-Type", "application/json")], delay: delay) }
+    }
+
+    /// Starts `kscaler run --output json` without waiting for it.
+    static func startRun(_ harness: EndToEndHarness, extra: [String] = []) throws -> (Process, Pipe, Pipe) {
+        let out = Pipe(), err = Pipe()
+        let process = try KScalerProcess.start(["run", "--output", "json", "--config", harness.configPath] + extra,
+                                               environment: harness.environment, stdout: out, stderr: err)
+        return (process, out, err)
+    }
+
+    static func finish(_ run: (Process, Pipe, Pipe)) async -> (status: Int32, report: RunReport?, output: String) {
+        let (process, out, err) = run
+        let stdout = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
+        let stderr = await Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+        process.waitUntilExit()
+        return (process.terminationStatus, try? EndToEndHarness.decoder.decode(RunReport.self, from: stdout),
+                String(decoding: stdout + stderr, as: UTF8.self))
+    }
+
+    /// Polls the table until someone holds the lease (10 s at most).
+    static func waitUntilHeld(_ harness: EndToEndHarness) async throws -> LeaseHolder {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let holder = try await harness.table.holder()
+            if holder.owner != nil { return holder }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestSupportError("no run took the lease within 10 s")
+    }
+
+    /// Each round starts 20 processes at once. The conditional write lets exactly one take each
+    /// acquisition: fencing tokens come out 1, 2, 3, … with no token held by two processes, and
+    /// every other process was skipped by a live holder. (On 2 cores a straggler may start after
+    /// the round's winner released: it then acquires next, with the next token, in turn.)
+    @Test func twentyProcessesRacingNeverShareTheLease() async throws {
+        let prometheus = try Self.slowPrometheus(delay: .seconds(3))
+        defer { prometheus.stop() }
+        try await EndToEndHarness.with(prometheusURL: prometheus.baseURL) { harness in
+            var holders: [RunReport] = []
+            for round in 1...4 {
+                let runs = try (0..<20).map { _ in try Self.startRun(harness) }
+                var results: [(status: Int32, report: RunReport?, output: String)] = []
+                for run in runs { results.append(await Self.finish(run)) }
+                let reports = results.compactMap(\.report)
+                #expect(reports.count == 20, "round \(round): \(results.filter { $0.report == nil }.map(\.output))")
+                let roundHolders = reports.filter { $0.outcome != .skipped }
+                #expect(!roundHolders.isEmpty, "round \(round): nobody took the lease")
+                #expect(roundHolders.count < 3, "round \(round): \(roundHolders.count) acquisitions")
+                let holderOwners = Set(roundHolders.compactMap(\.lease?.owner))
+                for skipped in results where skipped.report?.outcome == .skipped {
+                    #expect(skipped.status == 0)
+                    #expect(skipped.report?.lease?.owner.map(holderOwners.contains) == true, "skipped by an unknown holder")
+                }
+                holders += roundHolders
+            }
+            let tokens = holders.compactMap(\.lease?.token).sorted()
+            #expect(tokens == Array(1...holders.count), "every acquisition by exactly one process: \(tokens)")
+            #expect(Set(holders.compactMap(\.lease?.owner)).count == holders.count)
+            #expect(holders.allSatisfy { $0.leaseReleased == true }, "\(holders.flatMap(\.errors))")
+            #expect(try await harness.table.holder().owner == nil)
+        }
+    }
+
+    @Test func aSecondRunWhileTheFirstHoldsTheLeaseIsSkipped() async throws {
+        let prometheus = try Self.slowPrometheus(delay: .seconds(3))
+        defer { prometheus.stop() }
+        try await EndToEndHarness.with(prometheusURL: prometheus.baseURL) { harness in
+            let first = try Self.startRun(harness)
+            let holder = try await Self.waitUntilHeld(harness)
+            let second = try await harness.kscaler(["run"])
+            #expect(second.status == 0, "\(second.combined)")
+            #expect(second.stdout.contains("held by \(holder.owner ?? "?")"))
+            #expect(second.stdout.contains("skipped"))
+            let firstResult = await Self.finish(first)
+            #expect(firstResult.report?.lease?.owner == holder.owner)
+            #expect(try await harness.table.holder().owner == nil)
+        }
+    }
+
+    @Test func sigtermReleasesTheLeaseBeforeExit() async throws {
+        let prometheus = try Self.slowPrometheus(delay: .seconds(3))
+        defer { prometheus.stop() }
+        try await EndToEndHarness.with(prometheusURL: prometheus.baseURL) { harness in
+            let run = try Self.startRun(harness)
+            _ = try await Self.waitUntilHeld(harness)
+            run.0.terminate()
+            let result = await Self.finish(run)
+            #expect(result.status == 128 + SIGTERM, "\(result.output)")
+            #expect(result.report?.leaseReleased == true)
+            #expect(result.report?.errors.contains { $0.contains("cancelled") } == true)
+            #expect(try await harness.table.holder().owner == nil)
+            #expect(try await harness.instances().isEmpty)
+        }
+    }
+
+    @Test func aKilledHolderBlocksOthersOnlyUntilTheLeaseExpires() async throws {
+        let prometheus = try Self.slowPrometheus(delay: .seconds(3))
+        defer { prometheus.stop() }
+        try await EndToEndHarness.with(prometheusURL: prometheus.baseURL, leaseTTL: "8s") { harness in
+            let killed = try Self.startRun(harness, extra: ["--timeout", "6"])
+            let holder = try await Self.waitUntilHeld(harness)
+            kill(killed.0.processIdentifier, SIGKILL)
+            _ = await Self.finish(killed)
+            #expect(try await harness.table.holder().owner == holder.owner)
+
+            let blocked = try await harness.report("run", ["--timeout", "6"])
+            #expect(blocked.1?.outcome == .skipped, "\(blocked.0.combined)")
+
+            let expiry = try #require(holder.expiresAt)
+            try await Task.sleep(for: .seconds(max(0, expiry.timeIntervalSinceNow) + 1.1))
+            let (result, report) = try await harness.report("run", ["--timeout", "6"])
+            #expect(report?.outcome != .skipped, "\(result.combined)")
+            #expect(report?.lease?.token == holder.token + 1)
+            #expect(report?.leaseReleased == true)
+        }
+    }
+}
