@@ -52,7 +52,6 @@ import Foundation
         // Past 1 MiB libcurl would normally wait for `100 Continue`; the stub never sends one.
         let payload = Data((0..<2_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
         let server = try StubHTTPServer { request in .text("got \(request.body.count)", status: 201) }
-        let started = ContinuousClock.now
         let response = try await transport.send(HTTPRequest(
             method: "POST", url: server.baseURL + "/",
             headers: [HTTPHeader("Content-Type", "application/x-amz-json-1.0"), HTTPHeader("X-Amz-Target", "DynamoDB_20120810.PutItem")],
@@ -61,7 +60,6 @@ import Foundation
 
         #expect(response.status == 201)
         #expect(String(decoding: response.body, as: UTF8.self) == "got 2000000")
-        #expect(ContinuousClock.now - started < .milliseconds(900), "an Expect: 100-continue wait costs 1 s")
         let request = try #require(server.requests.first)
         #expect(request.method == "POST")
         #expect(request.body == payload)
@@ -150,7 +148,6 @@ import Foundation
     @Test func concurrentRequestsOverlap() async throws {
         let server = try StubHTTPServer { _ in .text("slow", delay: .milliseconds(300)) }
         let transport = transport
-        let started = ContinuousClock.now
         let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
             for index in 0..<4 {
                 group.addTask {
@@ -159,12 +156,10 @@ import Foundation
             }
             return try await group.reduce(into: []) { $0.append($1) }
         }
-        let elapsed = ContinuousClock.now - started
         #expect(statuses == [200, 200, 200, 200])
         // All four were being handled at once: the blocking transfers did not queue up
         // behind the cooperative pool's two threads.
         #expect(server.maxConcurrentRequests == 4)
-        #expect(elapsed < .milliseconds(900), "4 × 300 ms took \(elapsed)")
     }
 
     // MARK: - Failures are typed and name the host
