@@ -14,3 +14,6 @@ trap 'scripts/peers.sh stop' EXIT
 # Build first so a compile error is reported as one, not as a test failure.
 swift build --build-tests
 swift test --skip-build
+
+# Shell, cloud-init, systemd and CloudFormation: userdata/ and infra/.
+.venv/bin/python -m pytest infra/tests -q -p no:cacheprovider

@@ -34,7 +34,7 @@ STACK = REPO / "infra" / "cloudformation" / "kscaler.yaml"
 
 @pytest.fixture(scope="session")
 def moto():
-    names = ["KSCALER_TEST_MOTO_ENDPOINT", "KSCALER_TEST_AWS_ACCESS_KEY_ID", "KSCALER_TEST_AWS_SECRET_ACCESS_KEY"]
+    names = ["KSTEST_MOTO_ENDPOINT", "KSTEST_AWS_ACCESS_KEY_ID", "KSTEST_AWS_SECRET_ACCESS_KEY"]
     missing = [n for n in names if not os.environ.get(n)]
     if missing:
         pytest.fail(f"{', '.join(missing)} not set: run scripts/peers.sh start && . .peers/env")
@@ -186,17 +186,17 @@ SYSTEM_DIRS = ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
 RECORDER = """#!{python}
 # Stands in for an installer or a system command: records its name, argv, environment and the
 # file a --config argument names (read now: the script may delete it), then prints the file
-# $KSCALER_TEST_OUTPUT_<name> names, if the test set one.
+# $KSTEST_OUTPUT_<name> names, if the test set one.
 import json, os, sys
-name = os.environ.pop("KSCALER_TEST_AS", os.path.basename(sys.argv[0]))
+name = os.environ.pop("KSTEST_AS", os.path.basename(sys.argv[0]))
 record = {{"name": name, "argv": sys.argv[1:], "env": dict(os.environ), "files": {{}}}}
 if "--config" in sys.argv:
     path = sys.argv[sys.argv.index("--config") + 1]
     record["files"][path] = open(path).read()
-with open(os.environ["KSCALER_TEST_RECORDS"], "a") as f:
+with open(os.environ["KSTEST_RECORDS"], "a") as f:
     f.write(json.dumps(record) + "\\n")
-if os.environ.get("KSCALER_TEST_OUTPUT_" + name):
-    sys.stdout.write(open(os.environ["KSCALER_TEST_OUTPUT_" + name]).read())
+if os.environ.get("KSTEST_OUTPUT_" + name):
+    sys.stdout.write(open(os.environ["KSTEST_OUTPUT_" + name]).read())
 """
 
 
@@ -214,7 +214,7 @@ class Sandbox:
         for name in WRAPPED:
             self._wrapper(name, f'exec {_system(name)} "$@"')
         for name in RECORDED:
-            self._wrapper(name, f'KSCALER_TEST_AS={name} exec {self.recorder} "$@"')
+            self._wrapper(name, f'KSTEST_AS={name} exec {self.recorder} "$@"')
         self.installer = tmp_path / "k3s-install.sh"
         self.installer.symlink_to(self.recorder)
 
@@ -242,7 +242,7 @@ class Sandbox:
         """Runs a script under the root with only the wrappers on PATH."""
         full_env = {
             "PATH": str(self.bin), "KSCALER_ROOT": str(self.root), "TMPDIR": str(self.root / "run"),
-            "KSCALER_TEST_RECORDS": str(self.records_file), "LANG": "C.UTF-8", **(env or {})}
+            "KSTEST_RECORDS": str(self.records_file), "LANG": "C.UTF-8", **(env or {})}
         argv = [str(self.root / command[0].lstrip("/"))] + command[1:]
         if background:
             return subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -149,7 +149,7 @@ def test_rotation_publishes_a_fresh_token_with_ca_hash_and_url_then_waits(contro
     ca_hash = certificate_authority(sandbox.root / "etc/kubernetes/pki")
     token, kubeadm_output = "abc123.0123456789abcdef", sandbox.root.parent / "kubeadm-output"
     kubeadm_output.write_text(token + "\n")
-    env = {"KSCALER_TEST_OUTPUT_kubeadm": str(kubeadm_output)}
+    env = {"KSTEST_OUTPUT_kubeadm": str(kubeadm_output)}
 
     first = sandbox.run([ROTATE], env=env)
 

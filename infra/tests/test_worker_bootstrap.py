@@ -172,7 +172,7 @@ def test_k3s_worker_without_an_installer_downloads_one_only_when_asked_and_check
         k3s_worker, moto, sandbox):
     moto.put_parameter(k3s_worker.url_parameter, SERVER_URL, "String")
     moto.put_parameter(k3s_worker.token_parameter, k3s_token())
-    script = f"#!/bin/sh\nKSCALER_TEST_AS=downloaded-installer exec {sandbox.recorder} \"$@\"\n".encode()
+    script = f"#!/bin/sh\nKSTEST_AS=downloaded-installer exec {sandbox.recorder} \"$@\"\n".encode()
     k3s_worker.imds.downloads["install.sh"] = script
     url = f"{k3s_worker.imds.endpoint}/downloads/install.sh"
 
