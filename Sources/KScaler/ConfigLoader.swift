@@ -47,6 +47,16 @@ public enum ConfigLoader {
         ("SCALE_DOWN_CPU_THRESHOLD", ["scale_down", "cpu_threshold"]),
     ]
 
+    /// Whether any configuration source is present: a file named or at the default path, a
+    /// `KSCALER_*` setting, or an alias.
+    public static func isConfigured(explicitPath: String?, environment: [String: String],
+                                    fileExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }) -> Bool {
+        explicitPath != nil || fileExists(defaultPath)
+            || environment.contains { name, value in
+                !value.isEmpty && (name.hasPrefix(KScalerConfig.environmentPrefix) || aliases.contains { $0.variable == name })
+            }
+    }
+
     /// `explicitPath` (from `--config` or `KSCALER_CONFIG`) must exist; without one,
     /// `/etc/kscaler/config.yaml` is read when present and otherwise the environment alone
     /// configures kscaler.

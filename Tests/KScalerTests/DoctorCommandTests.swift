@@ -37,3 +37,36 @@ import TestSupport
         #expect(help.stdout.contains("3   observation failed"))
     }
 }
+
+/// `kscaler doctor --config`: every dependency of a run, against moto and a real Prometheus.
+@Suite struct DoctorClusterTests {
+    @Test func everyDependencyIsCheckedAndTheJoinTokenNeverPrinted() async throws {
+        try await EndToEndHarness.with { harness in
+            let token = "K10-secret-join-token-\(Peers.uniqueName("t"))"
+            let ssm = harness.fixture.context.ssm
+            try await ssm.putParameter(name: "/kscaler/\(harness.clusterID)/join-token", value: token)
+            try await ssm.putParameter(name: "/kscaler/\(harness.clusterID)/server-url", value: "https://10.0.0.10:6443", type: .string)
+            try await harness.prometheus?.waitUntil("count(kube_node_info)", atLeast: 1)
+
+            let result = try await harness.kscaler(["doctor"])
+            #expect(result.status == 0, "\(result.combined)")
+            for line in ["ok   config", "ok   identity", "ok   table        \(harness.tableName) is ACTIVE",
+                         "ok   ec2 launch   RunInstances dry run passed for t3.large in \(harness.subnet)",
+                         "ok   join token   /kscaler/\(harness.clusterID)/join-token readable (SecureString",
+                         "ok   server url", "ok   prometheus"] {
+                #expect(result.stdout.contains(line), "missing \(line) in:\n\(result.stdout)")
+            }
+            #expect(!result.combined.contains(token))
+        }
+    }
+
+    @Test func aMissingJoinParameterFailsWithHowToCreateIt() async throws {
+        try await EndToEndHarness.with { harness in
+            let result = try await harness.kscaler(["doctor"])
+            #expect(result.status == 5, "\(result.combined)")
+            #expect(result.stdout.contains("FAIL join token"))
+            #expect(result.stdout.contains("aws ssm put-parameter"))
+            #expect(result.stdout.contains("ok   table"))
+        }
+    }
+}
