@@ -69,11 +69,14 @@ enum Evaluation {
             printError("kscaler: --timeout \(options.timeout)s must be shorter than lease.ttl (\(Int(config.lease.ttl))s), or the lease could expire mid-run")
             throw KScalerExit.invalidConfig
         }
+        // Counts the run's requests and the sequential round trips they came in: the run's
+        // cost is its network shape, and the last log record reports it.
+        let transport = RecordingTransport(wrapping: CurlTransport())
         let runtime: Runtime
         let evaluator: Evaluator
         do {
             runtime = try await Runtime.make(config: config, environment: AWSEnvironment(variables: environment),
-                                             transport: CurlTransport(), logger: logger)
+                                             transport: transport, logger: logger)
             evaluator = try await runtime.evaluator(logger: logger)
         } catch {
             printError("kscaler: cannot start: \(error)")
@@ -98,6 +101,9 @@ enum Evaluation {
             "cluster_id": "\(config.clusterID)",
             "at_max": .stringConvertible(report.decision.map { $0.counts.desired >= config.nodes.max } ?? false),
             "duration_ms": .stringConvertible(Int(report.finishedAt.timeIntervalSince(report.startedAt) * 1000)),
+            "http_requests": .stringConvertible(transport.counts.requests),
+            "http_round_trips": .stringConvertible(transport.counts.bursts),
+            "http_max_in_flight": .stringConvertible(transport.counts.maxInFlight),
         ])
         if let exit = SignalHandling.exitCodeForReceivedSignal() { throw exit }
         switch report.outcome {
