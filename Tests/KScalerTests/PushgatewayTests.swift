@@ -1,0 +1,94 @@
+import Foundation
+import HTTP
+import KScalerCore
+import Testing
+import TestSupport
+@testable import KScaler
+
+/// Metrics for a job that does not stay up, pushed to the Debian `prometheus-pushgateway`.
+@Suite struct PushgatewayTests {
+    /// The Pushgateway on 127.0.0.1:<free port>, stopped by `body`'s end.
+    static func withPushgateway(_ body: (String) async throws -> Void) async throws {
+        let binary = "/usr/bin/prometheus-pushgateway"
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw TestSupportError("no \(binary): run the tests with `make test` (scripts/install-deps.sh installs prometheus-pushgateway)")
+        }
+        let directory = try ChildProcess.temporaryDirectory("kscaler-pushgateway")
+        let log = directory.appendingPathComponent("pushgateway.log")
+        let process = try ChildProcess.launch("/usr/bin/timeout", ["300", binary, "--web.listen-address=127.0.0.1:0"], log: log)
+        do {
+            let line = try await ChildProcess.firstLine(of: log, what: "the Pushgateway's address") { $0.contains("msg=\"Listening on\"") }
+            guard let address = line.split(separator: " ").first(where: { $0.hasPrefix("address=") })?.dropFirst("address=".count) else {
+                throw TestSupportError("no address in: \(line)")
+            }
+            try await body("http://\(address)")
+        } catch {
+            await ChildProcess.stop(process)
+            throw error
+        }
+        await ChildProcess.stop(process)
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    static func report(outcome: RunReport.Outcome) -> RunReport {
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        var report = RunReport(runID: "r1", mode: .run, clusterID: "demo", startedAt: t0)
+        report.finishedAt = t0.addingTimeInterval(0.25)
+        report.outcome = outcome
+        report.decision = Decision(
+            action: .scaleUp(count: 2), failedBoots: [], halt: nil,
+            counts: NodeCounts(current: 3, ready: 3, booting: 0, desired: 5, clusterNodes: 4, clusterNotReady: 0),
+            sizing: nil, launchCandidates: [], reasons: [], signals: [], cooldowns: [])
+        report.observation = Observation(readings: [.unschedulablePods: .value(7)], nodes: [], instances: [])
+        report.actions = [.init(kind: .launch, instanceIDs: ["i-1", "i-2"])]
+        return report
+    }
+
+    @Test func aRunIsPushedGroupedByClusterAndReplacesThePreviousOne() async throws {
+        try await Self.withPushgateway { url in
+            let pushgateway = Pushgateway(baseURL: url, transport: CurlTransport())
+            try await pushgateway.push(Self.report(outcome: .acted))
+            var failed = Self.report(outcome: .failed)
+            failed.decision = nil
+            failed.actions = []
+            try await pushgateway.push(failed)
+
+            let metrics = String(decoding: try await CurlTransport().send(HTTPRequest(method: "GET", url: url + "/metrics")).body, as: UTF8.self)
+            let ours = metrics.split(separator: "\n").filter { $0.hasPrefix("kscaler_") }.map(String.init)
+            /// The value of the series `name` whose labels include all of `labels`.
+            func value(_ name: String, _ labels: [String] = []) -> String? {
+                ours.first { line in
+                    line.hasPrefix(name + "{") && (labels + [#"cluster="demo""#, #"job="kscaler""#]).allSatisfy(line.contains)
+                }?.split(separator: " ").last.map(String.init)
+            }
+            #expect(value("kscaler_last_run_success") == "0", "\(ours)")
+            #expect(value("kscaler_last_run_outcome", [#"outcome="failed""#]) == "1")
+            #expect(value("kscaler_last_run_outcome", [#"outcome="acted""#]) == "0")
+            #expect(value("kscaler_last_run_timestamp_seconds").flatMap(Double.init) == 1_800_000_000.25)
+            #expect(!ours.contains { $0.hasPrefix("kscaler_desired_nodes") })
+        }
+    }
+
+    @Test func theExpositionCarriesNodesDecisionAndActions() throws {
+        let text = Pushgateway.exposition(Self.report(outcome: .acted))
+        #expect(text.hasSuffix("\n"))
+        for line in ["kscaler_last_run_success 1", "kscaler_managed_nodes 3", "kscaler_ready_nodes 3", "kscaler_desired_nodes 5",
+                     "kscaler_unschedulable_pods 7", #"kscaler_last_run_decision{action="scale_up"} 1"#,
+                     #"kscaler_last_run_decision{action="none"} 0"#, #"kscaler_last_run_instances{kind="launch"} 2"#,
+                     "kscaler_last_run_duration_seconds 0.25"] {
+            #expect(text.split(separator: "\n").contains { $0 == line }, "missing \(line)")
+        }
+    }
+
+    @Test func aPushgatewayErrorIsReported() async throws {
+        let broken = try StubHTTPServer { _ in .text("text format parsing error", status: 400) }
+        defer { broken.stop() }
+        await #expect {
+            try await Pushgateway(baseURL: broken.baseURL, transport: CurlTransport()).push(Self.report(outcome: .acted))
+        } throws: { error in
+            "\(error)".contains("HTTP 400")
+        }
+        #expect(broken.requests.first?.method == "PUT")
+        #expect(broken.requests.first?.target == "/metrics/job/kscaler/cluster/demo")
+    }
+}
