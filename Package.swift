@@ -59,7 +59,7 @@ let package = Package(
             name: "KScalerCoreTests",
             dependencies: ["KScalerCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
-        .testTarget(name: "KScalerTests", dependencies: ["KScaler", "TestSupport"]),
+        .testTarget(name: "KScalerTests", dependencies: ["KScaler", "TestSupport", .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -30,7 +30,16 @@ public enum ConfigLoader {
         /// Dotted path → where it came from; paths not listed are defaults.
         public var sources: [String: Source]
 
-        public func source(of path: String) -> Source { sources[path] ?? .defaultValue }
+        /// Where `path` came from; a key inside a free-form section (`workers.sizes.m5.large.cpu`)
+        /// came from wherever its section did.
+        public func source(of path: String) -> Source {
+            var candidate = Substring(path)
+            while true {
+                if let source = sources[String(candidate)] { return source }
+                guard let dot = candidate.lastIndex(of: ".") else { return .defaultValue }
+                candidate = candidate[..<dot]
+            }
+        }
     }
 
     public static let defaultPath = "/etc/kscaler/config.yaml"
@@ -99,6 +108,11 @@ public enum ConfigLoader {
             sources[settingPath.joined(separator: ".")] = .environment(name)
         }
 
+        // A file that could not be read says nothing about the settings: list its problem
+        // (and the environment's), not a cascade of "is required".
+        if problems.contains(where: { $0.path == path || $0.path == "--config" }) {
+            return .failure(ConfigErrors(problems: problems))
+        }
         switch KScalerConfig.parse(tree) {
         case .success(let config) where problems.isEmpty:
             return .success(Loaded(config: config, file: path, sources: sources))
@@ -117,13 +131,24 @@ public enum ConfigLoader {
         do {
             node = try Yams.compose(yaml: text)
         } catch {
-            throw FileProblem(problem: ConfigProblem(path: path, message: "not valid YAML: \(error)", fix: "fix the YAML syntax at the line named"))
+            throw FileProblem(problem: ConfigProblem(path: path, message: "not valid YAML: \(describeYAMLError(error))",
+                                                     fix: "fix the YAML syntax at the line named"))
         }
         guard let node else { return .map([:]) }
         guard case .mapping = node else {
             throw FileProblem(problem: ConfigProblem(path: path, message: "the top level is not a map of settings", fix: "start the file with `cluster_id: …`"))
         }
         return convert(node)
+    }
+
+    /// "line 2, column 8: mapping values are not allowed in this context" (lines from 1).
+    static func describeYAMLError(_ error: any Error) -> String {
+        switch error as? YamlError {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            "line \(mark.line), column \(mark.column): \(problem)"
+        default:
+            "\(error)"
+        }
     }
 
     /// YAML scalars keep their resolved type (int, float, bool, null) so `min: 3` is a number

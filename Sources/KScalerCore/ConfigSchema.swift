@@ -78,9 +78,9 @@ enum ConfigSchema {
         path.reduce(Optional(root)) { node, key in node?.child(key) }
     }
 
-    /// Paths whose values are credentials-adjacent: printers redact them.
+    /// Paths whose values are credentials-adjacent: printers redact them (the auth type is not).
     static func isSensitive(_ path: String) -> Bool {
-        path.hasPrefix("prometheus.auth.")
+        path.hasPrefix("prometheus.auth.") && path != "prometheus.auth.type"
     }
 }
 

@@ -202,7 +202,7 @@ struct ConfigParsingTests {
         #expect(byPath["workers.subnets"]?.value == "subnet-0a,subnet-0b")
         #expect(byPath["workers.join.token_parameter"]?.value == "/kscaler/demo/join-token")
         #expect(byPath["signals.node_ready"]?.value == DefaultQueries.query(for: .nodeReady, mode: .requests, windowSeconds: 600))
-        #expect(settings.filter(\.sensitive).map(\.path) == ["prometheus.auth.type", "prometheus.auth.username", "prometheus.auth.password_file"])
+        #expect(settings.filter(\.sensitive).map(\.path) == ["prometheus.auth.username", "prometheus.auth.password_file"])
         // The listing reads back: every printed duration parses to the same value.
         #expect(parseDuration(byPath["scale_down.delay_after_scale_up"]!.value) == config.scaleDown.delayAfterScaleUp)
     }

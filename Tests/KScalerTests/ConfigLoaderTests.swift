@@ -1,0 +1,84 @@
+import KScalerCore
+import Testing
+import Yams
+@testable import KScaler
+
+/// The loader: YAML file, `KSCALER_*` overrides, the Lambda autoscalers' aliases, provenance.
+@Suite struct ConfigLoaderTests {
+    static let yaml = """
+    cluster_id: demo
+    table: kscaler
+    prometheus: {url: "http://prometheus:9090"}
+    nodes: {min: 1, max: 10}
+    scale_up: {cpu_threshold: 75}
+    workers:
+      image_id: ami-0123456789abcdef0
+      instance_types: [t3.large]
+      subnets: [subnet-a]
+      sizes: {t3.large: {cpu: 2, memory: 8Gi}}
+    """
+
+    func load(_ yaml: String? = Self.yaml, path: String? = "/etc/kscaler/test.yaml", environment: [String: String] = [:]) -> Result<ConfigLoader.Loaded, ConfigErrors> {
+        ConfigLoader.load(explicitPath: path, environment: environment, fileExists: { _ in false },
+                          readFile: { _ in yaml.map { Data($0.utf8) } })
+    }
+
+    @Test func precedenceIsKscalerVariableThenAliasThenFileThenDefault() throws {
+        let loaded = try load(environment: [
+            "MIN_NODES": "2", "MAX_NODES": "8", "KSCALER_NODES_MAX": "12",
+            "SCALE_UP_CPU_THRESHOLD": "85", "PROMETHEUS_URL": "http://other:9090", "DYNAMODB_TABLE": "ks-table",
+        ]).get()
+        #expect(loaded.config.nodes.min == 2)
+        #expect(loaded.config.nodes.max == 12)
+        #expect(loaded.config.scaleUp.cpuThreshold == 0.85)
+        #expect(loaded.config.prometheus.url == "http://other:9090")
+        #expect(loaded.config.table == "ks-table")
+        #expect(loaded.config.scaleDown.cpuThreshold == 0.30)
+        #expect(loaded.source(of: "nodes.max") == .environment("KSCALER_NODES_MAX"))
+        #expect(loaded.source(of: "nodes.min") == .alias("MIN_NODES"))
+        #expect(loaded.source(of: "cluster_id") == .file("/etc/kscaler/test.yaml"))
+        #expect(loaded.source(of: "workers.sizes.t3.large.cpu") == .file("/etc/kscaler/test.yaml"))
+        #expect(loaded.source(of: "scale_down.cooldown") == .defaultValue)
+    }
+
+    @Test func theEnvironmentAloneCanConfigureKscaler() throws {
+        let loaded = try load(nil, path: nil, environment: [
+            "KSCALER_CLUSTER_ID": "env-only", "DYNAMODB_TABLE": "kscaler", "PROMETHEUS_URL": "http://p:9090",
+            "KSCALER_WORKERS_IMAGE_ID": "ami-1", "KSCALER_WORKERS_INSTANCE_TYPES": "t3.large,t3.xlarge",
+            "KSCALER_WORKERS_SUBNETS": "subnet-a", "KSCALER_WORKERS_SIZES": "t3.large=2/8Gi,t3.xlarge=4/16Gi",
+        ]).get()
+        #expect(loaded.file == nil)
+        #expect(loaded.config.clusterID == "env-only")
+        #expect(loaded.config.workers.instanceTypes == ["t3.large", "t3.xlarge"])
+        #expect(loaded.config.workers.sizes["t3.xlarge"]?.cpuCores == 4)
+    }
+
+    @Test func everyProblemIsReportedAtOnceIncludingUnknownVariables() throws {
+        let errors = try #require(load(environment: ["KSCALER_NODES_MAXX": "5", "MIN_NODES": "11"]).failure)
+        let paths = errors.problems.map(\.path)
+        #expect(paths.contains("KSCALER_NODES_MAXX"))
+        #expect(errors.problems.first { $0.path == "KSCALER_NODES_MAXX" }?.fix.contains("KSCALER_NODES_MAX") == true)
+        #expect(errors.problems.contains { $0.path.hasPrefix("nodes") })  // min 11 > max 10
+    }
+
+    @Test func badYAMLNamesTheFileAndLine() throws {
+        let errors = try #require(load("cluster_id: demo\n  table: [unclosed\n").failure)
+        #expect(errors.problems.first?.path == "/etc/kscaler/test.yaml")
+        #expect(errors.problems.first?.message.contains("not valid YAML") == true)
+        #expect(errors.problems.first?.message.contains("line") == true)
+    }
+
+    @Test func anExplicitFileThatCannotBeReadIsAProblem() throws {
+        let errors = try #require(load(nil).failure)
+        #expect(errors.problems.first?.message == "cannot read /etc/kscaler/test.yaml")
+    }
+
+    @Test func yamlScalarsKeepTheirTypesAndQuotedOnesStayStrings() {
+        let tree = ConfigLoader.convert(try! Yams.compose(yaml: "a: 3\nb: \"3\"\nc: true\nd: ~\ne: [1, x]\n")!)
+        #expect(tree == .map(["a": .number(3), "b": .string("3"), "c": .bool(true), "d": .null, "e": .list([.number(1), .string("x")])]))
+    }
+}
+
+extension Result {
+    var failure: Failure? { if case .failure(let error) = self { error } else { nil } }
+}
