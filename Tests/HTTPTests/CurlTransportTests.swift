@@ -178,13 +178,13 @@ import Foundation
     @Test func transportTimeoutEndsAHungExchange() async throws {
         let server = try StubHTTPServer { _ in .text("late", delay: .seconds(5)) }
         let impatient = CurlTransport(totalTimeout: .milliseconds(300))
-        let started = ContinuousClock.now
+        // The answer comes after 5 s, within the default timeout: a timeout error proves the
+        // configured 300 ms applied (no wall-clock bound: those fail on a loaded machine).
         let error = await #expect(throws: HTTPError.self) {
             try await impatient.send(HTTPRequest(method: "GET", url: server.baseURL + "/"))
         }
         #expect(error?.kind == .timedOut)
         #expect(error?.host == "127.0.0.1:\(server.port)")
-        #expect(ContinuousClock.now - started < .seconds(2))
     }
 
     @Test func requestTimeoutOverridesTheTransportTimeoutBothWays() async throws {
@@ -193,12 +193,12 @@ import Foundation
         let patient = try await impatient.send(HTTPRequest(method: "GET", url: server.baseURL + "/medium", timeout: .seconds(3)))
         #expect(patient.status == 200)
 
-        let started = ContinuousClock.now
+        // /slow answers after 3 s, within the transport's default 10 s: only the request's own
+        // 300 ms can make it time out.
         let error = await #expect(throws: HTTPError.self) {
             try await transport.send(HTTPRequest(method: "GET", url: server.baseURL + "/slow", timeout: .milliseconds(300)))
         }
         #expect(error?.kind == .timedOut)
-        #expect(ContinuousClock.now - started < .seconds(2))
     }
 
     @Test func aPeerThatHangsUpIsAReceiveFailure() async throws {

@@ -50,7 +50,10 @@ public final class PrometheusServer: @unchecked Sendable {  // Process is not Se
             log: log)
         let server = PrometheusServer(baseURL: "", directory: directory, process: process)
         do {
-            let line = try await ChildProcess.firstLine(of: log, what: "Prometheus's listening address") { $0.contains("msg=\"Listening on\"") }
+            // Generous: on 2 loaded cores (a parallel test run) Prometheus can take many seconds.
+            let line = try await ChildProcess.firstLine(of: log, timeout: .seconds(60), what: "Prometheus's listening address") {
+                $0.contains("msg=\"Listening on\"")
+            }
             guard let address = line.split(separator: " ").first(where: { $0.hasPrefix("address=") })?.dropFirst("address=".count) else {
                 throw TestSupportError("no address in Prometheus's log line: \(line)")
             }
@@ -66,7 +69,7 @@ public final class PrometheusServer: @unchecked Sendable {  // Process is not Se
     /// Prometheus listens before its storage is open and answers 503 until then.
     private func waitUntilReady(headers: [HTTPHeader]) async throws {
         let transport = CurlTransport(connectTimeout: .seconds(1), totalTimeout: .seconds(2))
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(60)
         var last = "nothing"
         while ContinuousClock.now < deadline {
             do {
@@ -78,11 +81,11 @@ public final class PrometheusServer: @unchecked Sendable {  // Process is not Se
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw TestSupportError("Prometheus at \(baseURL) not ready within 10 s; last answer: \(last)")
+        throw TestSupportError("Prometheus at \(baseURL) not ready within 60 s; last answer: \(last)")
     }
 
     /// Waits until `promql` (a scalar-valued expression) answers at least `atLeast`.
-    public func waitUntil(_ promql: String, atLeast: Double, timeout: Duration = .seconds(30)) async throws {
+    public func waitUntil(_ promql: String, atLeast: Double, timeout: Duration = .seconds(60)) async throws {
         let transport = CurlTransport()
         let deadline = ContinuousClock.now + timeout
         let encoded = promql.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? promql
