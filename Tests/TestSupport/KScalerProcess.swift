@@ -9,7 +9,8 @@ public enum KScalerProcess {
         public var combined: String { stdout + stderr }
     }
 
-    /// The binary next to the test bundle (`.build/<config>/kscaler`), or `KSTEST_BINARY`.
+    /// `KSTEST_BINARY` (the test command sets it to the release build), else the binary next to
+    /// the test bundle (`.build/debug/kscaler`).
     public static func binaryPath() throws -> String {
         if let override = ProcessInfo.processInfo.environment["KSTEST_BINARY"] { return override }
         var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
