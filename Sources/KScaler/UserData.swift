@@ -109,7 +109,7 @@ public enum UserDataRenderer {
         }
         let within = { (domain: String) in prefix == domain || prefix.hasSuffix("." + domain) }
         if (within("kubernetes.io") || within("k8s.io")) && !within("node.kubernetes.io") && !within("kubelet.kubernetes.io") {
-            return UserDataProblem(name: "node_labels", message: "the kubelet refuses to set \(key) (kubernetes.io and k8s.io are reserved)",
+            return UserDataProblem(name: "node_labels", message: "\(key) is reserved: the kubelet refuses to set labels under kubernetes.io and k8s.io",
                                    fix: "use your own prefix (e.g. example.com/role) or node.kubernetes.io/ in workers.labels")
         }
         return nil
