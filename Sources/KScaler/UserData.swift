@@ -75,17 +75,16 @@ public enum UserDataRenderer {
             }
         }
         let used = Set(output.valuesUsed), invalid = Set(problems.map(\.name))
-        let valid = { (name: String) in used.contains(name) && !invalid.contains(name) }
-        if valid("shutdown_grace_seconds"), valid("shutdown_grace_critical_seconds"),
-           let total = Int(inputs.values["shutdown_grace_seconds"]!), let critical = Int(inputs.values["shutdown_grace_critical_seconds"]!),
-           critical >= total {
+        /// A value that passed its rule, as a number; nil when unused or already reported.
+        func number(_ name: String) -> Int? {
+            used.contains(name) && !invalid.contains(name) ? inputs.values[name].flatMap { Int($0) } : nil
+        }
+        if let total = number("shutdown_grace_seconds"), let critical = number("shutdown_grace_critical_seconds"), critical >= total {
             problems.append(UserDataProblem(
                 name: "shutdown_grace_critical_seconds", message: "\(critical) is not less than shutdown_grace_seconds (\(total))",
                 fix: "the critical pods' share must be shorter than the whole grace period: lower it or raise shutdown_grace_seconds"))
         }
-        if valid("token_ttl_minutes"), valid("rotate_after_minutes"),
-           let ttl = Int(inputs.values["token_ttl_minutes"]!), let rotateAfter = Int(inputs.values["rotate_after_minutes"]!),
-           ttl < rotateAfter + 30 {
+        if let ttl = number("token_ttl_minutes"), let rotateAfter = number("rotate_after_minutes"), ttl < rotateAfter + 30 {
             problems.append(UserDataProblem(
                 name: "token_ttl_minutes", message: "\(ttl) is less than rotate_after_minutes (\(rotateAfter)) + 30",
                 fix: "a replaced token must stay valid while workers are still joining with it: raise it to at least \(rotateAfter + 30)"))
