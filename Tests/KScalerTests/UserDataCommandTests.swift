@@ -53,6 +53,23 @@ import TestSupport
         #expect(result.stdout == example)
     }
 
+    /// Server user data is written by hand into a launch template or a stack, so it may be
+    /// gzipped first: over EC2's limit it is still printed, with a warning that says what to do.
+    @Test func serverUserDataOverEC2sLimitIsPrintedWithAWarning() async throws {
+        let padding = (0..<40).map { "# note \($0): " + String(repeating: "x", count: 60) }.joined(separator: "\n")
+        let result = try await Self.render([
+            "--kind", "k3s-server", "--install-kscaler",
+            "--set", "kscaler_binary_url=https://downloads.example.com/kscaler", "--set", "kscaler_binary_sha256=" + String(repeating: "0", count: 64),
+        ], yaml: try UserDataRepository.exampleConfig() + padding + "\n")
+        #expect(result.status == 0, "\(result.stderr)")
+        let size = result.stdout.utf8.count
+        #expect(size > UserDataRenderer.ec2Limit)
+        #expect(result.stdout.contains("    # note 39: \(String(repeating: "x", count: 60))\n- path: /etc/kscaler/kscaler.env\n"))
+        #expect(result.stdout.hasSuffix("- [/usr/local/sbin/kscaler-install, 'https://downloads.example.com/kscaler', '\(String(repeating: "0", count: 64))']\n"))
+        #expect(result.stderr == "kscaler: warning: this user data is \(size) bytes, over EC2's 16384: compress it (gzip -9; cloud-init reads gzip user data) "
+                + "or leave --install-kscaler out and install kscaler afterwards\n")
+    }
+
     @Test func anInvalidValueExitsTwoNamingTheValueAndTheFix() async throws {
         let result = try await Self.render(["--set", "k3s_install_url=http://get.k3s.io/", "--set", "shutdown_grace_seconds=0"],
                                            yaml: Self.demoWithoutLaunchTemplate)
