@@ -92,8 +92,8 @@ extension Doctor {
     static func launchCheck(_ runtime: Runtime) async -> DoctorCheck {
         let config = runtime.config
         let first = Offering(instanceType: config.workers.instanceTypes.first, subnetID: config.workers.subnets.first)
-        let plan = LaunchPlan(launchID: "kscaler-doctor", count: 1, candidates: [first], userData: runtime.userData)
         do {
+            let plan = LaunchPlan(launchID: "kscaler-doctor", count: 1, candidates: [first], userData: try runtime.workerUserData())
             _ = try await runtime.fleet.launch(plan, dryRun: true)
             let what: String
             if let template = config.workers.launchTemplate {

@@ -12,8 +12,6 @@ public struct Runtime: Sendable {
     public let aws: AWSContext
     public let table: KScalerTable
     public let fleet: EC2Fleet
-    /// Rendered worker user data for launches, or nil when the launch template carries its own.
-    public let userData: String?
     let transport: any HTTPTransport
 
     public static func make(config: KScalerConfig, environment: AWSEnvironment, transport: any HTTPTransport,
@@ -26,8 +24,14 @@ public struct Runtime: Sendable {
                                 tableName: config.table, clusterID: config.clusterID),
             fleet: EC2Fleet(ec2: aws.ec2, clusterID: config.clusterID, workers: config.workers,
                             protectedInstances: config.victims.protectedInstances),
-            userData: try UserDataRenderer.workerUserData(for: config),
             transport: transport)
+    }
+
+    /// Worker user data for launches (nil when the launch template carries its own). Rendered
+    /// only by the commands that launch or prove a launch (run, plan, doctor); its errors are
+    /// configuration errors.
+    public func workerUserData() throws -> String? {
+        try UserDataRenderer.workerUserData(for: config)
     }
 
     /// The Prometheus client, built per run so auth files (token, password) are read fresh.

@@ -82,7 +82,14 @@ enum Evaluation {
             printError("kscaler: cannot start: \(error)")
             throw KScalerExit.observationFailed
         }
-        let invocation = Evaluator.Invocation(runID: Runtime.newRunID(), owner: Runtime.leaseOwner(), userData: runtime.userData)
+        let userData: String?
+        do {
+            userData = try runtime.workerUserData()
+        } catch {
+            printError("kscaler: the worker user data cannot be rendered from this configuration: \(error)")
+            throw KScalerExit.invalidConfig
+        }
+        let invocation = Evaluator.Invocation(runID: Runtime.newRunID(), owner: Runtime.leaseOwner(), userData: userData)
 
         let report = await SignalHandling.runCancellingOnSignal(deadline: .seconds(options.timeout)) {
             mode == .run ? await evaluator.run(invocation) : await evaluator.plan(invocation)

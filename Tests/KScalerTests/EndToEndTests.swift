@@ -28,6 +28,13 @@ import TestSupport
                 #expect(instance.subnetID == harness.subnet)
             }
             #expect(Set(report?.actions.first?.instanceIDs ?? []) == Set(launched.map(\.id)))
+            // Each carries the worker user data rendered from this config, and no secret.
+            let rendered = try await harness.kscaler(["userdata", "render"])
+            #expect(rendered.status == 0, "\(rendered.combined)")
+            let userData = try #require(try await harness.ec2.userData(instanceID: launched[0].id))
+            #expect(String(decoding: userData, as: UTF8.self) == rendered.stdout)
+            #expect(rendered.stdout.hasPrefix("#cloud-config"))
+            #expect(rendered.stdout.contains("KSCALER_CLUSTER=\(harness.clusterID)") || rendered.stdout.contains(harness.clusterID))
             // The history has the event; the lease is free again.
             #expect(try await harness.table.history(limit: 5).first?.runID == report?.runID)
             #expect(try await harness.table.holder().owner == nil)
