@@ -64,14 +64,7 @@ public struct EC2Client: Sendable {
     /// EC2 answers `DryRunOperation` ("would have succeeded"); throws the `AWSError` otherwise —
     /// `UnauthorizedOperation` (AWS) or `AccessDenied` (moto) when the permission is missing.
     public func runInstancesDryRun(_ request: RunInstancesRequest) async throws {
-        let parameters = try request.queryParameters(clientToken: request.clientToken ?? Self.newClientToken(), dryRun: true)
-        do {
-            _ = try await client.query(operation: "RunInstances", version: Self.version, parameters: parameters)
-        } catch let error as AWSError where error.code == "DryRunOperation" {
-            return
-        }
-        throw AWSResponseError(service: client.displayName, operation: "RunInstances", httpStatus: 200,
-                               detail: "a dry run was answered with success instead of DryRunOperation: the endpoint ignored DryRun")
+        try await dryRun("RunInstances", try request.queryParameters(clientToken: request.clientToken ?? Self.newClientToken(), dryRun: true))
     }
 
     /// Terminates the instances. Terminating an already terminated instance succeeds (its
@@ -88,13 +81,18 @@ public struct EC2Client: Sendable {
     /// permission check). Returns on `DryRunOperation`; throws the refusal otherwise.
     public func terminateInstancesDryRun(ids: [String]) async throws {
         guard !ids.isEmpty else { return }
-        let parameters = ids.enumerated().map { ("InstanceId.\($0.offset + 1)", $0.element) } + [("DryRun", "true")]
+        try await dryRun("TerminateInstances", ids.enumerated().map { ("InstanceId.\($0.offset + 1)", $0.element) } + [("DryRun", "true")])
+    }
+
+    /// Sends a `DryRun=true` request: EC2's "would have succeeded" is the `DryRunOperation`
+    /// error; a plain success means the endpoint ignored DryRun, which must not pass for a check.
+    private func dryRun(_ operation: String, _ parameters: [(String, String)]) async throws {
         do {
-            _ = try await client.query(operation: "TerminateInstances", version: Self.version, parameters: parameters)
+            _ = try await client.query(operation: operation, version: Self.version, parameters: parameters)
         } catch let error as AWSError where error.code == "DryRunOperation" {
             return
         }
-        throw AWSResponseError(service: client.displayName, operation: "TerminateInstances", httpStatus: 200,
+        throw AWSResponseError(service: client.displayName, operation: operation, httpStatus: 200,
                                detail: "a dry run was answered with success instead of DryRunOperation: the endpoint ignored DryRun")
     }
 
