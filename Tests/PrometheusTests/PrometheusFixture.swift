@@ -75,6 +75,7 @@ final class FakeClusterExporter: @unchecked Sendable {  // Process is not Sendab
     }
 }
 
+/// A Prometheus for one suite or test, with the fake cluster behind it when it scrapes one.
 final class RunningPrometheus: Sendable {
     private let server: PrometheusServer
     var baseURL: String { server.baseURL }
