@@ -3,16 +3,18 @@ import Foundation
 import HTTP
 import Prometheus
 import Synchronization
+import TestSupport
 import Testing
 
-/// Passes requests to the test transport and remembers their methods.
+/// Passes requests to libcurl and remembers their methods.
 final class MethodRecordingTransport: HTTPTransport {
+    private let transport = CurlTransport()
     private let methods = Mutex<[String]>([])
     var sentMethods: [String] { methods.withLock { $0 } }
 
     func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         methods.withLock { $0.append(request.method) }
-        return try await TemporaryTransport().send(request)
+        return try await transport.send(request)
     }
 }
 
@@ -74,7 +76,7 @@ final class MethodRecordingTransport: HTTPTransport {
     }
 
     @Test func wrongPathPrefixGivesPlainText404() async throws {
-        let prometheus = try PrometheusClient(baseURL: fakeClusterPrometheus().baseURL + "/no-such-prefix", transport: TemporaryTransport())
+        let prometheus = try PrometheusClient(baseURL: fakeClusterPrometheus().baseURL + "/no-such-prefix", transport: CurlTransport())
         let error = await prometheusError { _ = try await prometheus.query("up") }
         guard case .unreadableResponse(404, "body is not valid JSON", "404 page not found")? = error else {
             Issue.record("expected unreadableResponse(404), got \(String(describing: error))")
@@ -130,8 +132,7 @@ final class MethodRecordingTransport: HTTPTransport {
     }
 
     private func check(_ server: RunningPrometheus) async throws {
-        let directory = FileManager.default.temporaryDirectory.appending(path: "kscaler-basic-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try ChildProcess.temporaryDirectory("kscaler-basic")
         defer { try? FileManager.default.removeItem(at: directory) }
         let right = directory.appending(path: "right").path, wrong = directory.appending(path: "wrong").path
         try "fixture-basic-password\n".write(toFile: right, atomically: true, encoding: .utf8)

@@ -2,6 +2,7 @@
 import Foundation
 import HTTP
 import Prometheus
+import TestSupport
 import Testing
 
 private let emptyVector = #"{"status":"success","data":{"resultType":"vector","result":[]}}"#
@@ -16,7 +17,7 @@ private func formParameters(_ encoded: String) -> [String: String] {
     return parameters
 }
 
-private func queryParameters(of request: StandInServer.Request) -> [String: String] {
+private func queryParameters(of request: RecordedRequest) -> [String: String] {
     guard let questionMark = request.target.firstIndex(of: "?") else { return [:] }
     return formParameters(String(request.target[request.target.index(after: questionMark)...]))
 }
@@ -61,7 +62,7 @@ private struct TemporaryFile: ~Copyable {
     @Test func basePathPrefixIsKeptAndTrailingSlashesDropped() async throws {
         let server = try standIn(body: emptyVector)
         defer { server.stop() }
-        let prometheus = try PrometheusClient(baseURL: server.baseURL + "/workspaces/ws-1//", transport: TemporaryTransport())
+        let prometheus = try PrometheusClient(baseURL: server.baseURL + "/workspaces/ws-1//", transport: CurlTransport())
         #expect(prometheus.baseURL == server.baseURL + "/workspaces/ws-1")
         _ = try await prometheus.query("up")
         #expect(server.requests.first?.target.hasPrefix("/workspaces/ws-1/api/v1/query?query=up") == true)
@@ -75,7 +76,7 @@ private struct TemporaryFile: ~Copyable {
     ])
     func unusableBaseURLIsRefused(url: String, expected: String) throws {
         do {
-            _ = try PrometheusClient(baseURL: url, transport: TemporaryTransport())
+            _ = try PrometheusClient(baseURL: url, transport: CurlTransport())
             Issue.record("accepted \(url)")
         } catch {
             #expect(error.description.contains(expected))
@@ -115,7 +116,7 @@ private struct TemporaryFile: ~Copyable {
         ]
         for (auth, expected) in cases {
             do {
-                _ = try PrometheusClient(baseURL: "http://127.0.0.1:9", auth: auth, transport: TemporaryTransport())
+                _ = try PrometheusClient(baseURL: "http://127.0.0.1:9", auth: auth, transport: CurlTransport())
                 Issue.record("accepted \(expected)")
             } catch {
                 guard case .invalidAuth = error else {
@@ -130,9 +131,9 @@ private struct TemporaryFile: ~Copyable {
 
     @Test func secretsNeverAppearInDescriptionsOrErrors() async throws {
         // A broken proxy that echoes the request headers into its error page.
-        let server = try StandInServer { request in
+        let server = try StubHTTPServer { request in
             let echoed = request.headers.map { "\($0.name): \($0.value)" }.joined(separator: "\n")
-            return .respond(status: 502, contentType: "text/html", body: Data("<pre>\(echoed)</pre>".utf8))
+            return .text("<pre>\(echoed)</pre>", status: 502, headers: [HTTPHeader("Content-Type", "text/html")])
         }
         defer { server.stop() }
         let tokenFile = try TemporaryFile("s3cr3t-t0ken\n")

@@ -3,15 +3,16 @@
 import Foundation
 import HTTP
 import Prometheus
+import TestSupport
 import Testing
 
 /// Serves every request with the same reply.
-func standIn(status: Int = 200, contentType: String = "application/json", body: String) throws -> StandInServer {
-    try StandInServer { _ in .respond(status: status, contentType: contentType, body: Data(body.utf8)) }
+func standIn(status: Int = 200, contentType: String = "application/json", body: String) throws -> StubHTTPServer {
+    try StubHTTPServer { _ in .text(body, status: status, headers: [HTTPHeader("Content-Type", contentType)]) }
 }
 
-func client(of server: StandInServer, auth: PrometheusAuth = .none, timeout: Duration = .seconds(5)) throws -> PrometheusClient {
-    try PrometheusClient(baseURL: server.baseURL, auth: auth, timeout: timeout, transport: TemporaryTransport())
+func client(of server: StubHTTPServer, auth: PrometheusAuth = .none, timeout: Duration = .seconds(5)) throws -> PrometheusClient {
+    try PrometheusClient(baseURL: server.baseURL, auth: auth, timeout: timeout, transport: CurlTransport())
 }
 
 /// Runs `body`, which must throw a `PrometheusError`, and returns that error.
@@ -147,7 +148,7 @@ func prometheusError(_ body: () async throws -> Void) async -> PrometheusError? 
     }
 
     @Test func silentServerTimesOutWithinTheClientTimeout() async throws {
-        let server = try StandInServer { _ in .silence(.seconds(4)) }
+        let server = try StubHTTPServer { _ in .closeWithoutAnswer(after: .seconds(4)) }
         defer { server.stop() }
         let started = ContinuousClock.now
         let error = await prometheusError { _ = try await client(of: server, timeout: .seconds(1)).query("up") }
@@ -162,8 +163,7 @@ func prometheusError(_ body: () async throws -> Void) async -> PrometheusError? 
     }
 
     @Test func refusedConnectionIsATransportError() async throws {
-        // Port 9 (discard) is privileged and has no listener here.
-        let prometheus = try PrometheusClient(baseURL: "http://127.0.0.1:9", transport: TemporaryTransport())
+        let prometheus = try PrometheusClient(baseURL: "http://127.0.0.1:\(StubHTTPServer.unusedPort())", transport: CurlTransport())
         let error = await prometheusError { _ = try await prometheus.query("up") }
         guard case .transport(let transportError)? = error else {
             Issue.record("expected a transport error, got \(String(describing: error))")

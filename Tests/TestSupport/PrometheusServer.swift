@@ -36,12 +36,21 @@ public final class PrometheusServer: @unchecked Sendable {  // Process is not Se
         """
     }
 
-    /// Starts Prometheus with `config` and returns once it answers ready.
-    public static func start(config: String, extraArguments: [String] = [], readinessHeaders: [HTTPHeader] = []) async throws -> PrometheusServer {
+    /// Starts Prometheus with `config` and returns once it answers ready. `webConfig` is the
+    /// content of a `--web.config.file` (basic-auth users, TLS), kept in the server's directory;
+    /// `readinessHeaders` then authenticate the readiness probe.
+    public static func start(config: String, webConfig: String? = nil, extraArguments: [String] = [],
+                             readinessHeaders: [HTTPHeader] = []) async throws -> PrometheusServer {
         let binary = try binary()
         let directory = try ChildProcess.temporaryDirectory("kscaler-prometheus")
         let configFile = directory.appendingPathComponent("prometheus.yml")
         try config.write(to: configFile, atomically: true, encoding: .utf8)
+        var extraArguments = extraArguments
+        if let webConfig {
+            let webConfigFile = directory.appendingPathComponent("web.yml")
+            try webConfig.write(to: webConfigFile, atomically: true, encoding: .utf8)
+            extraArguments.append("--web.config.file=\(webConfigFile.path)")
+        }
         let log = directory.appendingPathComponent("prometheus.log")
         let process = try ChildProcess.launch(
             "/usr/bin/timeout",

@@ -82,8 +82,8 @@ public struct StubServerError: Error, CustomStringConvertible {
 ///
 /// Real sockets, so the client under test does real connects, keep-alive and timeouts.
 /// One thread accepts; each connection gets its own thread, so delayed answers overlap.
-/// Every loop wakes at least every 50 ms to check for `stop()` and for `lifetime`, after
-/// which the server stops by itself even if a test forgets to.
+/// `stop()` wakes every waiting thread at once; the loops also wake every 50 ms to check
+/// `lifetime`, after which the server stops by itself even if a test forgets to.
 public final class StubHTTPServer: Sendable {
     public let port: Int
     public var baseURL: String { "http://127.0.0.1:\(port)" }
@@ -92,9 +92,10 @@ public final class StubHTTPServer: Sendable {
 
     /// Starts listening immediately; `handler` may run on several threads at once.
     public init(lifetime: Duration = .seconds(60), handler: @escaping @Sendable (RecordedRequest) -> StubResponse) throws {
+        let state = try ServerState(handler: handler, deadline: .now + lifetime)
         let listener = try Self.listenOnLoopback()
         port = listener.port
-        state = ServerState(handler: handler, deadline: .now + lifetime)
+        self.state = state
         state.serve(listener: listener.fd)
     }
 
@@ -108,8 +109,11 @@ public final class StubHTTPServer: Sendable {
     public var maxConcurrentRequests: Int { state.record.withLock { $0.maxInFlight } }
 
     /// Closes the listener and every connection, and waits (briefly) for the threads to end.
+    /// The threads are woken rather than left to notice on their next poll: tests call this
+    /// on Swift's cooperative pool (one thread per core), which a 50 ms wait per server holds up.
     public func stop() {
         state.record.withLock { $0.stopped = true }
+        state.wakeWaitingThreads()
         _ = state.threads.wait(timeout: .now() + .seconds(2))
     }
 
@@ -160,14 +164,35 @@ private final class ServerState: Sendable {
     let threads = DispatchGroup()
     private let handler: @Sendable (RecordedRequest) -> StubResponse
     private let deadline: ContinuousClock.Instant
+    /// A connected socket pair: every wait also polls `wakeUpReader`, which `stop()` makes
+    /// readable for good by writing a byte to `wakeUpWriter`.
+    private let wakeUpReader: Int32
+    private let wakeUpWriter: Int32
 
     private static let pollInterval: Int32 = 50  // ms
     private static let maxHeaderBytes = 64 << 10
     private static let maxBodyBytes = 16 << 20
 
-    init(handler: @escaping @Sendable (RecordedRequest) -> StubResponse, deadline: ContinuousClock.Instant) {
+    init(handler: @escaping @Sendable (RecordedRequest) -> StubResponse, deadline: ContinuousClock.Instant) throws {
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+            throw StubServerError(description: "socketpair: \(String(cString: strerror(errno)))")
+        }
+        wakeUpReader = pair[0]
+        wakeUpWriter = pair[1]
         self.handler = handler
         self.deadline = deadline
+    }
+
+    /// Runs once the server and all its threads are gone.
+    deinit {
+        close(wakeUpReader)
+        close(wakeUpWriter)
+    }
+
+    func wakeWaitingThreads() {
+        var byte: UInt8 = 1
+        _ = send(wakeUpWriter, &byte, 1, Int32(MSG_NOSIGNAL))
     }
 
     private var shouldStop: Bool {
@@ -274,32 +299,31 @@ private final class ServerState: Sendable {
         return true
     }
 
-    /// Waits in short slices so that `stop()` and the lifetime are noticed promptly.
+    /// Waits until `fd` is readable; false once the server stops (at once on `stop()`, within
+    /// 50 ms at the end of its lifetime) or on error.
     private func waitUntilReadable(_ fd: Int32) -> Bool {
-        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var descriptors = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: wakeUpReader, events: Int16(POLLIN), revents: 0)]
         while !shouldStop {
-            let ready = poll(&descriptor, 1, Self.pollInterval)
-            if ready > 0 { return true }
+            let ready = poll(&descriptors, 2, Self.pollInterval)
+            if ready > 0 && descriptors[0].revents != 0 { return !shouldStop }
             if ready < 0 && errno != EINTR { return false }
         }
         return false
     }
 
-    /// Sleeps for `delay` in slices; false if the server stopped meanwhile.
+    /// Sleeps for `delay`; false if the server stopped meanwhile.
     private func pause(_ delay: Duration) -> Bool {
         let end = ContinuousClock.now + delay
+        var wakeUp = pollfd(fd: wakeUpReader, events: Int16(POLLIN), revents: 0)
         while ContinuousClock.now < end {
             if shouldStop { return false }
             let left = end - ContinuousClock.now
-            Self.sleep(min(left, .milliseconds(Int(Self.pollInterval))))
+            let (seconds, attoseconds) = min(left, .milliseconds(Int(Self.pollInterval))).components
+            // Rounded up, so a sub-millisecond remainder does not spin.
+            _ = poll(&wakeUp, 1, Int32(seconds * 1_000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000))
         }
         return !shouldStop
-    }
-
-    private static func sleep(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-        _ = nanosleep(&request, nil)
     }
 
     private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
