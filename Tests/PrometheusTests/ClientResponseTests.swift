@@ -152,14 +152,15 @@ func prometheusError(_ body: () async throws -> Void) async -> PrometheusError? 
         defer { server.stop() }
         let started = ContinuousClock.now
         let error = await prometheusError { _ = try await client(of: server, timeout: .seconds(1)).query("up") }
-        let elapsed = ContinuousClock.now - started
         guard case .transport(let transportError)? = error else {
             Issue.record("expected a transport error, got \(String(describing: error))")
             return
         }
+        // Without the 1 s timeout the server's hang-up at 4 s would be a receive failure, so the
+        // error kind proves the timeout; only a lower bound is safe on a loaded machine.
         #expect(transportError.kind == .timedOut)
         #expect(transportError.isTransient)
-        #expect(elapsed >= .seconds(1) && elapsed < .seconds(3), "gave up after \(elapsed), not after the 1 s timeout")
+        #expect(ContinuousClock.now - started >= .seconds(1))
     }
 
     @Test func refusedConnectionIsATransportError() async throws {
