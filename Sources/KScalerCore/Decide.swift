@@ -240,7 +240,7 @@ private struct Planner {
             metricsCount = max(0, metricsNeed - fleet.booting)
             let outcome = metricsCount == 0 ? "they cover it" : "\(metricsCount) more to launch"
             reasons.append(Reason(.bootingCapacity, "\(metricsNeed) needed, \(fleet.booting) already booting "
-                + "(launched within boot grace \(formatDuration(policy.bootGrace)), not Ready): \(outcome)"))
+                + "(not Ready yet, within provision timeout \(formatDuration(policy.provisionTimeout))): \(outcome)"))
         }
         if metricsCount > 0, let ends = activeEnd(of: policy.scaleUp.cooldown, since: lastScaleUp) {
             reasons.append(Reason(.scaleUpCooldown, "scale-up blocked: cooldown \(formatDuration(policy.scaleUp.cooldown)) "

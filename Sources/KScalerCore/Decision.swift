@@ -124,7 +124,8 @@ public struct NodeCounts: Sendable, Equatable, Codable {
     public var current: Int
     /// Managed instances whose node is Ready.
     public var ready: Int
-    /// Managed instances launched within `boot_grace` and not Ready yet.
+    /// Capacity on its way: managed instances within `boot_grace` and not Ready yet, or past it
+    /// with no node registered yet (until `provision_timeout` makes them failed boots).
     public var booting: Int
     /// Managed worker count after this decision.
     public var desired: Int

@@ -12,7 +12,9 @@ enum InstanceStatus: Equatable {
     case booting
     /// Past boot grace, node registered but not Ready: counts against the health gate.
     case notReady
-    /// Past boot grace, no node registered yet, `provision_timeout` not reached.
+    /// Past boot grace, no node registered yet, `provision_timeout` not reached. Still counts
+    /// as capacity on its way (cluster-autoscaler's "upcoming" node): otherwise a boot slower
+    /// than `boot_grace` would be launched again for the same need.
     case unregistered
     /// No node registered after `provision_timeout`.
     case failedBoot
@@ -72,7 +74,7 @@ struct Fleet {
         failedBoots = failed.filter { !isProtected($0) }
         protectedFailedBoots = failed.filter(isProtected)
         ready = statuses.values.count(where: { $0 == .ready })
-        booting = statuses.values.count(where: { $0 == .booting })
+        booting = statuses.values.count(where: { $0 == .booting || $0 == .unregistered })
 
         clusterNodes = observation.nodes.count
         clusterNotReady = observation.nodes.count(where: { node in

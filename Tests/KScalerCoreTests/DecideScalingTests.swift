@@ -270,7 +270,7 @@ struct DecideScalingTests {
 
     // MARK: Booting capacity
 
-    @Test("booting capacity is subtracted; it is booting until exactly boot_grace",
+    @Test("booting capacity is subtracted; a registered node that is not Ready is booting until exactly boot_grace",
           arguments: [(60.0, 2), (299.0, 2), (300.0, 3)])
     func bootingSubtracted(age: TimeInterval, expected: Int) {
         var cluster = Cluster(workers: 1)
@@ -296,7 +296,23 @@ struct DecideScalingTests {
         let decision = cluster.decide(policy)
         #expect(decision.isNone)
         #expect(decision.counts.booting == 1)
-        #expect(decision.reasons(.bootingCapacity) == ["1 needed, 1 already booting (launched within boot grace 5m, not Ready): they cover it"])
+        #expect(decision.reasons(.bootingCapacity) == ["1 needed, 1 already booting (not Ready yet, within provision timeout 15m): they cover it"])
+    }
+
+    /// Found by the sandbox: a boot slower than `boot_grace` was launched again for the same need.
+    @Test("an instance with no node past boot_grace is still booting capacity until provision_timeout",
+          arguments: [(301.0, 0), (899.0, 0), (900.0, 1)])
+    func slowBootIsNotLaunchedTwice(age: TimeInterval, expected: Int) {
+        var cluster = Cluster(workers: 1)
+        cluster.addWorker(age: age, ready: nil)
+        cluster.set(.unschedulablePods, .value(1))
+        cluster.set(.pendingCPURequestCores, .value(1))
+        cluster.set(.pendingMemoryRequestBytes, .value(0))
+        cluster.state.lastScaleUpAt = cluster.now.addingTimeInterval(-3600)
+        let decision = cluster.decide()
+        // At provision_timeout it is a failed boot: terminated, and its capacity replaced.
+        #expect((decision.scaleUpCount ?? 0) == expected)
+        #expect(decision.failedBoots.count == (age >= 900 ? 1 : 0))
     }
 
     // MARK: Cooldown
