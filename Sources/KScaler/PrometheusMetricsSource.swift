@@ -16,7 +16,12 @@ public struct PrometheusMetricsSource: MetricsSource {
         let answers = await withTaskGroup(of: (Signal, Result<QueryResult, any Error>).self) { group in
             for (signal, query) in queries {
                 group.addTask {
-                    do { return (signal, .success(try await client.query(query))) } catch { return (signal, .failure(error)) }
+                    // The answer is bound before the tuple is built: Swift 6.3.1 in release mode
+                    // loses the tuple's first element when it is written before the `try await`
+                    // (every success came back as the first signal; a wrong key crashed the run).
+                    let answer: Result<QueryResult, any Error>
+                    do { answer = .success(try await client.query(query)) } catch { answer = .failure(error) }
+                    return (signal, answer)
                 }
             }
             var answers: [Signal: Result<QueryResult, any Error>] = [:]
