@@ -144,7 +144,8 @@ class SimulatedCluster:
 
     def stop(self):
         self._stop.set()
-        self.server.shutdown()
+        if self._threads[0].is_alive():
+            self.server.shutdown()  # waits for serve_forever: only when it runs
         self.server.server_close()
         for thread in self._threads:
             if thread.is_alive():
