@@ -1,0 +1,409 @@
+"""A simulated Kubernetes cluster whose workers are the instances kscaler manages in moto.
+
+Every managed, pending or running instance becomes a worker node named after its instance id
+(provider id aws:///<az>/<id>): it registers NotReady part-way through the boot delay and turns
+Ready at its end, or, for the scenario's `never_ready_share` of launches, never registers (the
+failed-boot path). A control-plane node not named i-… (k3s server) always exists. Pods come
+from the scenario's demand, are placed first-fit decreasing by requests on Ready workers, and
+the rest are unschedulable; a terminated instance vanishes with its pods, which go back to
+pending.
+
+It serves what kube-state-metrics and node-exporter would, with the label names, jobs and
+per-node node-exporter targets (http_sd at /sd) of Tests/Fixtures/prometheus/fake_cluster_exporter.py,
+against which kscaler's default PromQL was verified:
+  /kube-state-metrics/metrics   job="kube-state-metrics"
+  /node-exporter/<node>/metrics job="node-exporter", instance="<node ip>:9100"
+"""
+import json
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .aws import managed_instances
+from .scenario import Size, never_ready
+
+GIB = 1024 ** 3
+MIB = 1024 ** 2
+CONTROL_PLANE = "ip-172-31-0-10"
+# Part of the boot delay after which a booting worker's node registers (NotReady).
+REGISTER_FRACTION = 0.7
+# What a node uses with no pod on it: kubelet, containerd, the OS.
+BASE_CPU_CORES = 0.05
+BASE_MEMORY = 400 * MIB
+DAEMONSET_MEMORY_REQUEST = 50 * MIB
+
+
+@dataclass
+class Node:
+    name: str
+    instance_id: str | None
+    provider_id: str
+    ip: str
+    zone: str
+    size: Size
+    seen_at: float
+    registers_at: float | None
+    ready_at: float | None
+    worker: bool = True
+    # node-exporter counters, advanced in real time by the pods' usage
+    busy_seconds: float = 0.0
+    idle_seconds: float = 0.0
+
+    def registered(self, now):
+        return self.registers_at is not None and now >= self.registers_at
+
+    def ready(self, now):
+        return self.ready_at is not None and now >= self.ready_at
+
+
+@dataclass
+class Pod:
+    namespace: str
+    name: str
+    workload: str
+    kind: str
+    owner: str
+    cpu: float
+    memory: float
+    usage: float
+    sequence: int
+    node: str = ""
+
+    @property
+    def uid(self):
+        return f"uid-{self.namespace}-{self.name}"
+
+
+@dataclass
+class InstanceLife:
+    """One managed instance as the simulator saw it (wall-clock seconds), for the tests and the summary."""
+    instance_id: str
+    seen_at: float
+    initial: bool
+    never_ready: bool
+    ready_at: float | None = None
+    gone_at: float | None = None
+
+
+@dataclass
+class Sample:
+    """The cluster at one moment (`at`: wall-clock seconds)."""
+    at: float
+    phase: str
+    instances: int
+    registered: int
+    ready: int
+    pods: int
+    unschedulable: int
+    needed: int
+
+
+@dataclass
+class ClusterRecord:
+    samples: list = field(default_factory=list)
+    instances: dict = field(default_factory=dict)
+    errors: list = field(default_factory=list)
+
+
+class SimulatedCluster:
+    def __init__(self, scenario, account, cluster_id, min_nodes, initial_instance_ids=(), tick=0.25):
+        self.scenario = scenario
+        self.account = account
+        self.cluster_id = cluster_id
+        self.min_nodes = min_nodes
+        self.initial = set(initial_instance_ids)
+        self.tick_seconds = tick
+        self.lock = threading.Lock()
+        self.nodes = {}
+        self.pods = {}
+        self.launches = 0
+        self.sequence = 0
+        self.started_at = None  # wall time the scenario started; demand is phase 0's before
+        self.record = ClusterRecord()
+        self._last_tick = time.time()
+        self._stop = threading.Event()
+        self._add_control_plane()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.port = self.server.server_port
+        self._threads = [threading.Thread(target=self.server.serve_forever, name="exporter", daemon=True),
+                         threading.Thread(target=self._loop, name="cluster", daemon=True)]
+
+    # MARK: life cycle
+
+    def start(self):
+        self.tick()  # the initial workers exist before Prometheus first scrapes
+        for thread in self._threads:
+            thread.start()
+
+    def start_scenario(self, started_at):
+        with self.lock:
+            self.started_at = started_at
+
+    def stop(self):
+        self._stop.set()
+        if self._threads[0].is_alive():
+            self.server.shutdown()  # waits for serve_forever: only when it runs
+        self.server.server_close()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=5)
+
+    def _loop(self):
+        ec2 = self.account.client("ec2")
+        while not self._stop.wait(self.tick_seconds):
+            try:
+                self.tick(ec2)
+            except Exception:  # keep simulating; the record shows what went wrong
+                if len(self.record.errors) < 20:
+                    self.record.errors.append(traceback.format_exc(limit=3))
+
+    # MARK: simulation
+
+    def _add_control_plane(self):
+        self.nodes[CONTROL_PLANE] = Node(
+            name=CONTROL_PLANE, instance_id=None, provider_id=f"k3s://{CONTROL_PLANE}", ip="172.31.0.10",
+            zone="us-east-1a", size=Size(2, 4 * GIB), seen_at=0, registers_at=0, ready_at=0, worker=False)
+        # The k3s server is tainted for system pods only; they are bound to it for good.
+        for owner, pod, cpu, memory in (("coredns-6799fbcd5", "coredns-6799fbcd5-x2lqd", 0.1, 70 * MIB),
+                                        ("metrics-server-54fd9b65b", "metrics-server-54fd9b65b-hs8b4", 0.1, 70 * MIB),
+                                        ("kube-state-metrics-7f6b9c8d5", "kube-state-metrics-7f6b9c8d5-ztw4k", 0.1, 200 * MIB)):
+            self.pods[("kube-system", pod)] = Pod("kube-system", pod, owner, "ReplicaSet", owner, cpu, memory, 0.5, -1,
+                                                  node=CONTROL_PLANE)
+
+    def now(self):
+        return time.time()
+
+    def _demand(self, now):
+        """Replicas wanted now: the first phase's until the scenario starts (the warm-up)."""
+        return self.scenario.replicas_at(now - self.started_at if self.started_at is not None else 0)
+
+    def tick(self, ec2=None):
+        instances = managed_instances(ec2 or self.account.client("ec2"), self.cluster_id)
+        now = self.now()
+        with self.lock:
+            self._sync_nodes(instances, now)
+            self._sync_demand(now)
+            self._place(now)
+            self._advance_counters(now)
+            self._sample(now, len(instances))
+
+    def _sync_nodes(self, instances, now):
+        live = {i.id: i for i in instances}
+        for instance in instances:
+            if instance.id in self.nodes:
+                continue
+            initial = instance.id in self.initial
+            size = self.scenario.size_of(instance.instance_type)
+            if initial:
+                registers_at = ready_at = now
+                failed = False
+            else:
+                self.launches += 1
+                failed = never_ready(self.launches, self.scenario.never_ready_share)
+                boot = self.scenario.boot_delay
+                registers_at = None if failed else now + REGISTER_FRACTION * boot
+                ready_at = None if failed else now + boot
+            self.nodes[instance.id] = Node(
+                name=instance.id, instance_id=instance.id, provider_id=f"aws:///{instance.availability_zone}/{instance.id}",
+                ip=instance.private_ip, zone=instance.availability_zone, size=size, seen_at=now,
+                registers_at=registers_at, ready_at=ready_at)
+            self.record.instances[instance.id] = InstanceLife(instance.id, now, initial, failed)
+        for name, node in list(self.nodes.items()):
+            if node.worker and name not in live:
+                # Terminated: the node goes, and its pods go back to pending.
+                del self.nodes[name]
+                for pod in self.pods.values():
+                    if pod.node == name:
+                        pod.node = ""
+                self.record.instances[name].gone_at = now
+        for name, node in self.nodes.items():
+            life = self.record.instances.get(name)
+            if life and life.ready_at is None and node.ready(now):
+                life.ready_at = now
+
+    def _sync_demand(self, now):
+        wanted = self._demand(now)
+        for name, workload in self.scenario.workloads.items():
+            pods = [p for p in self.pods.values() if p.workload == name]
+            missing = wanted.get(name, 0) - len(pods)
+            for _ in range(missing):
+                self.sequence += 1
+                pod_name = f"{name}-{self.sequence:05d}"
+                self.pods[(workload.namespace, pod_name)] = Pod(
+                    workload.namespace, pod_name, name, workload.kind, f"{name}-{workload.kind.lower()}",
+                    workload.cpu, workload.memory, workload.usage, self.sequence)
+            if missing < 0:
+                # As a ReplicaSet scales down: unscheduled pods first, then the newest.
+                for pod in sorted(pods, key=lambda p: (p.node != "", -p.sequence))[:-missing]:
+                    del self.pods[(pod.namespace, pod.name)]
+
+    def _place(self, now):
+        workers = sorted((n for n in self.nodes.values() if n.worker and n.ready(now)), key=lambda n: (n.ready_at, n.name))
+        free = {}
+        for node in workers:
+            used = [p for p in self.pods.values() if p.node == node.name]
+            free[node.name] = [node.size.cpu - sum(p.cpu for p in used),
+                               node.size.memory - DAEMONSET_MEMORY_REQUEST - sum(p.memory for p in used)]
+        pending = sorted((p for p in self.pods.values() if not p.node), key=lambda p: (-p.cpu, -p.memory, p.sequence))
+        for pod in pending:
+            for node in workers:
+                room = free[node.name]
+                if pod.cpu <= room[0] + 1e-9 and pod.memory <= room[1] + 1e-9:
+                    pod.node = node.name
+                    room[0] -= pod.cpu
+                    room[1] -= pod.memory
+                    break
+
+    def _advance_counters(self, now):
+        elapsed = max(0.0, now - self._last_tick)
+        self._last_tick = now
+        for node in self.nodes.values():
+            if not node.ready(now):
+                continue
+            used = min(node.size.cpu, BASE_CPU_CORES + sum(p.cpu * p.usage for p in self.pods.values() if p.node == node.name))
+            node.busy_seconds += elapsed * used
+            node.idle_seconds += elapsed * (node.size.cpu - used)
+
+    def _sample(self, now, instance_count):
+        workers = [n for n in self.nodes.values() if n.worker]
+        demand = self._demand(now)
+        # Demand in nodes, at the size of the first instance type (the one kscaler sizes with).
+        size = next(iter(self.scenario.instance_sizes.values()))
+        workload_pods = [p for p in self.pods.values() if p.workload in self.scenario.workloads]
+        self.record.samples.append(Sample(
+            at=now, phase=self.scenario.phase_at(now - self.started_at).name if self.started_at is not None else "warm-up",
+            instances=instance_count, registered=sum(n.registered(now) for n in workers),
+            ready=sum(n.ready(now) for n in workers), pods=len(workload_pods),
+            unschedulable=sum(1 for p in workload_pods if not p.node),
+            needed=max(self.min_nodes, self.scenario.nodes_needed(demand, size))))
+
+    # MARK: exposition
+
+    def _handler(self):
+        cluster = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path == "/sd":
+                    self.reply(200, "application/json", json.dumps(cluster.service_discovery()))
+                elif self.path == "/kube-state-metrics/metrics":
+                    self.reply(200, "text/plain; version=0.0.4", cluster.kube_state_metrics())
+                elif self.path.startswith("/node-exporter/") and self.path.endswith("/metrics"):
+                    body = cluster.node_exporter(self.path[len("/node-exporter/"):-len("/metrics")])
+                    if body is None:
+                        self.reply(404, "text/plain", "no such node\n")
+                    else:
+                        self.reply(200, "text/plain; version=0.0.4", body)
+                else:
+                    self.reply(404, "text/plain", "not found\n")
+
+            def reply(self, status, content_type, body):
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+    def service_discovery(self):
+        address = f"127.0.0.1:{self.port}"
+        now = self.now()
+        with self.lock:
+            exporters = [n for n in self.nodes.values() if n.ready(now)]
+            groups = [{"targets": [address], "labels": {"job": "kube-state-metrics", "__metrics_path__": "/kube-state-metrics/metrics"}}]
+            groups += [{"targets": [address], "labels": {"job": "node-exporter", "instance": f"{n.ip}:9100",
+                                                        "__metrics_path__": f"/node-exporter/{n.name}/metrics"}}
+                       for n in sorted(exporters, key=lambda n: n.name)]
+        return groups
+
+    def kube_state_metrics(self):
+        now = self.now()
+        with self.lock:
+            nodes = [n for n in self.nodes.values() if n.registered(now)]
+            pods = list(self.pods.values())
+            # One node-exporter DaemonSet pod per registered node.
+            pods += [Pod("kube-system", f"node-exporter-{n.name}", "node-exporter", "DaemonSet", "node-exporter",
+                         0, DAEMONSET_MEMORY_REQUEST, 0, -1, node=n.name) for n in nodes]
+            return render_kube_state_metrics(nodes, pods, now)
+
+    def node_exporter(self, name):
+        now = self.now()
+        with self.lock:
+            node = self.nodes.get(name)
+            if node is None or not node.ready(now):
+                return None
+            memory_used = BASE_MEMORY + sum(p.memory * p.usage for p in self.pods.values() if p.node == name)
+            return render_node_exporter(node, memory_used)
+
+
+def labels(**pairs):
+    return "{" + ",".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
+
+
+def render_kube_state_metrics(nodes, pods, now):
+    out = []
+
+    def family(name, help_text, rows):
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} gauge")
+        out.extend(f"{name}{labels(**lbl)} {value!r}" for lbl, value in rows)
+
+    family("kube_node_info", "Information about a cluster node.", [
+        (dict(node=n.name, kernel_version="6.1.0-21-cloud-amd64", os_image="Debian GNU/Linux 12 (bookworm)",
+              container_runtime_version="containerd://1.7.11-k3s2", kubelet_version="v1.29.4+k3s1",
+              kubeproxy_version="v1.29.4+k3s1", provider_id=n.provider_id, pod_cidr="",
+              system_uuid=f"ec2-{n.name}", internal_ip=n.ip), 1) for n in nodes])
+    family("kube_node_status_condition", "The condition of a cluster node.", [
+        (dict(node=n.name, condition=condition, status=status),
+         1 if status == (("true" if n.ready(now) else "false") if condition == "Ready" else "false") else 0)
+        for n in nodes for condition in ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
+        for status in ("true", "false", "unknown")])
+    family("kube_node_status_allocatable", "The allocatable for different resources of a node.", [
+        row for n in nodes for row in (
+            (dict(node=n.name, resource="cpu", unit="core"), float(n.size.cpu)),
+            (dict(node=n.name, resource="memory", unit="byte"), float(n.size.memory)),
+            (dict(node=n.name, resource="pods", unit="integer"), 110))])
+    family("kube_pod_info", "Information about pod.", [
+        (dict(namespace=p.namespace, pod=p.name, uid=p.uid, host_ip="", pod_ip="", node=p.node,
+              created_by_kind=p.kind, created_by_name=p.owner, priority_class="", host_network="false"), 1) for p in pods])
+    family("kube_pod_status_phase", "The pods current phase.", [
+        (dict(namespace=p.namespace, pod=p.name, uid=p.uid, phase=phase), 1 if phase == ("Running" if p.node else "Pending") else 0)
+        for p in pods for phase in ("Pending", "Running", "Succeeded", "Failed", "Unknown")])
+    # As kube-state-metrics: a series only for pods whose PodScheduled condition is False/Unschedulable.
+    family("kube_pod_status_unschedulable", "Describes the unschedulable status for the pod.", [
+        (dict(namespace=p.namespace, pod=p.name, uid=p.uid), 1) for p in pods if not p.node])
+    family("kube_pod_container_resource_requests", "The number of requested request resource by a container.", [
+        row for p in pods for row in (
+            *([(dict(namespace=p.namespace, pod=p.name, uid=p.uid, container="app", node=p.node, resource="cpu", unit="core"),
+                float(p.cpu))] if p.cpu else []),
+            (dict(namespace=p.namespace, pod=p.name, uid=p.uid, container="app", node=p.node, resource="memory", unit="byte"),
+             float(p.memory)))])
+    return "\n".join(out) + "\n"
+
+
+def render_node_exporter(node, memory_used):
+    cpus = max(1, int(round(node.size.cpu)))
+    out = ["# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.",
+           "# TYPE node_cpu_seconds_total counter"]
+    for cpu in range(cpus):
+        busy = node.busy_seconds / cpus
+        for mode, seconds in (("idle", node.idle_seconds / cpus), ("user", busy * 0.75), ("system", busy * 0.25)):
+            out.append(f"node_cpu_seconds_total{labels(cpu=str(cpu), mode=mode)} {seconds!r}")
+    out += ["# HELP node_uname_info Labeled system information as provided by the uname system call.",
+            "# TYPE node_uname_info gauge",
+            f"node_uname_info{labels(domainname='(none)', machine='x86_64', nodename=node.name, release='6.1.0-21-cloud-amd64', sysname='Linux', version='#1 SMP Debian')} 1",
+            "# HELP node_memory_MemTotal_bytes Memory information field MemTotal_bytes.",
+            "# TYPE node_memory_MemTotal_bytes gauge",
+            f"node_memory_MemTotal_bytes {float(node.size.memory)!r}",
+            "# HELP node_memory_MemAvailable_bytes Memory information field MemAvailable_bytes.",
+            "# TYPE node_memory_MemAvailable_bytes gauge",
+            f"node_memory_MemAvailable_bytes {max(0.0, node.size.memory - memory_used)!r}"]
+    return "\n".join(out) + "\n"

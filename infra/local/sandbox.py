@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""The local sandbox: kscaler scaling a simulated cluster on moto + a real Prometheus.
+
+    sandbox.py demo [--scenario FILE] [--out DIR]    both policies side by side, then summary + chart
+    sandbox.py run --config FILE [--scenario FILE]   one policy, live
+
+Needs the Python of the repository's .venv (boto3, PyYAML) and a kscaler binary (KSCALER_BIN,
+default .build/release/kscaler). Everything listens on 127.0.0.1 and is stopped on exit,
+also on Ctrl-C.
+"""
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from ksandbox import report  # noqa: E402
+from ksandbox.peers import REPO_ROOT, PeerError  # noqa: E402
+from ksandbox.sandbox import Aborted, Sandbox, Timings  # noqa: E402
+from ksandbox.scenario import ScenarioError, load  # noqa: E402
+
+POLICIES = {
+    "kscaler": (HERE / "configs/kscaler.yaml",
+                "kscaler: pending pods' requests sized in one run, requests-based utilisation, short cooldowns"),
+    "classic": (HERE / "configs/classic.yaml",
+                "classic: 1 node per run, CPU usage > 70 % / < 30 %, 15 s cooldowns"),
+}
+
+
+def interrupt_on_sigterm():
+    """SIGTERM stops the sandbox like Ctrl-C does: every process it started is stopped."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+def play(sandboxes, printer):
+    """Starts each sandbox and plays its scenario in its own thread; returns their results.
+    Ctrl-C (KeyboardInterrupt in this thread) aborts them all and waits for their clean-up."""
+    abort = sandboxes[0].abort
+    results, failures = {}, []
+
+    def worker(sandbox):
+        try:
+            with sandbox:
+                printer(f"{sandbox.label}: peers up (moto {sandbox.moto.endpoint}, Prometheus {sandbox.prometheus.url}), "
+                        f"kscaler every {sandbox.timings.interval:g}s")
+                results[sandbox.label] = sandbox.run_scenario()
+        except Aborted:
+            pass
+        except BaseException as error:  # reported below; the other sandbox is stopped too
+            failures.append(f"{sandbox.label}: {error}")
+            abort.set()
+
+    threads = [threading.Thread(target=worker, args=(s,), name=s.label) for s in sandboxes]
+    for thread in threads:
+        thread.start()
+    try:
+        while any(t.is_alive() for t in threads):
+            for thread in threads:
+                thread.join(timeout=0.2)
+    except KeyboardInterrupt:
+        printer("interrupted: stopping every process the sandbox started…")
+        abort.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        raise
+    if failures:
+        raise PeerError("\n".join(failures))
+    return [results[s.label] for s in sandboxes]
+
+
+def write_outputs(results, out_dir, printer):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for result in results:
+        result.save(out_dir / f"{result.label}-result.json")
+    plain = [asdict(r) for r in results]
+    summaries = [report.summarize(r) for r in plain]
+    table = report.markdown_table(summaries, {label: text for label, (_, text) in POLICIES.items()})
+    scenario = plain[0]
+    header = (f"# Sandbox summary: {scenario['scenario_name']}\n\n"
+              f"kscaler run every {scenario['interval']:g} s; a node is Ready {scenario['boot_delay']:g} s after its instance "
+              f"starts; phases: " + ", ".join(f"{p['name']} {p['end'] - p['start']:g} s" for p in scenario["phases"]) + ".\n\n")
+    (out_dir / "summary.md").write_text(header + table)
+    (out_dir / "chart.svg").write_text(report.svg_chart(plain))
+    printer("\n" + table)
+    printer(f"written: {out_dir / 'summary.md'}, {out_dir / 'chart.svg'}, and each run's JSON in {out_dir}/*-result.json")
+    for result in plain:
+        for error in result["cluster_errors"]:
+            printer(f"{result['label']}: simulator error: {error}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="kscaler and the classic policy on the same scenario, side by side")
+    one = sub.add_parser("run", help="one policy on a scenario")
+    one.add_argument("--config", required=True, help="a kscaler config (see configs/); the sandbox adds endpoints and network")
+    for p in (demo, one):
+        p.add_argument("--scenario", default=str(HERE / "scenarios/quiet-burst-quiet.toml"))
+        p.add_argument("--out", default=str(REPO_ROOT / "sandbox-out"))
+        p.add_argument("--interval", type=float, default=3.0, help="seconds between kscaler runs (default 3)")
+    args = parser.parse_args()
+    interrupt_on_sigterm()
+
+    binary = Path(os.environ.get("KSCALER_BIN", REPO_ROOT / ".build/release/kscaler"))
+    out_dir = Path(args.out)
+    printer = lambda line: print(line, flush=True)  # noqa: E731
+    abort = threading.Event()
+    timings = Timings(interval=args.interval, run_timeout=10)
+    try:
+        scenario = load(args.scenario)
+        if args.command == "demo":
+            chosen = [(label, path) for label, (path, _) in POLICIES.items()]
+        else:
+            chosen = [(Path(args.config).stem, Path(args.config))]
+        sandboxes = [Sandbox(label, scenario, path, out_dir / label, binary, timings, printer=printer, label=label, abort=abort)
+                     for label, path in chosen]
+        printer(f"scenario {scenario.name!r}: " + ", ".join(f"{p.name} {p.duration:g}s" for p in scenario.phases)
+                + f"; policies: {', '.join(label for label, _ in chosen)} (each in its own sandbox)")
+        started = time.time()
+        results = play(sandboxes, printer)
+        write_outputs(results, out_dir, printer)
+        printer(f"sandbox finished in {time.time() - started:.0f}s")
+    except (PeerError, ScenarioError) as error:
+        print(f"sandbox: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("sandbox: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
