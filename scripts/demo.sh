@@ -16,5 +16,5 @@ if ! swift build -c release --product kscaler > sandbox-out/build.log 2>&1; then
     echo "demo: the release build failed; the whole log is in sandbox-out/build.log" >&2
     exit 1
 fi
-export KSCALER_BIN="${KSCALER_BIN:-$PWD/.build/release/kscaler}"
+export KSTEST_BINARY="${KSTEST_BINARY:-$PWD/.build/release/kscaler}"
 exec .venv/bin/python infra/local/sandbox.py demo --out sandbox-out "$@"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and test kscaler. Idempotent and quick
 # when everything is present. Debian packages: libcurl headers (the HTTP layer), openssl (a TLS
-# test peer), Prometheus and
-# the Pushgateway (real peers), cloud-init (user-data schema), shellcheck. Python venv .venv:
-# moto server (AWS peers), cfn-lint (CloudFormation), pytest (shell-level tests).
+# test peer), Prometheus and the Pushgateway (real peers), cloud-init (user-data schema),
+# shellcheck. Python venv .venv: moto server (AWS peers; brings boto3 and PyYAML, which the
+# sandbox uses), cfn-lint (CloudFormation), pytest (shell-level and closed-loop tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 python_packages=('moto[server]==5.*' 'cfn-lint==1.*' 'pytest==9.*')
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto, cfnlint, pytest' 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto, cfnlint, pytest, boto3, yaml' 2>/dev/null; then
     echo "install-deps: python venv .venv with ${python_packages[*]}" >&2
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check "${python_packages[@]}"

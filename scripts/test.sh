@@ -19,5 +19,6 @@ swift build -c release --product kscaler
 export KSTEST_BINARY="$PWD/.build/release/kscaler"
 swift test --skip-build
 
-# Shell, cloud-init, systemd and CloudFormation: userdata/ and infra/.
-.venv/bin/python -m pytest infra/tests -q -p no:cacheprovider
+# Shell, cloud-init, systemd and CloudFormation (userdata/, infra/), and the closed loop:
+# kscaler driving a simulated cluster on moto and Prometheus (infra/local/).
+.venv/bin/python -m pytest infra/tests infra/local/tests -q -p no:cacheprovider

@@ -4,7 +4,7 @@
     sandbox.py demo [--scenario FILE] [--out DIR]    both policies side by side, then summary + chart
     sandbox.py run --config FILE [--scenario FILE]   one policy, live
 
-Needs the Python of the repository's .venv (boto3, PyYAML) and a kscaler binary (KSCALER_BIN,
+Needs the Python of the repository's .venv (boto3, PyYAML) and a kscaler binary (KSTEST_BINARY,
 default .build/release/kscaler). Everything listens on 127.0.0.1 and is stopped on exit,
 also on Ctrl-C.
 """
@@ -109,7 +109,7 @@ def main():
     args = parser.parse_args()
     interrupt_on_sigterm()
 
-    binary = Path(os.environ.get("KSCALER_BIN", REPO_ROOT / ".build/release/kscaler"))
+    binary = Path(os.environ.get("KSTEST_BINARY", REPO_ROOT / ".build/release/kscaler"))
     out_dir = Path(args.out)
     printer = lambda line: print(line, flush=True)  # noqa: E731
     abort = threading.Event()

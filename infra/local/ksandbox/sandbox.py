@@ -104,7 +104,7 @@ class Sandbox:
     def start(self):
         if not (self.kscaler_bin.is_file() and os.access(self.kscaler_bin, os.X_OK)):
             raise PeerError(f"no kscaler binary at {self.kscaler_bin}: build it (swift build, or swift build -c release) "
-                            "or point KSCALER_BIN at it")
+                            "or point KSTEST_BINARY at it")
         shutil.rmtree(self.out_dir, ignore_errors=True)
         self.out_dir.mkdir(parents=True)
         lifetime = self.scenario.duration + 300

@@ -1,7 +1,7 @@
 """Closed-loop tests: real kscaler processes against moto (signature checking on), a real
 Prometheus and the simulated cluster, with the sandbox's periods shortened further.
 
-The kscaler binary comes from KSCALER_BIN (default .build/debug/kscaler). A missing binary
+The kscaler binary comes from KSTEST_BINARY (default .build/debug/kscaler). A missing binary
 or peer fails the tests with the reason; nothing is skipped.
 """
 import os
@@ -33,9 +33,9 @@ POLICY = {
 
 
 def kscaler_binary():
-    path = Path(os.environ.get("KSCALER_BIN", REPO_ROOT / ".build/debug/kscaler"))
+    path = Path(os.environ.get("KSTEST_BINARY", REPO_ROOT / ".build/debug/kscaler"))
     if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.fail(f"no kscaler binary at {path}: run `swift build` first (or set KSCALER_BIN)", pytrace=False)
+        pytest.fail(f"no kscaler binary at {path}: run `swift build` first (or set KSTEST_BINARY)", pytrace=False)
     return path
 
 
