@@ -21,4 +21,6 @@ swift test --skip-build
 
 # Shell, cloud-init, systemd and CloudFormation (userdata/, infra/), and the closed loop:
 # kscaler driving a simulated cluster on moto and Prometheus (infra/local/).
-.venv/bin/python -m pytest infra/tests infra/local/tests -q -p no:cacheprovider
+# Two sessions: each suite imports its own conftest module by name.
+.venv/bin/python -m pytest infra/tests -q -p no:cacheprovider
+.venv/bin/python -m pytest infra/local/tests -q -p no:cacheprovider

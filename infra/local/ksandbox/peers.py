@@ -93,15 +93,16 @@ class Credentials:
 
 class Moto:
     """moto server with SigV4 checking on after the first three (unauthenticated) requests,
-    which create an IAM user with an allow-all policy and its access key."""
+    which create an IAM user with an allow-all policy and its access key. It serves one
+    request at a time (scripts/moto_server_serial.py): only then are moto's conditional
+    writes atomic, as DynamoDB's are, and the lease means what it means on AWS."""
 
     def __init__(self, directory, lifetime=900):
-        binary = Path(os.environ.get("KSANDBOX_MOTO_SERVER", REPO_ROOT / ".venv/bin/moto_server"))
-        if not binary.exists():
-            raise PeerError(f"moto server not found at {binary}: run scripts/install-deps.sh "
-                            "(it creates .venv with moto[server]), or set KSANDBOX_MOTO_SERVER")
+        python = REPO_ROOT / ".venv/bin/python"
+        if not python.exists():
+            raise PeerError(f"no {python}: run scripts/install-deps.sh (it creates .venv with moto[server])")
         env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
-        self.process = ManagedProcess("moto", [str(binary), "-H", "127.0.0.1", "-p", "0"],
+        self.process = ManagedProcess("moto", [str(python), str(REPO_ROOT / "scripts/moto_server_serial.py"), "0"],
                                       Path(directory) / "moto.log", env=env, lifetime=lifetime)
         try:
             port = wait_for("moto printing its port", self._port, 20, log=self.process.log_text)
