@@ -16,7 +16,12 @@ public struct PrometheusMetricsSource: MetricsSource {
         let answers = await withTaskGroup(of: (Signal, Result<QueryResult, any Error>).self) { group in
             for (signal, query) in queries {
                 group.addTask {
-                    do { return (signal, .success(try await client.query(query))) } catch { return (signal, .failure(error)) }
+                    // The whole answer is awaited before the tuple is built: Swift 6.3's optimiser
+                    // loses the part of an async tuple result written before a suspension
+                    // (swiftlang/swift#91911), and release builds read garbage signals here.
+                    let answer: Result<QueryResult, any Error>
+                    do { answer = .success(try await client.query(query)) } catch { answer = .failure(error) }
+                    return (signal, answer)
                 }
             }
             var answers: [Signal: Result<QueryResult, any Error>] = [:]
