@@ -1,7 +1,8 @@
 # The two commands a newcomer needs (see README.md):
 #   make demo   – the local sandbox: kscaler scaling a simulated cluster on moto + Prometheus
 #   make test   – every test, against real peers on 127.0.0.1
-.PHONY: test demo build release clean
+#   make bench  – benchmark figures and targets, against real peers on 127.0.0.1 (BENCHMARKS.md)
+.PHONY: test demo build release bench clean
 
 test:
 	scripts/test.sh
@@ -14,6 +15,9 @@ build:
 
 release:
 	swift build -c release --static-swift-stdlib
+
+bench:
+	benchmarks/bench.sh
 
 clean:
 	rm -rf .build .peers

@@ -30,8 +30,9 @@ let package = Package(
         .target(name: "AWS", dependencies: ["SigV4", "HTTP"]),
         .target(name: "Prometheus", dependencies: ["HTTP"]),
         .target(name: "KScalerCore"),
-        // Prints how long decide() takes for clusters of several sizes (figures, no pass/fail).
-        .executableTarget(name: "kscaler-bench", dependencies: ["KScalerCore"]),
+        // Prints how long decide() and the EC2 / Prometheus parsers take at several fleet sizes
+        // (figures, no pass/fail; `make bench` checks the targets).
+        .executableTarget(name: "kscaler-bench", dependencies: ["KScalerCore", "AWS", "Prometheus", "HTTP", "SigV4"]),
         .target(
             name: "KScaler",
             dependencies: [

@@ -52,8 +52,11 @@ public struct XMLParseError: Error, Sendable, CustomStringConvertible {
 public enum XML {
     /// Parses a whole document and returns its root element.
     public static func parse(_ data: Data) throws(XMLParseError) -> XMLElement {
-        var parser = Parser(bytes: Array(data))
-        return try parser.document()
+        // Parsed in place: no bounds check per byte in the loops below.
+        try Array(data).withUnsafeBufferPointer { bytes throws(XMLParseError) in
+            var parser = Parser(bytes: bytes)
+            return try parser.document()
+        }
     }
 
     public static func parse(_ text: String) throws(XMLParseError) -> XMLElement {
@@ -78,13 +81,46 @@ public enum XML {
     }
 }
 
+/// An element's character data: a single run of the input (a leaf's value) is kept as a
+/// range until the element ends; text in several pieces (entities, CDATA, mixed content) is
+/// copied together.
+private struct CharacterData {
+    private var run: Range<Int>?
+    private var pieces: [UInt8] = []
+
+    mutating func append(_ range: Range<Int>, of bytes: UnsafeBufferPointer<UInt8>) {
+        if run == nil && pieces.isEmpty {
+            run = range
+        } else {
+            spill(bytes)
+            pieces += bytes[range]
+        }
+    }
+
+    mutating func append(decoded: [UInt8], of bytes: UnsafeBufferPointer<UInt8>) {
+        spill(bytes)
+        pieces += decoded
+    }
+
+    private mutating func spill(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let run else { return }
+        pieces += bytes[run]
+        self.run = nil
+    }
+
+    func string(in bytes: UnsafeBufferPointer<UInt8>) -> String {
+        if let run { return String(decoding: bytes[run], as: UTF8.self) }
+        return pieces.isEmpty ? "" : String(decoding: pieces, as: UTF8.self)
+    }
+}
+
 private struct Parser {
-    let bytes: [UInt8]
+    let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
     /// Bounds recursion so a hostile document cannot overflow the stack.
     static let maxDepth = 64
 
-    init(bytes: [UInt8]) { self.bytes = bytes }
+    init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
     func fail(_ reason: String) -> XMLParseError { XMLParseError(offset: index, reason: reason) }
 
@@ -116,6 +152,8 @@ private struct Parser {
         }
     }
 
+    /// Names stay byte ranges: only an element's local name becomes a String, and a closing
+    /// tag is checked byte by byte. A leaf's text is made a String straight from the input.
     mutating func element(depth: Int) throws(XMLParseError) -> XMLElement {
         guard depth < Self.maxDepth else { throw fail("elements nested deeper than \(Self.maxDepth)") }
         index += 1  // "<"
@@ -125,22 +163,22 @@ private struct Parser {
             index += 2
             return XMLElement(name: localName(name))
         }
-        guard index < bytes.count, bytes[index] == UInt8(ascii: ">") else { throw fail("expected '>' after <\(name)") }
+        guard index < bytes.count, bytes[index] == UInt8(ascii: ">") else { throw fail("expected '>' after <\(string(name))") }
         index += 1
         var result = XMLElement(name: localName(name))
-        var text: [UInt8] = []
+        var text = CharacterData()
         while true {
-            guard index < bytes.count else { throw fail("document ends inside <\(name)>") }
+            guard index < bytes.count else { throw fail("document ends inside <\(string(name))>") }
             let byte = bytes[index]
             if byte == UInt8(ascii: "<") {
                 if hasPrefix("</") {
                     index += 2
                     let closing = try readName()
-                    guard closing == name else { throw fail("</\(closing)> closes <\(name)>") }
+                    guard bytes[closing].elementsEqual(bytes[name]) else { throw fail("</\(string(closing))> closes <\(string(name))>") }
                     skipWhitespace()
-                    guard index < bytes.count, bytes[index] == UInt8(ascii: ">") else { throw fail("expected '>' in </\(name)") }
+                    guard index < bytes.count, bytes[index] == UInt8(ascii: ">") else { throw fail("expected '>' in </\(string(name))") }
                     index += 1
-                    result.text = String(decoding: text, as: UTF8.self)
+                    result.text = text.string(in: bytes)
                     return result
                 } else if hasPrefix("<!--") {
                     try skip(past: "-->")
@@ -148,7 +186,7 @@ private struct Parser {
                     index += 9
                     let start = index
                     try skip(past: "]]>")
-                    text.append(contentsOf: bytes[start..<(index - 3)])
+                    text.append(start..<(index - 3), of: bytes)
                 } else if hasPrefix("<?") {
                     try skip(past: "?>")
                 } else {
@@ -157,13 +195,16 @@ private struct Parser {
             } else if byte == UInt8(ascii: "&") {
                 try appendEntity(to: &text)
             } else {
-                text.append(byte)
+                let start = index
                 index += 1
+                while index < bytes.count, bytes[index] != UInt8(ascii: "<"), bytes[index] != UInt8(ascii: "&") { index += 1 }
+                text.append(start..<index, of: bytes)
             }
         }
     }
 
-    mutating func readName() throws(XMLParseError) -> String {
+    /// The bytes of a tag or attribute name.
+    mutating func readName() throws(XMLParseError) -> Range<Int> {
         let start = index
         while index < bytes.count {
             let b = bytes[index]
@@ -173,7 +214,16 @@ private struct Parser {
             index += 1
         }
         guard index > start else { throw fail("expected an element name") }
-        return String(decoding: bytes[start..<index], as: UTF8.self)
+        return start..<index
+    }
+
+    func string(_ name: Range<Int>) -> String { String(decoding: bytes[name], as: UTF8.self) }
+
+    /// The name without its namespace prefix (`ec2:item` → `item`).
+    func localName(_ name: Range<Int>) -> String {
+        var start = name.upperBound
+        while start > name.lowerBound, bytes[start - 1] != UInt8(ascii: ":") { start -= 1 }
+        return string(start..<name.upperBound)
     }
 
     mutating func skipAttributes() throws(XMLParseError) {
@@ -198,7 +248,7 @@ private struct Parser {
         }
     }
 
-    mutating func appendEntity(to text: inout [UInt8]) throws(XMLParseError) {
+    mutating func appendEntity(to text: inout CharacterData) throws(XMLParseError) {
         let start = index
         while index < bytes.count, bytes[index] != UInt8(ascii: ";"), index - start < 12 { index += 1 }
         guard index < bytes.count, bytes[index] == UInt8(ascii: ";") else {
@@ -208,11 +258,11 @@ private struct Parser {
         let entity = String(decoding: bytes[(start + 1)..<index], as: UTF8.self)
         index += 1
         switch entity {
-        case "amp": text.append(UInt8(ascii: "&"))
-        case "lt": text.append(UInt8(ascii: "<"))
-        case "gt": text.append(UInt8(ascii: ">"))
-        case "quot": text.append(UInt8(ascii: "\""))
-        case "apos": text.append(UInt8(ascii: "'"))
+        case "amp": text.append(decoded: [UInt8(ascii: "&")], of: bytes)
+        case "lt": text.append(decoded: [UInt8(ascii: "<")], of: bytes)
+        case "gt": text.append(decoded: [UInt8(ascii: ">")], of: bytes)
+        case "quot": text.append(decoded: [UInt8(ascii: "\"")], of: bytes)
+        case "apos": text.append(decoded: [UInt8(ascii: "'")], of: bytes)
         default:
             var scalarValue: UInt32?
             if entity.hasPrefix("#x") || entity.hasPrefix("#X") {
@@ -224,7 +274,7 @@ private struct Parser {
                 index = start
                 throw fail("unknown entity &\(entity);")
             }
-            text.append(contentsOf: Array(String(Character(scalar)).utf8))
+            text.append(decoded: Array(String(Character(scalar)).utf8), of: bytes)
         }
     }
 
@@ -252,10 +302,5 @@ private struct Parser {
             index += 1
         }
         throw fail("unterminated construct, expected \(terminator)")
-    }
-
-    func localName(_ name: String) -> String {
-        guard let colon = name.lastIndex(of: ":") else { return name }
-        return String(name[name.index(after: colon)...])
     }
 }

@@ -58,24 +58,24 @@ private struct ValuePair: Decodable {
         var container = try decoder.unkeyedContainer()
         timestamp = try container.decode(Double.self)
         let text = try container.decode(String.self)
-        guard let value = Self.parse(text) else {
+        guard let value = sampleValue(text) else {
             throw DecodingError.dataCorruptedError(in: container, debugDescription: "sample value \"\(text.prefix(40))\" is not a number")
         }
         self.value = value
     }
 
-    /// Prometheus writes special values as "NaN", "+Inf" and "-Inf" (Go's formatting).
-    private static func parse(_ text: String) -> Double? {
-        switch text {
-        case "NaN": .nan
-        case "+Inf": .infinity
-        case "-Inf": -.infinity
-        default: Double(text)
-        }
-    }
-
     func sample(labels: [String: String]) -> Sample {
         Sample(labels: labels, timestamp: Date(timeIntervalSince1970: timestamp), value: value)
+    }
+}
+
+/// A sample value as Prometheus writes it: a decimal, or "NaN", "+Inf", "-Inf" (Go's formatting).
+func sampleValue(_ text: String) -> Double? {
+    switch text {
+    case "NaN": .nan
+    case "+Inf": .infinity
+    case "-Inf": -.infinity
+    default: Double(text)
     }
 }
 

@@ -70,6 +70,7 @@ public struct PrometheusClient: Sendable {
     }
 
     private func decode(_ response: HTTPResponse) throws(PrometheusError) -> QueryResult {
+        if let samples = VectorReader.samples(in: response.body) { return .vector(samples) }
         let envelope: APIResponse
         do {
             envelope = try JSONDecoder().decode(APIResponse.self, from: response.body)

@@ -45,6 +45,15 @@ import Testing
         }
     }
 
+    @Test func dropsNamespacePrefixesAndJoinsTextPieces() throws {
+        let root = try XML.parse(#"<ec2:Response xmlns:ec2="x"><ec2:item a="1">v &amp; w<![CDATA[ <x>]]> z</ec2:item><item/></ec2:Response>"#)
+        #expect(root.name == "Response")
+        #expect(root.children.map(\.name) == ["item", "item"])
+        #expect(root.children[0].text == "v & w <x> z")
+        #expect(root.children[1].text == "")
+        #expect(throws: XMLParseError.self) { try XML.parse("<ec2:a></a>") }
+    }
+
     @Test func boundsNestingDepth() {
         let deep = String(repeating: "<a>", count: 100) + String(repeating: "</a>", count: 100)
         #expect(throws: XMLParseError.self) { try XML.parse(deep) }

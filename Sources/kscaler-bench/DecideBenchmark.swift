@@ -1,0 +1,70 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import KScalerCore
+
+/// `decide()` on a cluster of `workers` managed Ready workers holding 10 non-DaemonSet pods
+/// each on average, on a scale-up run (busy) and on a scale-down run (idle).
+enum DecideBenchmark {
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+    static let gib: Int64 = 1 << 30
+
+    static func observation(workers: Int, busy: Bool) -> Observation {
+        var instances: [ManagedInstance] = []
+        var nodes = [NodeObservation(name: "control-plane", instanceID: nil, ready: true, nonDaemonSetPods: 4)]
+        for index in 0..<workers {
+            let id = "i-\(String(0x10000000 + index, radix: 16))"
+            instances.append(ManagedInstance(
+                id: id, instanceType: "t3.large", subnetID: index % 2 == 0 ? "subnet-a" : "subnet-b", availabilityZone: "us-east-1a",
+                launchTime: now.addingTimeInterval(-Double(3600 + index * 7)), state: .running, protected: index % 50 == 0
+            ))
+            nodes.append(NodeObservation(name: id, providerID: "aws:///us-east-1a/\(id)", ready: true, nonDaemonSetPods: (index * 37) % 21))
+        }
+        let utilization = busy ? 0.85 : 0.1
+        return Observation(
+            readings: [
+                .unschedulablePods: .value(busy ? Double(workers) : 0),
+                .pendingCPURequestCores: .value(busy ? Double(workers) * 0.5 : 0),
+                .pendingMemoryRequestBytes: .value(busy ? Double(workers) * 1e9 : 0),
+                .cpuUtilization: .value(utilization), .memoryUtilization: .value(utilization),
+                .cpuUtilizationWindowMax: .value(utilization), .memoryUtilizationWindowMax: .value(utilization),
+                .nodeReady: .value(Double(nodes.count)), .podsPerNode: .value(Double(nodes.count)),
+            ],
+            nodes: nodes,
+            instances: instances,
+            state: ScalerState(lastScaleUpAt: now.addingTimeInterval(-7200), lastScaleDownAt: now.addingTimeInterval(-7200))
+        )
+    }
+
+    static let policy = Policy(
+        nodes: NodeBounds(min: 1, max: 50_000),
+        scaleDown: ScaleDownPolicy(maxStep: 3),
+        capacity: WorkerCapacity(instanceTypes: ["t3.large", "t3.xlarge"], subnets: ["subnet-a", "subnet-b"],
+                                 sizes: ["t3.large": WorkerSize(cpuCores: 2, memoryBytes: 8 * gib),
+                                         "t3.xlarge": WorkerSize(cpuCores: 4, memoryBytes: 16 * gib)])
+    )
+
+    static func run(sizes: [Int], plan: MeasurementPlan) async -> [Result] {
+        var results: [Result] = []
+        for workers in sizes {
+            for busy in [true, false] {
+                let input = observation(workers: workers, busy: busy)
+                let expected = busy ? "scale-up" : "scale-down"
+                let action = switch decide(input, policy: policy, now: now).action {
+                case .scaleUp: "scale-up"
+                case .scaleDown: "scale-down"
+                default: "none"
+                }
+                // The figure means nothing if the case does not decide what it is named after.
+                precondition(action == expected, "decide on \(workers) nodes (\(expected) case) decided \(action)")
+                let timings = await plan.measure(budget: .milliseconds(300)) {
+                    decide(input, policy: policy, now: now).counts.desired
+                }
+                results.append(Result(benchmark: "decide", variant: expected, items: workers, itemName: "nodes", timings: timings))
+            }
+        }
+        return results
+    }
+}
