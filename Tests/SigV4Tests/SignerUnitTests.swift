@@ -12,22 +12,22 @@ private let token = "FQoGZXIvYXdzEXAMPLE-session-token"
 private let date = Date(timeIntervalSince1970: 1_440_938_160)  // 2015-08-30T12:36:00Z
 
 private func signer(token: String? = token, signContentSHA256: Bool = false) -> SigV4Signer {
-    SigV4Signer(credentials: Credentials(accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: secret, sessionToken: token),
+    SigV4Signer(credentials: Credentials(accessKeyID: "AKIDTESTKEYNOTREAL01", secretAccessKey: secret, sessionToken: token),
                 region: "us-east-1", service: "sts", signContentSHA256: signContentSHA256)
 }
 
 @Suite("Secrets stay out of descriptions")
 struct RedactionTests {
     @Test func credentialsDescriptionHidesSecretAndToken() {
-        let credentials = Credentials(accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: secret, sessionToken: token)
-        let expected = "Credentials(accessKeyID: AKIA…MPLE, secretAccessKey: <redacted>, sessionToken: <redacted>)"
+        let credentials = Credentials(accessKeyID: "AKIDTESTKEYNOTREAL01", secretAccessKey: secret, sessionToken: token)
+        let expected = "Credentials(accessKeyID: AKID…AL01, secretAccessKey: <redacted>, sessionToken: <redacted>)"
         #expect(credentials.description == expected)
         #expect(String(reflecting: credentials) == expected)
         #expect(String(describing: signer()).contains("<redacted>"))
         var dumped = ""
         dump(credentials, to: &dumped)
         for text in [credentials.description, String(reflecting: credentials), dumped, String(describing: signer())] {
-            #expect(!text.contains(secret) && !text.contains(token) && !text.contains("AKIAIOSFODNN7EXAMPLE"))
+            #expect(!text.contains(secret) && !text.contains(token) && !text.contains("AKIDTESTKEYNOTREAL01"))
         }
     }
 
