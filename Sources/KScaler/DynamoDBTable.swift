@@ -27,26 +27,17 @@ public struct KScalerTable: Sendable {
     }
 }
 
-extension KScalerTable: LeaseStore {
-    public func acquire(owner: String, ttl: Duration, note: String?, now: Date) async throws -> LeaseAcquisition {
+extension KScalerTable {
+    /// Takes the lease if it is free or expired strictly before `now` (a lease is valid through
+    /// its expiry second), incrementing the fencing token; returns the state item as left by
+    /// the same write, so reading the state costs no extra round trip.
+    public func acquire(owner: String, ttl: Duration, now: Date) async throws -> LeaseAcquisition {
         let nowSeconds = Int(now.timeIntervalSince1970.rounded(.down))
         let expires = nowSeconds + Int(ttl.components.seconds)
-        var set = "#owner = :me, #expires = :expires, #acquired = :now, #token = if_not_exists(#token, :zero) + :one"
-        var values: DynamoDBItem = [":me": .s(owner), ":expires": .number(expires), ":now": .number(nowSeconds),
-                                    ":zero": .number(0), ":one": .number(1)]
-        var remove = ""
-        if let note {
-            set += ", #note = :note"
-            values[":note"] = .s(note)
-        } else {
-            remove = " REMOVE #note"
-        }
         let update = DynamoDBExpression(
-            "SET " + set + remove,
-            names: ["#owner": "lease_owner", "#expires": "lease_expires_at", "#acquired": "lease_acquired_at",
-                    "#token": "lease_token", "#note": "lease_note"],
-            values: values)
-        // Free, or expired strictly before now: a lease is valid through its expiry second.
+            "SET #owner = :me, #expires = :expires, #acquired = :now, #token = if_not_exists(#token, :zero) + :one",
+            names: ["#owner": "lease_owner", "#expires": "lease_expires_at", "#acquired": "lease_acquired_at", "#token": "lease_token"],
+            values: [":me": .s(owner), ":expires": .number(expires), ":now": .number(nowSeconds), ":zero": .number(0), ":one": .number(1)])
         let condition = DynamoDBExpression("attribute_not_exists(#owner) OR #expires < :now")
         do {
             let item = try await dynamoDB.updateItem(table: tableName, key: stateKey, update: update, condition: condition)
@@ -62,37 +53,28 @@ extension KScalerTable: LeaseStore {
         }
     }
 
-    public func release(_ lease: Lease) async throws -> Bool {
-        let update = DynamoDBExpression("REMOVE #owner, #expires, #acquired, #note",
-                                        names: ["#owner": "lease_owner", "#expires": "lease_expires_at",
-                                                "#acquired": "lease_acquired_at", "#note": "lease_note"])
-        do {
-            try await dynamoDB.updateItem(table: tableName, key: stateKey, update: update, condition: Self.heldBy(lease))
-            return true
-        } catch is DynamoDBClient.ConditionalCheckFailed {
-            return false
-        }
-    }
-
     public func holder() async throws -> LeaseHolder {
         let item = try await dynamoDB.getItem(table: tableName, key: stateKey) ?? [:]
         return LeaseHolder(
             owner: item["lease_owner"]?.string,
             token: item["lease_token"]?.int ?? 0,
             acquiredAt: item["lease_acquired_at"]?.double.map(Date.init(timeIntervalSince1970:)),
-            expiresAt: item["lease_expires_at"]?.double.map(Date.init(timeIntervalSince1970:)),
-            note: item["lease_note"]?.string)
+            expiresAt: item["lease_expires_at"]?.double.map(Date.init(timeIntervalSince1970:)))
     }
 
+    /// Operator override: clears the lease whoever holds it and returns what was cleared.
+    /// Conditional on the owner just read, so a lease taken in between survives.
     public func breakLease() async throws -> LeaseHolder {
         let before = try await holder()
         guard let owner = before.owner else { return before }
-        // Conditional on the owner we saw, so a lease taken between the read and this write survives.
-        let update = DynamoDBExpression("REMOVE #owner, #expires, #acquired, #note",
-                                        names: ["#owner": "lease_owner", "#expires": "lease_expires_at",
-                                                "#acquired": "lease_acquired_at", "#note": "lease_note"])
-        try await dynamoDB.updateItem(table: tableName, key: stateKey, update: update,
-                                      condition: DynamoDBExpression("#owner = :seen", names: ["#owner": "lease_owner"], values: [":seen": .s(owner)]))
+        try await dynamoDB.updateItem(
+            table: tableName, key: stateKey,
+            update: DynamoDBExpression("REMOVE " + Self.leaseFields.keys.sorted().joined(separator: ", "), names: Self.leaseFields),
+            condition: DynamoDBExpression("#owner = :seen", names: ["#owner": "lease_owner"], values: [":seen": .s(owner)]))
         return before
     }
+
+    /// The attributes that make a lease held (placeholder → name); removing them releases it.
+    /// The fencing token stays: it must keep growing across acquisitions.
+    static let leaseFields = ["#owner": "lease_owner", "#expires": "lease_expires_at", "#acquired": "lease_acquired_at"]
 }

@@ -54,7 +54,7 @@ public struct Evaluator: Sendable {
         var report = RunReport(runID: invocation.runID, mode: .run, clusterID: config.clusterID, startedAt: clock())
         let acquisition: LeaseAcquisition
         do {
-            acquisition = try await store.acquire(owner: invocation.owner, ttl: .seconds(config.lease.ttl), note: nil, now: report.startedAt)
+            acquisition = try await store.acquire(owner: invocation.owner, ttl: .seconds(config.lease.ttl), now: report.startedAt)
         } catch {
             return finished(report, outcome: .failed, error: "lease: \(error)")
         }

@@ -22,7 +22,6 @@ public struct LeaseHolder: Sendable, Equatable, Codable {
     public var token: Int
     public var acquiredAt: Date?
     public var expiresAt: Date?
-    public var note: String?
 
     public func isHeld(at now: Date) -> Bool {
         guard owner != nil, let expiresAt else { return false }
@@ -35,15 +34,6 @@ public enum LeaseAcquisition: Sendable, Equatable {
     case acquired(Lease, StoredState)
     /// Another owner holds an unexpired lease: a normal outcome, the run is skipped.
     case heldByOther(LeaseHolder)
-}
-
-public protocol LeaseStore: Sendable {
-    func acquire(owner: String, ttl: Duration, note: String?, now: Date) async throws -> LeaseAcquisition
-    /// Releases only if we still hold it; returns false when someone else does (nothing changed).
-    func release(_ lease: Lease) async throws -> Bool
-    func holder() async throws -> LeaseHolder
-    /// Operator override: clears the lease whoever holds it. Returns what was cleared.
-    func breakLease() async throws -> LeaseHolder
 }
 
 /// A random owner id that also tells a person where the run came from.

@@ -66,8 +66,8 @@ extension KScalerTable {
     /// fencing token). Returns false when the lease was lost: then nothing was written.
     public func finish(lease: Lease, changes: StateChanges, event: RunEvent?, retention: TimeInterval) async throws -> Bool {
         var set: [String] = []
-        var remove = ["#owner", "#expires", "#acquired", "#note"]
-        var names = ["#owner": "lease_owner", "#expires": "lease_expires_at", "#acquired": "lease_acquired_at", "#note": "lease_note"]
+        var remove = Self.leaseFields.keys.sorted()
+        var names = Self.leaseFields
         var values: DynamoDBItem = [:]
         if let date = changes.lastScaleUpAt {
             set.append("#up = :up"); names["#up"] = "last_scale_up_at"; values[":up"] = .number(date.timeIntervalSince1970)

@@ -54,7 +54,6 @@ struct LeaseCommand: AsyncParsableCommand {
             print("  token    \(holder.token)")
             if let acquired = holder.acquiredAt { print("  age      \(ReportPrinter.span(now.timeIntervalSince(acquired))) (since \(ReportPrinter.time(acquired)))") }
             if let expires = holder.expiresAt { print("  expires  \(ReportPrinter.time(expires)) (in \(ReportPrinter.span(expires.timeIntervalSince(now))))") }
-            if let note = holder.note { print("  note     \(note)") }
         }
     }
 

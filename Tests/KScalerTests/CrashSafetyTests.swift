@@ -72,7 +72,7 @@ import TestSupport
 
     @Test func operatorsSeeAndBreakTheLeaseAndReadTheHistory() async throws {
         try await EndToEndHarness.with { harness in
-            guard case .acquired = try await harness.table.acquire(owner: "stuck-host/42/abc", ttl: .seconds(3600), note: nil, now: Date()) else {
+            guard case .acquired = try await harness.table.acquire(owner: "stuck-host/42/abc", ttl: .seconds(3600), now: Date()) else {
                 Issue.record("could not take the lease"); return
             }
             let status = try await harness.kscaler(["lease", "status"])

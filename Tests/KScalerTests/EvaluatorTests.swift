@@ -22,7 +22,7 @@ import Testing
         var intentFails = false
         var finishResult = true
 
-        func acquire(owner: String, ttl: Duration, note: String?, now: Date) async throws -> LeaseAcquisition {
+        func acquire(owner: String, ttl: Duration, now: Date) async throws -> LeaseAcquisition {
             journal.add("acquire"); return acquisition
         }
         func readState() async throws -> StoredState { journal.add("readState"); return StoredState() }
@@ -130,7 +130,7 @@ import Testing
 
     @Test func aLeaseHeldByAnotherRunIsSkippedWithoutObserving() async {
         let journal = Journal()
-        let holder = LeaseHolder(owner: "other/1/abc", token: 3, acquiredAt: Self.t0, expiresAt: Self.t0.addingTimeInterval(60), note: nil)
+        let holder = LeaseHolder(owner: "other/1/abc", token: 3, acquiredAt: Self.t0, expiresAt: Self.t0.addingTimeInterval(60))
         let report = await evaluator(store: FakeStore(journal: journal, acquisition: .heldByOther(holder)),
                                      fleet: FakeFleet(journal: journal), metrics: Self.metrics(journal, ids: [], unschedulable: 9)).run(invocation)
         #expect(report.outcome == .skipped)

@@ -11,7 +11,7 @@ import TestSupport
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
     func acquire(_ table: KScalerTable, owner: String, at now: Date) async throws -> (Lease, StoredState) {
-        guard case .acquired(let lease, let state) = try await table.acquire(owner: owner, ttl: .seconds(60), note: nil, now: now) else {
+        guard case .acquired(let lease, let state) = try await table.acquire(owner: owner, ttl: .seconds(60), now: now) else {
             throw NotAcquired()
         }
         return (lease, state)
