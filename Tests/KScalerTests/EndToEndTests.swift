@@ -34,7 +34,7 @@ import TestSupport
             let userData = try #require(try await harness.ec2.userData(instanceID: launched[0].id))
             #expect(String(decoding: userData, as: UTF8.self) == rendered.stdout)
             #expect(rendered.stdout.hasPrefix("#cloud-config"))
-            #expect(rendered.stdout.contains("KSCALER_CLUSTER=\(harness.clusterID)") || rendered.stdout.contains(harness.clusterID))
+            #expect(rendered.stdout.contains("KSCALER_CLUSTER='\(harness.clusterID)'"))
             // The history has the event; the lease is free again.
             #expect(try await harness.table.history(limit: 5).first?.runID == report?.runID)
             #expect(try await harness.table.holder().owner == nil)
@@ -73,6 +73,18 @@ import TestSupport
             #expect(try await harness.instances().map(\.id) == before.map(\.id))
             #expect(try await harness.table.holder().owner == nil)
             #expect(try await harness.table.history(limit: 1).first?.outcome == .failed)
+
+            // The last log record is the one CloudWatch's metric filters parse (infra/README.md,
+            // "Log fields"): JSON, with a string outcome and a boolean at_max.
+            let logged = try await harness.kscaler(["run", "--log-format", "json"])
+            let last = try #require(logged.stderr.split(separator: "\n").last)
+            let record = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+            #expect(record["event"] as? String == "run_finished")
+            #expect(record["outcome"] as? String == "failed")
+            #expect(record["cluster_id"] as? String == harness.clusterID)
+            #expect(record["at_max"] as? Bool == false)
+            #expect((record["http_requests"] as? Int ?? 0) >= 3)
+            #expect(record["duration_ms"] is Int)
         }
     }
 
