@@ -170,13 +170,16 @@ import TestSupport
         }
     }
 
-    @Test func unreachableMetadataIsASoftMissAndFast() async throws {
+    /// Off EC2 nothing answers at the metadata address: that is "no credentials here", the
+    /// chain's ordinary end, not an instance-metadata failure.
+    @Test func unreachableMetadataIsASoftMiss() async throws {
         let port = try StubHTTPServer.unusedPort()
-        let started = ContinuousClock.now
-        await #expect(throws: CredentialsError.self) {
+        await #expect {
             _ = try await chain(["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:\(port)", "AWS_EC2_METADATA_DISABLED": "false"]).resolve()
+        } throws: { error in
+            guard let error = error as? CredentialsError else { return false }
+            return error.source == "chain" && error.reason.contains("no credentials found") && error.reason.contains("instance metadata")
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
     }
 
     @Test func regionResolutionOrder() async throws {

@@ -18,7 +18,8 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
     var configPath: String { directory.appendingPathComponent("config.yaml").path }
 
     /// `prometheusURL` overrides the real Prometheus (a stand-in, or a dead port).
-    init(prometheusURL: String? = nil, extraConfig: String = "", minNodes: Int = 0, maxNodes: Int = 6, leaseTTL: String = "2m") async throws {
+    init(prometheusURL: String? = nil, extraConfig: String = "", minNodes: Int = 0, maxNodes: Int = 6, leaseTTL: String = "2m",
+         prometheusTimeout: String = "8s") async throws {
         fixture = try MotoFixture()
         tableName = try await fixture.createTable()
         clusterID = Peers.uniqueName("e2e")
@@ -33,7 +34,7 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
         let config = """
         cluster_id: \(clusterID)
         table: \(tableName)
-        prometheus: {url: "\(prometheusURL ?? prometheus!.baseURL)", staleness: 1m, timeout: 8s}
+        prometheus: {url: "\(prometheusURL ?? prometheus!.baseURL)", staleness: 1m, timeout: \(prometheusTimeout)}
         nodes: {min: \(minNodes), max: \(maxNodes)}
         scale_up: {cooldown: 1s}
         scale_down: {cooldown: 1s, delay_after_scale_up: 1s, stabilization_window: 3s}
@@ -52,9 +53,9 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
     /// Runs `body` with a fresh harness and always stops it (Prometheus, exporter, files),
     /// also when `body` throws.
     static func with(prometheusURL: String? = nil, extraConfig: String = "", minNodes: Int = 0, maxNodes: Int = 6, leaseTTL: String = "2m",
-                     _ body: (EndToEndHarness) async throws -> Void) async throws {
+                     prometheusTimeout: String = "8s", _ body: (EndToEndHarness) async throws -> Void) async throws {
         let harness = try await EndToEndHarness(prometheusURL: prometheusURL, extraConfig: extraConfig, minNodes: minNodes,
-                                                maxNodes: maxNodes, leaseTTL: leaseTTL)
+                                                maxNodes: maxNodes, leaseTTL: leaseTTL, prometheusTimeout: prometheusTimeout)
         do {
             try await body(harness)
         } catch {

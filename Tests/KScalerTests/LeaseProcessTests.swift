@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import KScaler
 import Testing
@@ -74,13 +75,27 @@ import TestSupport
         }
     }
 
+    /// Holds every request until opened (30 s at most, so a failing test still ends): the
+    /// first run keeps the lease for exactly as long as the test needs, however slowly the
+    /// second process starts on a loaded machine.
+    final class Gate: Sendable {
+        private let semaphore = DispatchSemaphore(value: 0)
+        func wait() { _ = semaphore.wait(timeout: .now() + 30) }
+        func open() { for _ in 0..<64 { semaphore.signal() } }
+    }
+
     @Test func aSecondRunWhileTheFirstHoldsTheLeaseIsSkipped() async throws {
-        let prometheus = try Self.slowPrometheus(delay: .seconds(3))
+        let gate = Gate()
+        let prometheus = try StubHTTPServer { _ in
+            gate.wait()
+            return .text(Self.emptyVector, headers: [.init("Content-Type", "application/json")])
+        }
         defer { prometheus.stop() }
-        try await EndToEndHarness.with(prometheusURL: prometheus.baseURL) { harness in
+        try await EndToEndHarness.with(prometheusURL: prometheus.baseURL, prometheusTimeout: "40s") { harness in
             let first = try Self.startRun(harness)
             let holder = try await Self.waitUntilHeld(harness)
             let second = try await harness.kscaler(["run"])
+            gate.open()
             #expect(second.status == 0, "\(second.combined)")
             #expect(second.stdout.contains("held by \(holder.owner ?? "?")"))
             #expect(second.stdout.contains("skipped"))
@@ -109,7 +124,7 @@ import TestSupport
     @Test func aKilledHolderBlocksOthersOnlyUntilTheLeaseExpires() async throws {
         let prometheus = try Self.slowPrometheus(delay: .seconds(3))
         defer { prometheus.stop() }
-        try await EndToEndHarness.with(prometheusURL: prometheus.baseURL, leaseTTL: "8s") { harness in
+        try await EndToEndHarness.with(prometheusURL: prometheus.baseURL, leaseTTL: "15s") { harness in
             let killed = try Self.startRun(harness, extra: ["--timeout", "6"])
             let holder = try await Self.waitUntilHeld(harness)
             kill(killed.0.processIdentifier, SIGKILL)
