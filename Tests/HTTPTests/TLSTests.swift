@@ -12,7 +12,7 @@ import Musl
 /// self-signed certificate for 127.0.0.1.
 @Suite struct TLSTests {
     @Test func anUntrustedCertificateIsRefusedAndATrustedCAIsAccepted() async throws {
-        let server = try OpenSSLServer()
+        let server = try await OpenSSLServer.start()
         let url = "https://127.0.0.1:\(server.port)/"
 
         let error = await #expect(throws: HTTPError.self) {
@@ -30,8 +30,8 @@ import Musl
 }
 
 /// `openssl s_server -www` on 127.0.0.1: it answers `GET /` with a status page. Killed on
-/// deinit, and by `timeout` after 20 s should the test process die first.
-private final class OpenSSLServer {
+/// deinit, and by `timeout` after 120 s should the test process die first.
+private final class OpenSSLServer: Sendable {
     let port: Int
     let certificatePath: String
     private let directory: String
@@ -41,7 +41,15 @@ private final class OpenSSLServer {
         let reason: String
     }
 
-    init() throws {
+    /// Generates the certificate and starts the server (blocking work, on a thread of its
+    /// own), then waits until it listens.
+    static func start() async throws -> OpenSSLServer {
+        let server = try await onOwnThread { Result { try OpenSSLServer() } }.get()
+        try await server.waitUntilListening()
+        return server
+    }
+
+    private init() throws {
         var template = Array("/tmp/kscaler-tls-XXXXXX".utf8CString)
         guard let directory = mkdtemp(&template).map({ String(cString: $0) }) else {
             throw OpenSSLServer.SetupFailure(reason: "mkdtemp failed")
@@ -53,7 +61,7 @@ private final class OpenSSLServer {
             cd \(directory) && \
             openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
               -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout key.pem -out cert.pem 2>/dev/null && \
-            { timeout 20 openssl s_server -accept 127.0.0.1:\(port) -cert cert.pem -key key.pem -www \
+            { timeout 120 openssl s_server -accept 127.0.0.1:\(port) -cert cert.pem -key key.pem -www \
               >/dev/null 2>&1 & } && echo $!
             """
         guard let shell = popen(script, "r") else { throw OpenSSLServer.SetupFailure(reason: "popen failed") }
@@ -65,7 +73,6 @@ private final class OpenSSLServer {
             throw OpenSSLServer.SetupFailure(reason: "could not start openssl s_server")
         }
         self.processID = processID
-        try waitUntilListening()
     }
 
     deinit {
@@ -74,11 +81,12 @@ private final class OpenSSLServer {
         rmdir(directory)
     }
 
-    /// Polls with bare TCP connects (which s_server does not count as a served connection).
-    private func waitUntilListening() throws {
-        for _ in 0..<100 {
+    /// Polls with bare TCP connects (which s_server does not count as a served connection),
+    /// for up to 60 s: generating a key and starting openssl can take seconds on a loaded machine.
+    private func waitUntilListening() async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = UInt16(port).bigEndian
@@ -86,8 +94,10 @@ private final class OpenSSLServer {
             let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
             }
+            close(fd)
             if connected { return }
-            usleep(50_000)
+            if ContinuousClock.now > deadline { break }
+            try await Task.sleep(for: .milliseconds(50))
         }
         throw OpenSSLServer.SetupFailure(reason: "openssl s_server did not start listening on 127.0.0.1:\(port)")
     }

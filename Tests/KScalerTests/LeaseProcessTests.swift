@@ -24,22 +24,21 @@ import TestSupport
 
     static func finish(_ run: (Process, Pipe, Pipe)) async -> (status: Int32, report: RunReport?, output: String) {
         let (process, out, err) = run
-        let stdout = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        let stderr = await Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
-        process.waitUntilExit()
-        return (process.terminationStatus, try? EndToEndHarness.decoder.decode(RunReport.self, from: stdout),
-                String(decoding: stdout + stderr, as: UTF8.self))
+        let output = await ChildProcess.collect(process, stdout: out, stderr: err)
+        return (output.status, try? EndToEndHarness.decoder.decode(RunReport.self, from: output.stdout),
+                String(decoding: output.stdout + output.stderr, as: UTF8.self))
     }
 
-    /// Polls the table until someone holds the lease (10 s at most).
+    /// Polls the table until someone holds the lease (60 s at most: a loaded machine can take
+    /// seconds to start a process).
     static func waitUntilHeld(_ harness: EndToEndHarness) async throws -> LeaseHolder {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             let holder = try await harness.table.holder()
             if holder.owner != nil { return holder }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw TestSupportError("no run took the lease within 10 s")
+        throw TestSupportError("no run took the lease within 60 s")
     }
 
     /// Each round starts 20 processes at once. The conditional write lets exactly one take each

@@ -244,18 +244,12 @@ enum ExternalTool {
         let process = try ChildProcess.launch(try path(of: name), arguments,
                                               environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
                                               stdout: output, stderr: errors, stdin: input)
-        // Both pipes are drained while the process runs, so neither can fill up and stall it.
-        async let stdoutData = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-        async let stderrData = Task.detached { errors.fileHandleForReading.readDataToEndOfFile() }.value
-        input.fileHandleForWriting.write(Data(stdin.utf8))
-        try input.fileHandleForWriting.close()
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            if ContinuousClock.now > deadline { process.terminate(); break }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: await stdoutData, as: UTF8.self),
-                      stderr: String(decoding: await stderrData, as: UTF8.self))
+        // Written from a thread of its own: a large input would block on a full pipe.
+        let stdinBytes = Data(stdin.utf8)
+        let writer = Task { await onOwnThread { input.fileHandleForWriting.write(stdinBytes); try? input.fileHandleForWriting.close() } }
+        let collected = await ChildProcess.collect(process, stdout: output, stderr: errors, timeout: timeout)
+        await writer.value
+        return Result(status: collected.status, stdout: String(decoding: collected.stdout, as: UTF8.self),
+                      stderr: String(decoding: collected.stderr, as: UTF8.self))
     }
 }

@@ -1,6 +1,11 @@
 import Foundation
 
 /// Starting real peers (Prometheus, exporters, kscaler itself) from async tests.
+///
+/// Nothing here blocks Swift's cooperative pool, which has one thread per core: on a loaded
+/// 2-core machine, one blocked pool thread per test starves every other task, including a
+/// readiness poll that then "times out" with the line it waited for already written. Blocking
+/// waits (reading a pipe to its end, waiting for an exit) run on threads of their own.
 public enum ChildProcess {
     /// Starts `executable`. A child inherits the spawning thread's signal mask, and Swift's
     /// concurrency threads block SIGTERM: the mask is emptied just for the spawn, or the child
@@ -31,6 +36,28 @@ public enum ChildProcess {
         return try launch(executable, arguments, stdout: handle, stderr: handle, stdin: stdin)
     }
 
+    /// What a finished child wrote and how it ended.
+    public struct Output: Sendable {
+        public var status: Int32
+        public var stdout: Data
+        public var stderr: Data
+    }
+
+    /// Drains both pipes while the child runs (so neither fills up and stalls it), waits for
+    /// it to exit, and SIGTERMs it (then SIGKILLs it) should it outlive `timeout`. Every
+    /// blocking read and wait happens on a thread of its own.
+    public static func collect(_ process: Process, stdout: Pipe, stderr: Pipe, timeout: Duration = .seconds(120)) async -> Output {
+        async let out = onOwnThread { stdout.fileHandleForReading.readDataToEndOfFile() }
+        async let err = onOwnThread { stderr.fileHandleForReading.readDataToEndOfFile() }
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        if process.isRunning { await stop(process) }
+        let status = await onOwnThread { process.waitUntilExit(); return process.terminationStatus }
+        return Output(status: status, stdout: await out, stderr: await err)
+    }
+
     /// Terminates, waits up to `grace`, then SIGKILLs (the process and its process group).
     public static func stop(_ process: Process, grace: Duration = .seconds(5)) async {
         if process.isRunning { process.terminate() }
@@ -42,15 +69,21 @@ public enum ChildProcess {
         }
     }
 
-    /// Polls a log file (`timeout` at most) for the first line satisfying `matches`.
-    public static func firstLine(of file: URL, timeout: Duration = .seconds(10), what: String,
+    /// Polls a log file for the first line satisfying `matches`. The bound is generous (a
+    /// loaded 2-core machine can take many seconds to start a peer), and the file is read once
+    /// more after it passes, so a line written just before the deadline is never missed.
+    public static func firstLine(of file: URL, timeout: Duration = .seconds(60), what: String,
                                  matching matches: (String) -> Bool) async throws -> String {
+        func find() -> String? {
+            let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").first(where: { matches(String($0)) }).map(String.init)
+        }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
-            if let line = text.split(separator: "\n").first(where: { matches(String($0)) }) { return String(line) }
+            if let line = find() { return line }
             try await Task.sleep(for: .milliseconds(20))
         }
+        if let line = find() { return line }
         let log = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
         throw TestSupportError("did not see \(what) within \(timeout); output so far:\n\(log.suffix(2_000))")
     }
@@ -59,6 +92,16 @@ public enum ChildProcess {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         return directory
+    }
+}
+
+/// Runs blocking `work` (a pipe read, a `waitUntilExit`, a `popen`) on a new thread and
+/// suspends the caller until it is done, leaving the cooperative pool free.
+public func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        let thread = Thread { continuation.resume(returning: work()) }
+        thread.stackSize = 1 << 20
+        thread.start()
     }
 }
 

@@ -7,6 +7,12 @@ public enum KScalerProcess {
         public var stdout: String
         public var stderr: String
         public var combined: String { stdout + stderr }
+
+        public init(_ output: ChildProcess.Output) {
+            status = output.status
+            stdout = String(decoding: output.stdout, as: UTF8.self)
+            stderr = String(decoding: output.stderr, as: UTF8.self)
+        }
     }
 
     /// `KSTEST_BINARY` (the test command sets it to the release build), else the binary next to
@@ -28,23 +34,10 @@ public enum KScalerProcess {
         try ChildProcess.launch(try binaryPath(), arguments, environment: environment, stdout: stdout, stderr: stderr)
     }
 
-    /// Runs kscaler to completion (bounded by `timeout`; killed after it) and collects its output.
+    /// Runs kscaler to completion (bounded by `timeout`; stopped after it) and collects its output.
     public static func run(_ arguments: [String], environment: [String: String], timeout: Duration = .seconds(60)) async throws -> Result {
         let out = Pipe(), err = Pipe()
         let process = try start(arguments, environment: environment, stdout: out, stderr: err)
-        async let stdoutData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        async let stderrData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            if ContinuousClock.now > deadline {
-                process.terminate()
-                break
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus,
-                      stdout: String(decoding: await stdoutData, as: UTF8.self),
-                      stderr: String(decoding: await stderrData, as: UTF8.self))
+        return Result(await ChildProcess.collect(process, stdout: out, stderr: err, timeout: timeout))
     }
 }
