@@ -15,11 +15,27 @@ public indirect enum AttributeValue: Sendable, Equatable, Codable {
     public static func number(_ value: Double) -> AttributeValue { .n(String(value)) }
 
     public var string: String? { if case .s(let value) = self { value } else { nil } }
-    public var int: Int? { if case .n(let value) = self { Int(value) ?? Double(value).map { Int($0) } } else { nil } }
-    public var double: Double? { if case .n(let value) = self { Double(value) } else { nil } }
+    /// The decimal text of a number, exactly as DynamoDB sent it (up to 38 digits): callers
+    /// parse and range-check it themselves, since no Swift number type holds every value.
+    public var numberText: String? { if case .n(let value) = self { value } else { nil } }
     public var map: [String: AttributeValue]? { if case .m(let value) = self { value } else { nil } }
     public var list: [AttributeValue]? { if case .l(let value) = self { value } else { nil } }
     public var stringSet: [String]? { if case .ss(let value) = self { value } else { nil } }
+
+    /// The value's wire type in words, for messages about a value of the wrong type.
+    public var typeDescription: String {
+        switch self {
+        case .s: "a string (S)"
+        case .n: "a number (N)"
+        case .b: "binary (B)"
+        case .bool: "a boolean (BOOL)"
+        case .null: "null (NULL)"
+        case .m: "a map (M)"
+        case .l: "a list (L)"
+        case .ss: "a string set (SS)"
+        case .ns: "a number set (NS)"
+        }
+    }
 
     private enum Key: String, CodingKey { case S, N, B, BOOL, NULL, M, L, SS, NS }
 

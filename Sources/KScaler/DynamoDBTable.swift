@@ -1,4 +1,5 @@
 import AWS
+import KScalerCore
 
 /// kscaler's table layout (DESIGN.md "Table layout"): partition key `cluster_id`, sort key
 /// `record`; `record = "state"` holds the lease and the scaler's memory, `event#…` items the
@@ -25,53 +26,134 @@ public struct KScalerTable: Sendable {
                            names: ["#owner": "lease_owner", "#token": "lease_token"],
                            values: [":me": .s(lease.owner), ":token": .number(lease.token)])
     }
+
+    /// The state item as it stands; an empty item when there is none yet.
+    func stateItem() async throws -> DynamoDBItem {
+        try await dynamoDB.getItem(table: tableName, key: stateKey) ?? [:]
+    }
 }
 
 extension KScalerTable {
     /// Takes the lease if it is free or expired strictly before `now` (a lease is valid through
     /// its expiry second), incrementing the fencing token; returns the state item as left by
     /// the same write, so reading the state costs no extra round trip.
-    public func acquire(owner: String, ttl: Duration, now: Date) async throws -> LeaseAcquisition {
+    ///
+    /// Idempotent: when the answer to an acquisition is lost and the retry finds the lease held,
+    /// the holder is read; if it is `owner` (unique per process), the first attempt took it.
+    /// A lease or state item that cannot be trusted (`LeaseHolder.doubts`, `StateItemError`)
+    /// is reported, never acted on; a lease taken on the way is given back at once.
+    public func acquire(owner: String, ttl: Duration, now: Date,
+                        clockSkew: TimeInterval = LeaseSettings().maxClockSkew) async throws -> LeaseAcquisition {
         let nowSeconds = Int(now.timeIntervalSince1970.rounded(.down))
-        let expires = nowSeconds + Int(ttl.components.seconds)
+        let ttlSeconds = Int(ttl.components.seconds)
         let update = DynamoDBExpression(
             "SET #owner = :me, #expires = :expires, #acquired = :now, #token = if_not_exists(#token, :zero) + :one",
             names: ["#owner": "lease_owner", "#expires": "lease_expires_at", "#acquired": "lease_acquired_at", "#token": "lease_token"],
-            values: [":me": .s(owner), ":expires": .number(expires), ":now": .number(nowSeconds), ":zero": .number(0), ":one": .number(1)])
+            values: [":me": .s(owner), ":expires": .number(nowSeconds + ttlSeconds), ":now": .number(nowSeconds),
+                     ":zero": .number(0), ":one": .number(1)])
         let condition = DynamoDBExpression("attribute_not_exists(#owner) OR #expires < :now")
+        let item: DynamoDBItem
         do {
-            let item = try await dynamoDB.updateItem(table: tableName, key: stateKey, update: update, condition: condition)
-            guard let token = item["lease_token"]?.int else {
-                throw AWSResponseError(service: "DynamoDB", operation: "UpdateItem", httpStatus: 200, detail: "the state item came back without lease_token")
-            }
-            return .acquired(Lease(clusterID: clusterID, owner: owner, token: token,
-                                   acquiredAt: Date(timeIntervalSince1970: Double(nowSeconds)),
-                                   expiresAt: Date(timeIntervalSince1970: Double(expires))),
-                             Self.state(from: item))
+            item = try await dynamoDB.updateItem(table: tableName, key: stateKey, update: update, condition: condition)
         } catch is DynamoDBClient.ConditionalCheckFailed {
-            return .heldByOther(try await holder())
+            let current = try await stateItem()
+            let holder = Self.holder(from: current)
+            if holder.owner == owner {
+                item = current
+            } else {
+                let doubts = holder.doubts(at: now, ttl: TimeInterval(ttlSeconds), clockSkew: clockSkew)
+                return doubts.isEmpty ? .heldByOther(holder) : .untrustworthy(holder, problems: doubts)
+            }
+        } catch let error as AWSError where error.code == "ValidationException" {
+            // An attribute of the wrong type (a lease_token stored as a string) fails the
+            // update expression itself, before any condition.
+            let holder = Self.holder(from: try await stateItem())
+            guard !holder.problems.isEmpty else { throw error }
+            return .untrustworthy(holder, problems: holder.problems)
         }
+
+        let holder = Self.holder(from: item)
+        let state = Result { () throws(StateItemError) in try Self.state(from: item) }
+        guard holder.owner == owner, let token = holder.token, let expiresAt = holder.expiresAt, holder.problems.isEmpty,
+              case .success(let stored) = state else {
+            var problems = holder.problems
+            if case .failure(let error) = state { problems += error.problems }
+            // An unreadable fencing token cannot guard writes: give the lease back rather than
+            // leave it blocking runs until it expires.
+            try? await giveBack(owner: owner)
+            return .untrustworthy(holder, problems: problems)
+        }
+        return .acquired(Lease(clusterID: clusterID, owner: owner, token: token,
+                               acquiredAt: holder.acquiredAt ?? Date(timeIntervalSince1970: Double(nowSeconds)), expiresAt: expiresAt),
+                         stored)
     }
 
     public func holder() async throws -> LeaseHolder {
-        let item = try await dynamoDB.getItem(table: tableName, key: stateKey) ?? [:]
-        return LeaseHolder(
-            owner: item["lease_owner"]?.string,
-            token: item["lease_token"]?.int ?? 0,
-            acquiredAt: item["lease_acquired_at"]?.double.map(Date.init(timeIntervalSince1970:)),
-            expiresAt: item["lease_expires_at"]?.double.map(Date.init(timeIntervalSince1970:)))
+        Self.holder(from: try await stateItem())
     }
 
-    /// Operator override: clears the lease whoever holds it and returns what was cleared.
-    /// Conditional on the owner just read, so a lease taken in between survives.
-    public func breakLease() async throws -> LeaseHolder {
-        let before = try await holder()
-        guard let owner = before.owner else { return before }
+    static func holder(from item: DynamoDBItem) -> LeaseHolder {
+        var reader = ItemReader(item)
+        let owner = reader.string("lease_owner")
+        let token = reader.has("lease_token") ? reader.wholeNumber("lease_token", in: 0...Int.max) : 0
+        let acquiredAt = reader.time("lease_acquired_at")
+        let expiresAt = reader.time("lease_expires_at")
+        if reader.has("lease_owner") && !reader.has("lease_expires_at") {
+            let _: Void? = reader.report("lease_expires_at", "is missing although lease_owner is set: the lease would never expire")
+        }
+        return LeaseHolder(owner: owner, token: token, acquiredAt: acquiredAt, expiresAt: expiresAt, problems: reader.problems)
+    }
+
+    /// Releases a lease this process just took but cannot use.
+    private func giveBack(owner: String) async throws {
         try await dynamoDB.updateItem(
             table: tableName, key: stateKey,
             update: DynamoDBExpression("REMOVE " + Self.leaseFields.keys.sorted().joined(separator: ", "), names: Self.leaseFields),
-            condition: DynamoDBExpression("#owner = :seen", names: ["#owner": "lease_owner"], values: [":seen": .s(owner)]))
-        return before
+            condition: DynamoDBExpression("#owner = :me", values: [":me": .s(owner)]))
+    }
+
+    /// What `breakLease` found and did.
+    public struct BrokenLease: Sendable, Equatable {
+        /// The lease as it stood before.
+        public var holder: LeaseHolder
+        /// Whether any lease attribute was there to clear.
+        public var cleared: Bool
+        /// The fencing token was unreadable (wrong type, fractional, out of range) and was
+        /// removed, so the next acquisition starts again at 1. Fencing still holds: every
+        /// write under a lease also names its owner, which is unique to each run.
+        public var tokenReset: Bool
+    }
+
+    /// Operator override: clears the lease whoever holds it, whatever shape its attributes are
+    /// in, and resets an unreadable fencing token. Conditional on the attributes just read, so
+    /// a lease taken in between survives.
+    public func breakLease() async throws -> BrokenLease {
+        let item = try await stateItem()
+        let holder = Self.holder(from: item)
+        let tokenReset = item["lease_token"] != nil && holder.token == nil
+        let cleared = Self.leaseFields.values.contains { item[$0] != nil }
+        guard cleared || tokenReset else { return BrokenLease(holder: holder, cleared: false, tokenReset: false) }
+        var names = Self.leaseFields
+        var remove = Self.leaseFields.keys.sorted()
+        var conditions: [String] = []
+        var values: DynamoDBItem = [:]
+        if let seen = item["lease_owner"] {
+            conditions.append("#owner = :seen")
+            values[":seen"] = seen
+        } else {
+            conditions.append("attribute_not_exists(#owner)")
+        }
+        if tokenReset, let seen = item["lease_token"] {
+            names["#token"] = "lease_token"
+            remove.append("#token")
+            conditions.append("#token = :token")
+            values[":token"] = seen
+        }
+        try await dynamoDB.updateItem(
+            table: tableName, key: stateKey,
+            update: DynamoDBExpression("REMOVE " + remove.joined(separator: ", "), names: names),
+            condition: DynamoDBExpression(conditions.joined(separator: " AND "), values: values))
+        return BrokenLease(holder: holder, cleared: cleared, tokenReset: tokenReset)
     }
 
     /// The attributes that make a lease held (placeholder → name); removing them releases it.

@@ -54,19 +54,27 @@ public struct Evaluator: Sendable {
         var report = RunReport(runID: invocation.runID, mode: .run, clusterID: config.clusterID, startedAt: clock())
         let acquisition: LeaseAcquisition
         do {
-            acquisition = try await store.acquire(owner: invocation.owner, ttl: .seconds(config.lease.ttl), now: report.startedAt)
+            acquisition = try await store.acquire(owner: invocation.owner, ttl: .seconds(config.lease.ttl), now: report.startedAt,
+                                                  clockSkew: config.lease.maxClockSkew)
         } catch {
-            return finished(report, outcome: .failed, error: "lease: \(error)")
+            return finished(report, outcome: .failed, error: "lease: \(describeError(error))")
         }
-        guard case .acquired(let lease, let state) = acquisition else {
-            if case .heldByOther(let holder) = acquisition {
-                report.lease = .init(owner: holder.owner, token: holder.token, expiresAt: holder.expiresAt)
-                report.notes.append("lease held by \(holder.owner ?? "?") until \(holder.expiresAt.map(describe) ?? "?"): skipped")
-            }
+        let lease: Lease, state: StoredState
+        switch acquisition {
+        case .acquired(let acquired, let stored):
+            (lease, state) = (acquired, stored)
+        case .heldByOther(let holder):
+            report.lease = .init(owner: holder.owner, token: holder.token ?? 0, expiresAt: holder.expiresAt)
+            report.notes.append("lease held by \(holder.owner ?? "?") until \(holder.expiresAt.map(describe) ?? "?"): skipped")
             return finished(report, outcome: .skipped)
+        case .untrustworthy(let holder, let problems):
+            report.lease = holder.map { .init(owner: $0.owner, token: $0.token ?? 0, expiresAt: $0.expiresAt) }
+            return finished(report, outcome: .failed, error: "the state item cannot be trusted: " + problems.joined(separator: "; ")
+                + ". Nothing was changed; `kscaler lease status` shows the lease, `kscaler lease break --yes` clears it "
+                + "(and resets an unreadable fencing token)")
         }
         report.lease = .init(owner: lease.owner, token: lease.token, expiresAt: lease.expiresAt)
-        logger.debug("lease acquired", metadata: ["token": "\(lease.token)", "expires_at": "\(describe(lease.expiresAt))"])
+        logger.debug("lease acquired", metadata: ["lease_token": "\(lease.token)", "expires_at": "\(describe(lease.expiresAt))"])
 
         var changes = StateChanges()
         do {

@@ -84,21 +84,24 @@ extension KScalerTable {
         ]
     }
 
-    /// Newest first.
-    public func history(limit: Int) async throws -> [RunEvent] {
+    /// Newest first, with a description of each item that could not be read (skipped, so one
+    /// damaged item does not hide the rest).
+    public func history(limit: Int) async throws -> (events: [RunEvent], unreadable: [String]) {
         let page = try await dynamoDB.query(
             table: tableName,
             keyCondition: DynamoDBExpression("#cluster = :cluster AND begins_with(#record, :prefix)",
                                              names: ["#cluster": "cluster_id", "#record": "record"],
                                              values: [":cluster": .s(clusterID), ":prefix": .s(Self.eventPrefix)]),
             newestFirst: true, limit: limit)
-        return try page.items.map { item in
-            guard let json = item["event"]?.string, let event = try? Self.decoder.decode(RunEvent.self, from: Data(json.utf8)) else {
-                throw AWSResponseError(service: "DynamoDB", operation: "Query", httpStatus: 200,
-                                       detail: "history item \(item["record"]?.string ?? "?") has no readable `event` attribute")
+        var events: [RunEvent] = [], unreadable: [String] = []
+        for item in page.items {
+            if let json = item["event"]?.string, let event = try? Self.decoder.decode(RunEvent.self, from: Data(json.utf8)) {
+                events.append(event)
+            } else {
+                unreadable.append("history item \(item["record"]?.string ?? "?") has no readable `event` attribute")
             }
-            return event
         }
+        return (events, unreadable)
     }
 
     /// Sortable UTC time with milliseconds: the history's sort key orders by it.

@@ -63,7 +63,7 @@ public protocol Fleet: Sendable {
 
 /// The table: lease, state item, history.
 public protocol RunStore: Sendable {
-    func acquire(owner: String, ttl: Duration, now: Date) async throws -> LeaseAcquisition
+    func acquire(owner: String, ttl: Duration, now: Date, clockSkew: TimeInterval) async throws -> LeaseAcquisition
     func readState() async throws -> StoredState
     func recordLaunchIntent(_ intent: LaunchIntent, lease: Lease) async throws
     func finish(lease: Lease, changes: StateChanges, event: RunEvent?, retention: TimeInterval) async throws -> Bool

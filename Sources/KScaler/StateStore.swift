@@ -49,7 +49,7 @@ public struct StateChanges: Sendable, Equatable {
 extension KScalerTable {
     /// The state item as a plan (no lease) sees it; a missing item is the empty state.
     public func readState() async throws -> StoredState {
-        Self.state(from: try await dynamoDB.getItem(table: tableName, key: stateKey) ?? [:])
+        try Self.state(from: try await stateItem())
     }
 
     /// Writes the launch intent; fails with `ConditionalCheckFailed` if the lease was lost.
@@ -99,21 +99,46 @@ extension KScalerTable {
         }
     }
 
-    static func state(from item: DynamoDBItem) -> StoredState {
-        let unavailable = (item["unavailable"]?.list ?? []).compactMap { value -> UnavailableOffering? in
-            guard let fields = value.map, let type = fields["instance_type"]?.string, let until = fields["until"]?.double else { return nil }
-            return UnavailableOffering(instanceType: type, subnetID: fields["subnet_id"]?.string, until: Date(timeIntervalSince1970: until))
+    /// The scaler's memory from the state item, read strictly (`ItemReader`). An entry that
+    /// cannot be read is an error naming it, never silently dropped: a cooldown stamp or a
+    /// launch intent that vanished would let a run act twice.
+    static func state(from item: DynamoDBItem) throws(StateItemError) -> StoredState {
+        var reader = ItemReader(item)
+        var unavailable: [UnavailableOffering] = []
+        for (index, value) in (reader.list("unavailable") ?? []).enumerated() {
+            guard let fields = value.map else {
+                let _: Void? = reader.report("unavailable[\(index)]", "is \(value.typeDescription), expected a map (M)")
+                continue
+            }
+            var entry = ItemReader(fields, prefix: "unavailable[\(index)].")
+            let type = entry.string("instance_type")
+            let subnet = entry.string("subnet_id")
+            let until = entry.time("until")
+            if let type, let until {
+                unavailable.append(UnavailableOffering(instanceType: type, subnetID: subnet, until: until))
+            } else if entry.problems.isEmpty {
+                let _: Void? = entry.report(type == nil ? "instance_type" : "until", "is missing")
+            }
+            reader.merge(entry)
         }
         var intent: LaunchIntent?
-        if let fields = item["launch_intent"]?.map, let id = fields["launch_id"]?.string, let count = fields["count"]?.int,
-           let created = fields["created_at"]?.double {
-            intent = LaunchIntent(launchID: id, count: count, createdAt: Date(timeIntervalSince1970: created))
+        if var fields = reader.map("launch_intent") {
+            let id = fields.string("launch_id")
+            let count = fields.wholeNumber("count", in: 1...100_000)
+            let created = fields.time("created_at")
+            if let id, let count, let created {
+                intent = LaunchIntent(launchID: id, count: count, createdAt: created)
+            } else if fields.problems.isEmpty {
+                let _: Void? = fields.report(id == nil ? "launch_id" : count == nil ? "count" : "created_at", "is missing")
+            }
+            reader.merge(fields)
         }
-        return StoredState(
-            scaler: ScalerState(lastScaleUpAt: item["last_scale_up_at"]?.double.map(Date.init(timeIntervalSince1970:)),
-                                lastScaleDownAt: item["last_scale_down_at"]?.double.map(Date.init(timeIntervalSince1970:)),
+        let state = StoredState(
+            scaler: ScalerState(lastScaleUpAt: reader.time("last_scale_up_at"), lastScaleDownAt: reader.time("last_scale_down_at"),
                                 unavailableOfferings: unavailable),
             launchIntent: intent)
+        guard reader.problems.isEmpty else { throw StateItemError(problems: reader.problems) }
+        return state
     }
 
     static func item(_ intent: LaunchIntent) -> DynamoDBItem {
@@ -124,5 +149,17 @@ extension KScalerTable {
         var fields: DynamoDBItem = ["instance_type": .s(offering.instanceType), "until": .number(offering.until.timeIntervalSince1970)]
         if let subnet = offering.subnetID { fields["subnet_id"] = .s(subnet) }
         return fields
+    }
+}
+
+/// The state item holds values kscaler did not write (edited by hand, or by something else):
+/// nothing is acted on until it is repaired.
+public struct StateItemError: Error, Sendable, CustomStringConvertible {
+    public var problems: [String]
+
+    public var description: String {
+        "the state item cannot be trusted: " + problems.joined(separator: "; ")
+            + ". Nothing was changed. `kscaler lease break --yes` clears a broken lease and resets an unreadable fencing token; "
+            + "other attributes can be removed with `aws dynamodb update-item … --update-expression 'REMOVE <attribute>'`"
     }
 }

@@ -109,6 +109,7 @@ public struct KScalerConfig: Sendable, Equatable {
             unavailableFor: unavailableFor,
             health: health,
             victims: victims,
+            maxClockSkew: lease.maxClockSkew,
             capacity: WorkerCapacity(
                 instanceTypes: workers.instanceTypes,
                 subnets: workers.subnets,
@@ -364,9 +365,14 @@ public struct LeaseSettings: Sendable, Equatable {
     public var ttl: TimeInterval
     /// No EC2 action is started with less than this much lease left.
     public var safetyMargin: TimeInterval
+    /// How far the clocks of the hosts sharing the table may disagree. A lease expiring later
+    /// than now + ttl + this, or a cooldown stamp more than this in the future, was written by
+    /// a clock running ahead (or by hand): flagged, and not trusted.
+    public var maxClockSkew: TimeInterval
 
-    public init(ttl: TimeInterval = 120, safetyMargin: TimeInterval = 20) {
+    public init(ttl: TimeInterval = 120, safetyMargin: TimeInterval = 20, maxClockSkew: TimeInterval = 30) {
         self.ttl = ttl
         self.safetyMargin = safetyMargin
+        self.maxClockSkew = maxClockSkew
     }
 }

@@ -340,7 +340,8 @@ extension ConfigReader {
         let defaults = LeaseSettings()
         let settings = LeaseSettings(
             ttl: positiveDuration(lease, "ttl") ?? defaults.ttl,
-            safetyMargin: positiveDuration(lease, "safety_margin") ?? defaults.safetyMargin
+            safetyMargin: positiveDuration(lease, "safety_margin") ?? defaults.safetyMargin,
+            maxClockSkew: positiveDuration(lease, "max_clock_skew") ?? defaults.maxClockSkew
         )
         if settings.safetyMargin >= settings.ttl, !isBroken(lease.path("ttl")), !isBroken(lease.path("safety_margin")) {
             report(lease.path("safety_margin"),

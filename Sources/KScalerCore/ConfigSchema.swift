@@ -69,7 +69,7 @@ enum ConfigSchema {
             ("taints", .leaf),
             ("join", .section([("token_parameter", .leaf), ("server_url_parameter", .leaf)])),
         ])),
-        ("lease", .section([("ttl", .leaf), ("safety_margin", .leaf)])),
+        ("lease", .section([("ttl", .leaf), ("safety_margin", .leaf), ("max_clock_skew", .leaf)])),
         ("history", .section([("retention", .leaf)])),
         ("pushgateway", .section([("url", .leaf)])),
     ])

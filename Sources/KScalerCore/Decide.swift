@@ -38,7 +38,9 @@ private struct Planner {
     let policy: Policy
     let now: Date
     let fleet: Fleet
+    /// The cooldown stamps, each source checked by `trusted(_:_:)`.
     let lastScaleUp: Date?
+    let lastScaleDown: Date?
     var reasons: [Reason] = []
 
     init(observation: Observation, policy: Policy, now: Date) {
@@ -46,7 +48,33 @@ private struct Planner {
         self.policy = policy
         self.now = now
         fleet = Fleet(observation: observation, policy: policy, now: now)
-        lastScaleUp = observation.lastScaleUpAt
+        var warnings: [Reason] = []
+        let trust = { (stamp: Date?, name: String) in
+            Self.trusted(stamp, name, now: now, maxClockSkew: policy.maxClockSkew, warnings: &warnings)
+        }
+        // The recorded stamp or the newest launch, whichever is later (see `Observation.lastScaleUpAt`).
+        lastScaleUp = [trust(observation.state.lastScaleUpAt, "last_scale_up_at"),
+                       trust(observation.instances.map(\.launchTime).max(), "the newest launch time")].compactMap { $0 }.max()
+        lastScaleDown = trust(observation.state.lastScaleDownAt, "last_scale_down_at")
+        reasons = warnings
+    }
+
+    /// A cooldown stamp in the future was written by a clock running ahead of ours (or by
+    /// hand). Within `lease.max_clock_skew` it is used with a warning; beyond, it is not used
+    /// at all — else it would hold its cooldown for as long as it claims, silently.
+    private static func trusted(_ stamp: Date?, _ name: String, now: Date, maxClockSkew: TimeInterval,
+                                warnings: inout [Reason]) -> Date? {
+        guard let stamp, stamp > now else { return stamp }
+        let ahead = stamp.timeIntervalSince(now)
+        let skew = "lease.max_clock_skew \(formatDuration(maxClockSkew))"
+        if ahead <= maxClockSkew {
+            warnings.append(Reason(.futureTimestamp, "\(name) \(formatDate(stamp)) is \(formatDuration(ahead)) in the future, "
+                + "within \(skew): used as it is; check the hosts' clocks"))
+            return stamp
+        }
+        warnings.append(Reason(.futureTimestamp, "\(name) \(formatDate(stamp)) is \(formatDuration(ahead)) in the future, beyond \(skew): "
+            + "not used as a cooldown (a clock ran ahead, or the state item was edited)"))
+        return nil
     }
 
     mutating func decide() -> Decision {
@@ -197,8 +225,7 @@ private struct Planner {
     }
 
     private func cooldownStatuses() -> [CooldownStatus] {
-        let lastScaleDown = observation.state.lastScaleDownAt
-        return [
+        [
             (CooldownStatus.Name.scaleUpCooldown, lastScaleUp, policy.scaleUp.cooldown),
             (.scaleDownDelayAfterScaleUp, lastScaleUp, policy.scaleDown.delayAfterScaleUp),
             (.scaleDownCooldown, lastScaleDown, policy.scaleDown.cooldown),
@@ -348,7 +375,7 @@ private struct Planner {
         if let ends = activeEnd(of: policy.scaleDown.delayAfterScaleUp, since: lastScaleUp) {
             block(.scaleDownDelay, "delay after scale-up ends \(formatDeadline(ends, now: now))")
         }
-        if let ends = activeEnd(of: policy.scaleDown.cooldown, since: observation.state.lastScaleDownAt) {
+        if let ends = activeEnd(of: policy.scaleDown.cooldown, since: lastScaleDown) {
             block(.scaleDownCooldown, "cooldown since the last scale-down ends \(formatDeadline(ends, now: now))")
         }
         guard !blocked else { return .none }

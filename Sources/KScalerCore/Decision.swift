@@ -176,6 +176,8 @@ public struct Offering: Sendable, Equatable, Codable {
 /// One line of explanation: a stable code for machines, a sentence with the values compared for people.
 public struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
     public enum Code: String, Sendable, Equatable, Codable {
+        /// A cooldown stamp lies in the future (clock skew, or an edited state item).
+        case futureTimestamp = "future_timestamp"
         case missingSignal = "missing_signal"
         case clusterUnhealthy = "cluster_unhealthy"
         case failedBoot = "failed_boot"

@@ -96,6 +96,7 @@ extension KScalerConfig {
         add("workers.join.server_url_parameter", workers.join.serverURLParameter)
         add("lease.ttl", formatDuration(lease.ttl))
         add("lease.safety_margin", formatDuration(lease.safetyMargin))
+        add("lease.max_clock_skew", formatDuration(lease.maxClockSkew))
         add("history.retention", formatDuration(historyRetention))
         add("pushgateway.url", pushgatewayURL ?? "")
         return settings

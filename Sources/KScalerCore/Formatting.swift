@@ -23,7 +23,7 @@ func formatPercent(_ fraction: Double) -> String {
 }
 
 /// Compact duration that `parseDuration` reads back: 250 → "4m10s", 604800 → "7d".
-func formatDuration(_ seconds: TimeInterval) -> String {
+package func formatDuration(_ seconds: TimeInterval) -> String {
     guard seconds.isFinite else { return "∞" }
     if seconds < 0 { return "-" + formatDuration(-seconds) }
     if seconds > 0, seconds < 1 { return "\(formatNumber(seconds * 1000, decimals: 0))ms" }
@@ -60,7 +60,7 @@ func formatQuantity(_ bytes: Int64) -> String {
 }
 
 /// ISO 8601 in UTC, to the second.
-func formatDate(_ date: Date) -> String {
+package func formatDate(_ date: Date) -> String {
     date.formatted(Date.ISO8601FormatStyle())
 }
 

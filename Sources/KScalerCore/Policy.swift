@@ -15,6 +15,8 @@ public struct Policy: Sendable, Equatable {
     public var unavailableFor: TimeInterval
     public var health: HealthGate
     public var victims: VictimPolicy
+    /// A cooldown stamp further in the future than this is not trusted (see `LeaseSettings`).
+    public var maxClockSkew: TimeInterval
     public var capacity: WorkerCapacity
 
     public init(
@@ -26,6 +28,7 @@ public struct Policy: Sendable, Equatable {
         unavailableFor: TimeInterval = KScalerConfig.Defaults.unavailableFor,
         health: HealthGate = HealthGate(),
         victims: VictimPolicy = VictimPolicy(),
+        maxClockSkew: TimeInterval = LeaseSettings().maxClockSkew,
         capacity: WorkerCapacity
     ) {
         self.nodes = nodes
@@ -36,6 +39,7 @@ public struct Policy: Sendable, Equatable {
         self.unavailableFor = unavailableFor
         self.health = health
         self.victims = victims
+        self.maxClockSkew = maxClockSkew
         self.capacity = capacity
     }
 }

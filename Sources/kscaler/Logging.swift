@@ -37,10 +37,13 @@ struct StderrLogHandler: LogHandler {
     }
 
     static let secretKeyFragments = ["authorization", "secret", "token", "password", "credential"]
+    /// Keys that name a fragment above but hold no secret: the lease's fencing token is a
+    /// counter an operator needs to read (`lease status` prints it too).
+    static let publicKeys: Set<String> = ["lease_token", "token_reset"]
 
     static func isSecret(_ key: String) -> Bool {
         let lower = key.lowercased()
-        return secretKeyFragments.contains { lower.contains($0) }
+        return !publicKeys.contains(lower) && secretKeyFragments.contains { lower.contains($0) }
     }
 
     func log(event: LogEvent) {

@@ -42,18 +42,24 @@ struct LeaseCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = global.makeLogger()
-            let table = try await OperatorContext.table(configOptions, logger: logger)
-            let holder = try await OperatorContext.observing { try await table.holder() }
+            let (table, config) = try await OperatorContext.table(configOptions, logger: logger)
+            var holder = try await OperatorContext.observing { try await table.holder() }
             let now = Date()
+            // Shown as a run would judge it: malformed attributes and times no correct clock wrote.
+            holder.problems = holder.doubts(at: now, ttl: config.lease.ttl, clockSkew: config.lease.maxClockSkew)
             if output == .json { print(try JSONOutput.render(holder)); return }
-            guard let owner = holder.owner, holder.isHeld(at: now) else {
-                print("lease free (fencing token \(holder.token)\(holder.owner.map { ", last held by \($0), expired" } ?? ""))")
-                return
+            let token = holder.token.map(String.init) ?? "unreadable"
+            if let owner = holder.owner, holder.isHeld(at: now) {
+                print("lease held by \(owner)")
+                print("  token    \(token)")
+                if let acquired = holder.acquiredAt { print("  age      \(ReportPrinter.span(now.timeIntervalSince(acquired))) (since \(ReportPrinter.time(acquired)))") }
+                if let expires = holder.expiresAt { print("  expires  \(ReportPrinter.time(expires)) (in \(ReportPrinter.span(expires.timeIntervalSince(now))))") }
+            } else {
+                print("lease free (fencing token \(token)\(holder.owner.map { ", last held by \($0), expired" } ?? ""))")
             }
-            print("lease held by \(owner)")
-            print("  token    \(holder.token)")
-            if let acquired = holder.acquiredAt { print("  age      \(ReportPrinter.span(now.timeIntervalSince(acquired))) (since \(ReportPrinter.time(acquired)))") }
-            if let expires = holder.expiresAt { print("  expires  \(ReportPrinter.time(expires)) (in \(ReportPrinter.span(expires.timeIntervalSince(now))))") }
+            guard !holder.problems.isEmpty else { return }
+            print("the lease cannot be trusted; runs take no action until `kscaler lease break --yes` clears it:")
+            for problem in holder.problems { print("  - \(problem)") }
         }
     }
 
@@ -72,15 +78,23 @@ struct LeaseCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = global.makeLogger()
-            let table = try await OperatorContext.table(configOptions, logger: logger)
+            let (table, _) = try await OperatorContext.table(configOptions, logger: logger)
             let broken = try await OperatorContext.observing { try await table.breakLease() }
             let operatorName = processEnvironment()["USER"] ?? processEnvironment()["LOGNAME"] ?? "unknown"
-            if let owner = broken.owner {
-                logger.warning("lease broken", metadata: ["event": "lease_broken", "by": "\(operatorName)", "owner": "\(owner)",
-                                                          "token": "\(broken.token)", "cluster": "\(table.clusterID)"])
-                print("broke the lease held by \(owner) (token \(broken.token))")
-            } else {
+            guard broken.cleared || broken.tokenReset else {
                 print("the lease was not held; nothing to break")
+                return
+            }
+            let holder = broken.holder
+            let owner = holder.owner ?? (holder.problems.isEmpty ? "nobody" : "an unreadable owner")
+            let token = holder.token.map(String.init) ?? "unreadable"
+            logger.warning("lease broken", metadata: ["event": "lease_broken", "by": "\(operatorName)", "owner": "\(owner)",
+                                                      "lease_token": "\(token)", "token_reset": "\(broken.tokenReset)",
+                                                      "cluster": "\(table.clusterID)"])
+            print("broke the lease held by \(owner) (token \(token))")
+            for problem in holder.problems { print("  repaired: \(problem)") }
+            if broken.tokenReset {
+                print("the unreadable fencing token was removed: the next run takes token 1 (every write also names its owner, so fencing holds)")
             }
         }
     }
@@ -100,8 +114,10 @@ struct HistoryCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = global.makeLogger()
-        let table = try await OperatorContext.table(configOptions, logger: logger)
-        let events = try await OperatorContext.observing { try await table.history(limit: limit) }
+        let (table, _) = try await OperatorContext.table(configOptions, logger: logger)
+        let (events, unreadable) = try await OperatorContext.observing { try await table.history(limit: limit) }
+        // One damaged item must not hide the others: it is skipped and named.
+        for problem in unreadable { logger.warning("skipped an unreadable history item", metadata: ["problem": "\(problem)"]) }
         if output == .json { print(try JSONOutput.render(events)); return }
         if events.isEmpty { print("no history yet for cluster \(table.clusterID)") }
         for event in events {
@@ -115,13 +131,14 @@ struct HistoryCommand: AsyncParsableCommand {
 
 /// What the operator commands share: the config, AWS, the table; errors become exit 3.
 enum OperatorContext {
-    static func table(_ options: ConfigOptions, logger: Logger) async throws -> KScalerTable {
+    static func table(_ options: ConfigOptions, logger: Logger) async throws -> (KScalerTable, KScalerConfig) {
         let environment = processEnvironment()
         let config = try options.load(environment: environment).config
-        return try await observing {
+        let table = try await observing {
             try await Runtime.make(config: config, environment: AWSEnvironment(variables: environment), transport: CurlTransport(),
                                    logger: logger).table
         }
+        return (table, config)
     }
 
     /// Runs an AWS call; a failure is printed and becomes exit code 3.

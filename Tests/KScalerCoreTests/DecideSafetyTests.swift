@@ -146,4 +146,42 @@ struct DecideSafetyTests {
         cluster.set(.cpuUtilizationWindowMax, .stale(ageSeconds: 1e300))
         #expect(cluster.decide().reasons(.missingSignal).first?.contains("stale") == true)
     }
+
+    // MARK: Clocks
+
+    @Test("a cooldown stamp beyond the clock skew allowance in the future is flagged and not used")
+    func cooldownStampFarInTheFuture() {
+        var cluster = Cluster(workers: 3)
+        cluster.set(.unschedulablePods, .value(2))
+        cluster.set(.pendingCPURequestCores, .value(1))
+        // Written by a host whose clock ran an hour ahead: honoured, it would hold the scale-up
+        // cooldown (and the delay before any scale-down) for an hour.
+        cluster.state.lastScaleUpAt = cluster.now.addingTimeInterval(3600)
+        cluster.state.lastScaleDownAt = cluster.now.addingTimeInterval(31)
+        let decision = cluster.decide()
+        #expect(decision.scaleUpCount == 1)
+        #expect(decision.reasons(.futureTimestamp) == [
+            "last_scale_up_at 2027-01-15T09:00:00Z is 1h in the future, beyond lease.max_clock_skew 30s: not used as a cooldown (a clock ran ahead, or the state item was edited)",
+            "last_scale_down_at 2027-01-15T08:00:31Z is 31s in the future, beyond lease.max_clock_skew 30s: not used as a cooldown (a clock ran ahead, or the state item was edited)",
+        ])
+        #expect(decision.cooldowns.allSatisfy { !$0.active && ($0.since.map { $0 <= cluster.now } ?? true) })
+    }
+
+    @Test("a cooldown stamp slightly in the future is used, with a warning")
+    func cooldownStampWithinSkew() {
+        var cluster = Cluster(workers: 3)
+        cluster.set(.unschedulablePods, .value(2))
+        cluster.set(.pendingCPURequestCores, .value(1))
+        cluster.state.lastScaleUpAt = cluster.now.addingTimeInterval(20)
+        let decision = cluster.decide()
+        #expect(decision.isNone)
+        #expect(decision.has(.scaleUpCooldown))
+        #expect(decision.reasons(.futureTimestamp) == [
+            "last_scale_up_at 2027-01-15T08:00:20Z is 20s in the future, within lease.max_clock_skew 30s: used as it is; check the hosts' clocks",
+        ])
+        // The allowance is the configured one.
+        var policy = Policy.test()
+        policy.maxClockSkew = 10
+        #expect(cluster.decide(policy).scaleUpCount == 1)
+    }
 }

@@ -36,7 +36,7 @@ import TestSupport
             #expect(rendered.stdout.hasPrefix("#cloud-config"))
             #expect(rendered.stdout.contains("KSCALER_CLUSTER='\(harness.clusterID)'"))
             // The history has the event; the lease is free again.
-            #expect(try await harness.table.history(limit: 5).first?.runID == report?.runID)
+            #expect(try await harness.table.history(limit: 5).events.first?.runID == report?.runID)
             #expect(try await harness.table.holder().owner == nil)
         }
     }
@@ -72,7 +72,7 @@ import TestSupport
             #expect(report?.decision?.reasons.contains { $0.message.contains("could not be read") && $0.message.contains("127.0.0.1:\(port)") } == true)
             #expect(try await harness.instances().map(\.id) == before.map(\.id))
             #expect(try await harness.table.holder().owner == nil)
-            #expect(try await harness.table.history(limit: 1).first?.outcome == .failed)
+            #expect(try await harness.table.history(limit: 1).events.first?.outcome == .failed)
 
             // The last log record is the one CloudWatch's metric filters parse (infra/README.md,
             // "Log fields"): JSON, with a string outcome and a boolean at_max.
@@ -125,7 +125,7 @@ import TestSupport
             #expect(report?.outcome == .actionFailed)
             #expect(report?.errors.contains { $0.contains("InvalidSubnetID.NotFound") } == true)
             #expect(try await harness.table.holder().owner == nil)
-            let event = try #require(try await harness.table.history(limit: 1).first)
+            let event = try #require(try await harness.table.history(limit: 1).events.first)
             #expect(event.outcome == .actionFailed)
             #expect(event.actions.first?.error?.contains("InvalidSubnetID.NotFound") == true)
         }

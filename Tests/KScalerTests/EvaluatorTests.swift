@@ -22,7 +22,7 @@ import Testing
         var intentFails = false
         var finishResult = true
 
-        func acquire(owner: String, ttl: Duration, now: Date) async throws -> LeaseAcquisition {
+        func acquire(owner: String, ttl: Duration, now: Date, clockSkew: TimeInterval) async throws -> LeaseAcquisition {
             journal.add("acquire"); return acquisition
         }
         func readState() async throws -> StoredState { journal.add("readState"); return StoredState() }
@@ -136,6 +136,18 @@ import Testing
         #expect(report.outcome == .skipped)
         #expect(journal.all == ["acquire"])
         #expect(report.lease?.owner == "other/1/abc")
+    }
+
+    @Test func anUntrustworthyStateItemIsAFailureWithItsProblemsAndNothingElseHappens() async {
+        let journal = Journal()
+        let problems = ["lease_token is \"2.5\", not a whole number"]
+        let report = await evaluator(store: FakeStore(journal: journal, acquisition: .untrustworthy(nil, problems: problems)),
+                                     fleet: FakeFleet(journal: journal), metrics: Self.metrics(journal, ids: [], unschedulable: 9)).run(invocation)
+        #expect(report.outcome == .failed)
+        #expect(journal.all == ["acquire"])
+        #expect(report.errors.count == 1)
+        #expect(report.errors.first?.contains("lease_token is \"2.5\", not a whole number") == true)
+        #expect(report.errors.first?.contains("kscaler lease break --yes") == true)
     }
 
     @Test func anEC2DescribeFailureActsOnNothingAndStillReleases() async {

@@ -72,7 +72,8 @@ import TestSupport
         let table = fixture.table(try await fixture.createTable())
         _ = try await table.acquire(owner: "stuck", ttl: .seconds(3600), now: t0)
         let broken = try await table.breakLease()
-        #expect(broken.owner == "stuck")
+        #expect(broken.holder.owner == "stuck")
+        #expect(broken.cleared && !broken.tokenReset)
         #expect(try await table.holder().owner == nil)
         guard case .acquired(let lease, _) = try await table.acquire(owner: "after", ttl: .seconds(60), now: t0) else {
             Issue.record("not acquirable after break"); return

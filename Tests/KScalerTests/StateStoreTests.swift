@@ -43,7 +43,7 @@ import TestSupport
         #expect(state.scaler.unavailableOfferings == unavailable)
         #expect(state.launchIntent == nil)
         #expect(try await table.holder().owner == nil)
-        #expect(try await table.history(limit: 10) == [event("run-1", at: t0)])
+        #expect(try await table.history(limit: 10).events == [event("run-1", at: t0)])
         // The next acquisition sees the stored state in the same round trip.
         let (_, seen) = try await acquire(table, owner: "run-2", at: t0.addingTimeInterval(5))
         #expect(seen.scaler.lastScaleUpAt == t0)
@@ -63,7 +63,7 @@ import TestSupport
         let state = try await table.readState()
         #expect(state.launchIntent == nil)
         #expect(state.scaler.lastScaleDownAt == nil)
-        #expect(try await table.history(limit: 10).isEmpty)
+        #expect(try await table.history(limit: 10).events.isEmpty)
         #expect(try await table.holder().owner == current.owner)
     }
 
@@ -75,7 +75,7 @@ import TestSupport
             let (lease, _) = try await acquire(table, owner: "run-\(index)", at: at)
             #expect(try await table.finish(lease: lease, changes: StateChanges(), event: event("run-\(index)", at: at, outcome: .nothing), retention: 60))
         }
-        let latest = try await table.history(limit: 3)
+        let latest = try await table.history(limit: 3).events
         #expect(latest.map(\.runID) == ["run-3", "run-2", "run-1"])
     }
 }
