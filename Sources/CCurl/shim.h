@@ -30,4 +30,18 @@ static inline CURLcode kscaler_curl_getinfo_long(CURL *handle, CURLINFO info, lo
 static inline CURLcode kscaler_curl_getinfo_double(CURL *handle, CURLINFO info, double *value) {
     return curl_easy_getinfo(handle, info, value);
 }
+/* The result of the one transfer on `multi` once it is done: sets *done and returns its code.
+   (CURLMsg's `data` is a union, which is clumsy to read from Swift.) */
+static inline CURLcode kscaler_curl_multi_done_result(CURLM *multi, int *done) {
+    int left = 0;
+    CURLMsg *message;
+    *done = 0;
+    while ((message = curl_multi_info_read(multi, &left)) != NULL) {
+        if (message->msg == CURLMSG_DONE) {
+            *done = 1;
+            return message->data.result;
+        }
+    }
+    return CURLE_OK;
+}
 #endif

@@ -14,11 +14,16 @@ import Foundation
 /// (a 3xx is handed back as a response, so a signed request is never replayed elsewhere),
 /// and errors name the host but never the query string, headers or body.
 ///
-/// Each exchange blocks a thread inside `curl_easy_perform`, so it runs on a thread of its
-/// own rather than on Swift's cooperative pool (one thread per core): parallel Prometheus
-/// queries really overlap, and a slow peer cannot starve the rest of the run.
-/// Finished easy handles go back to a small idle pool; each keeps its connection cache,
-/// so sequential requests to one host reuse one TCP/TLS connection.
+/// Each exchange blocks a thread while libcurl drives it, so it runs on a thread of its own
+/// rather than on Swift's cooperative pool (one thread per core): parallel Prometheus queries
+/// really overlap, and a slow peer cannot starve the rest of the run.
+///
+/// Every exchange is bounded and can be stopped: its timeout is the smaller of its own and the
+/// time left before `RequestDeadline.current`, and cancelling the calling task (SIGTERM, a
+/// run's deadline) aborts the transfer at once — libcurl's multi interface waits in
+/// `curl_multi_poll`, which `curl_multi_wakeup` interrupts from the cancelling thread.
+/// Finished handles go back to a small idle pool with their connection cache, so sequential
+/// requests to one host reuse one TCP/TLS connection.
 public final class CurlTransport: HTTPTransport {
     /// Time allowed to establish a connection (TCP + TLS), whatever the request's own timeout.
     public let connectTimeout: Duration
@@ -52,10 +57,24 @@ public final class CurlTransport: HTTPTransport {
     }
 
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let result = await runOnDedicatedThread { [self] in
-            Result { () throws(HTTPError) in try exchange(request) }
+        // A cancelled run starts nothing: the request was never sent.
+        try Task.checkCancellation()
+        let timeout = Self.timeout(request.timeout ?? totalTimeout, remaining: RequestDeadline.remaining)
+        let abort = AbortSignal()
+        let result = await withTaskCancellationHandler {
+            await runOnDedicatedThread { [self] in
+                Result { () throws(HTTPError) in try exchange(request, timeout: timeout, abort: abort) }
+            }
+        } onCancel: {
+            abort.fire()
         }
         return try result.get()
+    }
+
+    /// The request's own timeout, cut to what is left before the deadline (`limited`), if that is sooner.
+    static func timeout(_ own: Duration, remaining: Duration?) -> (duration: Duration, limited: Bool) {
+        guard let remaining, remaining < own else { return (own, false) }
+        return (remaining, true)
     }
 
     // MARK: - Handle pool
@@ -63,7 +82,7 @@ public final class CurlTransport: HTTPTransport {
     private func checkOutHandle(for host: String) throws(HTTPError) -> EasyHandle {
         if let idle = idleHandles.withLock({ $0.popLast() }) { return idle }
         guard let fresh = EasyHandle() else {
-            throw HTTPError(kind: .other, host: host, detail: "libcurl could not create a handle (out of memory?)")
+            throw HTTPError(kind: .other, host: host, detail: "libcurl could not create a handle (out of memory?)", requestWasSent: false)
         }
         return fresh
     }
@@ -79,24 +98,35 @@ public final class CurlTransport: HTTPTransport {
     // MARK: - One exchange
 
     /// Validates everything that needs no network first, so bad input never opens a socket.
-    private func exchange(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse {
+    private func exchange(_ request: HTTPRequest, timeout: (duration: Duration, limited: Bool), abort: AbortSignal) throws(HTTPError) -> HTTPResponse {
         let target = try RequestTarget(request.url)
         try Self.validateMethodAndHeaders(of: request, host: target.displayHost)
         guard curlGlobalInit == CURLE_OK else {
-            throw HTTPError(kind: .other, host: target.displayHost, detail: "libcurl failed to initialise (curl error \(curlGlobalInit.rawValue))")
+            throw HTTPError(kind: .other, host: target.displayHost, detail: "libcurl failed to initialise (curl error \(curlGlobalInit.rawValue))",
+                            requestWasSent: false)
+        }
+        guard timeout.duration > .zero else {
+            throw HTTPError(kind: .timedOut, host: target.displayHost, detail: "the run's deadline passed before the request was sent",
+                            requestWasSent: false)
         }
         let handle = try checkOutHandle(for: target.displayHost)
         defer { checkIn(handle) }
-        return try perform(request, to: target, on: handle.raw)
+        guard abort.attach(handle.multi) else {
+            throw HTTPError(kind: .cancelled, host: target.displayHost, detail: "the request was cancelled before it was sent", requestWasSent: false)
+        }
+        defer { abort.detach() }
+        return try perform(request, to: target, on: handle, timeout: timeout, abort: abort)
     }
 
-    private func perform(_ request: HTTPRequest, to target: RequestTarget, on curl: UnsafeMutableRawPointer) throws(HTTPError) -> HTTPResponse {
+    private func perform(_ request: HTTPRequest, to target: RequestTarget, on handle: EasyHandle,
+                         timeout: (duration: Duration, limited: Bool), abort: AbortSignal) throws(HTTPError) -> HTTPResponse {
+        let curl = handle.raw
         let sink = ResponseSink(maxBodyBytes: maxResponseBytes)
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE))
         let headerList = Self.headerList(for: request)
         defer { curl_slist_free_all(headerList) }
 
-        var status = 0
+        var status = 0, requestBytes = 0
         let code: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { errorBytes in
             request.body.withUnsafeBytes { body in
                 withExtendedLifetime(sink) {
@@ -110,8 +140,8 @@ public final class CurlTransport: HTTPTransport {
                         kscaler_curl_setopt_string(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"),
                         kscaler_curl_setopt_long(curl, CURLOPT_FOLLOWLOCATION, 0),
                         kscaler_curl_setopt_long(curl, CURLOPT_NOSIGNAL, 1),
-                        kscaler_curl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, connectTimeout.wholeMilliseconds),
-                        kscaler_curl_setopt_long(curl, CURLOPT_TIMEOUT_MS, (request.timeout ?? totalTimeout).wholeMilliseconds),
+                        kscaler_curl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, min(connectTimeout, timeout.duration).wholeMilliseconds),
+                        kscaler_curl_setopt_long(curl, CURLOPT_TIMEOUT_MS, timeout.duration.wholeMilliseconds),
                         // "" offers every decoder this libcurl has; nil offers none.
                         kscaler_curl_setopt_string(curl, CURLOPT_ACCEPT_ENCODING, acceptsCompressedResponses ? "" : nil),
                         kscaler_curl_setopt_slist(curl, CURLOPT_HTTPHEADER, headerList),
@@ -123,22 +153,54 @@ public final class CurlTransport: HTTPTransport {
                       + Self.setMethodAndBody(request.method, body: body, on: curl)
                     // A libcurl too old for an option must not quietly run with fewer safeguards.
                     if let refused = setup.first(where: { $0 != CURLE_OK }) { return refused }
-                    let code = curl_easy_perform(curl)
+                    let code = Self.drive(handle, abort: abort)
                     _ = kscaler_curl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
+                    _ = kscaler_curl_getinfo_long(curl, CURLINFO_REQUEST_SIZE, &requestBytes)
                     return code
                 }
             }
         }
 
         guard code == CURLE_OK else {
+            // Bytes of the request went out: the peer may have acted on it (say, launched
+            // instances) although no answer came back. Callers tell "not done" from "unknown" by this.
+            let sent = requestBytes > 0
+            if abort.fired {
+                throw HTTPError(kind: .cancelled, host: target.displayHost,
+                                detail: "the request was cancelled (the run's deadline or a signal) before its answer arrived", requestWasSent: sent)
+            }
             if sink.bodyLimitExceeded {
                 throw HTTPError(kind: .receiveFailed, host: target.displayHost,
-                                detail: "response body exceeds the limit of \(maxResponseBytes) bytes")
+                                detail: "response body exceeds the limit of \(maxResponseBytes) bytes", requestWasSent: sent)
             }
             let message = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw HTTPError(curlCode: code, host: target.displayHost, message: target.redacting(message))
+            var error = HTTPError(curlCode: code, host: target.displayHost, message: target.redacting(message), requestWasSent: sent)
+            if error.kind == .timedOut && timeout.limited {
+                error.detail = "the run's deadline came first: " + error.detail
+            }
+            throw error
         }
         return HTTPResponse(status: status, headers: sink.headers, body: sink.body)
+    }
+
+    /// Runs the transfer through the handle's multi handle until it is done or `abort` fires.
+    /// libcurl enforces the connect and total timeouts itself; the poll wakes at least every
+    /// 100 ms anyway, and at once on `curl_multi_wakeup`.
+    private static func drive(_ handle: EasyHandle, abort: AbortSignal) -> CURLcode {
+        guard curl_multi_add_handle(handle.multi, handle.raw) == CURLM_OK else { return CURLE_FAILED_INIT }
+        defer { curl_multi_remove_handle(handle.multi, handle.raw) }
+        var running: Int32 = 1
+        while true {
+            guard curl_multi_perform(handle.multi, &running) == CURLM_OK else { return CURLE_FAILED_INIT }
+            var done: Int32 = 0
+            let result = kscaler_curl_multi_done_result(handle.multi, &done)
+            if done != 0 { return result }
+            if running == 0 { return CURLE_FAILED_INIT }  // libcurl said nothing runs, yet reported no result
+            if abort.fired { return CURLE_ABORTED_BY_CALLBACK }
+            var ready: Int32 = 0
+            guard curl_multi_poll(handle.multi, nil, 0, 100, &ready) == CURLM_OK else { return CURLE_FAILED_INIT }
+            if abort.fired { return CURLE_ABORTED_BY_CALLBACK }
+        }
     }
 
     /// libcurl picks the method from the body options: GET by default, POST when a body is
@@ -208,17 +270,62 @@ public final class CurlTransport: HTTPTransport {
     }
 }
 
-/// A libcurl easy handle. Not thread-safe in itself: the transport's pool hands each handle
-/// to exactly one exchange at a time, which is what makes sharing the reference sound.
+/// A libcurl easy handle and the multi handle that drives it (and keeps its connections).
+/// Not thread-safe in itself: the transport's pool hands each to exactly one exchange at a
+/// time, which is what makes sharing the reference sound; only `curl_multi_wakeup`, which
+/// libcurl allows from any thread, is called from elsewhere (see `AbortSignal`).
 private final class EasyHandle: @unchecked Sendable {
     let raw: UnsafeMutableRawPointer
+    let multi: UnsafeMutableRawPointer
 
     init?() {
         guard let raw = curl_easy_init() else { return nil }
+        guard let multi = curl_multi_init() else {
+            curl_easy_cleanup(raw)
+            return nil
+        }
         self.raw = raw
+        self.multi = multi
     }
 
-    deinit { curl_easy_cleanup(raw) }
+    deinit {
+        curl_multi_cleanup(multi)
+        curl_easy_cleanup(raw)
+    }
+}
+
+/// Stops one exchange from another thread: `fire()` marks it aborted and wakes its
+/// `curl_multi_poll`. The multi handle is reachable only between `attach` and `detach`, under
+/// the lock, so a late cancellation never wakes a handle that went back to the pool (or was freed).
+private final class AbortSignal: Sendable {
+    /// `curl_multi_wakeup` may be called from any thread, which makes the pointer shareable here.
+    private struct Multi: @unchecked Sendable { let pointer: UnsafeMutableRawPointer }
+    private struct State: Sendable {
+        var fired = false
+        var multi: Multi?
+    }
+    private let state = Mutex(State())
+
+    var fired: Bool { state.withLock { $0.fired } }
+
+    /// False when already fired: the exchange must not start.
+    func attach(_ multi: UnsafeMutableRawPointer) -> Bool {
+        let multi = Multi(pointer: multi)
+        return state.withLock { state in
+            guard !state.fired else { return false }
+            state.multi = multi
+            return true
+        }
+    }
+
+    func detach() { state.withLock { $0.multi = nil } }
+
+    func fire() {
+        state.withLock { state in
+            state.fired = true
+            if let multi = state.multi { _ = curl_multi_wakeup(multi.pointer) }
+        }
+    }
 }
 
 /// `curl_global_init` must run once per process before any handle exists; a global `let`

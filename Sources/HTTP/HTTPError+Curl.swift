@@ -3,10 +3,10 @@ import CCurl
 extension HTTPError {
     /// Classifies a failed `curl_easy_perform`. `message` is libcurl's specific text (already
     /// cleared of URL secrets); without it, the generic text for the code is used.
-    init(curlCode code: CURLcode, host: String, message: String?) {
+    init(curlCode code: CURLcode, host: String, message: String?, requestWasSent: Bool) {
         let (kind, what) = Self.classify(code)
         let specific = message.flatMap { $0.isEmpty ? nil : $0 } ?? String(cString: curl_easy_strerror(code))
-        self.init(kind: kind, host: host, detail: "\(what) (curl error \(code.rawValue): \(specific))")
+        self.init(kind: kind, host: host, detail: "\(what) (curl error \(code.rawValue): \(specific))", requestWasSent: requestWasSent)
     }
 
     private static func classify(_ code: CURLcode) -> (Kind, String) {

@@ -7,6 +7,8 @@ public struct HTTPError: Error, Sendable, CustomStringConvertible {
         case couldNotResolveHost
         case couldNotConnect
         case timedOut
+        /// The calling task was cancelled (a signal, a run's deadline) while the exchange ran.
+        case cancelled
         case tls
         case sendFailed
         case receiveFailed
@@ -18,18 +20,23 @@ public struct HTTPError: Error, Sendable, CustomStringConvertible {
     public var host: String
     /// What went wrong, in words; for libcurl failures this includes the CURLcode and libcurl's message.
     public var detail: String
+    /// Whether any byte of the request went out. When it did, the peer may have acted on the
+    /// request (launched, terminated, written) although no answer arrived: the result of the
+    /// call is unknown, not "nothing happened".
+    public var requestWasSent: Bool
 
-    public init(kind: Kind, host: String, detail: String) {
+    public init(kind: Kind, host: String, detail: String, requestWasSent: Bool = false) {
         self.kind = kind
         self.host = host
         self.detail = detail
+        self.requestWasSent = requestWasSent
     }
 
     /// Connection-level failures that a retry may cure.
     public var isTransient: Bool {
         switch kind {
         case .couldNotConnect, .timedOut, .sendFailed, .receiveFailed, .couldNotResolveHost: true
-        case .invalidURL, .unsupportedScheme, .tls, .other: false
+        case .invalidURL, .unsupportedScheme, .tls, .cancelled, .other: false
         }
     }
 

@@ -107,6 +107,8 @@ public final class StubHTTPServer: Sendable {
     public var connectionCount: Int { state.record.withLock { $0.connections } }
     /// Most requests being handled at the same moment (read but not yet answered).
     public var maxConcurrentRequests: Int { state.record.withLock { $0.maxInFlight } }
+    /// Requests read but not answered yet (a handler's delay still running).
+    public var requestsInFlight: Int { state.record.withLock { $0.inFlight } }
 
     /// Closes the listener and every connection. The threads are woken rather than left to
     /// notice on their next poll, and they are not waited for: tests call this on Swift's
