@@ -59,27 +59,49 @@ public struct AWSClient: Sendable {
     /// is decoded into `AWSError` (or `AWSResponseError` when it is not an AWS error at all).
     public func send(operation: String, headers: [HTTPHeader], body: Data) async throws -> HTTPResponse {
         let target = try EndpointURL(endpoint)
+        // Once an attempt may have taken effect, every later failure says so (see `mayHaveTakenEffect`).
+        var earlierAttemptMayHaveSucceeded = false
         return try await retry.run {
-            var allHeaders = [HTTPHeader("Host", target.hostHeader)] + headers
-            if let credentials {
-                let resolved = try await credentials.resolve().credentials
-                let signer = SigV4Signer(credentials: resolved, region: region, service: service.signingName)
-                let signed = signer.sign(
-                    SigningRequest(method: "POST", path: target.path, headers: allHeaders.map { ($0.name, $0.value) }, body: body),
-                    at: now()
-                )
-                allHeaders = signed.headers.map { HTTPHeader($0.name, $0.value) }
+            do {
+                return try await attempt(operation: operation, target: target, headers: headers, body: body)
+            } catch {
+                let marked = Self.marking(error, earlierAttemptMayHaveSucceeded: earlierAttemptMayHaveSucceeded)
+                earlierAttemptMayHaveSucceeded = earlierAttemptMayHaveSucceeded || mayHaveTakenEffect(error)
+                throw marked
             }
-            // Sent but never signed: botocore-style verifiers drop User-Agent from signatures.
-            allHeaders.append(HTTPHeader("User-Agent", userAgent))
-            let response = try await transport.send(
-                HTTPRequest(method: "POST", url: target.url, headers: allHeaders, body: body)
-            )
-            guard (200..<300).contains(response.status) else {
-                throw ErrorDecoder.decode(response, service: displayName, operation: operation)
-            }
-            return response
         }
+    }
+
+    private static func marking(_ error: any Error, earlierAttemptMayHaveSucceeded earlier: Bool) -> any Error {
+        guard earlier else { return error }
+        switch error {
+        case var error as AWSError: error.earlierAttemptMayHaveSucceeded = true; return error
+        case var error as AWSResponseError: error.earlierAttemptMayHaveSucceeded = true; return error
+        case var error as HTTPError: error.requestWasSent = true; return error
+        default: return error
+        }
+    }
+
+    /// One signed attempt; credentials are resolved (and cached) per attempt, so a retry
+    /// after an expiry signs with fresh ones.
+    private func attempt(operation: String, target: EndpointURL, headers: [HTTPHeader], body: Data) async throws -> HTTPResponse {
+        var allHeaders = [HTTPHeader("Host", target.hostHeader)] + headers
+        if let credentials {
+            let resolved = try await credentials.resolve().credentials
+            let signer = SigV4Signer(credentials: resolved, region: region, service: service.signingName)
+            let signed = signer.sign(
+                SigningRequest(method: "POST", path: target.path, headers: allHeaders.map { ($0.name, $0.value) }, body: body),
+                at: now()
+            )
+            allHeaders = signed.headers.map { HTTPHeader($0.name, $0.value) }
+        }
+        // Sent but never signed: botocore-style verifiers drop User-Agent from signatures.
+        allHeaders.append(HTTPHeader("User-Agent", userAgent))
+        let response = try await transport.send(HTTPRequest(method: "POST", url: target.url, headers: allHeaders, body: body))
+        guard (200..<300).contains(response.status) else {
+            throw ErrorDecoder.decode(response, service: displayName, operation: operation)
+        }
+        return response
     }
 }
 

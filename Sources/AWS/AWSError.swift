@@ -11,6 +11,10 @@ public struct AWSError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var requestID: String?
     public var httpStatus: Int
+    /// An earlier attempt of the same call was retried after a failure that may have come
+    /// after the service acted (a lost answer, a 5xx): this answer may be about a request that
+    /// already took effect (a conditional write that fails because the first attempt applied it).
+    public var earlierAttemptMayHaveSucceeded = false
 
     public init(service: String, operation: String, code: String, message: String, requestID: String? = nil, httpStatus: Int) {
         self.service = service
@@ -79,6 +83,8 @@ public struct AWSResponseError: Error, Sendable, CustomStringConvertible {
     public var operation: String
     public var httpStatus: Int
     public var detail: String
+    /// See `AWSError.earlierAttemptMayHaveSucceeded`.
+    public var earlierAttemptMayHaveSucceeded = false
 
     public init(service: String, operation: String, httpStatus: Int, detail: String) {
         self.service = service
@@ -88,6 +94,20 @@ public struct AWSResponseError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(service) \(operation): unexpected answer (HTTP \(httpStatus)): \(detail)" }
+}
+
+/// Whether a call that failed with `error` may nevertheless have taken effect: some attempt
+/// of it reached the service and no answer said it did not (a timeout or a lost connection
+/// after sending, a 5xx, an answer that could not be read). An action that failed this way has
+/// an unknown result: it must be looked up, never assumed undone.
+public func mayHaveTakenEffect(_ error: any Error) -> Bool {
+    switch error {
+    case let error as HTTPError: error.requestWasSent
+    case let error as AWSError: error.earlierAttemptMayHaveSucceeded || (error.httpStatus >= 500 && !error.isThrottling)
+    case let error as AWSResponseError: error.earlierAttemptMayHaveSucceeded || error.httpStatus >= 500 || (200..<300).contains(error.httpStatus)
+    case is CancellationError: false
+    default: true
+    }
 }
 
 /// The JSON protocols' error body; services disagree on the spelling of "message".

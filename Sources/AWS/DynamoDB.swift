@@ -103,9 +103,17 @@ public struct DynamoDBClient: Sendable {
     public init(client: AWSClient) { self.client = client }
 
     /// The conditional write lost: someone else holds the lease, or our fencing token is stale.
+    ///
+    /// When `earlierAttemptMayHaveSucceeded`, the call was retried after an attempt whose answer
+    /// was lost (or was a 5xx): the condition may fail *because* that attempt applied the write.
+    /// Such a failure is not a plain "lost"; the caller reads the item to tell which it was.
     public struct ConditionalCheckFailed: Error, Sendable, CustomStringConvertible {
         public var operation: String
-        public var description: String { "DynamoDB \(operation): the condition did not hold (ConditionalCheckFailedException)" }
+        public var earlierAttemptMayHaveSucceeded = false
+        public var description: String {
+            "DynamoDB \(operation): the condition did not hold (ConditionalCheckFailedException)"
+                + (earlierAttemptMayHaveSucceeded ? " on a retry, after an attempt that may have been applied" : "")
+        }
     }
 
     public func getItem(table: String, key: DynamoDBItem, consistentRead: Bool = true) async throws -> DynamoDBItem? {
@@ -211,7 +219,10 @@ public struct DynamoDBClient: Sendable {
     /// TransactWriteItems: every item or none. A failed condition on any part surfaces as
     /// `ConditionalCheckFailed`, like the single-item writes. This is how a write to one item
     /// (a history event) is fenced by a condition on another (the lease).
-    public func transactWrite(_ items: [TransactItem]) async throws {
+    ///
+    /// `clientRequestToken` makes retries idempotent: DynamoDB answers a repeat of a token it
+    /// applied within ten minutes with success instead of re-evaluating the conditions.
+    public func transactWrite(_ items: [TransactItem], clientRequestToken: String? = nil) async throws {
         struct Part: Encodable {
             var TableName: String
             var Key: DynamoDBItem?
@@ -222,7 +233,7 @@ public struct DynamoDBClient: Sendable {
             var ExpressionAttributeValues: DynamoDBItem?
         }
         struct Wrapped: Encodable { var Put: Part?; var Update: Part?; var ConditionCheck: Part? }
-        struct Request: Encodable { var TransactItems: [Wrapped] }
+        struct Request: Encodable { var TransactItems: [Wrapped]; var ClientRequestToken: String? }
         struct Response: Decodable {}
         let wrapped = items.map { item -> Wrapped in
             switch item {
@@ -240,9 +251,9 @@ public struct DynamoDBClient: Sendable {
             }
         }
         do {
-            let _: Response = try await call("TransactWriteItems", Request(TransactItems: wrapped))
+            let _: Response = try await call("TransactWriteItems", Request(TransactItems: wrapped, ClientRequestToken: clientRequestToken))
         } catch let error as AWSError where error.code == "TransactionCanceledException" && error.message.contains("ConditionalCheckFailed") {
-            throw ConditionalCheckFailed(operation: "TransactWriteItems")
+            throw ConditionalCheckFailed(operation: "TransactWriteItems", earlierAttemptMayHaveSucceeded: error.earlierAttemptMayHaveSucceeded)
         }
     }
 
@@ -282,7 +293,7 @@ public struct DynamoDBClient: Sendable {
         do {
             data = try await client.json(operation: operation, targetPrefix: "DynamoDB_20120810", jsonVersion: "1.0", body: body)
         } catch let error as AWSError where error.code == "ConditionalCheckFailedException" {
-            throw ConditionalCheckFailed(operation: operation)
+            throw ConditionalCheckFailed(operation: operation, earlierAttemptMayHaveSucceeded: error.earlierAttemptMayHaveSucceeded)
         }
         do {
             return try JSONDecoder().decode(Response.self, from: data)

@@ -1,8 +1,10 @@
 import HTTP
 
 /// Retries as the AWS SDKs' "standard" mode does: a bounded number of attempts with
-/// exponential backoff and full jitter, on throttling, transient errors, 5xx and transient
-/// network failures — never on other 4xx, which would only fail again.
+/// exponential backoff and full jitter, on throttling, transient errors, 5xx (a gateway's HTML
+/// page too) and transient network failures — never on other 4xx, which would only fail
+/// again, and never past the `RequestDeadline`: a back-off that would end after it gives up
+/// at once with the error in hand.
 public struct RetryPolicy: Sendable {
     public var maxAttempts: Int
     public var baseDelay: Duration
@@ -31,6 +33,8 @@ public struct RetryPolicy: Sendable {
     public static func isRetryable(_ error: any Error) -> Bool {
         switch error {
         case let error as AWSError: error.isThrottling || error.isTransient
+        // Not an AWS answer at all: a load balancer's or proxy's error page.
+        case let error as AWSResponseError: error.httpStatus >= 500 || error.httpStatus == 429
         case let error as HTTPError: error.isTransient
         default: false
         }
@@ -51,7 +55,9 @@ public struct RetryPolicy: Sendable {
             } catch {
                 attempt += 1
                 guard attempt < maxAttempts, Self.isRetryable(error) else { throw error }
-                try await sleep(delay(beforeRetry: attempt - 1))
+                let delay = delay(beforeRetry: attempt - 1)
+                if let remaining = RequestDeadline.remaining, remaining <= delay { throw error }
+                try await sleep(delay)
             }
         }
     }

@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 
 typedef size_t (*kscaler_curl_data_cb)(char *data, size_t size, size_t count, void *userdata);
+typedef int (*kscaler_curl_prereq_cb)(void *userdata, char *primary_ip, char *local_ip, int primary_port, int local_port);
 
 static inline CURLcode kscaler_curl_setopt_long(CURL *handle, CURLoption option, long value) {
     return curl_easy_setopt(handle, option, value);
@@ -23,6 +24,9 @@ static inline CURLcode kscaler_curl_setopt_offset(CURL *handle, CURLoption optio
 }
 static inline CURLcode kscaler_curl_setopt_callback(CURL *handle, CURLoption option, kscaler_curl_data_cb value) {
     return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode kscaler_curl_setopt_prereq(CURL *handle, kscaler_curl_prereq_cb value) {
+    return curl_easy_setopt(handle, CURLOPT_PREREQFUNCTION, value);
 }
 static inline CURLcode kscaler_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);

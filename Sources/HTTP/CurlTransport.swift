@@ -149,6 +149,8 @@ public final class CurlTransport: HTTPTransport {
                         kscaler_curl_setopt_pointer(curl, CURLOPT_WRITEDATA, sinkPointer),
                         kscaler_curl_setopt_callback(curl, CURLOPT_HEADERFUNCTION, ResponseSink.receiveHeader),
                         kscaler_curl_setopt_pointer(curl, CURLOPT_HEADERDATA, sinkPointer),
+                        kscaler_curl_setopt_prereq(curl, ResponseSink.beforeSending),
+                        kscaler_curl_setopt_pointer(curl, CURLOPT_PREREQDATA, sinkPointer),
                     ] + (caBundlePath.map { [kscaler_curl_setopt_string(curl, CURLOPT_CAINFO, $0)] } ?? [])
                       + Self.setMethodAndBody(request.method, body: body, on: curl)
                     // A libcurl too old for an option must not quietly run with fewer safeguards.
@@ -168,6 +170,10 @@ public final class CurlTransport: HTTPTransport {
             if abort.fired {
                 throw HTTPError(kind: .cancelled, host: target.displayHost,
                                 detail: "the request was cancelled (the run's deadline or a signal) before its answer arrived", requestWasSent: sent)
+            }
+            if sink.refusedResend {
+                throw HTTPError(kind: .receiveFailed, host: target.displayHost,
+                                detail: "the connection closed after the request was sent and before any answer arrived", requestWasSent: true)
             }
             if sink.bodyLimitExceeded {
                 throw HTTPError(kind: .receiveFailed, host: target.displayHost,

@@ -13,6 +13,9 @@ final class ResponseSink {
     private(set) var body = Data()
     /// Set when the body outgrew `maxBodyBytes` and the transfer was aborted on purpose.
     private(set) var bodyLimitExceeded = false
+    /// Set when libcurl was about to send the request a second time, and was stopped.
+    private(set) var refusedResend = false
+    private var sends = 0
     private let maxBodyBytes: Int
 
     init(maxBodyBytes: Int) {
@@ -30,6 +33,23 @@ final class ResponseSink {
         }
         sink.body.append(UnsafeRawBufferPointer(start: data, count: length).assumingMemoryBound(to: UInt8.self))
         return length
+    }
+
+    /// `CURLOPT_PREREQFUNCTION`: called just before the request goes out on a connection.
+    /// libcurl re-sends a request on its own when a reused connection closes without an answer
+    /// (it assumes the peer dropped an idle connection before reading) — POSTs included, though
+    /// the peer may have read and acted on the first one. That second send is refused: the
+    /// exchange fails as "sent, no answer", and the caller's retry policy, which knows what an
+    /// unanswered conditional write or launch means, decides what to do.
+    static let beforeSending: kscaler_curl_prereq_cb = { userdata, _, _, _, _ in
+        guard let userdata else { return Int32(CURL_PREREQFUNC_ABORT) }
+        let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
+        sink.sends += 1
+        if sink.sends > 1 {
+            sink.refusedResend = true
+            return Int32(CURL_PREREQFUNC_ABORT)
+        }
+        return Int32(CURL_PREREQFUNC_OK)
     }
 
     /// `CURLOPT_HEADERFUNCTION`: called once per complete header line, status line included.

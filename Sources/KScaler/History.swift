@@ -75,13 +75,16 @@ public struct RunEvent: Sendable, Equatable, Codable {
 extension KScalerTable {
     /// The history item for `event`, expiring after `retention` (DynamoDB TTL on `expires_at`).
     func historyItem(_ event: RunEvent, retention: TimeInterval) throws -> DynamoDBItem {
-        [
-            "cluster_id": .s(clusterID),
-            "record": .s(Self.eventPrefix + Self.timestamp(event.startedAt) + "#" + event.runID),
+        historyKey(event).merging([
             "outcome": .s(event.outcome.rawValue),
             "event": .s(String(decoding: try Self.encoder.encode(event), as: UTF8.self)),
             "expires_at": .number(Int(event.startedAt.timeIntervalSince1970 + retention)),
-        ]
+        ]) { key, _ in key }
+    }
+
+    /// `event#<time>#<run id>`: sorted by time, unique per run.
+    func historyKey(_ event: RunEvent) -> DynamoDBItem {
+        ["cluster_id": .s(clusterID), "record": .s(Self.eventPrefix + Self.timestamp(event.startedAt) + "#" + event.runID)]
     }
 
     /// Newest first, with a description of each item that could not be read (skipped, so one

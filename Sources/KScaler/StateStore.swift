@@ -64,6 +64,12 @@ extension KScalerTable {
     /// Ends a run in one round trip: applies `changes` to the state item, appends `event` to
     /// the history and releases the lease — all conditional on still holding it (owner and
     /// fencing token). Returns false when the lease was lost: then nothing was written.
+    ///
+    /// A retry after a lost answer meets its own release ("the condition did not hold"): then
+    /// the table says whether the first attempt applied — the event is in the history (the
+    /// transaction is all or nothing; real DynamoDB also answers the retry's
+    /// `ClientRequestToken` with success), or, without an event, the lease is gone and no run
+    /// has taken it since (the token is still ours).
     public func finish(lease: Lease, changes: StateChanges, event: RunEvent?, retention: TimeInterval) async throws -> Bool {
         var set: [String] = []
         var remove = Self.leaseFields.keys.sorted()
@@ -89,13 +95,18 @@ extension KScalerTable {
                 try await dynamoDB.transactWrite([
                     .update(table: tableName, key: stateKey, update: update, condition: Self.heldBy(lease)),
                     .put(table: tableName, item: try historyItem(event, retention: retention), condition: nil),
-                ])
+                ], clientRequestToken: String(event.runID.prefix(36)))
             } else {
                 try await dynamoDB.updateItem(table: tableName, key: stateKey, update: update, condition: Self.heldBy(lease))
             }
             return true
-        } catch is DynamoDBClient.ConditionalCheckFailed {
-            return false
+        } catch let failed as DynamoDBClient.ConditionalCheckFailed {
+            guard failed.earlierAttemptMayHaveSucceeded else { return false }
+            if let event {
+                return try await dynamoDB.getItem(table: tableName, key: historyKey(event)) != nil
+            }
+            let holder = try await holder()
+            return holder.owner != lease.owner && holder.token == lease.token
         }
     }
 

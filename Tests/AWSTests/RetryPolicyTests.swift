@@ -42,6 +42,29 @@ import Testing
         #expect(sleeps.all == [.milliseconds(50), .milliseconds(100)])
     }
 
+    /// A load balancer's HTML 502 carries no AWS error code, but it is a 5xx like any other.
+    @Test func retriesAGatewaysErrorPage() async throws {
+        let sleeps = Sleeps()
+        let page = AWSResponseError(service: "EC2", operation: "DescribeInstances", httpStatus: 502,
+                                    detail: "error answer without an AWS error code: \"<html>502 Bad Gateway</html>\"")
+        let flaky = Flaky([page])
+        #expect(try await policy(sleeps).run(flaky.call) == "ok")
+        #expect(flaky.calls == 2)
+        let unreadable200 = AWSResponseError(service: "EC2", operation: "X", httpStatus: 200, detail: "truncated")
+        #expect(RetryPolicy.isRetryable(unreadable200) == false, "a 2xx that did not decode was answered: never repeated")
+    }
+
+    @Test func neverSleepsPastTheRunsDeadline() async {
+        let sleeps = Sleeps()
+        let slow = RetryPolicy(maxAttempts: 3, baseDelay: .seconds(30), random: { 0.5 }, sleep: { sleeps.record($0) })
+        let flaky = Flaky([Self.serverError])
+        await #expect(throws: AWSError.self) {
+            try await RequestDeadline.bounded(by: .now + .seconds(2)) { try await slow.run(flaky.call) }
+        }
+        #expect(flaky.calls == 1)
+        #expect(sleeps.all.isEmpty)
+    }
+
     @Test func givesUpAfterMaxAttempts() async {
         let sleeps = Sleeps()
         let flaky = Flaky([Self.refused, Self.refused, Self.refused, Self.refused])

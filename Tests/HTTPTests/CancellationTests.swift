@@ -116,3 +116,28 @@ import Foundation
         #expect(error?.requestWasSent == false)
     }
 }
+
+/// libcurl re-sends a request by itself when a reused connection closes without an answer. For
+/// a POST the peer may already have acted on (a launch, a conditional write), that hides
+/// exactly what the caller must know; the transport refuses the second send instead.
+@Suite struct ResendTests {
+    @Test func aRequestIsNeverSentTwiceBehindTheCallersBack() async throws {
+        let server = try StubHTTPServer { request in
+            switch request.target {
+            case "/first": .text("ok")
+            case "/second": .closeWithoutAnswer()
+            default: .text("resent")
+            }
+        }
+        defer { server.stop() }
+        let transport = CurlTransport()
+        _ = try await transport.send(HTTPRequest(method: "POST", url: server.baseURL + "/first", body: Data("1".utf8)))
+        let error = await #expect(throws: HTTPError.self) {
+            try await transport.send(HTTPRequest(method: "POST", url: server.baseURL + "/second", body: Data("2".utf8)))
+        }
+        #expect(error?.kind == .receiveFailed)
+        #expect(error?.requestWasSent == true)
+        #expect(error?.isTransient == true, "the caller's retry policy decides")
+        #expect(server.requests.map(\.target) == ["/first", "/second"])
+    }
+}

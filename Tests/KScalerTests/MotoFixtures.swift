@@ -9,13 +9,15 @@ struct MotoFixture {
     let moto: Peers.Moto
     let context: AWSContext
 
-    init(readOnly: Bool = false) throws {
+    /// `endpoint` reaches moto another way (a `FaultyProxy` in front of it); `retry` is off
+    /// by default so a test sees each answer as moto gave it.
+    init(readOnly: Bool = false, endpoint: String? = nil, retry: RetryPolicy = RetryPolicy(maxAttempts: 1)) throws {
         moto = try Peers.moto()
         let credentials = Credentials(accessKeyID: readOnly ? moto.readOnlyAccessKeyID : moto.accessKeyID,
                                       secretAccessKey: readOnly ? moto.readOnlySecretAccessKey : moto.secretAccessKey)
-        context = AWSContext(environment: AWSEnvironment(variables: moto.environment()), region: "us-east-1", regionSource: "test",
-                             credentials: CredentialChain(fixed: credentials), transport: CurlTransport(),
-                             retry: RetryPolicy(maxAttempts: 1))
+        let variables = moto.environment(extra: endpoint.map { ["AWS_ENDPOINT_URL": $0] } ?? [:])
+        context = AWSContext(environment: AWSEnvironment(variables: variables), region: "us-east-1", regionSource: "test",
+                             credentials: CredentialChain(fixed: credentials), transport: CurlTransport(), retry: retry)
     }
 
     var dynamoDB: DynamoDBClient { DynamoDBClient(client: context.client(for: .dynamoDB, displayName: "DynamoDB")) }

@@ -1,0 +1,91 @@
+import AWS
+import Foundation
+import HTTP
+import KScalerCore
+import Testing
+import TestSupport
+@testable import KScaler
+
+/// Conditional writes whose answer is lost on the way back, against moto behind a
+/// `FaultyProxy`: the first attempt is applied, the client never hears so, and its retry meets
+/// the write it already made. A lost answer must neither lock a run out nor make it believe it
+/// lost a lease it released.
+@Suite struct LostAnswerTests {
+    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    static let retry = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(5))
+
+    /// A table reached through a proxy that applies `fault`, with the SDKs' retries on.
+    func table(_ fault: @escaping @Sendable (String?, Int) -> FaultyProxy.Fault) async throws -> (KScalerTable, FaultyProxy) {
+        let direct = try MotoFixture()
+        let name = try await direct.createTable()
+        let proxy = try FaultyProxy(upstream: direct.moto.endpoint, fault: fault)
+        let fixture = try MotoFixture(endpoint: proxy.baseURL, retry: Self.retry)
+        return (fixture.table(name), proxy)
+    }
+
+    @Test func anAcquisitionWhoseAnswerWasLostIsRecognisedAsOurs() async throws {
+        let (table, proxy) = try await table { operation, earlier in
+            operation == "DynamoDB_20120810.UpdateItem" && earlier == 0 ? .dropAnswer : .none
+        }
+        defer { proxy.stop() }
+        let acquisition = try await table.acquire(owner: "host/1/ours", ttl: .seconds(60), now: t0)
+        guard case .acquired(let lease, _) = acquisition else { Issue.record("locked out by its own lease: \(acquisition)"); return }
+        #expect(lease.token == 1)
+        #expect(lease.owner == "host/1/ours")
+        #expect(lease.expiresAt == t0.addingTimeInterval(60))
+        #expect(proxy.log.filter { $0.operation == "DynamoDB_20120810.UpdateItem" }.count == 2, "the first attempt really was retried")
+        #expect(try await table.holder().token == 1, "one acquisition, not two")
+    }
+
+    @Test func aReleaseWhoseAnswerWasLostIsStillARelease() async throws {
+        let (table, proxy) = try await table { operation, earlier in
+            operation == "DynamoDB_20120810.UpdateItem" && earlier == 1 ? .dropAnswer : .none
+        }
+        defer { proxy.stop() }
+        guard case .acquired(let lease, _) = try await table.acquire(owner: "host/1/ours", ttl: .seconds(60), now: t0) else {
+            Issue.record("not acquired"); return
+        }
+        let released = try await table.finish(lease: lease, changes: StateChanges(lastScaleDownAt: t0), event: nil, retention: 60)
+        #expect(released, "the release took effect; the retry's condition failure is its own doing")
+        #expect(try await table.holder().owner == nil)
+        #expect(try await table.readState().scaler.lastScaleDownAt == t0)
+    }
+
+    @Test func aRecordedFinishWhoseAnswerWasLostIsRecognisedByItsEvent() async throws {
+        let (table, proxy) = try await table { operation, earlier in
+            operation == "DynamoDB_20120810.TransactWriteItems" && earlier == 0 ? .dropAnswer : .none
+        }
+        defer { proxy.stop() }
+        guard case .acquired(let lease, _) = try await table.acquire(owner: "host/1/ours", ttl: .seconds(60), now: t0) else {
+            Issue.record("not acquired"); return
+        }
+        let event = RunEvent(runID: "run-lost-answer", startedAt: t0, finishedAt: t0, outcome: .acted, action: "scale_up", counts: nil,
+                             reasons: [], actions: [], errors: [], leaseToken: lease.token)
+        #expect(try await table.finish(lease: lease, changes: StateChanges(lastScaleUpAt: t0), event: event, retention: 600))
+        #expect(try await table.history(limit: 10).events.map(\.runID) == ["run-lost-answer"])
+        #expect(try await table.holder().owner == nil)
+    }
+
+    /// The rule is narrow: a condition failure with no lost answer before it is still a lost lease.
+    @Test func aPlainConditionFailureIsStillALostLease() async throws {
+        let (table, proxy) = try await table { _, _ in .none }
+        defer { proxy.stop() }
+        guard case .acquired(var lease, _) = try await table.acquire(owner: "host/1/ours", ttl: .seconds(60), now: t0) else {
+            Issue.record("not acquired"); return
+        }
+        lease.token += 1
+        #expect(try await table.finish(lease: lease, changes: StateChanges(), event: nil, retention: 60) == false)
+        #expect(try await table.holder().owner == "host/1/ours")
+    }
+
+    /// README: "retries on 5xx". A gateway's HTML page is not an AWS error, but it is a 5xx.
+    @Test func aSingleBadGatewayPageIsRetried() async throws {
+        let (table, proxy) = try await table { _, earlier in earlier == 0 ? .badGatewayPage : .none }
+        defer { proxy.stop() }
+        guard case .acquired(let lease, _) = try await table.acquire(owner: "host/1/ours", ttl: .seconds(60), now: t0) else {
+            Issue.record("not acquired"); return
+        }
+        #expect(lease.token == 1)
+        #expect(proxy.log.first.map { $0.fault == .badGatewayPage } == true)
+    }
+}
