@@ -105,7 +105,7 @@ extension KScalerTable {
     }
 
     /// Releases a lease this process just took but cannot use.
-    private func giveBack(owner: String) async throws {
+    public func giveBack(owner: String) async throws {
         try await dynamoDB.updateItem(
             table: tableName, key: stateKey,
             update: DynamoDBExpression("REMOVE " + Self.leaseFields.keys.sorted().joined(separator: ", "), names: Self.leaseFields),

@@ -46,7 +46,9 @@ public struct EC2Fleet: Fleet {
             do {
                 let launched = try await ec2.runInstances(request(plan, offering: offering, attempt: attempt))
                 return LaunchResult(instances: launched.compactMap(Self.managed), offering: offering, unavailable: unavailable)
-            } catch let error as AWSError where error.isCapacityError {
+            } catch let error as AWSError where error.isCapacityError && !error.earlierAttemptMayHaveSucceeded {
+                // (After an attempt that may have launched, a capacity error proves nothing:
+                // the error goes up as it is, and the launch's result is unknown.)
                 unavailable.append(offering)
                 lastError = error
             }

@@ -1,3 +1,5 @@
+import AWS
+import HTTP
 import KScalerCore
 import Logging
 
@@ -32,11 +34,15 @@ public struct Evaluator: Sendable {
         public var owner: String
         /// Rendered worker user data, or nil when the launch template carries its own.
         public var userData: String?
+        /// When the run must be over, lease released included (`--timeout`). Work stops a little
+        /// earlier (`workDeadline`) to leave time for the release; nil bounds the run by the lease.
+        public var deadline: ContinuousClock.Instant?
 
-        public init(runID: String, owner: String, userData: String?) {
+        public init(runID: String, owner: String, userData: String?, deadline: ContinuousClock.Instant? = nil) {
             self.runID = runID
             self.owner = owner
             self.userData = userData
+            self.deadline = deadline
         }
     }
 
@@ -48,26 +54,38 @@ public struct Evaluator: Sendable {
         }
     }
 
+    /// When work stops so that the release still fits before `end`: a quarter of the time
+    /// left, at most 3 s (a release is one request, retries included).
+    public static func workDeadline(before end: ContinuousClock.Instant, now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant {
+        end - min(.seconds(3), (end - now) / 4)
+    }
+
     // MARK: run
 
     public func run(_ invocation: Invocation) async -> RunReport {
         var report = RunReport(runID: invocation.runID, mode: .run, clusterID: config.clusterID, startedAt: clock())
-        let acquisition: LeaseAcquisition
-        do {
-            acquisition = try await store.acquire(owner: invocation.owner, ttl: .seconds(config.lease.ttl), now: report.startedAt,
-                                                  clockSkew: config.lease.maxClockSkew)
-        } catch {
-            return finished(report, outcome: .failed, error: "lease: \(describeError(error))")
+        let end = invocation.deadline ?? .now + .seconds(config.lease.ttl)
+        let workEnd = Self.workDeadline(before: end)
+        let (store, owner, startedAt, ttl, skew) = (store, invocation.owner, report.startedAt, config.lease.ttl, config.lease.maxClockSkew)
+        let attempt: Result<LeaseAcquisition, any Error> = await RequestDeadline.enforcing(workEnd) {
+            do { return .success(try await store.acquire(owner: owner, ttl: .seconds(ttl), now: startedAt, clockSkew: skew)) } catch { return .failure(error) }
         }
         let lease: Lease, state: StoredState
-        switch acquisition {
-        case .acquired(let acquired, let stored):
+        switch attempt {
+        case .failure(let error):
+            if mayHaveTakenEffect(error) {
+                // The lease may be ours with its answer lost: give it back rather than leave
+                // every run blocked until it expires. Conditional on our owner id: harmless if not.
+                _ = await Self.evenIfCancelled(until: end) { try await store.giveBack(owner: owner) }
+            }
+            return finished(report, outcome: .failed, error: "lease: \(describeError(error))")
+        case .success(.acquired(let acquired, let stored)):
             (lease, state) = (acquired, stored)
-        case .heldByOther(let holder):
+        case .success(.heldByOther(let holder)):
             report.lease = .init(owner: holder.owner, token: holder.token ?? 0, expiresAt: holder.expiresAt)
             report.notes.append("lease held by \(holder.owner ?? "?") until \(holder.expiresAt.map(describe) ?? "?"): skipped")
             return finished(report, outcome: .skipped)
-        case .untrustworthy(let holder, let problems):
+        case .success(.untrustworthy(let holder, let problems)):
             report.lease = holder.map { .init(owner: $0.owner, token: $0.token ?? 0, expiresAt: $0.expiresAt) }
             return finished(report, outcome: .failed, error: "the state item cannot be trusted: " + problems.joined(separator: "; ")
                 + ". Nothing was changed; `kscaler lease status` shows the lease, `kscaler lease break --yes` clears it "
@@ -76,38 +94,69 @@ public struct Evaluator: Sendable {
         report.lease = .init(owner: lease.owner, token: lease.token, expiresAt: lease.expiresAt)
         logger.debug("lease acquired", metadata: ["lease_token": "\(lease.token)", "expires_at": "\(describe(lease.expiresAt))"])
 
-        var changes = StateChanges()
+        // Observe, decide, act — stopped at the work deadline (or by SIGTERM): requests in
+        // flight are aborted, nothing new starts.
+        let changes: StateChanges
+        (report, changes) = await RequestDeadline.enforcing(workEnd) { [self, report] in
+            var report = report, changes = StateChanges()
+            await observeDecideAct(lease: lease, state: state, invocation: invocation, report: &report, changes: &changes)
+            return (report, changes)
+        }
+
+        // Recorded and released whatever happened above, a cancelled run (SIGTERM, deadline)
+        // included, by `end` at the latest.
+        report.finishedAt = clock()
+        let (event, retention) = (report.historyEvent, config.historyRetention)
+        switch await Self.evenIfCancelled(until: end, { try await store.finish(lease: lease, changes: changes, event: event, retention: retention) }) {
+        case .success(true):
+            report.leaseReleased = true
+        case .success(false):
+            report.leaseReleased = false
+            report.errors.append("the lease was lost before the run finished (another run took it over after expiry); nothing was recorded")
+            report.outcome = Self.unrecorded(report.outcome, actions: report.actions)
+        case .failure(let error):
+            report.leaseReleased = false
+            report.errors.append("recording and releasing the lease failed: \(describeError(error)); it expires at \(describe(lease.expiresAt))")
+            report.outcome = Self.unrecorded(report.outcome, actions: report.actions)
+        }
+        return report
+    }
+
+    private func observeDecideAct(lease: Lease, state: StoredState, invocation: Invocation,
+                                  report: inout RunReport, changes: inout StateChanges) async {
         do {
             let (observation, retryLaunchID) = try await observe(state: state, report: &report, changes: &changes)
             let decision = decide(observation, policy: config.policy, now: clock())
             report.decision = decision
             try await act(decision, lease: lease, state: state, invocation: invocation, retryLaunchID: retryLaunchID,
                           report: &report, changes: &changes)
-            report.outcome = outcome(for: decision, actions: report.actions)
         } catch {
             report.errors.append(describeError(error))
-            report.outcome = report.actions.isEmpty ? .failed : .actionFailed
         }
-        if Task.isCancelled && !report.errors.contains(where: { $0 == describeError(CancellationError()) }) {
+        if Task.isCancelled, !report.errors.contains(describeError(CancellationError())) {
             report.errors.append(describeError(CancellationError()))
-            if report.outcome != .actionFailed { report.outcome = .failed }
         }
+        report.outcome = outcome(of: report)
+    }
 
-        report.finishedAt = clock()
-        // Released whatever happened above; a cancelled task (SIGTERM) still sends this request.
-        do {
-            report.leaseReleased = try await store.finish(lease: lease, changes: changes, event: report.historyEvent,
-                                                          retention: config.historyRetention)
-            if report.leaseReleased == false {
-                report.errors.append("the lease was lost before the run finished (another run took it over after expiry); nothing was recorded")
-                if report.outcome != .actionFailed { report.outcome = .failed }
-            }
-        } catch {
-            report.leaseReleased = false
-            report.errors.append("recording and releasing the lease failed: \(describeError(error)); it expires at \(describe(lease.expiresAt))")
-            if report.outcome == .nothing || report.outcome == .acted { report.outcome = report.actions.isEmpty ? .failed : .actionFailed }
+    /// A run whose recording failed: it never says "nothing was done" (exit 3) after acting.
+    static func unrecorded(_ outcome: RunReport.Outcome, actions: [RunEvent.ActionRecord]) -> RunReport.Outcome {
+        switch RunReport.Outcome.of(actions) {
+        case nil: .failed
+        case .actionResultUnknown?: .actionResultUnknown
+        default: .actionFailed
         }
-        return report
+    }
+
+    /// Runs `body` in a task of its own, so a cancelled run (SIGTERM, deadline) still sends it,
+    /// bounded by `end`: the lease is released (or given back) whatever happened.
+    static func evenIfCancelled<T: Sendable>(until end: ContinuousClock.Instant,
+                                             _ body: @escaping @Sendable () async throws -> T) async -> Result<T, any Error> {
+        await Task {
+            await RequestDeadline.$current.withValue(end) {
+                do { return .success(try await body()) } catch { return .failure(error) }
+            }
+        }.value
     }
 
     // MARK: plan
@@ -115,21 +164,24 @@ public struct Evaluator: Sendable {
     /// The full observation and decision with no writes at all: no lease, no state, no
     /// history; EC2 actions only as `DryRun=true`, so missing IAM permissions show up.
     public func plan(_ invocation: Invocation) async -> RunReport {
-        var report = RunReport(runID: invocation.runID, mode: .plan, clusterID: config.clusterID, startedAt: clock())
-        var ignored = StateChanges()
-        do {
-            let state = try await store.readState()
-            let (observation, retryLaunchID) = try await observe(state: state, report: &report, changes: &ignored)
-            let decision = decide(observation, policy: config.policy, now: clock())
-            report.decision = decision
-            try await dryRun(decision, invocation: invocation, retryLaunchID: retryLaunchID, report: &report)
-            report.outcome = outcome(for: decision, actions: report.actions)
-        } catch {
-            report.errors.append(describeError(error))
-            report.outcome = report.decision == nil ? .failed : .actionFailed
+        let report = RunReport(runID: invocation.runID, mode: .plan, clusterID: config.clusterID, startedAt: clock())
+        let end = invocation.deadline ?? .now + .seconds(config.lease.ttl)
+        return await RequestDeadline.enforcing(end) { [self, report] in
+            var report = report, ignored = StateChanges()
+            do {
+                let state = try await store.readState()
+                let (observation, retryLaunchID) = try await observe(state: state, report: &report, changes: &ignored)
+                let decision = decide(observation, policy: config.policy, now: clock())
+                report.decision = decision
+                try await dryRun(decision, invocation: invocation, retryLaunchID: retryLaunchID, report: &report)
+                report.outcome = outcome(of: report)
+            } catch {
+                report.errors.append(describeError(error))
+                report.outcome = report.decision == nil ? .failed : .actionFailed
+            }
+            report.finishedAt = clock()
+            return report
         }
-        report.finishedAt = clock()
-        return report
     }
 
     // MARK: steps
@@ -151,7 +203,12 @@ public struct Evaluator: Sendable {
                 retryLaunchID = intent.launchID
                 report.notes.append("launch \(intent.launchID) (\(intent.count) nodes) was recorded but no instance carries its tag: it never happened; a new launch reuses its id")
             } else {
-                report.notes.append("launch \(intent.launchID) had completed: \(launched.map(\.id).joined(separator: ", "))")
+                // Launched by a run that ended before recording it: recorded now, so every
+                // launch reaches the history.
+                report.actions.append(.init(kind: .launch, instanceIDs: launched.map(\.id), instanceType: launched.first?.instanceType,
+                                            subnetID: launched.first?.subnetID, launchID: intent.launchID, recovered: true))
+                report.notes.append("launch \(intent.launchID) had completed: \(launched.map(\.id).joined(separator: ", ")) "
+                    + "(an earlier run launched them and ended before recording it)")
             }
             changes.clearLaunchIntent = true
         }
@@ -160,6 +217,11 @@ public struct Evaluator: Sendable {
         return (observation, retryLaunchID)
     }
 
+    /// Terminates failed boots, then launches or terminates as decided. Every EC2 call and
+    /// state write happens while the lease has more than its safety margin left — a request
+    /// still in flight then is cut off — so no run acts while another may already hold the
+    /// lease. Each action is recorded with its result: done, failed (nothing happened), or
+    /// unknown (sent, no usable answer: it may have happened, and the next run looks first).
     func act(_ decision: Decision, lease: Lease, state: StoredState, invocation: Invocation, retryLaunchID: String?,
              report: inout RunReport, changes: inout StateChanges) async throws {
         let hasWork = decision.action != .none || !decision.failedBoots.isEmpty
@@ -175,56 +237,69 @@ public struct Evaluator: Sendable {
         defer {
             if unavailable != state.scaler.unavailableOfferings { changes.unavailableOfferings = unavailable }
         }
-
-        if !decision.failedBoots.isEmpty {
-            let ids = decision.failedBoots.map(\.instanceID)
-            try await fleet.terminate(ids, dryRun: false)
-            report.actions.append(.init(kind: .terminateFailedBoot, instanceIDs: ids))
-            unavailable += decision.failedBoots.map(\.unavailable)
-            logger.notice("terminated failed boots", metadata: ["instances": "\(ids.joined(separator: ","))"])
-        }
-
-        switch decision.action {
-        case .none:
-            break
-        case .scaleUp(let count):
-            let launchID = retryLaunchID ?? Self.newLaunchID()
-            try await store.recordLaunchIntent(LaunchIntent(launchID: launchID, count: count, createdAt: now), lease: lease)
-            changes.clearLaunchIntent = false
-            let plan = LaunchPlan(launchID: launchID, count: count, candidates: decision.launchCandidates, userData: invocation.userData)
-            do {
-                let result = try await fleet.launch(plan, dryRun: false)
-                unavailable += result.unavailable.map { unavailableEntry($0, now: now) }
-                changes.lastScaleUpAt = now
-                changes.clearLaunchIntent = true
-                report.actions.append(.init(kind: .launch, instanceIDs: result.instances.map(\.id), instanceType: result.offering?.instanceType,
-                                            subnetID: result.offering?.subnetID, launchID: launchID))
-                logger.notice("launched", metadata: ["count": "\(result.instances.count)", "launch_id": "\(launchID)",
-                                                     "instances": "\(result.instances.map(\.id).joined(separator: ","))"])
-            } catch let failure as LaunchFailure {
-                // Definitive: EC2 refused every offering; nothing was launched.
-                unavailable += failure.unavailable.map { unavailableEntry($0, now: now) }
-                changes.clearLaunchIntent = true
-                report.actions.append(.init(kind: .launch, instanceIDs: [], launchID: launchID, error: failure.description))
-                throw failure
-            } catch {
-                // Unknown whether EC2 launched (a timeout, a lost answer): keep the intent, so the
-                // next run looks the launch id up before launching again.
-                report.actions.append(.init(kind: .launch, instanceIDs: [], launchID: launchID, error: describeError(error)))
-                throw error
+        let safeUntil = ContinuousClock.now + .seconds(remaining - config.lease.safetyMargin)
+        try await RequestDeadline.bounded(by: safeUntil) {
+            if !decision.failedBoots.isEmpty {
+                let ids = decision.failedBoots.map(\.instanceID)
+                do {
+                    try await fleet.terminate(ids, dryRun: false)
+                } catch {
+                    report.actions.append(.init(kind: .terminateFailedBoot, instanceIDs: ids, result: Self.result(of: error), error: describeError(error)))
+                    throw error
+                }
+                report.actions.append(.init(kind: .terminateFailedBoot, instanceIDs: ids))
+                unavailable += decision.failedBoots.map(\.unavailable)
+                logger.notice("terminated failed boots", metadata: ["instances": "\(ids.joined(separator: ","))"])
             }
-        case .scaleDown(let victims):
-            let ids = victims.map(\.instanceID)
-            do {
-                try await fleet.terminate(ids, dryRun: false)
-            } catch {
-                report.actions.append(.init(kind: .terminate, instanceIDs: ids, error: describeError(error)))
-                throw error
+
+            switch decision.action {
+            case .none:
+                break
+            case .scaleUp(let count):
+                let launchID = retryLaunchID ?? Self.newLaunchID()
+                try await store.recordLaunchIntent(LaunchIntent(launchID: launchID, count: count, createdAt: now), lease: lease)
+                changes.clearLaunchIntent = false
+                let plan = LaunchPlan(launchID: launchID, count: count, candidates: decision.launchCandidates, userData: invocation.userData)
+                do {
+                    let result = try await fleet.launch(plan, dryRun: false)
+                    unavailable += result.unavailable.map { unavailableEntry($0, now: now) }
+                    changes.lastScaleUpAt = now
+                    changes.clearLaunchIntent = true
+                    report.actions.append(.init(kind: .launch, instanceIDs: result.instances.map(\.id), instanceType: result.offering?.instanceType,
+                                                subnetID: result.offering?.subnetID, launchID: launchID))
+                    logger.notice("launched", metadata: ["count": "\(result.instances.count)", "launch_id": "\(launchID)",
+                                                         "instances": "\(result.instances.map(\.id).joined(separator: ","))"])
+                } catch let failure as LaunchFailure {
+                    // Definitive: EC2 refused every offering; nothing was launched.
+                    unavailable += failure.unavailable.map { unavailableEntry($0, now: now) }
+                    changes.clearLaunchIntent = true
+                    report.actions.append(.init(kind: .launch, instanceIDs: [], launchID: launchID, result: .failed, error: failure.description))
+                    throw failure
+                } catch {
+                    // The intent stays either way: the next run looks the launch id up before
+                    // launching again, and reuses it (EC2 deduplicates its ClientToken).
+                    report.actions.append(.init(kind: .launch, instanceIDs: [], launchID: launchID, result: Self.result(of: error),
+                                                error: describeError(error)))
+                    throw error
+                }
+            case .scaleDown(let victims):
+                let ids = victims.map(\.instanceID)
+                do {
+                    try await fleet.terminate(ids, dryRun: false)
+                } catch {
+                    report.actions.append(.init(kind: .terminate, instanceIDs: ids, result: Self.result(of: error), error: describeError(error)))
+                    throw error
+                }
+                changes.lastScaleDownAt = now
+                report.actions.append(.init(kind: .terminate, instanceIDs: ids))
+                logger.notice("terminated", metadata: ["instances": "\(ids.joined(separator: ","))"])
             }
-            changes.lastScaleDownAt = now
-            report.actions.append(.init(kind: .terminate, instanceIDs: ids))
-            logger.notice("terminated", metadata: ["instances": "\(ids.joined(separator: ","))"])
         }
+    }
+
+    /// An action that failed with `error`: refused (nothing happened), or unknown.
+    static func result(of error: any Error) -> RunEvent.ActionRecord.Result {
+        mayHaveTakenEffect(error) ? .unknown : .failed
     }
 
     func dryRun(_ decision: Decision, invocation: Invocation, retryLaunchID: String?, report: inout RunReport) async throws {
@@ -251,9 +326,11 @@ public struct Evaluator: Sendable {
 
     // MARK: helpers
 
-    func outcome(for decision: Decision, actions: [RunEvent.ActionRecord]) -> RunReport.Outcome {
-        if decision.halt == .missingSignals { return .failed }
-        return actions.isEmpty ? .nothing : .acted
+    /// What this run came to: its own actions' results first; else nothing, unless it failed
+    /// (an error, or signals missing).
+    func outcome(of report: RunReport) -> RunReport.Outcome {
+        if let fromActions = RunReport.Outcome.of(report.actions) { return fromActions }
+        return report.errors.isEmpty && report.decision?.halt != .missingSignals ? .nothing : .failed
     }
 
     func unavailableEntry(_ offering: Offering, now: Date) -> UnavailableOffering {

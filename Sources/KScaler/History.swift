@@ -12,31 +12,63 @@ public struct RunEvent: Sendable, Equatable, Codable {
         case nothing
         /// Observation failed: no action was taken.
         case failed
-        /// An EC2 action failed part-way.
+        /// An EC2 action failed: EC2 refused it, nothing happened.
         case actionFailed = "action_failed"
+        /// An EC2 action's answer was lost or came too late: it may have happened. The next run
+        /// looks it up (the launch id's tag; the instances' state) before acting again.
+        case actionResultUnknown = "action_result_unknown"
     }
 
     public struct ActionRecord: Sendable, Equatable, Codable {
         public enum Kind: String, Sendable, Codable { case launch, terminate, terminateFailedBoot = "terminate_failed_boot" }
+
+        public enum Result: String, Sendable, Codable {
+            case done
+            /// EC2 refused it (or it was never sent): nothing happened.
+            case failed
+            /// Sent, but no usable answer came back: it may have happened.
+            case unknown
+        }
+
         public var kind: Kind
         public var instanceIDs: [String]
         public var instanceType: String?
         public var subnetID: String?
         public var launchID: String?
+        public var result: Result
         public var error: String?
+        /// Done by an earlier run that crashed before recording it; this run found it (by its
+        /// launch id) and records it, so every launch reaches the history.
+        public var recovered: Bool
 
         public init(kind: Kind, instanceIDs: [String], instanceType: String? = nil, subnetID: String? = nil,
-                    launchID: String? = nil, error: String? = nil) {
+                    launchID: String? = nil, result: Result = .done, error: String? = nil, recovered: Bool = false) {
             self.kind = kind
             self.instanceIDs = instanceIDs
             self.instanceType = instanceType
             self.subnetID = subnetID
             self.launchID = launchID
+            self.result = result
             self.error = error
+            self.recovered = recovered
         }
 
         enum CodingKeys: String, CodingKey {
-            case kind, instanceIDs = "instance_ids", instanceType = "instance_type", subnetID = "subnet_id", launchID = "launch_id", error
+            case kind, instanceIDs = "instance_ids", instanceType = "instance_type", subnetID = "subnet_id", launchID = "launch_id"
+            case result, error, recovered
+        }
+
+        /// Events written before `result` and `recovered` existed read as they meant.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            kind = try container.decode(Kind.self, forKey: .kind)
+            instanceIDs = try container.decode([String].self, forKey: .instanceIDs)
+            instanceType = try container.decodeIfPresent(String.self, forKey: .instanceType)
+            subnetID = try container.decodeIfPresent(String.self, forKey: .subnetID)
+            launchID = try container.decodeIfPresent(String.self, forKey: .launchID)
+            error = try container.decodeIfPresent(String.self, forKey: .error)
+            result = try container.decodeIfPresent(Result.self, forKey: .result) ?? (error == nil ? .done : .failed)
+            recovered = try container.decodeIfPresent(Bool.self, forKey: .recovered) ?? false
         }
     }
 

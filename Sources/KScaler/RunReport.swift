@@ -17,6 +17,17 @@ public struct RunReport: Sendable, Codable {
         case failed
         /// An EC2 action failed (plan: its dry run failed, e.g. a missing permission).
         case actionFailed = "action_failed"
+        /// An EC2 action was sent but its answer was lost or came after the deadline: it may
+        /// have happened. Recorded; the next run looks it up before acting again.
+        case actionResultUnknown = "action_result_unknown"
+
+        /// From what this run's own actions (not the ones it recovered) came to.
+        static func of(_ actions: [RunEvent.ActionRecord]) -> Outcome? {
+            let own = actions.filter { !$0.recovered }
+            if own.contains(where: { $0.result == .unknown }) { return .actionResultUnknown }
+            if own.contains(where: { $0.result == .failed }) { return .actionFailed }
+            return own.isEmpty ? nil : .acted
+        }
     }
 
     public struct LeaseInfo: Sendable, Codable, Equatable {
@@ -63,13 +74,14 @@ public struct RunReport: Sendable, Codable {
     /// worth keeping (a quiet run every minute must not fill the table).
     public var historyEvent: RunEvent? {
         let decided = decision.map { $0.action != .none || !$0.failedBoots.isEmpty } ?? false
-        let failed = outcome == .failed || outcome == .actionFailed
+        let failed = outcome == .failed || outcome == .actionFailed || outcome == .actionResultUnknown
         guard decided || failed || !actions.isEmpty || !errors.isEmpty else { return nil }
         let eventOutcome: RunEvent.Outcome = switch outcome {
         case .acted: .acted
         case .nothing, .skipped: .nothing
         case .failed: .failed
         case .actionFailed: .actionFailed
+        case .actionResultUnknown: .actionResultUnknown
         }
         return RunEvent(runID: runID, startedAt: startedAt, finishedAt: finishedAt, outcome: eventOutcome,
                         action: decision?.action.kindName ?? "none", counts: decision?.counts,

@@ -64,6 +64,8 @@ public protocol Fleet: Sendable {
 /// The table: lease, state item, history.
 public protocol RunStore: Sendable {
     func acquire(owner: String, ttl: Duration, now: Date, clockSkew: TimeInterval) async throws -> LeaseAcquisition
+    /// Releases a lease `owner` may hold (its acquisition's answer was lost); a no-op otherwise.
+    func giveBack(owner: String) async throws
     func readState() async throws -> StoredState
     func recordLaunchIntent(_ intent: LaunchIntent, lease: Lease) async throws
     func finish(lease: Lease, changes: StateChanges, event: RunEvent?, retention: TimeInterval) async throws -> Bool

@@ -75,17 +75,26 @@ enum ReportPrinter {
     }
 
     static func describe(_ action: RunEvent.ActionRecord, plan: Bool) -> String {
-        let what: String = switch action.kind {
-        case .launch: plan ? "launch (dry run passed)" : "launched \(action.instanceIDs.count)"
-        case .terminate: plan ? "terminate (dry run passed)" : "terminated"
-        case .terminateFailedBoot: plan ? "terminate failed boots (dry run passed)" : "terminated failed boots"
+        let what: String = switch (action.kind, action.result) {
+        case (.launch, _) where plan: "launch (dry run passed)"
+        case (.terminate, _) where plan: "terminate (dry run passed)"
+        case (.terminateFailedBoot, _) where plan: "terminate failed boots (dry run passed)"
+        case (.launch, .done): "launched \(action.instanceIDs.count)"
+        case (.launch, .failed): "launch FAILED (nothing launched)"
+        case (.launch, .unknown): "launch RESULT UNKNOWN (the next run looks its launch id up first)"
+        case (.terminate, .done): "terminated"
+        case (.terminate, .failed): "terminate FAILED (nothing terminated)"
+        case (.terminate, .unknown): "terminate RESULT UNKNOWN (the next run sees what is left)"
+        case (.terminateFailedBoot, .done): "terminated failed boots"
+        case (.terminateFailedBoot, .failed): "terminate failed boots FAILED"
+        case (.terminateFailedBoot, .unknown): "terminate failed boots RESULT UNKNOWN"
         }
-        var parts = [what]
+        var parts = [what + (action.recovered ? " (by an earlier run that ended before recording it)" : "")]
         if let type = action.instanceType { parts.append(type) }
         if let subnet = action.subnetID { parts.append("in \(subnet)") }
         if !action.instanceIDs.isEmpty { parts.append(action.instanceIDs.joined(separator: ", ")) }
         if let launchID = action.launchID { parts.append("launch id \(launchID)") }
-        if let error = action.error { parts.append("FAILED: \(error)") }
+        if let error = action.error { parts.append(error) }
         return parts.joined(separator: " · ")
     }
 

@@ -10,9 +10,13 @@ struct EvaluateOptions: ParsableArguments {
     @Option(name: .long, help: "Output: human (a table) or json (one JSON document, stable field names).")
     var output: OutputFormat = .human
 
-    @Option(name: .long, help: ArgumentHelp("Deadline for the whole run, in seconds.",
-                                            discussion: "Keep it well under lease.ttl; when it passes, nothing further is started and the lease is released."))
+    @Option(name: .long, help: ArgumentHelp("Deadline for the whole run, in seconds (at least 1).",
+                                            discussion: "The process ends by then, lease released: requests in flight are cut off, nothing further is started. Must be shorter than lease.ttl."))
     var timeout: Int = 60
+
+    func validate() throws {
+        guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second, got \(timeout)") }
+    }
 }
 
 struct RunCommand: AsyncParsableCommand {
@@ -61,6 +65,8 @@ struct PlanCommand: AsyncParsableCommand {
 /// The shared body of `run` and `plan`: wiring, deadline, signals, output, exit code.
 enum Evaluation {
     static func execute(mode: RunReport.Mode, global: GlobalOptions, configOptions: ConfigOptions, options: EvaluateOptions) async throws {
+        // The whole process, credential lookups included, is over by `end`.
+        let end = ContinuousClock.now + .seconds(options.timeout)
         let logger = global.makeLogger()
         let environment = processEnvironment()
         let loaded = try configOptions.load(environment: environment)
@@ -75,9 +81,11 @@ enum Evaluation {
         let runtime: Runtime
         let evaluator: Evaluator
         do {
-            runtime = try await Runtime.make(config: config, environment: AWSEnvironment(variables: environment),
-                                             transport: transport, logger: logger)
-            evaluator = try await runtime.evaluator(logger: logger)
+            (runtime, evaluator) = try await RequestDeadline.bounded(by: Evaluator.workDeadline(before: end)) {
+                let runtime = try await Runtime.make(config: config, environment: AWSEnvironment(variables: environment),
+                                                     transport: transport, logger: logger)
+                return (runtime, try await runtime.evaluator(logger: logger))
+            }
         } catch {
             printError("kscaler: cannot start: \(error)")
             throw KScalerExit.observationFailed
@@ -89,12 +97,12 @@ enum Evaluation {
             printError("kscaler: the worker user data cannot be rendered from this configuration: \(error)")
             throw KScalerExit.invalidConfig
         }
-        let invocation = Evaluator.Invocation(runID: Runtime.newRunID(), owner: Runtime.leaseOwner(), userData: userData)
+        let invocation = Evaluator.Invocation(runID: Runtime.newRunID(), owner: Runtime.leaseOwner(), userData: userData, deadline: end)
 
-        let report = await SignalHandling.runCancellingOnSignal(deadline: .seconds(options.timeout)) {
+        let report = await SignalHandling.runCancellingOnSignal(deadline: end) {
             mode == .run ? await evaluator.run(invocation) : await evaluator.plan(invocation)
         }
-        await runtime.pushMetrics(report, logger: logger)
+        await RequestDeadline.bounded(by: end) { await runtime.pushMetrics(report, logger: logger) }
 
         switch options.output {
         case .json: print(try JSONOutput.render(report))
@@ -116,7 +124,7 @@ enum Evaluation {
         switch report.outcome {
         case .acted, .nothing, .skipped: return
         case .failed: throw KScalerExit.observationFailed
-        case .actionFailed: throw KScalerExit.actionFailed
+        case .actionFailed, .actionResultUnknown: throw KScalerExit.actionFailed
         }
     }
 }

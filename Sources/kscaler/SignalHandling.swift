@@ -15,9 +15,10 @@ import Synchronization
 enum SignalHandling {
     private static let received = Atomic<Int32>(0)
 
-    /// Runs `body`; on SIGTERM/SIGINT or when `deadline` passes, cancels it and waits for it to
-    /// unwind (the evaluator releases the lease on the way out).
-    static func runCancellingOnSignal<T: Sendable>(deadline: Duration, _ body: @escaping @Sendable () async -> T) async -> T {
+    /// Runs `body`; on SIGTERM/SIGINT, cancels it and waits for it to unwind (the evaluator
+    /// aborts requests in flight and releases the lease on the way out). `deadline` is a last
+    /// resort: the evaluator itself stops its work before it and releases by it.
+    static func runCancellingOnSignal<T: Sendable>(deadline: ContinuousClock.Instant, _ body: @escaping @Sendable () async -> T) async -> T {
         let work = Task { await body() }
         var sources: [any DispatchSourceSignal] = []
         for signalNumber in [SIGTERM, SIGINT] {
@@ -31,7 +32,7 @@ enum SignalHandling {
             sources.append(source)
         }
         let timer = Task {
-            try? await Task.sleep(for: deadline)
+            try? await Task.sleep(until: deadline, clock: .continuous)
             if !Task.isCancelled { work.cancel() }
         }
         let result = await work.value

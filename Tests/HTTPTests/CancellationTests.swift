@@ -56,14 +56,15 @@ import Foundation
         defer { server.stop() }
         let transport = CurlTransport(totalTimeout: .seconds(90))
         let error = await #expect(throws: HTTPError.self) {
-            try await RequestDeadline.bounded(by: .now + .milliseconds(500)) {
+            try await RequestDeadline.bounded(by: .now + .seconds(2)) {
                 try await transport.send(HTTPRequest(method: "GET", url: server.baseURL + "/", timeout: .seconds(90)))
             }
         }
         #expect(error?.kind == .timedOut)
         #expect(error?.detail.hasPrefix("the run's deadline came first: timed out") == true, "\(String(describing: error))")
-        #expect(error?.requestWasSent == true)
-        #expect(server.requestsInFlight == 1)
+        // (On a very loaded machine the request may not even have left in 2 s.)
+        #expect(error?.requestWasSent == !server.requests.isEmpty)
+        #expect(server.requests.isEmpty || server.requestsInFlight == 1, "the answer was not waited for")
     }
 
     @Test func noRequestStartsAfterTheDeadline() async throws {
@@ -91,7 +92,7 @@ import Foundation
         let server = try Self.slowServer()
         defer { server.stop() }
         let transport = CurlTransport(totalTimeout: .seconds(90))
-        let outcome = await RequestDeadline.enforcing(.now + .milliseconds(500)) {
+        let outcome = await RequestDeadline.enforcing(.now + .seconds(1)) {
             do {
                 _ = try await transport.send(HTTPRequest(method: "GET", url: server.baseURL + "/"))
                 return "answered"
@@ -104,7 +105,7 @@ import Foundation
         // The transfer ends by whichever comes first on a loaded machine: libcurl's own
         // timeout (set to the deadline) or the cancellation at the deadline. Never the answer.
         #expect(outcome == "cancelled" || outcome == "timedOut", "\(outcome)")
-        #expect(server.requestsInFlight == 1)
+        #expect(server.requests.isEmpty || server.requestsInFlight == 1, "the answer was not waited for")
     }
 
     @Test func aRefusedConnectionSentNothing() async throws {

@@ -31,9 +31,19 @@ import TestSupport
             let (result, report) = try await harness.report()
             #expect(result.status == 0, "\(result.combined)")
             #expect(report?.notes.contains { $0.contains("ks-crashed") && $0.contains("had completed") } == true)
-            #expect(!(report?.actions.contains { $0.kind == .launch } ?? true))
+            // Nothing launched again; the crashed run's launch is recorded, as recovered.
+            let launches = report?.actions.filter { $0.kind == .launch } ?? []
+            #expect(launches.count == 1)
+            #expect(launches.first?.recovered == true)
+            #expect(launches.first?.launchID == "ks-crashed")
+            #expect(Set(launches.first?.instanceIDs ?? []) == Set(launched.map(\.id)))
+            #expect(report?.outcome == .nothing, "this run did not act")
             #expect(Set(try await harness.instances().map(\.id)) == Set(launched.map(\.id)))
             #expect(try await harness.table.readState().launchIntent == nil)
+            // …and it reaches the history, which had nothing of it before.
+            let event = try #require(try await harness.table.history(limit: 5).events.first)
+            #expect(event.runID == report?.runID)
+            #expect(Set(event.actions.flatMap(\.instanceIDs)) == Set(launched.map(\.id)))
         }
     }
 

@@ -1,3 +1,4 @@
+import HTTP
 import KScalerCore
 import Synchronization
 import Testing
@@ -12,6 +13,8 @@ import Testing
     /// Every call the fakes saw, in order.
     final class Journal: Sendable {
         let entries = Mutex<[String]>([])
+        /// The time left before the request deadline when `launch` was called.
+        let launchBound = Mutex<Duration?>(nil)
         func add(_ entry: String) { entries.withLock { $0.append(entry) } }
         var all: [String] { entries.withLock { $0 } }
     }
@@ -25,6 +28,7 @@ import Testing
         func acquire(owner: String, ttl: Duration, now: Date, clockSkew: TimeInterval) async throws -> LeaseAcquisition {
             journal.add("acquire"); return acquisition
         }
+        func giveBack(owner: String) async throws { journal.add("giveBack \(owner)") }
         func readState() async throws -> StoredState { journal.add("readState"); return StoredState() }
         func recordLaunchIntent(_ intent: LaunchIntent, lease: Lease) async throws {
             journal.add("intent \(intent.count)")
@@ -53,6 +57,7 @@ import Testing
         func instances(launchID: String) async throws -> [ManagedInstance] { journal.add("lookup \(launchID)"); return launchedByIntent }
         func launch(_ plan: LaunchPlan, dryRun: Bool) async throws -> LaunchResult {
             journal.add("launch \(plan.count) dryRun=\(dryRun) id=\(plan.launchID)")
+            journal.launchBound.withLock { $0 = RequestDeadline.remaining }
             if let launchError { throw launchError }
             let launched = (0..<(dryRun ? 0 : plan.count)).map { index in
                 ManagedInstance(id: "i-new\(index)", instanceType: "t3.large", subnetID: "subnet-a", availabilityZone: "us-east-1a",
@@ -107,7 +112,7 @@ import Testing
         Evaluator(config: Self.config, store: store, fleet: fleet, metrics: metrics, clock: { clock })
     }
 
-    let invocation = Evaluator.Invocation(runID: "run-1", owner: "me", userData: "#cloud-config\n")
+    var invocation = Evaluator.Invocation(runID: "run-1", owner: "me", userData: "#cloud-config\n")
 
     @Test func pendingPodsLaunchAfterRecordingTheIntentAndFinishInOneStep() async {
         let journal = Journal()
@@ -126,6 +131,20 @@ import Testing
         #expect(entries.count == 6)
         #expect(report.actions.first?.instanceIDs == ["i-new0", "i-new1", "i-new2"])
         #expect(report.leaseReleased == true)
+    }
+
+    /// The lease (t0 … t0+120 s, safety margin 20 s) is 5 s old when the run acts: every EC2
+    /// call must be over 95 s from now, however long the run's own deadline.
+    @Test func actionsAreBoundedByTheLeasesSafeWindow() async throws {
+        let journal = Journal()
+        var invocation = invocation
+        invocation.deadline = .now + .seconds(3600)
+        _ = await evaluator(
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
+            metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4)).run(invocation)
+        let bound = try #require(journal.launchBound.withLock { $0 })
+        #expect(bound <= .seconds(95) && bound > .seconds(60), "\(bound)")
     }
 
     @Test func aLeaseHeldByAnotherRunIsSkippedWithoutObserving() async {
@@ -202,7 +221,21 @@ import Testing
             store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
             fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")], launchError: Broken()),
             metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4)).run(invocation)
+        // An error that does not prove nothing happened: the launch may have been made.
+        #expect(report.outcome == .actionResultUnknown)
+        #expect(report.actions.map(\.result) == [.unknown])
+        #expect(journal.all.last == "finish up=false down=false clearIntent=false event=action_result_unknown")
+    }
+
+    @Test func aLaunchThatNeverLeftIsAPlainFailure() async {
+        let journal = Journal()
+        let refused = HTTPError(kind: .couldNotConnect, host: "ec2.us-east-1.amazonaws.com", detail: "could not connect", requestWasSent: false)
+        let report = await evaluator(
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")], launchError: refused),
+            metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4)).run(invocation)
         #expect(report.outcome == .actionFailed)
+        #expect(report.actions.map(\.result) == [.failed])
         #expect(journal.all.last == "finish up=false down=false clearIntent=false event=action_failed")
     }
 

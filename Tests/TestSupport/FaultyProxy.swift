@@ -14,12 +14,14 @@ import Foundation
 ///
 /// - `.badGatewayPage`: a load balancer's HTML 502 instead of forwarding (the peer never saw it);
 /// - `.dropAnswer`: forwards, lets the peer act, then closes the connection without a byte of
-///   answer — the client cannot know that its request took effect.
+///   answer — the client cannot know that its request took effect;
+/// - `.delayAnswer(d)`: forwards at once, holds the answer for `d` (a peer that acts, then
+///   answers after the client's deadline).
 ///
 /// What it cannot show: a real network can also drop a request before the peer reads it; that
 /// is the plain "connection failed" every client already retries.
 public final class FaultyProxy: Sendable {
-    public enum Fault: Sendable { case none, badGatewayPage, dropAnswer }
+    public enum Fault: Sendable, Equatable { case none, badGatewayPage, dropAnswer, delayAnswer(Duration) }
 
     private let server: StubHTTPServer
     public var baseURL: String { server.baseURL }
@@ -49,8 +51,12 @@ public final class FaultyProxy: Sendable {
                 return .text("<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>",
                              status: 502, headers: [HTTPHeader("Content-Type", "text/html")])
             }
-            let answer = Self.forward(request, to: upstream, with: transport)
-            return chosen == .dropAnswer ? .closeWithoutAnswer() : answer
+            var answer = Self.forward(request, to: upstream, with: transport)
+            switch chosen {
+            case .dropAnswer: return .closeWithoutAnswer()
+            case .delayAnswer(let delay): answer.delay = delay; return answer
+            default: return answer
+            }
         }
     }
 
