@@ -58,10 +58,23 @@ public struct PrometheusMetricsSource: MetricsSource {
                 return .failed("expected one series, the query answered \(samples.count); aggregate it (e.g. sum(…))")
             }
             let value = samples[0].value
-            return value.isFinite ? .value(value) : .notANumber
+            guard value.isFinite else { return .notANumber }
+            if let problem = signal.problem(with: value) { return .failed(problem) }
+            return .value(value)
         case .perNode:
-            guard samples.allSatisfy({ $0.labels["node"] != nil }) else {
-                return .failed("every series must carry a `node` label")
+            var seriesPerNode: [String: Int] = [:]
+            for sample in samples {
+                guard let node = sample.labels["node"] else { return .failed("every series must carry a `node` label") }
+                seriesPerNode[node, default: 0] += 1
+                guard sample.value.isFinite else { return .failed("node \(node) answered NaN or infinity") }
+                if let problem = signal.problem(with: sample.value) { return .failed("node \(node): \(problem)") }
+            }
+            // Counted twice, a node would be two nodes (and Ready and not Ready at once).
+            let repeated = seriesPerNode.filter { $0.value > 1 }.keys.sorted()
+            guard repeated.isEmpty else {
+                return .failed("\(repeated.count == 1 ? "node" : "nodes") \(repeated.prefix(5).joined(separator: ", "))\(repeated.count > 5 ? ", …" : "") "
+                    + "answered in more than one series; one series per node is expected: aggregate with max by (node) "
+                    + "(two kube-state-metrics replicas report every node twice)")
             }
             return .value(Double(samples.count))
         }

@@ -28,6 +28,20 @@ public enum Signal: String, CaseIterable, Sendable, Codable {
         default: .scalar
         }
     }
+
+    /// Why a finite sample value cannot be what this signal measures, or nil. A count of pods
+    /// is whole and a readiness is 0 or 1: anything else means the query is not what kscaler
+    /// expects (an `avg`, a rate, an unaggregated series), and acting on it would be guessing.
+    public func problem(with value: Double) -> String? {
+        switch self {
+        case .unschedulablePods, .podsPerNode:
+            value >= 0 && value == value.rounded() ? nil : "\(formatNumber(value)) is not a whole number of pods"
+        case .nodeReady:
+            value == 0 || value == 1 ? nil : "\(formatNumber(value)) is not 0 or 1 (not Ready or Ready)"
+        default:
+            nil
+        }
+    }
 }
 
 /// How "utilisation" is measured.

@@ -18,8 +18,10 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
     var configPath: String { directory.appendingPathComponent("config.yaml").path }
 
     /// `prometheusURL` overrides the real Prometheus (a stand-in, or a dead port).
+    /// `scrapeJobs` > 1 scrapes the cluster under that many jobs, as Prometheus sees two
+    /// kube-state-metrics replicas: every series comes once per job.
     init(prometheusURL: String? = nil, extraConfig: String = "", minNodes: Int = 0, maxNodes: Int = 6, leaseTTL: String = "2m",
-         prometheusTimeout: String = "8s") async throws {
+         prometheusTimeout: String = "8s", scrapeJobs: Int = 1) async throws {
         fixture = try MotoFixture()
         tableName = try await fixture.createTable()
         clusterID = Peers.uniqueName("e2e")
@@ -27,7 +29,11 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
         exporter = try ClusterExporter()
         directory = try ChildProcess.temporaryDirectory("kscaler-e2e")
         if prometheusURL == nil {
-            prometheus = try await PrometheusServer.start(config: PrometheusServer.scrapeConfig(targets: [exporter.target]))
+            var config = PrometheusServer.scrapeConfig(targets: [exporter.target])
+            for job in 1..<max(1, scrapeJobs) {
+                config += "\n  - {job_name: replica-\(job), static_configs: [{targets: ['\(exporter.target)']}]}"
+            }
+            prometheus = try await PrometheusServer.start(config: config)
         } else {
             prometheus = nil
         }
@@ -53,9 +59,10 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
     /// Runs `body` with a fresh harness and always stops it (Prometheus, exporter, files),
     /// also when `body` throws.
     static func with(prometheusURL: String? = nil, extraConfig: String = "", minNodes: Int = 0, maxNodes: Int = 6, leaseTTL: String = "2m",
-                     prometheusTimeout: String = "8s", _ body: (EndToEndHarness) async throws -> Void) async throws {
+                     prometheusTimeout: String = "8s", scrapeJobs: Int = 1, _ body: (EndToEndHarness) async throws -> Void) async throws {
         let harness = try await EndToEndHarness(prometheusURL: prometheusURL, extraConfig: extraConfig, minNodes: minNodes,
-                                                maxNodes: maxNodes, leaseTTL: leaseTTL, prometheusTimeout: prometheusTimeout)
+                                                maxNodes: maxNodes, leaseTTL: leaseTTL, prometheusTimeout: prometheusTimeout,
+                                                scrapeJobs: scrapeJobs)
         do {
             try await body(harness)
         } catch {
