@@ -32,13 +32,15 @@ public enum ConfigLoader {
 
         /// Where `path` came from; a key inside a free-form section (`workers.sizes.m5.large.cpu`)
         /// came from wherever its section did.
-        public func source(of path: String) -> Source {
-            var candidate = Substring(path)
-            while true {
-                if let source = sources[String(candidate)] { return source }
-                guard let dot = candidate.lastIndex(of: ".") else { return .defaultValue }
-                candidate = candidate[..<dot]
-            }
+        public func source(of path: String) -> Source { ConfigLoader.source(of: path, in: sources) }
+    }
+
+    static func source(of path: String, in sources: [String: Source]) -> Source {
+        var candidate = Substring(path)
+        while true {
+            if let source = sources[String(candidate)] { return source }
+            guard let dot = candidate.lastIndex(of: ".") else { return .defaultValue }
+            candidate = candidate[..<dot]
         }
     }
 
@@ -81,6 +83,7 @@ public enum ConfigLoader {
         if let path {
             if let data = readFile(path) {
                 do {
+                    try checkSize(data, path: path)
                     let value = try parseYAML(data, path: path)
                     tree = value
                     for leaf in leafPaths(value) { sources[leaf] = .file(path) }
@@ -119,7 +122,43 @@ public enum ConfigLoader {
         case .success:
             return .failure(ConfigErrors(problems: problems))
         case .failure(let errors):
-            return .failure(ConfigErrors(problems: problems + errors.problems))
+            return .failure(ConfigErrors(problems: problems + errors.problems.map { problem in
+                var problem = problem
+                switch source(of: problem.path, in: sources) {
+                case .environment(let name), .alias(let name): problem.variable = name
+                case .file, .defaultValue: break
+                }
+                return problem
+            }))
+        }
+    }
+
+    /// A configuration is a few kilobytes; this bounds what reading a wrong or hostile file costs.
+    public static let maxFileBytes = 256 << 10
+    /// Values after YAML aliases are expanded: a few hundred in practice.
+    public static let maxValues = 10_000
+    /// Nesting of `[` and `{`: a handful in practice, while the YAML composer recurses per level.
+    public static let maxNesting = 64
+
+    static func checkSize(_ data: Data, path: String) throws(FileProblem) {
+        guard data.count <= maxFileBytes else {
+            throw FileProblem(problem: ConfigProblem(
+                path: path, message: "the file is \(data.count >> 10) KiB, more than the \(maxFileBytes >> 10) KiB a configuration may be",
+                fix: "a kscaler configuration is a few KB: check that --config names the right file"))
+        }
+        var depth = 0, deepest = 0
+        for byte in data {
+            if byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{") {
+                depth += 1
+                deepest = max(deepest, depth)
+            } else if byte == UInt8(ascii: "]") || byte == UInt8(ascii: "}") {
+                depth = max(0, depth - 1)
+            }
+        }
+        guard deepest <= maxNesting else {
+            throw FileProblem(problem: ConfigProblem(
+                path: path, message: "brackets are nested \(deepest) deep, more than \(maxNesting)",
+                fix: "a kscaler configuration nests a few levels: check that --config names the right file"))
         }
     }
 
@@ -138,7 +177,13 @@ public enum ConfigLoader {
         guard case .mapping = node else {
             throw FileProblem(problem: ConfigProblem(path: path, message: "the top level is not a map of settings", fix: "start the file with `cluster_id: …`"))
         }
-        return convert(node)
+        var budget = maxValues
+        guard let value = convert(node, budget: &budget) else {
+            throw FileProblem(problem: ConfigProblem(
+                path: path, message: "the file expands to more than \(maxValues) values (YAML aliases repeat what their anchor holds)",
+                fix: "write the settings out, or use fewer aliases"))
+        }
+        return value
     }
 
     /// "line 2, column 8: mapping values are not allowed in this context" (lines from 1).
@@ -153,7 +198,11 @@ public enum ConfigLoader {
 
     /// YAML scalars keep their resolved type (int, float, bool, null) so `min: 3` is a number
     /// and `min: "3"` a string; the core accepts both spellings where it makes sense.
-    static func convert(_ node: Node) -> ConfigValue {
+    /// Nil once `budget` values have been made: an alias repeats its anchor's whole subtree,
+    /// so a few lines of aliases to aliases expand to billions of values.
+    static func convert(_ node: Node, budget: inout Int) -> ConfigValue? {
+        budget -= 1
+        guard budget >= 0 else { return nil }
         switch node {
         case .scalar(let scalar):
             if scalar.style == .plain {
@@ -165,10 +214,18 @@ public enum ConfigLoader {
             return .string(scalar.string)
         case .mapping(let mapping):
             var fields: [String: ConfigValue] = [:]
-            for (key, value) in mapping { fields[key.string ?? "\(key)"] = convert(value) }
+            for (key, value) in mapping {
+                guard let converted = convert(value, budget: &budget) else { return nil }
+                fields[key.string ?? "\(key)"] = converted
+            }
             return .map(fields)
         case .sequence(let sequence):
-            return .list(sequence.map(convert))
+            var items: [ConfigValue] = []
+            for item in sequence {
+                guard let converted = convert(item, budget: &budget) else { return nil }
+                items.append(converted)
+            }
+            return .list(items)
         case .alias:
             return .null
         }

@@ -8,7 +8,7 @@ public enum UserDataRenderer {
 
     /// What `kscaler run` passes to RunInstances: the k3s worker's user data, or nil when a
     /// launch template is configured (it carries its own user data, which EC2 then applies).
-    static func workerUserData(for config: KScalerConfig) throws -> String? {
+    public static func workerUserData(for config: KScalerConfig) throws -> String? {
         guard config.workers.launchTemplate == nil else { return nil }
         return try render(.k3sWorker, UserDataInputs(config: config))
     }

@@ -48,43 +48,24 @@ private func isAWSID(_ text: String, prefix: String) -> Bool {
 }
 
 /// A Kubernetes name segment: 1…63 of [A-Za-z0-9-_.], alphanumeric at both ends.
-func isKubernetesName(_ text: String) -> Bool {
-    guard let first = text.first, let last = text.last, text.count <= 63 else { return false }
-    return isAlphanumeric(first) && isAlphanumeric(last)
-        && text.allSatisfy { isAlphanumeric($0) || $0 == "-" || $0 == "_" || $0 == "." }
-}
+func isKubernetesName(_ text: String) -> Bool { ASCIIMatch.matches(text, ASCIIMatch.isName) }
 
 /// A label or taint key: `[prefix/]name`, prefix a DNS subdomain.
-func isKubernetesKey(_ text: String) -> Bool {
-    let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-    switch parts.count {
-    case 1: return isKubernetesName(text)
-    case 2:
-        let prefix = parts[0]
-        return !prefix.isEmpty && prefix.count <= 253
-            && prefix.allSatisfy { isLowerAlphanumeric($0) || $0 == "-" || $0 == "." }
-            && isKubernetesName(String(parts[1]))
-    default: return false
-    }
-}
+func isKubernetesKey(_ text: String) -> Bool { ASCIIMatch.matches(text, ASCIIMatch.isKey) }
 
 /// A label value: empty, or a Kubernetes name.
 func isKubernetesValue(_ text: String) -> Bool { text.isEmpty || isKubernetesName(text) }
 
 extension TextRule {
     static let clusterID = TextRule(
-        expected: "a valid cluster id ([a-z0-9-], 1 to 40 characters)",
-        fix: "use lowercase letters, digits and dashes only, at most 40, e.g. demo or prod-eu",
-        isValid: { (1...40).contains($0.count) && $0.allSatisfy { isLowerAlphanumeric($0) || $0 == "-" } }
+        expected: "a valid cluster id (1 to 40 of a-z 0-9 -, a letter or digit at both ends)",
+        fix: "use lowercase letters, digits and dashes only, at most 40, starting and ending with a letter or digit, e.g. demo or prod-eu",
+        isValid: { ASCIIMatch.matches($0, ASCIIMatch.isShortName) }
     )
     static let region = TextRule(
         expected: "an AWS region name",
         fix: "write a region such as us-east-1 or eu-west-3",
-        isValid: { text in
-            let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-            return parts.count >= 3 && parts.dropLast().allSatisfy { !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isLowercase } }
-                && parts.last!.allSatisfy { $0.isASCII && $0.isNumber } && !parts.last!.isEmpty
-        }
+        isValid: { ASCIIMatch.matches($0, ASCIIMatch.isRegion) }
     )
     static let table = TextRule(
         expected: "a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)",
@@ -92,9 +73,9 @@ extension TextRule {
         isValid: { (3...255).contains($0.count) && $0.allSatisfy { isAlphanumeric($0) || "_.-".contains($0) } }
     )
     static let pool = TextRule(
-        expected: "a pool name ([a-z0-9-], 1 to 40 characters)",
-        fix: "use lowercase letters, digits and dashes, e.g. default or batch",
-        isValid: { (1...40).contains($0.count) && $0.allSatisfy { isLowerAlphanumeric($0) || $0 == "-" } }
+        expected: "a pool name (1 to 40 of a-z 0-9 -, a letter or digit at both ends)",
+        fix: "use lowercase letters, digits and dashes, starting and ending with a letter or digit, e.g. default or batch",
+        isValid: { ASCIIMatch.matches($0, ASCIIMatch.isShortName) }
     )
     static let instanceID = TextRule(expected: "an EC2 instance id", fix: "write ids such as i-0123456789abcdef0", isValid: { isAWSID($0, prefix: "i-") })
     static let subnetID = TextRule(expected: "a subnet id", fix: "write subnet ids such as subnet-0123456789abcdef0", isValid: { isAWSID($0, prefix: "subnet-") })
@@ -116,12 +97,9 @@ extension TextRule {
         isValid: { $0 == "$Latest" || $0 == "$Default" || (!$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } && $0.first != "0") }
     )
     static let ssmParameter = TextRule(
-        expected: "an SSM parameter name",
-        fix: "write a path such as /kscaler/demo/join-token (letters, digits, _ . - /)",
-        isValid: { text in
-            !text.isEmpty && text.count <= 2048 && text.allSatisfy { isAlphanumeric($0) || "_.-/".contains($0) }
-                && (!text.contains("/") || text.hasPrefix("/"))
-        }
+        expected: "an SSM parameter path (a leading / and 1 to 1010 of A-Z a-z 0-9 _ . - /)",
+        fix: "write a path such as /kscaler/demo/join-token",
+        isValid: { ASCIIMatch.matches($0, ASCIIMatch.isParameter) }
     )
     static let instanceProfile = TextRule(
         expected: "an instance profile name or ARN",

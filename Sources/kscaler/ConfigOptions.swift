@@ -17,7 +17,20 @@ struct ConfigOptions: ParsableArguments {
             return loaded
         case .failure(let errors):
             printError("kscaler: the configuration is invalid (\(errors.problems.count) problem\(errors.problems.count == 1 ? "" : "s")):")
-            for problem in errors.problems { printError("  - \(problem)") }
+            for line in errors.listing { printError(line) }
+            throw KScalerExit.invalidConfig
+        }
+    }
+}
+
+extension ConfigOptions {
+    /// Worker user data for launches (nil when the launch template carries its own); a value
+    /// it cannot hold is a configuration error (exit 2), reported by `config check` and `run` alike.
+    static func workerUserData(for config: KScalerConfig) throws -> String? {
+        do {
+            return try UserDataRenderer.workerUserData(for: config)
+        } catch {
+            printError("kscaler: the worker user data cannot be rendered from this configuration: \(error)")
             throw KScalerExit.invalidConfig
         }
     }

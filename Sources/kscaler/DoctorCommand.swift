@@ -34,7 +34,7 @@ struct DoctorCommand: AsyncParsableCommand {
                 checks.append(DoctorCheck(name: "config", passed: true, detail: value.file.map { "valid (\($0))" } ?? "valid (environment only)"))
             case .failure(let errors):
                 checks.append(DoctorCheck(name: "config", passed: false,
-                                          detail: errors.problems.map(\.description).joined(separator: "; ")))
+                                          detail: errors.listing.map { $0.trimmingPrefix("  - ") }.joined(separator: "; ")))
             }
         }
         checks += await Doctor.awsChecks(environment: environment, configuredRegion: region ?? loaded?.config.region, transport: transport)

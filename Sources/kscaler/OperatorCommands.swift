@@ -18,6 +18,8 @@ struct ConfigCommand: AsyncParsableCommand {
 
         func run() async throws {
             let loaded = try configOptions.load(environment: processEnvironment())
+            // The check `run` makes before it launches anything, so what passes here runs there.
+            _ = try ConfigOptions.workerUserData(for: loaded.config)
             print("configuration is valid\(loaded.file.map { " (file \($0))" } ?? " (environment only)")")
             let settings = loaded.config.effectiveSettings()
             let width = (settings.map(\.path.count).max() ?? 0) + 2

@@ -90,13 +90,7 @@ enum Evaluation {
             printError("kscaler: cannot start: \(error)")
             throw KScalerExit.observationFailed
         }
-        let userData: String?
-        do {
-            userData = try runtime.workerUserData()
-        } catch {
-            printError("kscaler: the worker user data cannot be rendered from this configuration: \(error)")
-            throw KScalerExit.invalidConfig
-        }
+        let userData = try ConfigOptions.workerUserData(for: config)
         let invocation = Evaluator.Invocation(runID: Runtime.newRunID(), owner: Runtime.leaseOwner(), userData: userData, deadline: end)
 
         let report = await SignalHandling.runCancellingOnSignal(deadline: end) {

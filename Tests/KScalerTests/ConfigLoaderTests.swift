@@ -74,8 +74,56 @@ import Yams
     }
 
     @Test func yamlScalarsKeepTheirTypesAndQuotedOnesStayStrings() {
-        let tree = ConfigLoader.convert(try! Yams.compose(yaml: "a: 3\nb: \"3\"\nc: true\nd: ~\ne: [1, x]\n")!)
+        var budget = 100
+        let tree = ConfigLoader.convert(try! Yams.compose(yaml: "a: 3\nb: \"3\"\nc: true\nd: ~\ne: [1, x]\n")!, budget: &budget)
         #expect(tree == .map(["a": .number(3), "b": .string("3"), "c": .bool(true), "d": .null, "e": .list([.number(1), .string("x")])]))
+    }
+
+    // MARK: Hostile files: every one answered fast, with one clear problem
+
+    func problems(_ yaml: String, environment: [String: String] = [:]) -> [ConfigProblem] {
+        guard case .failure(let errors) = load(yaml, environment: environment) else { return [] }
+        return errors.problems
+    }
+
+    @Test func aFileLargerThanAConfigurationIsRefusedBeforeParsing() {
+        let big = Self.yaml + "\n" + (0..<40_000).map { "unknown_\($0): \($0)" }.joined(separator: "\n")
+        #expect(big.utf8.count > ConfigLoader.maxFileBytes)
+        #expect(problems(big).map(\.message) == ["the file is \(big.utf8.count >> 10) KiB, more than the 256 KiB a configuration may be"])
+    }
+
+    /// Nine levels of nine aliases: 387 million values once expanded (the landed build used
+    /// 24 GB on it before it was killed).
+    @Test func aliasesThatExpandBeyondAnyConfigurationAreRefused() {
+        var bomb = Self.yaml + "\na0: &a0 [x, x, x, x, x, x, x, x, x]"
+        for level in 1...8 { bomb += "\na\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 9).joined(separator: ", ") + "]" }
+        #expect(problems(bomb).map(\.message) == ["the file expands to more than 10000 values (YAML aliases repeat what their anchor holds)"])
+        // An alias or two, as people write them, still works.
+        let modest = Self.yaml.replacingOccurrences(of: "subnets: [subnet-a]", with: "subnets: &nets [subnet-a]")
+            + "\nvictims: {protected_instances: []}"
+        #expect(problems(modest).isEmpty)
+    }
+
+    @Test func deepNestingIsRefusedBeforeTheComposerRecursesIntoIt() {
+        let deep = Self.yaml + "\nsignals: {x: " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"
+        #expect(problems(deep).map(\.message) == ["brackets are nested 100001 deep, more than 64"])
+    }
+
+    @Test func thousandsOfProblemsAreCountedButOnlyTheFirstListed() throws {
+        let many = Self.yaml + "\n" + (0..<3_000).map { "unknown_\($0): \($0)" }.joined(separator: "\n")
+        guard case .failure(let errors) = load(many) else { Issue.record("accepted"); return }
+        #expect(errors.problems.count == 3_000)
+        let lines = errors.description.split(separator: "\n")
+        #expect(lines.count == 1 + ConfigErrors.listed + 1)
+        #expect(lines.first == "configuration has 3000 problems:")
+        #expect(lines.last == "  … and 2975 more; fix these first (is --config the right file?)")
+    }
+
+    @Test func aBadValueFromTheEnvironmentNamesTheVariable() {
+        let found = problems(Self.yaml, environment: ["KSCALER_NODES_MIN": "many", "MAX_NODES": "-1", "KSCALER_LEASE_TTL": "soon"])
+        #expect(Set(found.compactMap(\.variable)) == ["KSCALER_NODES_MIN", "MAX_NODES", "KSCALER_LEASE_TTL"])
+        #expect(found.allSatisfy { $0.description.contains("(set by environment variable \($0.variable ?? "?"))") })
+        #expect(problems(Self.yaml.replacingOccurrences(of: "min: 1", with: "min: many")).allSatisfy { $0.variable == nil })
     }
 }
 
