@@ -113,11 +113,11 @@ public struct Evaluator: Sendable {
         case .success(false):
             report.leaseReleased = false
             report.errors.append("the lease was lost before the run finished (another run took it over after expiry); nothing was recorded")
-            report.outcome = Self.unrecorded(report.outcome, actions: report.actions)
+            report.outcome = Self.unrecorded(report.actions)
         case .failure(let error):
             report.leaseReleased = false
             report.errors.append("recording and releasing the lease failed: \(describeError(error)); it expires at \(describe(lease.expiresAt))")
-            report.outcome = Self.unrecorded(report.outcome, actions: report.actions)
+            report.outcome = Self.unrecorded(report.actions)
         }
         return report
     }
@@ -140,7 +140,7 @@ public struct Evaluator: Sendable {
     }
 
     /// A run whose recording failed: it never says "nothing was done" (exit 3) after acting.
-    static func unrecorded(_ outcome: RunReport.Outcome, actions: [RunEvent.ActionRecord]) -> RunReport.Outcome {
+    static func unrecorded(_ actions: [RunEvent.ActionRecord]) -> RunReport.Outcome {
         switch RunReport.Outcome.of(actions) {
         case nil: .failed
         case .actionResultUnknown?: .actionResultUnknown

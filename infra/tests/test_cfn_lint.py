@@ -131,7 +131,9 @@ def test_alarms_watch_the_documented_log_fields(resources):
     patterns = {name: resources[name]["Properties"]["FilterPattern"]
                 for name in ("RunsFinishedMetric", "RunsFailedMetric", "FleetAtMaxMetric")}
     assert patterns["RunsFinishedMetric"] == '{ $.event = "run_finished" }'
-    assert '($.outcome = "failed")' in patterns["RunsFailedMetric"]
+    # Every outcome that exits non-zero (3 or 4) counts as a failed run.
+    for outcome in ("failed", "action_failed", "action_result_unknown"):
+        assert f'($.outcome = "{outcome}")' in patterns["RunsFailedMetric"], outcome
     assert "($.at_max IS TRUE)" in patterns["FleetAtMaxMetric"]
     readme = (REPO / "infra/README.md").read_text()
     for field in ('"event":"run_finished"', '"outcome"', '"at_max"'):
