@@ -103,6 +103,11 @@ enum Evaluation {
         case .human: print(ReportPrinter.human(report, bounds: config.nodes, now: Date()))
         }
         for error in report.errors { logger.error("\(error)") }
+        // A clock running ahead (or an edited state item) is worth an operator's look even when
+        // the run could go on.
+        for reason in report.decision?.reasons ?? [] where reason.code == .futureTimestamp {
+            logger.warning("\(reason.message)", metadata: ["event": "clock_skew"])
+        }
         // The run's last log record: CloudWatch metric filters and alarms key on these fields
         // (infra/README.md, "Log fields").
         logger.info("run_finished", metadata: [

@@ -184,6 +184,23 @@ import TestSupport
         }
     }
 
+    /// A cooldown stamp an hour ahead (a host with a fast clock wrote it) would silently hold
+    /// scale-ups for an hour; the run warns and does not use it.
+    @Test func aFutureCooldownStampIsWarnedAboutAndNotHonoured() async throws {
+        try await EndToEndHarness.with { harness in
+            try await harness.fixture.dynamoDB.updateItem(
+                table: harness.tableName, key: harness.table.stateKey,
+                update: DynamoDBExpression("SET last_scale_up_at = :t", values: [":t": .number(Date().timeIntervalSince1970 + 3600)]))
+            harness.exporter.update { $0.pending = [.init(cpu: 1, memory: 1_048_576)] }
+            try await harness.waitForMetrics()
+            let (result, report) = try await harness.report("run", ["--log-format", "json"])
+            #expect(result.status == 0, "\(result.combined)")
+            #expect(result.stderr.contains(#""event":"clock_skew""#), "\(result.stderr)")
+            #expect(result.stderr.contains("not used as a cooldown"))
+            #expect(report?.actions.first?.kind == .launch, "the pending pod is served, not held for an hour")
+        }
+    }
+
     @Test func leaseStatusJSONUsesSnakeCaseKeys() async throws {
         try await EndToEndHarness.with { harness in
             guard case .acquired = try await harness.table.acquire(owner: "host/1/a", ttl: .seconds(60), now: Date()) else {
