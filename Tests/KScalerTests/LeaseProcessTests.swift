@@ -104,8 +104,9 @@ import TestSupport
         }
     }
 
+    /// Prometheus answers after two minutes, so the run is still observing when SIGTERM comes.
     @Test func sigtermReleasesTheLeaseBeforeExit() async throws {
-        let prometheus = try Self.slowPrometheus(delay: .seconds(3))
+        let prometheus = try Self.slowPrometheus(delay: .seconds(120))
         defer { prometheus.stop() }
         try await EndToEndHarness.with(prometheusURL: prometheus.baseURL) { harness in
             let run = try Self.startRun(harness)
@@ -121,10 +122,12 @@ import TestSupport
     }
 
     @Test func aKilledHolderBlocksOthersOnlyUntilTheLeaseExpires() async throws {
-        let prometheus = try Self.slowPrometheus(delay: .seconds(3))
+        // Prometheus answers after two minutes: the first run is still waiting on it (its work
+        // deadline is 11 s away) when it is killed, however slowly this test notices the lease.
+        let prometheus = try Self.slowPrometheus(delay: .seconds(120))
         defer { prometheus.stop() }
         try await EndToEndHarness.with(prometheusURL: prometheus.baseURL, leaseTTL: "15s") { harness in
-            let killed = try Self.startRun(harness, extra: ["--timeout", "6"])
+            let killed = try Self.startRun(harness, extra: ["--timeout", "14"])
             let holder = try await Self.waitUntilHeld(harness)
             kill(killed.0.processIdentifier, SIGKILL)
             _ = await Self.finish(killed)
