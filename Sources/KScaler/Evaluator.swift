@@ -7,23 +7,33 @@ import Logging
 ///
 /// Fail-safe by construction: nothing is acted on unless the lease is ours with more than the
 /// safety margin left, every signal the core needs is usable and EC2 answered; any failure
-/// before `act` means no action. Once the lease is acquired it is released on every path —
-/// success, error, deadline, cancellation (SIGTERM) — in the same round trip that records the
-/// state and the history.
+/// before `act` means no action. The lease is taken and given back in one place
+/// (`withLease`): released on every path — success, error, deadline, cancellation (SIGTERM) —
+/// in the same round trip that records the state and the history.
+///
+/// What a run decides is injected (`Decider`): the policy's `decide` by default; a manual
+/// target or a drain step later, with the same lease, observation and actions around it.
 public struct Evaluator: Sendable {
+    /// Turns what was observed into a decision at the given time; pure.
+    public typealias Decider = @Sendable (Observation, Date) -> Decision
+
     let config: KScalerConfig
     let store: any RunStore
     let fleet: any Fleet
     let metrics: any MetricsSource
+    let decider: Decider
     let clock: @Sendable () -> Date
     let logger: Logger
 
     public init(config: KScalerConfig, store: any RunStore, fleet: any Fleet, metrics: any MetricsSource,
-                clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "kscaler")) {
+                decider: Decider? = nil, clock: @escaping @Sendable () -> Date = { Date() },
+                logger: Logger = Logger(label: "kscaler")) {
         self.config = config
         self.store = store
         self.fleet = fleet
         self.metrics = metrics
+        let policy = config.policy
+        self.decider = decider ?? { observation, now in decide(observation, policy: policy, now: now) }
         self.clock = clock
         self.logger = logger
     }
@@ -46,24 +56,49 @@ public struct Evaluator: Sendable {
         }
     }
 
-    struct LeaseTooShort: Error, CustomStringConvertible {
-        var remaining: TimeInterval
-        var margin: TimeInterval
-        var description: String {
-            "only \(Int(remaining))s of the lease left, less than the safety margin \(Int(margin))s: refusing to start an EC2 action (raise lease.ttl or lower --timeout)"
-        }
-    }
-
     /// When work stops so that the release still fits before `end`: a quarter of the time
     /// left, at most 3 s (a release is one request, retries included).
     public static func workDeadline(before end: ContinuousClock.Instant, now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant {
         end - min(.seconds(3), (end - now) / 4)
     }
 
-    // MARK: run
+    // MARK: run and plan
 
     public func run(_ invocation: Invocation) async -> RunReport {
-        var report = RunReport(runID: invocation.runID, mode: .run, clusterID: config.clusterID, startedAt: clock())
+        let report = RunReport(runID: invocation.runID, mode: .run, clusterID: config.clusterID, startedAt: clock())
+        return await withLease(invocation, report: report) { [self] lease, state, report in
+            await evaluate(state: state, mode: .real(lease), invocation: invocation, report: report)
+        }
+    }
+
+    /// The full observation and decision with no writes at all: no lease, no state, no
+    /// history; EC2 actions only as `DryRun=true`, so missing IAM permissions show up.
+    public func plan(_ invocation: Invocation) async -> RunReport {
+        let report = RunReport(runID: invocation.runID, mode: .plan, clusterID: config.clusterID, startedAt: clock())
+        let end = invocation.deadline ?? .now + .seconds(config.lease.ttl)
+        return await RequestDeadline.enforcing(end) { [self, store, report] in
+            var report = report
+            do {
+                (report, _) = await evaluate(state: try await store.readState(), mode: .dryRun, invocation: invocation, report: report)
+            } catch {
+                report.errors.append(describeError(error))
+                report.outcome = .failed
+            }
+            report.finishedAt = clock()
+            return report
+        }
+    }
+
+    // MARK: the lease, written once
+
+    /// What a run does while it holds the lease: from the lease and the state the acquisition
+    /// read, the report so far to the report and the state changes to record.
+    typealias LeaseBody = @Sendable (Lease, StoredState, RunReport) async -> (RunReport, StateChanges)
+
+    /// Takes the lease, runs `body` until the work deadline (or SIGTERM) cancels it, then
+    /// records and releases — on every path, cancelled ones included, by the run's deadline.
+    func withLease(_ invocation: Invocation, report: RunReport, _ body: @escaping LeaseBody) async -> RunReport {
+        var report = report
         let end = invocation.deadline ?? .now + .seconds(config.lease.ttl)
         let workEnd = Self.workDeadline(before: end)
         let (store, owner, startedAt, ttl, skew) = (store, invocation.owner, report.startedAt, config.lease.ttl, config.lease.maxClockSkew)
@@ -94,17 +129,10 @@ public struct Evaluator: Sendable {
         report.lease = .init(owner: lease.owner, token: lease.token, expiresAt: lease.expiresAt)
         logger.debug("lease acquired", metadata: ["lease_token": "\(lease.token)", "expires_at": "\(describe(lease.expiresAt))"])
 
-        // Observe, decide, act — stopped at the work deadline (or by SIGTERM): requests in
-        // flight are aborted, nothing new starts.
+        // Stopped at the work deadline (or by SIGTERM): requests in flight are aborted, nothing new starts.
         let changes: StateChanges
-        (report, changes) = await RequestDeadline.enforcing(workEnd) { [self, report] in
-            var report = report, changes = StateChanges()
-            await observeDecideAct(lease: lease, state: state, invocation: invocation, report: &report, changes: &changes)
-            return (report, changes)
-        }
+        (report, changes) = await RequestDeadline.enforcing(workEnd) { [report] in await body(lease, state, report) }
 
-        // Recorded and released whatever happened above, a cancelled run (SIGTERM, deadline)
-        // included, by `end` at the latest.
         report.finishedAt = clock()
         let (event, retention) = (report.historyEvent, config.historyRetention)
         switch await Self.evenIfCancelled(until: end, { try await store.finish(lease: lease, changes: changes, event: event, retention: retention) }) {
@@ -122,32 +150,6 @@ public struct Evaluator: Sendable {
         return report
     }
 
-    private func observeDecideAct(lease: Lease, state: StoredState, invocation: Invocation,
-                                  report: inout RunReport, changes: inout StateChanges) async {
-        do {
-            let (observation, retryLaunchID) = try await observe(state: state, report: &report, changes: &changes)
-            let decision = decide(observation, policy: config.policy, now: clock())
-            report.decision = decision
-            try await act(decision, lease: lease, state: state, invocation: invocation, retryLaunchID: retryLaunchID,
-                          report: &report, changes: &changes)
-        } catch {
-            report.errors.append(describeError(error))
-        }
-        if Task.isCancelled, !report.errors.contains(describeError(CancellationError())) {
-            report.errors.append(describeError(CancellationError()))
-        }
-        report.outcome = outcome(of: report)
-    }
-
-    /// A run whose recording failed: it never says "nothing was done" (exit 3) after acting.
-    static func unrecorded(_ actions: [RunEvent.ActionRecord]) -> RunReport.Outcome {
-        switch RunReport.Outcome.of(actions) {
-        case nil: .failed
-        case .actionResultUnknown?: .actionResultUnknown
-        default: .actionFailed
-        }
-    }
-
     /// Runs `body` in a task of its own, so a cancelled run (SIGTERM, deadline) still sends it,
     /// bounded by `end`: the lease is released (or given back) whatever happened.
     static func evenIfCancelled<T: Sendable>(until end: ContinuousClock.Instant,
@@ -159,183 +161,49 @@ public struct Evaluator: Sendable {
         }.value
     }
 
-    // MARK: plan
-
-    /// The full observation and decision with no writes at all: no lease, no state, no
-    /// history; EC2 actions only as `DryRun=true`, so missing IAM permissions show up.
-    public func plan(_ invocation: Invocation) async -> RunReport {
-        let report = RunReport(runID: invocation.runID, mode: .plan, clusterID: config.clusterID, startedAt: clock())
-        let end = invocation.deadline ?? .now + .seconds(config.lease.ttl)
-        return await RequestDeadline.enforcing(end) { [self, report] in
-            var report = report, ignored = StateChanges()
-            do {
-                let state = try await store.readState()
-                let (observation, retryLaunchID) = try await observe(state: state, report: &report, changes: &ignored)
-                let decision = decide(observation, policy: config.policy, now: clock())
-                report.decision = decision
-                try await dryRun(decision, invocation: invocation, retryLaunchID: retryLaunchID, report: &report)
-                report.outcome = outcome(of: report)
-            } catch {
-                report.errors.append(describeError(error))
-                report.outcome = report.decision == nil ? .failed : .actionFailed
-            }
-            report.finishedAt = clock()
-            return report
+    /// A run whose recording failed: it never says "nothing was done" (exit 3) after acting.
+    static func unrecorded(_ actions: [RunEvent.ActionRecord]) -> RunReport.Outcome {
+        switch RunReport.Outcome.of(actions) {
+        case nil: .failed
+        case .actionResultUnknown?: .actionResultUnknown
+        default: .actionFailed
         }
     }
 
-    // MARK: steps
+    // MARK: the steps
 
-    /// Prometheus and EC2 concurrently; then the launch intent, if one is pending.
-    /// Returns the observation and, when an earlier launch never happened, its launch id to
-    /// reuse (same ClientToken: AWS deduplicates if it did happen after all).
-    func observe(state: StoredState, report: inout RunReport, changes: inout StateChanges) async throws -> (Observation, String?) {
-        try Task.checkCancellation()
-        async let metricsObservation = metrics.observe(queries: config.queries(), now: clock())
-        async let instancesResult = fleet.managedInstances()
-        let observed = await metricsObservation
-        let instances = try await instancesResult
-
-        var retryLaunchID: String?
-        if let intent = state.launchIntent {
-            let launched = try await fleet.instances(launchID: intent.launchID)
-            if launched.isEmpty {
-                retryLaunchID = intent.launchID
-                report.notes.append("launch \(intent.launchID) (\(intent.count) nodes) was recorded but no instance carries its tag: it never happened; a new launch reuses its id")
-            } else {
-                // Launched by a run that ended before recording it: recorded now, so every
-                // launch reaches the history.
-                report.actions.append(.init(kind: .launch, instanceIDs: launched.map(\.id), instanceType: launched.first?.instanceType,
-                                            subnetID: launched.first?.subnetID, launchID: intent.launchID, recovered: true))
-                report.notes.append("launch \(intent.launchID) had completed: \(launched.map(\.id).joined(separator: ", ")) "
-                    + "(an earlier run launched them and ended before recording it)")
-            }
-            changes.clearLaunchIntent = true
+    /// Observe, decide, act; each step returns what it found or did, and any failure ends the
+    /// steps with what had happened so far.
+    func evaluate(state: StoredState, mode: ActMode, invocation: Invocation, report: RunReport) async -> (RunReport, StateChanges) {
+        var report = report, changes = StateChanges()
+        do {
+            let observed = try await observe(state: state)
+            report.observation = observed.observation
+            report.notes += observed.notes
+            report.actions += observed.recovered
+            changes.clearLaunchIntent = observed.intentSettled
+            let decision = decider(observed.observation, clock())
+            report.decision = decision
+            let acted = await act(decision, mode: mode, state: state, retryLaunchID: observed.retryLaunchID, userData: invocation.userData)
+            report.actions += acted.actions
+            // A launch written as a new intent decides about it; else the lookup above does.
+            changes = acted.changes.updating(clearLaunchIntent: acted.wroteIntent ? acted.changes.clearLaunchIntent : observed.intentSettled)
+            if let error = acted.error { report.errors.append(describeError(error)) }
+        } catch {
+            report.errors.append(describeError(error))
         }
-        let observation = Observation(readings: observed.readings, nodes: observed.nodes, instances: instances, state: state.scaler)
-        report.observation = observation
-        return (observation, retryLaunchID)
+        if Task.isCancelled, !report.errors.contains(describeError(CancellationError())) {
+            report.errors.append(describeError(CancellationError()))
+        }
+        report.outcome = outcome(of: report)
+        return (report, changes)
     }
-
-    /// Terminates failed boots, then launches or terminates as decided. Every EC2 call and
-    /// state write happens while the lease has more than its safety margin left — a request
-    /// still in flight then is cut off — so no run acts while another may already hold the
-    /// lease. Each action is recorded with its result: done, failed (nothing happened), or
-    /// unknown (sent, no usable answer: it may have happened, and the next run looks first).
-    func act(_ decision: Decision, lease: Lease, state: StoredState, invocation: Invocation, retryLaunchID: String?,
-             report: inout RunReport, changes: inout StateChanges) async throws {
-        let hasWork = decision.action != .none || !decision.failedBoots.isEmpty
-        guard hasWork else { return }
-        // A cancelled run (SIGTERM, deadline) starts no EC2 action; it only releases the lease.
-        try Task.checkCancellation()
-        let now = clock()
-        let remaining = lease.expiresAt.timeIntervalSince(now)
-        guard remaining >= config.lease.safetyMargin else {
-            throw LeaseTooShort(remaining: remaining, margin: config.lease.safetyMargin)
-        }
-        var unavailable = state.scaler.unavailableOfferings.filter { $0.until > now }
-        defer {
-            if unavailable != state.scaler.unavailableOfferings { changes.unavailableOfferings = unavailable }
-        }
-        let safeUntil = ContinuousClock.now + .seconds(remaining - config.lease.safetyMargin)
-        try await RequestDeadline.bounded(by: safeUntil) {
-            if !decision.failedBoots.isEmpty {
-                let ids = decision.failedBoots.map(\.instanceID)
-                do {
-                    try await fleet.terminate(ids, dryRun: false)
-                } catch {
-                    report.actions.append(.init(kind: .terminateFailedBoot, instanceIDs: ids, result: Self.result(of: error), error: describeError(error)))
-                    throw error
-                }
-                report.actions.append(.init(kind: .terminateFailedBoot, instanceIDs: ids))
-                unavailable += decision.failedBoots.map(\.unavailable)
-                logger.notice("terminated failed boots", metadata: ["instances": "\(ids.joined(separator: ","))"])
-            }
-
-            switch decision.action {
-            case .none:
-                break
-            case .scaleUp(let count):
-                let launchID = retryLaunchID ?? Self.newLaunchID()
-                try await store.recordLaunchIntent(LaunchIntent(launchID: launchID, count: count, createdAt: now), lease: lease)
-                changes.clearLaunchIntent = false
-                let plan = LaunchPlan(launchID: launchID, count: count, candidates: decision.launchCandidates, userData: invocation.userData)
-                do {
-                    let result = try await fleet.launch(plan, dryRun: false)
-                    unavailable += result.unavailable.map { unavailableEntry($0, now: now) }
-                    changes.lastScaleUpAt = now
-                    changes.clearLaunchIntent = true
-                    report.actions.append(.init(kind: .launch, instanceIDs: result.instances.map(\.id), instanceType: result.offering?.instanceType,
-                                                subnetID: result.offering?.subnetID, launchID: launchID))
-                    logger.notice("launched", metadata: ["count": "\(result.instances.count)", "launch_id": "\(launchID)",
-                                                         "instances": "\(result.instances.map(\.id).joined(separator: ","))"])
-                } catch let failure as LaunchFailure {
-                    // Definitive: EC2 refused every offering; nothing was launched.
-                    unavailable += failure.unavailable.map { unavailableEntry($0, now: now) }
-                    changes.clearLaunchIntent = true
-                    report.actions.append(.init(kind: .launch, instanceIDs: [], launchID: launchID, result: .failed, error: failure.description))
-                    throw failure
-                } catch {
-                    // The intent stays either way: the next run looks the launch id up before
-                    // launching again, and reuses it (EC2 deduplicates its ClientToken).
-                    report.actions.append(.init(kind: .launch, instanceIDs: [], launchID: launchID, result: Self.result(of: error),
-                                                error: describeError(error)))
-                    throw error
-                }
-            case .scaleDown(let victims):
-                let ids = victims.map(\.instanceID)
-                do {
-                    try await fleet.terminate(ids, dryRun: false)
-                } catch {
-                    report.actions.append(.init(kind: .terminate, instanceIDs: ids, result: Self.result(of: error), error: describeError(error)))
-                    throw error
-                }
-                changes.lastScaleDownAt = now
-                report.actions.append(.init(kind: .terminate, instanceIDs: ids))
-                logger.notice("terminated", metadata: ["instances": "\(ids.joined(separator: ","))"])
-            }
-        }
-    }
-
-    /// An action that failed with `error`: refused (nothing happened), or unknown.
-    static func result(of error: any Error) -> RunEvent.ActionRecord.Result {
-        mayHaveTakenEffect(error) ? .unknown : .failed
-    }
-
-    func dryRun(_ decision: Decision, invocation: Invocation, retryLaunchID: String?, report: inout RunReport) async throws {
-        if !decision.failedBoots.isEmpty {
-            let ids = decision.failedBoots.map(\.instanceID)
-            try await fleet.terminate(ids, dryRun: true)
-            report.actions.append(.init(kind: .terminateFailedBoot, instanceIDs: ids))
-        }
-        switch decision.action {
-        case .none:
-            break
-        case .scaleUp(let count):
-            let plan = LaunchPlan(launchID: retryLaunchID ?? Self.newLaunchID(), count: count,
-                                  candidates: decision.launchCandidates, userData: invocation.userData)
-            let result = try await fleet.launch(plan, dryRun: true)
-            report.actions.append(.init(kind: .launch, instanceIDs: [], instanceType: result.offering?.instanceType ?? plan.candidates.first?.instanceType,
-                                        subnetID: result.offering?.subnetID ?? plan.candidates.first?.subnetID, launchID: plan.launchID))
-        case .scaleDown(let victims):
-            let ids = victims.map(\.instanceID)
-            try await fleet.terminate(ids, dryRun: true)
-            report.actions.append(.init(kind: .terminate, instanceIDs: ids))
-        }
-    }
-
-    // MARK: helpers
 
     /// What this run came to: its own actions' results first; else nothing, unless it failed
     /// (an error, or signals missing).
     func outcome(of report: RunReport) -> RunReport.Outcome {
         if let fromActions = RunReport.Outcome.of(report.actions) { return fromActions }
         return report.errors.isEmpty && report.decision?.halt != .missingSignals ? .nothing : .failed
-    }
-
-    func unavailableEntry(_ offering: Offering, now: Date) -> UnavailableOffering {
-        UnavailableOffering(instanceType: offering.instanceType ?? "launch-template", subnetID: offering.subnetID,
-                            until: now.addingTimeInterval(config.unavailableFor))
     }
 
     func finished(_ report: RunReport, outcome: RunReport.Outcome, error: String? = nil) -> RunReport {
@@ -345,25 +213,6 @@ public struct Evaluator: Sendable {
         report.finishedAt = clock()
         return report
     }
-
-    /// A launch id: sortable by time, unique, valid as an EC2 ClientToken (≤ 64 ASCII).
-    static func newLaunchID() -> String {
-        "ks-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-    }
-}
-
-/// Every offering answered with a capacity error (or the request was refused outright):
-/// nothing was launched.
-public struct LaunchFailure: Error, Sendable, CustomStringConvertible {
-    public var unavailable: [Offering]
-    public var reason: String
-
-    public init(unavailable: [Offering], reason: String) {
-        self.unavailable = unavailable
-        self.reason = reason
-    }
-
-    public var description: String { "launch failed: \(reason)" }
 }
 
 func describe(_ date: Date) -> String { date.formatted(.iso8601) }

@@ -44,6 +44,12 @@ public struct StateChanges: Sendable, Equatable {
     }
 
     public var isEmpty: Bool { self == StateChanges() }
+
+    func updating(clearLaunchIntent: Bool) -> StateChanges {
+        var changes = self
+        changes.clearLaunchIntent = clearLaunchIntent
+        return changes
+    }
 }
 
 extension KScalerTable {

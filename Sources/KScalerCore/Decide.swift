@@ -37,7 +37,7 @@ private struct Planner {
     let observation: Observation
     let policy: Policy
     let now: Date
-    let fleet: Fleet
+    let fleet: FleetView
     /// The cooldown stamps, each source checked by `trusted(_:_:)`.
     let lastScaleUp: Date?
     let lastScaleDown: Date?
@@ -47,7 +47,7 @@ private struct Planner {
         self.observation = observation
         self.policy = policy
         self.now = now
-        fleet = Fleet(observation: observation, policy: policy, now: now)
+        fleet = FleetView(observation: observation, policy: policy, now: now)
         var warnings: [Reason] = []
         let trust = { (stamp: Date?, name: String) in
             Self.trusted(stamp, name, now: now, maxClockSkew: policy.maxClockSkew, warnings: &warnings)
@@ -81,30 +81,14 @@ private struct Planner {
         let required = requiredSignals()
         let signals = signalVerdicts(required: required)
         let cooldowns = cooldownStatuses()
-        let failedBoots = fleet.failedBoots.map { instance in
-            FailedBoot(instanceID: instance.id, launchTime: instance.launchTime,
-                       unavailable: UnavailableOffering(instanceType: instance.instanceType, subnetID: instance.subnetID,
-                                                        until: now.addingTimeInterval(policy.unavailableFor)))
-        }
-        // A replacement launched this run must already avoid the offerings that just failed.
-        let failedIDs = Set(failedBoots.map(\.instanceID))
-        let survivors = fleet.instances.filter { !failedIDs.contains($0.id) }
-        let candidates = launchCandidates(capacity: policy.capacity, instances: survivors,
-                                          unavailable: observation.state.unavailableOfferings + failedBoots.map(\.unavailable), now: now)
+        let failedBoots = fleet.failedBootsToTerminate(policy: policy, now: now)
+        let candidates = fleet.launchOfferings(policy: policy, state: observation.state, replacing: failedBoots, now: now)
         let sizing = sizingUnit(capacity: policy.capacity, candidates: candidates)
 
         func decision(_ action: Decision.Action, failedBoots: [FailedBoot] = [], halt: Decision.Halt? = nil) -> Decision {
-            let current = halt == nil ? fleet.current : fleet.instances.count
-            let desired = switch action {
-            case .none: current
-            case .scaleUp(let count): current + count
-            case .scaleDown(let victims): current - victims.count
-            }
             let isScaleUp = if case .scaleUp = action { true } else { false }
             return Decision(
-                action: action, failedBoots: failedBoots, halt: halt,
-                counts: NodeCounts(current: current, ready: fleet.ready, booting: fleet.booting, desired: desired,
-                                   clusterNodes: fleet.clusterNodes, clusterNotReady: fleet.clusterNotReady),
+                action: action, failedBoots: failedBoots, halt: halt, counts: fleet.counts(after: action, halted: halt != nil),
                 sizing: sizing, launchCandidates: isScaleUp ? candidates : [], reasons: reasons,
                 signals: signals, cooldowns: cooldowns
             )
@@ -117,14 +101,12 @@ private struct Planner {
             }
             return decision(.none, halt: .missingSignals)
         }
-        if fleet.isUnhealthy(policy.health) {
-            let share = Double(fleet.clusterNotReady) / Double(fleet.clusterNodes)
-            reasons.append(Reason(.clusterUnhealthy, "no action: cluster unhealthy: \(fleet.clusterNotReady) of \(fleet.clusterNodes) nodes not Ready "
-                + "(\(formatPercent(share)) > \(formatPercent(policy.health.maxNotReadyFraction)) and \(fleet.clusterNotReady) > \(policy.health.maxNotReadyNodes))"))
+        if let unhealthy = fleet.healthProblem(policy.health) {
+            reasons.append(unhealthy)
             return decision(.none, halt: .clusterUnhealthy)
         }
 
-        explain(failedBoots)
+        reasons += fleet.failedBootReasons(failedBoots, policy: policy, now: now)
         let action: Decision.Action
         if fleet.current > policy.nodes.max {
             action = boundsScaleDown()
@@ -236,20 +218,6 @@ private struct Planner {
     }
 
     // MARK: - Failed boots
-
-    private mutating func explain(_ failedBoots: [FailedBoot]) {
-        let timeout = formatDuration(policy.provisionTimeout)
-        for instance in fleet.protectedFailedBoots {
-            reasons.append(Reason(.protectedFailedBoot, "\(instance.id) has no node \(formatDuration(now.timeIntervalSince(instance.launchTime))) "
-                + "after launch (provision timeout \(timeout)) but is protected: left alone"))
-        }
-        for failed in failedBoots {
-            let offering = failed.unavailable
-            let place = offering.subnetID.map { "\(offering.instanceType) in \($0)" } ?? offering.instanceType
-            reasons.append(Reason(.failedBoot, "failed boot: \(failed.instanceID) (\(place)) launched \(formatDuration(now.timeIntervalSince(failed.launchTime))) "
-                + "ago has no node after provision timeout \(timeout): terminate it; \(place) skipped until \(formatDate(offering.until))"))
-        }
-    }
 
     // MARK: - Scale up
 

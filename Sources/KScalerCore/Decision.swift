@@ -200,6 +200,8 @@ public struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
         case victimPodsUnknown = "victim_pods_unknown"
         case noVictims = "no_victims"
         case victimsChosen = "victims_chosen"
+        /// An operator's target (`Decision.manual`), not the metrics, decided.
+        case manualTarget = "manual_target"
         case steady
     }
 

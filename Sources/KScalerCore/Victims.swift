@@ -9,7 +9,7 @@ import Foundation
 /// that is not running, or a failed boot (terminated separately).
 /// Order: fewest non-DaemonSet pods (unknown counts last), then newest or oldest first per
 /// policy, then instance id so the choice is deterministic.
-func selectVictims(count: Int, fleet: Fleet, policy: VictimPolicy) -> [Victim] {
+func selectVictims(count: Int, fleet: FleetView, policy: VictimPolicy) -> [Victim] {
     guard count > 0 else { return [] }
     let candidates = fleet.instances.filter { instance in
         instance.state == .running && !instance.protected && !policy.protectedInstances.contains(instance.id)

@@ -147,6 +147,23 @@ import Testing
         #expect(bound <= .seconds(95) && bound > .seconds(60), "\(bound)")
     }
 
+    /// The lease, observation, actions and record around a decision are the same whatever
+    /// decides: here an operator's target instead of the metrics (which ask for nothing).
+    @Test func anInjectedDeciderRunsInsideTheSameLeaseAndActions() async {
+        let journal = Journal()
+        let policy = Self.config.policy
+        let report = await Evaluator(
+            config: Self.config, store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
+            metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 0),
+            decider: { observation, now in Decision.manual(target: 3, observation: observation, policy: policy, now: now) },
+            clock: { Self.t0.addingTimeInterval(5) }).run(invocation)
+        #expect(report.outcome == .acted)
+        #expect(journal.all.contains("intent 2"))
+        #expect(journal.all.last == "finish up=true down=false clearIntent=true event=acted")
+        #expect(report.decision?.reasons.map(\.code) == [.manualTarget])
+    }
+
     @Test func aLeaseHeldByAnotherRunIsSkippedWithoutObserving() async {
         let journal = Journal()
         let holder = LeaseHolder(owner: "other/1/abc", token: 3, acquiredAt: Self.t0, expiresAt: Self.t0.addingTimeInterval(60))

@@ -30,7 +30,7 @@ enum InstanceStatus: Equatable {
 /// Health gate: managed nodes still within boot grace are not counted as not Ready (a burst of
 /// launches must not trip the gate); every other node, control plane and foreign nodes
 /// included, is.
-struct Fleet {
+struct FleetView {
     let instances: [ManagedInstance]
     let statusByID: [String: InstanceStatus]
     let nodeByInstanceID: [String: NodeObservation]
@@ -92,5 +92,58 @@ struct Fleet {
         guard clusterNodes > 0 else { return false }
         return clusterNotReady > gate.maxNotReadyNodes
             && Double(clusterNotReady) / Double(clusterNodes) > gate.maxNotReadyFraction
+    }
+
+    /// Why nothing may happen while the cluster is this unhealthy, or nil.
+    func healthProblem(_ gate: HealthGate) -> Reason? {
+        guard isUnhealthy(gate) else { return nil }
+        let share = Double(clusterNotReady) / Double(clusterNodes)
+        return Reason(.clusterUnhealthy, "no action: cluster unhealthy: \(clusterNotReady) of \(clusterNodes) nodes not Ready "
+            + "(\(formatPercent(share)) > \(formatPercent(gate.maxNotReadyFraction)) and \(clusterNotReady) > \(gate.maxNotReadyNodes))")
+    }
+
+    /// The failed boots to terminate now, each with the offering to skip for `unavailable_for`.
+    func failedBootsToTerminate(policy: Policy, now: Date) -> [FailedBoot] {
+        failedBoots.map { instance in
+            FailedBoot(instanceID: instance.id, launchTime: instance.launchTime,
+                       unavailable: UnavailableOffering(instanceType: instance.instanceType, subnetID: instance.subnetID,
+                                                        until: now.addingTimeInterval(policy.unavailableFor)))
+        }
+    }
+
+    /// Where a launch this run may go, in order: a replacement for a failed boot already avoids
+    /// the offering that just failed, as well as those recorded unavailable.
+    func launchOfferings(policy: Policy, state: ScalerState, replacing failedBoots: [FailedBoot], now: Date) -> [Offering] {
+        let failedIDs = Set(failedBoots.map(\.instanceID))
+        return launchCandidates(capacity: policy.capacity, instances: instances.filter { !failedIDs.contains($0.id) },
+                                unavailable: state.unavailableOfferings + failedBoots.map(\.unavailable), now: now)
+    }
+
+    /// Why each failed boot goes (and which protected ones stay).
+    func failedBootReasons(_ failedBoots: [FailedBoot], policy: Policy, now: Date) -> [Reason] {
+        let timeout = formatDuration(policy.provisionTimeout)
+        let kept = protectedFailedBoots.map { instance in
+            Reason(.protectedFailedBoot, "\(instance.id) has no node \(formatDuration(now.timeIntervalSince(instance.launchTime))) "
+                + "after launch (provision timeout \(timeout)) but is protected: left alone")
+        }
+        let going = failedBoots.map { failed in
+            let offering = failed.unavailable
+            let place = offering.subnetID.map { "\(offering.instanceType) in \($0)" } ?? offering.instanceType
+            return Reason(.failedBoot, "failed boot: \(failed.instanceID) (\(place)) launched \(formatDuration(now.timeIntervalSince(failed.launchTime))) "
+                + "ago has no node after provision timeout \(timeout): terminate it; \(place) skipped until \(formatDate(offering.until))")
+        }
+        return kept + going
+    }
+
+    /// The counts a decision reports: `current` excludes failed boots unless nothing may happen.
+    func counts(after action: Decision.Action, halted: Bool) -> NodeCounts {
+        let current = halted ? instances.count : self.current
+        let desired = switch action {
+        case .none: current
+        case .scaleUp(let count): current + count
+        case .scaleDown(let victims): current - victims.count
+        }
+        return NodeCounts(current: current, ready: ready, booting: booting, desired: desired,
+                          clusterNodes: clusterNodes, clusterNotReady: clusterNotReady)
     }
 }

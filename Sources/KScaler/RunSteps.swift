@@ -1,0 +1,209 @@
+import AWS
+import HTTP
+import KScalerCore
+
+/// How `act` carries out a decision.
+enum ActMode: Sendable {
+    /// For real, under this lease: bounded by its safety margin, the launch intent written first.
+    case real(Lease)
+    /// `plan`: every EC2 call with `DryRun=true`, nothing written.
+    case dryRun
+
+    var isDryRun: Bool { if case .dryRun = self { true } else { false } }
+}
+
+/// What `observe` found.
+struct Observed: Sendable {
+    var observation: Observation
+    /// An earlier launch that never happened: its id is reused (same ClientToken, so AWS
+    /// deduplicates it should it have happened after all).
+    var retryLaunchID: String?
+    /// An earlier run's launch that did happen but was never recorded: recorded by this run.
+    var recovered: [RunEvent.ActionRecord] = []
+    /// Whether the state's launch intent has been looked up and can be cleared.
+    var intentSettled = false
+    var notes: [String] = []
+}
+
+/// What `act` did: the actions with their results, the state to record, and the error that
+/// stopped it, if one did (the actions before it stay recorded).
+struct Acted: Sendable {
+    var actions: [RunEvent.ActionRecord] = []
+    var changes = StateChanges()
+    /// A launch intent was written: `changes.clearLaunchIntent` says whether it is settled.
+    var wroteIntent = false
+    var error: (any Error)?
+}
+
+extension Evaluator {
+    /// Prometheus and the fleet concurrently; then the launch intent, if one is pending.
+    func observe(state: StoredState) async throws -> Observed {
+        try Task.checkCancellation()
+        async let metricsObservation = metrics.observe(queries: config.queries(), now: clock())
+        async let instancesResult = fleet.managedInstances()
+        let readings = await metricsObservation
+        let instances = try await instancesResult
+        var observed = Observed(observation: Observation(readings: readings.readings, nodes: readings.nodes, instances: instances,
+                                                         state: state.scaler))
+        guard let intent = state.launchIntent else { return observed }
+        let launched = try await fleet.instances(launchID: intent.launchID)
+        if launched.isEmpty {
+            observed.retryLaunchID = intent.launchID
+            observed.notes.append("launch \(intent.launchID) (\(intent.count) nodes) was recorded but no instance carries its tag: "
+                + "it never happened; a new launch reuses its id")
+        } else {
+            // Launched by a run that ended before recording it: recorded now, so every launch
+            // reaches the history.
+            observed.recovered.append(.init(kind: .launch, instanceIDs: launched.map(\.id), instanceType: launched.first?.instanceType,
+                                            subnetID: launched.first?.subnetID, launchID: intent.launchID, recovered: true))
+            observed.notes.append("launch \(intent.launchID) had completed: \(launched.map(\.id).joined(separator: ", ")) "
+                + "(an earlier run launched them and ended before recording it)")
+        }
+        observed.intentSettled = true
+        return observed
+    }
+
+    /// Terminates failed boots, then launches or terminates as decided — for real or as a dry
+    /// run, one code path. For real, every EC2 call and state write happens while the lease has
+    /// more than its safety margin left (a request still in flight then is cut off), so no run
+    /// acts while another may already hold the lease. Each action is recorded with its result:
+    /// done, failed (nothing happened), or unknown (sent, no usable answer: it may have happened,
+    /// and the next run looks first).
+    func act(_ decision: Decision, mode: ActMode, state: StoredState, retryLaunchID: String?, userData: String?) async -> Acted {
+        var acted = Acted()
+        guard decision.action != .none || !decision.failedBoots.isEmpty else { return acted }
+        let now = clock()
+        var unavailable = state.scaler.unavailableOfferings.filter { $0.until > now }
+        do {
+            try await withinActionWindow(mode, now: now) {
+                try await terminateFailedBoots(decision, mode: mode, into: &acted)
+                unavailable += mode.isDryRun ? [] : decision.failedBoots.map(\.unavailable)
+                switch decision.action {
+                case .none:
+                    break
+                case .scaleUp(let count):
+                    unavailable += try await launch(count, decision: decision, mode: mode, retryLaunchID: retryLaunchID,
+                                                    userData: userData, now: now, into: &acted)
+                case .scaleDown(let victims):
+                    try await terminate(victims.map(\.instanceID), mode: mode, into: &acted)
+                    if !mode.isDryRun { acted.changes.lastScaleDownAt = now }
+                }
+            }
+        } catch {
+            acted.error = error
+        }
+        if !mode.isDryRun, unavailable != state.scaler.unavailableOfferings { acted.changes.unavailableOfferings = unavailable }
+        return acted
+    }
+
+    /// For real: no action is started once the run is cancelled or with less lease left than
+    /// the safety margin, and every request inside is bounded by that margin.
+    private func withinActionWindow(_ mode: ActMode, now: Date, _ body: () async throws -> Void) async throws {
+        guard case .real(let lease) = mode else { return try await body() }
+        try Task.checkCancellation()
+        let remaining = lease.expiresAt.timeIntervalSince(now)
+        guard remaining >= config.lease.safetyMargin else {
+            throw LeaseTooShort(remaining: remaining, margin: config.lease.safetyMargin)
+        }
+        try await RequestDeadline.bounded(by: .now + .seconds(remaining - config.lease.safetyMargin), body)
+    }
+
+    private func terminateFailedBoots(_ decision: Decision, mode: ActMode, into acted: inout Acted) async throws {
+        guard !decision.failedBoots.isEmpty else { return }
+        try await record(.terminateFailedBoot, ids: decision.failedBoots.map(\.instanceID), mode: mode, into: &acted) { ids in
+            try await fleet.terminate(ids, dryRun: mode.isDryRun)
+        }
+    }
+
+    private func terminate(_ ids: [String], mode: ActMode, into acted: inout Acted) async throws {
+        try await record(.terminate, ids: ids, mode: mode, into: &acted) { ids in try await fleet.terminate(ids, dryRun: mode.isDryRun) }
+    }
+
+    /// Runs one termination and records it with its result.
+    private func record(_ kind: RunEvent.ActionRecord.Kind, ids: [String], mode: ActMode, into acted: inout Acted,
+                        _ call: ([String]) async throws -> Void) async throws {
+        do {
+            try await call(ids)
+        } catch {
+            acted.actions.append(.init(kind: kind, instanceIDs: ids, result: Self.result(of: error, mode: mode), error: describeError(error)))
+            throw error
+        }
+        acted.actions.append(.init(kind: kind, instanceIDs: ids))
+        if !mode.isDryRun { logger.notice("terminated", metadata: ["kind": "\(kind.rawValue)", "instances": "\(ids.joined(separator: ","))"]) }
+    }
+
+    /// Launches `count` (for real: after writing the intent, so a crash cannot launch twice) and
+    /// records it. Returns the offerings found out of capacity on the way.
+    private func launch(_ count: Int, decision: Decision, mode: ActMode, retryLaunchID: String?, userData: String?, now: Date,
+                        into acted: inout Acted) async throws -> [UnavailableOffering] {
+        let launchID = retryLaunchID ?? Self.newLaunchID()
+        if case .real(let lease) = mode {
+            try await store.recordLaunchIntent(LaunchIntent(launchID: launchID, count: count, createdAt: now), lease: lease)
+            acted.wroteIntent = true
+        }
+        let plan = LaunchPlan(launchID: launchID, count: count, candidates: decision.launchCandidates, userData: userData)
+        do {
+            let result = try await fleet.launch(plan, dryRun: mode.isDryRun)
+            let offering = result.offering ?? plan.candidates.first
+            acted.actions.append(.init(kind: .launch, instanceIDs: result.instances.map(\.id), instanceType: offering?.instanceType,
+                                       subnetID: offering?.subnetID, launchID: launchID))
+            if !mode.isDryRun {
+                acted.changes.lastScaleUpAt = now
+                acted.changes.clearLaunchIntent = true
+                logger.notice("launched", metadata: ["count": "\(result.instances.count)", "launch_id": "\(launchID)",
+                                                     "instances": "\(result.instances.map(\.id).joined(separator: ","))"])
+            }
+            return result.unavailable.map { unavailableEntry($0, now: now) }
+        } catch let failure as LaunchFailure {
+            // Definitive: EC2 refused every offering; nothing was launched.
+            acted.actions.append(.init(kind: .launch, instanceIDs: [], launchID: launchID, result: .failed, error: failure.description))
+            if !mode.isDryRun { acted.changes.clearLaunchIntent = true }
+            acted.error = failure
+            return failure.unavailable.map { unavailableEntry($0, now: now) }
+        } catch {
+            // The intent stays either way: the next run looks the launch id up before launching
+            // again, and reuses it (EC2 deduplicates its ClientToken).
+            acted.actions.append(.init(kind: .launch, instanceIDs: [], launchID: launchID, result: Self.result(of: error, mode: mode),
+                                       error: describeError(error)))
+            throw error
+        }
+    }
+
+    /// An action that failed with `error`: refused (nothing happened), or unknown. A dry run
+    /// never acts, whatever became of its answer.
+    static func result(of error: any Error, mode: ActMode = .dryRun) -> RunEvent.ActionRecord.Result {
+        !mode.isDryRun && mayHaveTakenEffect(error) ? .unknown : .failed
+    }
+
+    func unavailableEntry(_ offering: Offering, now: Date) -> UnavailableOffering {
+        UnavailableOffering(instanceType: offering.instanceType ?? "launch-template", subnetID: offering.subnetID,
+                            until: now.addingTimeInterval(config.unavailableFor))
+    }
+
+    /// A launch id: sortable by time, unique, valid as an EC2 ClientToken (≤ 64 ASCII).
+    static func newLaunchID() -> String {
+        "ks-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    }
+}
+
+struct LeaseTooShort: Error, CustomStringConvertible {
+    var remaining: TimeInterval
+    var margin: TimeInterval
+    var description: String {
+        "only \(Int(remaining))s of the lease left, less than the safety margin \(Int(margin))s: refusing to start an EC2 action (raise lease.ttl or lower --timeout)"
+    }
+}
+
+/// Every offering answered with a capacity error (or the request was refused outright):
+/// nothing was launched.
+public struct LaunchFailure: Error, Sendable, CustomStringConvertible {
+    public var unavailable: [Offering]
+    public var reason: String
+
+    public init(unavailable: [Offering], reason: String) {
+        self.unavailable = unavailable
+        self.reason = reason
+    }
+
+    public var description: String { "launch failed: \(reason)" }
+}
