@@ -8,11 +8,14 @@ public struct KScalerTable: Sendable {
     public let dynamoDB: DynamoDBClient
     public let tableName: String
     public let clusterID: String
+    /// The pool a state of version 0 (one set of cooldowns for the cluster) is migrated into.
+    public let pool: String
 
-    public init(dynamoDB: DynamoDBClient, tableName: String, clusterID: String) {
+    public init(dynamoDB: DynamoDBClient, tableName: String, clusterID: String, pool: String = "default") {
         self.dynamoDB = dynamoDB
         self.tableName = tableName
         self.clusterID = clusterID
+        self.pool = pool
     }
 
     static let stateRecord = "state"
@@ -73,7 +76,7 @@ extension KScalerTable {
         }
 
         let holder = Self.holder(from: item)
-        let state = Result { () throws(StateItemError) in try Self.state(from: item) }
+        let state = Result { () throws(StateItemError) in try Self.document(from: item, pool: pool) }
         guard holder.owner == owner, let token = holder.token, let expiresAt = holder.expiresAt, holder.problems.isEmpty,
               case .success(let stored) = state else {
             var problems = holder.problems

@@ -92,8 +92,8 @@ public struct Evaluator: Sendable {
     // MARK: the lease, written once
 
     /// What a run does while it holds the lease: from the lease and the state the acquisition
-    /// read, the report so far to the report and the state changes to record.
-    typealias LeaseBody = @Sendable (Lease, StoredState, RunReport) async -> (RunReport, StateChanges)
+    /// read, the report so far to the report and the state to record.
+    typealias LeaseBody = @Sendable (Lease, StateDocument, RunReport) async -> (RunReport, StateDocument)
 
     /// Takes the lease, runs `body` until the work deadline (or SIGTERM) cancels it, then
     /// records and releases — on every path, cancelled ones included, by the run's deadline.
@@ -105,7 +105,7 @@ public struct Evaluator: Sendable {
         let attempt: Result<LeaseAcquisition, any Error> = await RequestDeadline.enforcing(workEnd) {
             do { return .success(try await store.acquire(owner: owner, ttl: .seconds(ttl), now: startedAt, clockSkew: skew)) } catch { return .failure(error) }
         }
-        let lease: Lease, state: StoredState
+        let lease: Lease, state: StateDocument
         switch attempt {
         case .failure(let error):
             if mayHaveTakenEffect(error) {
@@ -130,12 +130,12 @@ public struct Evaluator: Sendable {
         logger.debug("lease acquired", metadata: ["lease_token": "\(lease.token)", "expires_at": "\(describe(lease.expiresAt))"])
 
         // Stopped at the work deadline (or by SIGTERM): requests in flight are aborted, nothing new starts.
-        let changes: StateChanges
-        (report, changes) = await RequestDeadline.enforcing(workEnd) { [report] in await body(lease, state, report) }
+        let after: StateDocument
+        (report, after) = await RequestDeadline.enforcing(workEnd) { [report] in await body(lease, state, report) }
 
         report.finishedAt = clock()
-        let (event, retention) = (report.historyEvent, config.historyRetention)
-        switch await Self.evenIfCancelled(until: end, { try await store.finish(lease: lease, changes: changes, event: event, retention: retention) }) {
+        let (event, retention, document) = (report.historyEvent, config.historyRetention, after == state ? nil : after)
+        switch await Self.evenIfCancelled(until: end, { try await store.finish(lease: lease, document: document, event: event, retention: retention) }) {
         case .success(true):
             report.leaseReleased = true
         case .success(false):
@@ -173,21 +173,22 @@ public struct Evaluator: Sendable {
     // MARK: the steps
 
     /// Observe, decide, act; each step returns what it found or did, and any failure ends the
-    /// steps with what had happened so far.
-    func evaluate(state: StoredState, mode: ActMode, invocation: Invocation, report: RunReport) async -> (RunReport, StateChanges) {
-        var report = report, changes = StateChanges()
+    /// steps with what had happened so far. Returns the report and the state to record.
+    func evaluate(state: StateDocument, mode: ActMode, invocation: Invocation, report: RunReport) async -> (RunReport, StateDocument) {
+        var report = report, after = state
         do {
             let observed = try await observe(state: state)
             report.observation = observed.observation
             report.notes += observed.notes
             report.actions += observed.recovered
-            changes.clearLaunchIntent = observed.intentSettled
+            after = state.applying(StateChanges(clearLaunchIntent: observed.intentSettled), pool: config.workers.pool)
             let decision = decider(observed.observation, clock())
             report.decision = decision
             let acted = await act(decision, mode: mode, state: state, retryLaunchID: observed.retryLaunchID, userData: invocation.userData)
             report.actions += acted.actions
             // A launch written as a new intent decides about it; else the lookup above does.
-            changes = acted.changes.updating(clearLaunchIntent: acted.wroteIntent ? acted.changes.clearLaunchIntent : observed.intentSettled)
+            if let intent = acted.intent { after.launchIntent = intent }
+            after = after.applying(acted.changes, pool: config.workers.pool)
             if let error = acted.error { report.errors.append(describeError(error)) }
         } catch {
             report.errors.append(describeError(error))
@@ -196,7 +197,7 @@ public struct Evaluator: Sendable {
             report.errors.append(describeError(CancellationError()))
         }
         report.outcome = outcome(of: report)
-        return (report, changes)
+        return (report, after)
     }
 
     /// What this run came to: its own actions' results first; else nothing, unless it failed

@@ -68,7 +68,7 @@ public struct LeaseHolder: Sendable, Equatable, Codable {
 
 public enum LeaseAcquisition: Sendable, Equatable {
     /// Ours, with the state item as the acquisition left it (read in the same round trip).
-    case acquired(Lease, StoredState)
+    case acquired(Lease, StateDocument)
     /// Another owner holds an unexpired lease: a normal outcome, the run is skipped.
     case heldByOther(LeaseHolder)
     /// The state item cannot be trusted (see `LeaseHolder.doubts`, `StateItemError`): no run

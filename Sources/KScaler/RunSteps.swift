@@ -30,21 +30,22 @@ struct Observed: Sendable {
 struct Acted: Sendable {
     var actions: [RunEvent.ActionRecord] = []
     var changes = StateChanges()
-    /// A launch intent was written: `changes.clearLaunchIntent` says whether it is settled.
-    var wroteIntent = false
+    /// The launch intent written before launching: recorded unless `changes` clears it
+    /// (the launch's result is known).
+    var intent: LaunchIntent?
     var error: (any Error)?
 }
 
 extension Evaluator {
     /// Prometheus and the fleet concurrently; then the launch intent, if one is pending.
-    func observe(state: StoredState) async throws -> Observed {
+    func observe(state: StateDocument) async throws -> Observed {
         try Task.checkCancellation()
         async let metricsObservation = metrics.observe(queries: config.queries(), now: clock())
         async let instancesResult = fleet.managedInstances()
         let readings = await metricsObservation
         let instances = try await instancesResult
         var observed = Observed(observation: Observation(readings: readings.readings, nodes: readings.nodes, instances: instances,
-                                                         state: state.scaler))
+                                                         state: state.pool(config.workers.pool)))
         guard let intent = state.launchIntent else { return observed }
         let launched = try await fleet.instances(launchID: intent.launchID)
         if launched.isEmpty {
@@ -69,11 +70,12 @@ extension Evaluator {
     /// acts while another may already hold the lease. Each action is recorded with its result:
     /// done, failed (nothing happened), or unknown (sent, no usable answer: it may have happened,
     /// and the next run looks first).
-    func act(_ decision: Decision, mode: ActMode, state: StoredState, retryLaunchID: String?, userData: String?) async -> Acted {
+    func act(_ decision: Decision, mode: ActMode, state: StateDocument, retryLaunchID: String?, userData: String?) async -> Acted {
         var acted = Acted()
         guard decision.action != .none || !decision.failedBoots.isEmpty else { return acted }
         let now = clock()
-        var unavailable = state.scaler.unavailableOfferings.filter { $0.until > now }
+        let recorded = state.pool(config.workers.pool).unavailableOfferings
+        var unavailable = recorded.filter { $0.until > now }
         do {
             try await withinActionWindow(mode, now: now) {
                 try await terminateFailedBoots(decision, mode: mode, into: &acted)
@@ -82,7 +84,7 @@ extension Evaluator {
                 case .none:
                     break
                 case .scaleUp(let count):
-                    unavailable += try await launch(count, decision: decision, mode: mode, retryLaunchID: retryLaunchID,
+                    unavailable += try await launch(count, decision: decision, mode: mode, state: state, retryLaunchID: retryLaunchID,
                                                     userData: userData, now: now, into: &acted)
                 case .scaleDown(let victims):
                     try await terminate(victims.map(\.instanceID), mode: mode, into: &acted)
@@ -92,7 +94,7 @@ extension Evaluator {
         } catch {
             acted.error = error
         }
-        if !mode.isDryRun, unavailable != state.scaler.unavailableOfferings { acted.changes.unavailableOfferings = unavailable }
+        if !mode.isDryRun, unavailable != recorded { acted.changes.unavailableOfferings = unavailable }
         return acted
     }
 
@@ -134,12 +136,14 @@ extension Evaluator {
 
     /// Launches `count` (for real: after writing the intent, so a crash cannot launch twice) and
     /// records it. Returns the offerings found out of capacity on the way.
-    private func launch(_ count: Int, decision: Decision, mode: ActMode, retryLaunchID: String?, userData: String?, now: Date,
-                        into acted: inout Acted) async throws -> [UnavailableOffering] {
+    private func launch(_ count: Int, decision: Decision, mode: ActMode, state: StateDocument, retryLaunchID: String?, userData: String?,
+                        now: Date, into acted: inout Acted) async throws -> [UnavailableOffering] {
         let launchID = retryLaunchID ?? Self.newLaunchID()
         if case .real(let lease) = mode {
-            try await store.recordLaunchIntent(LaunchIntent(launchID: launchID, count: count, createdAt: now), lease: lease)
-            acted.wroteIntent = true
+            var withIntent = state
+            withIntent.launchIntent = LaunchIntent(launchID: launchID, count: count, createdAt: now)
+            try await store.write(withIntent, lease: lease)
+            acted.intent = withIntent.launchIntent
         }
         let plan = LaunchPlan(launchID: launchID, count: count, candidates: decision.launchCandidates, userData: userData)
         do {

@@ -21,7 +21,7 @@ public struct Runtime: Sendable {
         return Runtime(
             config: config, aws: aws,
             table: KScalerTable(dynamoDB: DynamoDBClient(client: aws.client(for: .dynamoDB, displayName: "DynamoDB")),
-                                tableName: config.table, clusterID: config.clusterID),
+                                tableName: config.table, clusterID: config.clusterID, pool: config.workers.pool),
             fleet: EC2Fleet(ec2: aws.ec2, clusterID: config.clusterID, workers: config.workers,
                             protectedInstances: config.victims.protectedInstances),
             transport: transport)

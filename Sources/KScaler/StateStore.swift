@@ -1,70 +1,17 @@
 import AWS
 import KScalerCore
 
-/// A launch written into the state item *before* RunInstances is called, so that a run that
-/// crashes (or times out) between the call and the record cannot make the next run launch
-/// again: the next run looks the intent's launch id up in EC2 (tag `kscaler:launch-id`) first.
-public struct LaunchIntent: Sendable, Equatable, Codable {
-    public var launchID: String
-    public var count: Int
-    public var createdAt: Date
-
-    public init(launchID: String, count: Int, createdAt: Date) {
-        self.launchID = launchID
-        self.count = count
-        self.createdAt = createdAt
-    }
-}
-
-/// The scaler's memory between runs, as stored in the state item.
-public struct StoredState: Sendable, Equatable {
-    public var scaler: ScalerState
-    public var launchIntent: LaunchIntent?
-
-    public init(scaler: ScalerState = ScalerState(), launchIntent: LaunchIntent? = nil) {
-        self.scaler = scaler
-        self.launchIntent = launchIntent
-    }
-}
-
-/// What a run changes in the state item when it finishes.
-public struct StateChanges: Sendable, Equatable {
-    public var lastScaleUpAt: Date?
-    public var lastScaleDownAt: Date?
-    /// The complete list to store (expired entries already dropped), or nil to leave it.
-    public var unavailableOfferings: [UnavailableOffering]?
-    public var clearLaunchIntent: Bool
-
-    public init(lastScaleUpAt: Date? = nil, lastScaleDownAt: Date? = nil, unavailableOfferings: [UnavailableOffering]? = nil,
-                clearLaunchIntent: Bool = false) {
-        self.lastScaleUpAt = lastScaleUpAt
-        self.lastScaleDownAt = lastScaleDownAt
-        self.unavailableOfferings = unavailableOfferings
-        self.clearLaunchIntent = clearLaunchIntent
-    }
-
-    public var isEmpty: Bool { self == StateChanges() }
-
-    func updating(clearLaunchIntent: Bool) -> StateChanges {
-        var changes = self
-        changes.clearLaunchIntent = clearLaunchIntent
-        return changes
-    }
-}
-
 extension KScalerTable {
-    /// The state item as a plan (no lease) sees it; a missing item is the empty state.
-    public func readState() async throws -> StoredState {
-        try Self.state(from: try await stateItem())
+    /// The state as a plan (no lease) sees it; a missing item is the empty state.
+    public func readState() async throws -> StateDocument {
+        try Self.document(from: try await stateItem(), pool: pool)
     }
 
-    /// Writes the launch intent; fails with `ConditionalCheckFailed` if the lease was lost.
-    public func recordLaunchIntent(_ intent: LaunchIntent, lease: Lease) async throws {
-        try await dynamoDB.updateItem(
-            table: tableName, key: stateKey,
-            update: DynamoDBExpression("SET #intent = :intent", names: ["#intent": "launch_intent"],
-                                       values: [":intent": .m(Self.item(intent))]),
-            condition: Self.heldBy(lease))
+    /// Writes `document` while the lease is ours (the launch intent, before RunInstances);
+    /// fails with `ConditionalCheckFailed` if the lease was lost.
+    public func write(_ document: StateDocument, lease: Lease) async throws {
+        try await dynamoDB.updateItem(table: tableName, key: stateKey, update: try Self.documentUpdate(document, releasing: false),
+                                      condition: Self.heldBy(lease))
     }
 
     /// Ends a run in one round trip: applies `changes` to the state item, appends `event` to
@@ -76,26 +23,10 @@ extension KScalerTable {
     /// transaction is all or nothing; real DynamoDB also answers the retry's
     /// `ClientRequestToken` with success), or, without an event, the lease is gone and no run
     /// has taken it since (the token is still ours).
-    public func finish(lease: Lease, changes: StateChanges, event: RunEvent?, retention: TimeInterval) async throws -> Bool {
-        var set: [String] = []
-        var remove = Self.leaseFields.keys.sorted()
-        var names = Self.leaseFields
-        var values: DynamoDBItem = [:]
-        if let date = changes.lastScaleUpAt {
-            set.append("#up = :up"); names["#up"] = "last_scale_up_at"; values[":up"] = .number(date.timeIntervalSince1970)
-        }
-        if let date = changes.lastScaleDownAt {
-            set.append("#down = :down"); names["#down"] = "last_scale_down_at"; values[":down"] = .number(date.timeIntervalSince1970)
-        }
-        if let offerings = changes.unavailableOfferings {
-            set.append("#unavailable = :unavailable"); names["#unavailable"] = "unavailable"
-            values[":unavailable"] = .l(offerings.map { .m(Self.item($0)) })
-        }
-        if changes.clearLaunchIntent {
-            remove.append("#intent"); names["#intent"] = "launch_intent"
-        }
-        let update = DynamoDBExpression((set.isEmpty ? "" : "SET " + set.joined(separator: ", ") + " ") + "REMOVE " + remove.joined(separator: ", "),
-                                        names: names, values: values)
+    /// `document` nil leaves the state as it is (a run that changed nothing).
+    public func finish(lease: Lease, document: StateDocument?, event: RunEvent?, retention: TimeInterval) async throws -> Bool {
+        let update = try document.map { try Self.documentUpdate($0, releasing: true) }
+            ?? DynamoDBExpression("REMOVE " + Self.leaseFields.keys.sorted().joined(separator: ", "), names: Self.leaseFields)
         do {
             if let event {
                 try await dynamoDB.transactWrite([
@@ -116,10 +47,47 @@ extension KScalerTable {
         }
     }
 
-    /// The scaler's memory from the state item, read strictly (`ItemReader`). An entry that
-    /// cannot be read is an error naming it, never silently dropped: a cooldown stamp or a
+    /// `SET state = <document>` (and, `releasing`, the lease removed), dropping the attributes
+    /// the state was kept in before it was one document.
+    static func documentUpdate(_ document: StateDocument, releasing: Bool) throws -> DynamoDBExpression {
+        let json = String(decoding: try documentEncoder.encode(document), as: UTF8.self)
+        var names = ["#state": "state"], remove: [String] = []
+        for (index, legacy) in legacyAttributes.enumerated() {
+            names["#legacy\(index)"] = legacy
+            remove.append("#legacy\(index)")
+        }
+        if releasing {
+            names.merge(leaseFields) { first, _ in first }
+            remove += leaseFields.keys.sorted()
+        }
+        return DynamoDBExpression("SET #state = :state REMOVE " + remove.joined(separator: ", "), names: names, values: [":state": .s(json)])
+    }
+
+    /// Where the state lived before it was one document (version 0): read once, migrated on
+    /// the next write.
+    static let legacyAttributes = ["last_scale_up_at", "last_scale_down_at", "unavailable", "launch_intent"]
+
+    /// The state from the item: its `state` document, else the attributes of version 0 (the
+    /// cooldowns then belong to `pool`, the only pool there was). Read strictly: anything that
+    /// cannot be read is an error naming it, never silently dropped — a cooldown stamp or a
     /// launch intent that vanished would let a run act twice.
-    static func state(from item: DynamoDBItem) throws(StateItemError) -> StoredState {
+    static func document(from item: DynamoDBItem, pool: String) throws(StateItemError) -> StateDocument {
+        if let stored = item["state"] {
+            guard let json = stored.string else {
+                throw StateItemError(problems: ["state is \(stored.typeDescription), expected a string (S) holding a JSON document"])
+            }
+            do {
+                return try documentDecoder.decode(StateDocument.self, from: Data(json.utf8))
+            } catch {
+                throw StateItemError(problems: ["state is not a state document kscaler can read: \(describeDecodingError(error))"])
+            }
+        }
+        let legacy = try legacyState(from: item)
+        return StateDocument(pools: legacy.scaler == ScalerState() ? [:] : [pool: legacy.scaler], launchIntent: legacy.intent)
+    }
+
+    /// Version 0: one attribute per field, read with `ItemReader`.
+    private static func legacyState(from item: DynamoDBItem) throws(StateItemError) -> (scaler: ScalerState, intent: LaunchIntent?) {
         var reader = ItemReader(item)
         var unavailable: [UnavailableOffering] = []
         for (index, value) in (reader.list("unavailable") ?? []).enumerated() {
@@ -150,22 +118,49 @@ extension KScalerTable {
             }
             reader.merge(fields)
         }
-        let state = StoredState(
-            scaler: ScalerState(lastScaleUpAt: reader.time("last_scale_up_at"), lastScaleDownAt: reader.time("last_scale_down_at"),
-                                unavailableOfferings: unavailable),
-            launchIntent: intent)
+        let scaler = ScalerState(lastScaleUpAt: reader.time("last_scale_up_at"), lastScaleDownAt: reader.time("last_scale_down_at"),
+                                 unavailableOfferings: unavailable)
         guard reader.problems.isEmpty else { throw StateItemError(problems: reader.problems) }
-        return state
+        return (scaler, intent)
     }
 
-    static func item(_ intent: LaunchIntent) -> DynamoDBItem {
-        ["launch_id": .s(intent.launchID), "count": .number(intent.count), "created_at": .number(intent.createdAt.timeIntervalSince1970)]
-    }
+    /// Dates as ISO 8601 with milliseconds: readable in the console, precise enough for cooldowns.
+    static let documentEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        }
+        return encoder
+    }()
 
-    static func item(_ offering: UnavailableOffering) -> DynamoDBItem {
-        var fields: DynamoDBItem = ["instance_type": .s(offering.instanceType), "until": .number(offering.until.timeIntervalSince1970)]
-        if let subnet = offering.subnetID { fields["subnet_id"] = .s(subnet) }
-        return fields
+    static let documentDecoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            for style in [Date.ISO8601FormatStyle(includingFractionalSeconds: true), Date.ISO8601FormatStyle()] {
+                if let date = try? style.parse(text) { return date }
+            }
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "\"\(text.prefix(40))\" is not an ISO 8601 time")
+        }
+        return decoder
+    }()
+}
+
+/// "at pools.default.last_scale_up_at: …" — where in the document, and what.
+func describeDecodingError(_ error: any Error) -> String {
+    func at(_ context: DecodingError.Context) -> String {
+        let parts = context.codingPath.map { key in key.intValue.map { "[\($0)]" } ?? ".\(key.stringValue)" }
+        let path = parts.joined()
+        return path.isEmpty ? "" : "at \(path.dropFirst()): "
+    }
+    switch error as? DecodingError {
+    case .dataCorrupted(let context): return at(context) + context.debugDescription
+    case .keyNotFound(let key, let context): return at(context) + "\(key.stringValue) is missing"
+    case .typeMismatch(_, let context), .valueNotFound(_, let context): return at(context) + context.debugDescription
+    default: return "\(error)"
     }
 }
 

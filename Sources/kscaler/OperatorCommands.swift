@@ -44,8 +44,8 @@ struct LeaseCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = global.makeLogger()
-            let (table, config) = try await OperatorContext.table(configOptions, logger: logger)
-            var holder = try await OperatorContext.observing { try await table.holder() }
+            let (store, config) = try await OperatorContext.store(configOptions, logger: logger)
+            var holder = try await OperatorContext.observing { try await store.holder() }
             let now = Date()
             // Shown as a run would judge it: malformed attributes and times no correct clock wrote.
             holder.problems = holder.doubts(at: now, ttl: config.lease.ttl, clockSkew: config.lease.maxClockSkew)
@@ -80,8 +80,8 @@ struct LeaseCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = global.makeLogger()
-            let (table, _) = try await OperatorContext.table(configOptions, logger: logger)
-            let broken = try await OperatorContext.observing { try await table.breakLease() }
+            let (store, config) = try await OperatorContext.store(configOptions, logger: logger)
+            let broken = try await OperatorContext.observing { try await store.breakLease() }
             let operatorName = processEnvironment()["USER"] ?? processEnvironment()["LOGNAME"] ?? "unknown"
             guard broken.cleared || broken.tokenReset else {
                 print("the lease was not held; nothing to break")
@@ -92,7 +92,7 @@ struct LeaseCommand: AsyncParsableCommand {
             let token = holder.token.map(String.init) ?? "unreadable"
             logger.warning("lease broken", metadata: ["event": "lease_broken", "by": "\(operatorName)", "owner": "\(owner)",
                                                       "lease_token": "\(token)", "token_reset": "\(broken.tokenReset)",
-                                                      "cluster": "\(table.clusterID)"])
+                                                      "cluster": "\(config.clusterID)"])
             print("broke the lease held by \(owner) (token \(token))")
             for problem in holder.problems { print("  repaired: \(problem)") }
             if broken.tokenReset {
@@ -116,12 +116,12 @@ struct HistoryCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = global.makeLogger()
-        let (table, _) = try await OperatorContext.table(configOptions, logger: logger)
-        let (events, unreadable) = try await OperatorContext.observing { try await table.history(limit: limit) }
+        let (store, config) = try await OperatorContext.store(configOptions, logger: logger)
+        let (events, unreadable) = try await OperatorContext.observing { try await store.history(limit: limit) }
         // One damaged item must not hide the others: it is skipped and named.
         for problem in unreadable { logger.warning("skipped an unreadable history item", metadata: ["problem": "\(problem)"]) }
         if output == .json { print(try JSONOutput.render(events)); return }
-        if events.isEmpty { print("no history yet for cluster \(table.clusterID)") }
+        if events.isEmpty { print("no history yet for cluster \(config.clusterID)") }
         for event in events {
             print("\(ReportPrinter.time(event.startedAt))  \(ReportPrinter.pad(event.outcome.rawValue, 14))\(ReportPrinter.pad(event.action, 11))run \(event.runID)")
             for action in event.actions { print("    " + ReportPrinter.describe(action, plan: false)) }
@@ -131,9 +131,9 @@ struct HistoryCommand: AsyncParsableCommand {
     }
 }
 
-/// What the operator commands share: the config, AWS, the table; errors become exit 3.
+/// What the operator commands share: the config, AWS, the run store; errors become exit 3.
 enum OperatorContext {
-    static func table(_ options: ConfigOptions, logger: Logger) async throws -> (KScalerTable, KScalerConfig) {
+    static func store(_ options: ConfigOptions, logger: Logger) async throws -> (any RunStore, KScalerConfig) {
         let environment = processEnvironment()
         let config = try options.load(environment: environment).config
         let table = try await observing {

@@ -58,7 +58,7 @@ import TestSupport
             #expect(report?.actions.first?.kind == .terminate)
             #expect(report?.actions.first?.instanceIDs == [newer.id])
             #expect(try await harness.instances().map(\.id) == [older.id])
-            #expect(try await harness.table.readState().scaler.lastScaleDownAt != nil)
+            #expect(try await harness.table.readState().pool("default").lastScaleDownAt != nil)
         }
     }
 

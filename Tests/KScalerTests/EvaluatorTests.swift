@@ -29,15 +29,27 @@ import Testing
             journal.add("acquire"); return acquisition
         }
         func giveBack(owner: String) async throws { journal.add("giveBack \(owner)") }
-        func readState() async throws -> StoredState { journal.add("readState"); return StoredState() }
-        func recordLaunchIntent(_ intent: LaunchIntent, lease: Lease) async throws {
-            journal.add("intent \(intent.count)")
+        func readState() async throws -> StateDocument { journal.add("readState"); return StateDocument() }
+        func write(_ document: StateDocument, lease: Lease) async throws {
+            journal.add("intent \(document.launchIntent?.count ?? 0)")
             if intentFails { throw DynamoDBLost() }
         }
-        func finish(lease: Lease, changes: StateChanges, event: RunEvent?, retention: TimeInterval) async throws -> Bool {
-            journal.add("finish up=\(changes.lastScaleUpAt != nil) down=\(changes.lastScaleDownAt != nil) clearIntent=\(changes.clearLaunchIntent) event=\(event?.outcome.rawValue ?? "none")")
+        /// What changed against the state the acquisition handed out: stamps set, an intent cleared.
+        func finish(lease: Lease, document: StateDocument?, event: RunEvent?, retention: TimeInterval) async throws -> Bool {
+            let before = if case .acquired(_, let state) = acquisition { state } else { StateDocument() }
+            let after = document ?? before
+            let wroteIntent = journal.all.contains { $0.hasPrefix("intent ") }
+            let cleared = document != nil && (before.launchIntent != nil || wroteIntent) && after.launchIntent == nil
+            journal.add("finish up=\(after.pool("default").lastScaleUpAt != before.pool("default").lastScaleUpAt) "
+                + "down=\(after.pool("default").lastScaleDownAt != before.pool("default").lastScaleDownAt) "
+                + "clearIntent=\(cleared) event=\(event?.outcome.rawValue ?? "none")")
             return finishResult
         }
+        func holder() async throws -> LeaseHolder { LeaseHolder(owner: nil, token: 0, acquiredAt: nil, expiresAt: nil) }
+        func breakLease() async throws -> KScalerTable.BrokenLease {
+            .init(holder: try await holder(), cleared: false, tokenReset: false)
+        }
+        func history(limit: Int) async throws -> (events: [RunEvent], unreadable: [String]) { ([], []) }
     }
     struct DynamoDBLost: Error {}
     struct Broken: Error, CustomStringConvertible { var description: String { "EC2 DescribeInstances failed: InternalError (HTTP 500)" } }
@@ -118,7 +130,7 @@ import Testing
         let journal = Journal()
         let ids = ["i-a", "i-b"]
         let report = await evaluator(
-            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument())),
             fleet: FakeFleet(journal: journal, instances: ids.map { Self.instance($0) }),
             metrics: Self.metrics(journal, ids: ids, unschedulable: 5, cpu: 5)).run(invocation)
         #expect(report.outcome == .acted)
@@ -140,7 +152,7 @@ import Testing
         var invocation = invocation
         invocation.deadline = .now + .seconds(3600)
         _ = await evaluator(
-            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument())),
             fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
             metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4)).run(invocation)
         let bound = try #require(journal.launchBound.withLock { $0 })
@@ -153,7 +165,7 @@ import Testing
         let journal = Journal()
         let policy = Self.config.policy
         let report = await Evaluator(
-            config: Self.config, store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            config: Self.config, store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument())),
             fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
             metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 0),
             decider: { observation, now in Decision.manual(target: 3, observation: observation, policy: policy, now: now) },
@@ -189,7 +201,7 @@ import Testing
     @Test func anEC2DescribeFailureActsOnNothingAndStillReleases() async {
         let journal = Journal()
         let report = await evaluator(
-            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument())),
             fleet: FakeFleet(journal: journal, describeFails: true),
             metrics: Self.metrics(journal, ids: [], unschedulable: 9, cpu: 9)).run(invocation)
         #expect(report.outcome == .failed)
@@ -203,7 +215,7 @@ import Testing
         let journal = Journal()
         var metrics = Self.metrics(journal, ids: ["i-a"], unschedulable: 9, cpu: 9)
         metrics.readings[.unschedulablePods] = reading
-        let report = await evaluator(store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+        let report = await evaluator(store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument())),
                                      fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]), metrics: metrics).run(invocation)
         #expect(report.outcome == .failed)
         #expect(!journal.all.contains { $0.hasPrefix("launch") || $0.hasPrefix("intent") })
@@ -213,7 +225,7 @@ import Testing
     @Test func tooLittleLeaseLeftRefusesToAct() async {
         let journal = Journal()
         let report = await evaluator(
-            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument())),
             fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
             metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4),
             clock: Self.t0.addingTimeInterval(105)).run(invocation)  // 15 s left < 20 s margin
@@ -225,7 +237,7 @@ import Testing
     @Test func aLostLeaseBeforeTheLaunchLaunchesNothing() async {
         let journal = Journal()
         let report = await evaluator(
-            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState()), intentFails: true),
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument()), intentFails: true),
             fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
             metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4)).run(invocation)
         #expect(report.outcome == .failed)
@@ -235,7 +247,7 @@ import Testing
     @Test func anAmbiguousLaunchFailureKeepsTheIntentForTheNextRun() async {
         let journal = Journal()
         let report = await evaluator(
-            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument())),
             fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")], launchError: Broken()),
             metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4)).run(invocation)
         // An error that does not prove nothing happened: the launch may have been made.
@@ -248,7 +260,7 @@ import Testing
         let journal = Journal()
         let refused = HTTPError(kind: .couldNotConnect, host: "ec2.us-east-1.amazonaws.com", detail: "could not connect", requestWasSent: false)
         let report = await evaluator(
-            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument())),
             fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")], launchError: refused),
             metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4)).run(invocation)
         #expect(report.outcome == .actionFailed)
@@ -258,7 +270,7 @@ import Testing
 
     @Test func aPendingIntentThatNeverLaunchedIsReusedNotDuplicated() async {
         let journal = Journal()
-        let state = StoredState(launchIntent: LaunchIntent(launchID: "ks-crashed", count: 3, createdAt: Self.t0.addingTimeInterval(-30)))
+        let state = StateDocument(launchIntent: LaunchIntent(launchID: "ks-crashed", count: 3, createdAt: Self.t0.addingTimeInterval(-30)))
         let report = await evaluator(
             store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, state)),
             fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
@@ -273,7 +285,7 @@ import Testing
         let booting = [Self.instance("i-b", ageMinutes: 0.5), Self.instance("i-c", ageMinutes: 0.5)]
         var fleet = FakeFleet(journal: journal, instances: [Self.instance("i-a")] + booting)
         fleet.launchedByIntent = booting
-        let state = StoredState(launchIntent: LaunchIntent(launchID: "ks-done", count: 2, createdAt: Self.t0.addingTimeInterval(-30)))
+        let state = StateDocument(launchIntent: LaunchIntent(launchID: "ks-done", count: 2, createdAt: Self.t0.addingTimeInterval(-30)))
         let report = await evaluator(store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, state)), fleet: fleet,
                                      metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 2, cpu: 2)).run(invocation)
         // 2 pending pods need 1 node; 2 are booting already: nothing to launch.
@@ -284,7 +296,7 @@ import Testing
 
     @Test func aCancelledRunStartsNoActionButReleases() async {
         let journal = Journal()
-        let evaluator = evaluator(store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+        let evaluator = evaluator(store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument())),
                                   fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
                                   metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4))
         let task = Task { await evaluator.run(invocation) }
@@ -298,7 +310,7 @@ import Testing
     @Test func planNeverWritesAndDryRunsTheAction() async {
         let journal = Journal()
         let report = await evaluator(
-            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument())),
             fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
             metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4)).plan(invocation)
         #expect(report.outcome == .acted)
@@ -312,7 +324,7 @@ import Testing
         let ids = ["i-old", "i-new"]
         let instances = [Self.instance("i-old", ageMinutes: 120), Self.instance("i-new", ageMinutes: 30)]
         let report = await evaluator(
-            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StoredState())),
+            store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument())),
             fleet: FakeFleet(journal: journal, instances: instances),
             metrics: Self.metrics(journal, ids: ids, unschedulable: 0, utilization: 0.1)).run(invocation)
         #expect(report.outcome == .acted)

@@ -118,7 +118,7 @@ import TestSupport
         }
         let event = RunEvent(runID: "r1", startedAt: t0, finishedAt: t0, outcome: .acted, action: "scale_up", counts: nil,
                              reasons: [], actions: [], errors: [], leaseToken: 1)
-        #expect(try await table.finish(lease: lease, changes: StateChanges(), event: event, retention: 600))
+        #expect(try await table.finish(lease: lease, document: nil, event: event, retention: 600))
         try await table.dynamoDB.putItem(table: table.tableName, item: [
             "cluster_id": .s(table.clusterID), "record": .s("event#2027-01-15T08:00:00.000Z#edited"), "event": .s("{not json"),
         ])

@@ -9,7 +9,7 @@ import TestSupport
 
     /// A run's release: `finish` with nothing to record (conditional on owner and token).
     func release(_ table: KScalerTable, _ lease: Lease) async throws -> Bool {
-        try await table.finish(lease: lease, changes: StateChanges(), event: nil, retention: 60)
+        try await table.finish(lease: lease, document: nil, event: nil, retention: 60)
     }
 
     @Test func aFreeLeaseIsAcquiredAndItsTokenGrowsOnEveryAcquisition() async throws {

@@ -45,10 +45,10 @@ import TestSupport
         guard case .acquired(let lease, _) = try await table.acquire(owner: "host/1/ours", ttl: .seconds(60), now: t0) else {
             Issue.record("not acquired"); return
         }
-        let released = try await table.finish(lease: lease, changes: StateChanges(lastScaleDownAt: t0), event: nil, retention: 60)
+        let released = try await table.finish(lease: lease, document: StateDocument().applying(StateChanges(lastScaleDownAt: t0), pool: "default"), event: nil, retention: 60)
         #expect(released, "the release took effect; the retry's condition failure is its own doing")
         #expect(try await table.holder().owner == nil)
-        #expect(try await table.readState().scaler.lastScaleDownAt == t0)
+        #expect(try await table.readState().pool("default").lastScaleDownAt == t0)
     }
 
     @Test func aRecordedFinishWhoseAnswerWasLostIsRecognisedByItsEvent() async throws {
@@ -61,7 +61,7 @@ import TestSupport
         }
         let event = RunEvent(runID: "run-lost-answer", startedAt: t0, finishedAt: t0, outcome: .acted, action: "scale_up", counts: nil,
                              reasons: [], actions: [], errors: [], leaseToken: lease.token)
-        #expect(try await table.finish(lease: lease, changes: StateChanges(lastScaleUpAt: t0), event: event, retention: 600))
+        #expect(try await table.finish(lease: lease, document: StateDocument().applying(StateChanges(lastScaleUpAt: t0), pool: "default"), event: event, retention: 600))
         #expect(try await table.history(limit: 10).events.map(\.runID) == ["run-lost-answer"])
         #expect(try await table.holder().owner == nil)
     }
@@ -74,7 +74,7 @@ import TestSupport
             Issue.record("not acquired"); return
         }
         lease.token += 1
-        #expect(try await table.finish(lease: lease, changes: StateChanges(), event: nil, retention: 60) == false)
+        #expect(try await table.finish(lease: lease, document: nil, event: nil, retention: 60) == false)
         #expect(try await table.holder().owner == "host/1/ours")
     }
 

@@ -1,0 +1,134 @@
+import KScalerCore
+
+/// The scaler's memory between runs: one typed, versioned document, stored as JSON in the
+/// state item's `state` attribute beside the lease attributes (which stay attributes of their
+/// own: every conditional write compares them). A run reads it with the lease, changes it in
+/// memory and writes it back whole under the lease's fencing condition, so no two runs ever
+/// interleave their changes.
+///
+/// Adding a field: give it a default when absent (see `init(from:)`); changing the meaning of
+/// one: bump `currentVersion` and migrate the older version in `init(from:)`.
+public struct StateDocument: Sendable, Equatable, Codable {
+    public static let currentVersion = 1
+
+    public var version: Int
+    /// Cooldown stamps and unavailable offerings, per pool (one pool today: `workers.pool`).
+    public var pools: [String: ScalerState]
+    /// A launch written before RunInstances is called (see `LaunchIntent`).
+    public var launchIntent: LaunchIntent?
+    /// Scale-downs in progress, advanced run by run (DESIGN.md "Node lifecycle"). No run drains
+    /// yet; the list is kept as it is through every write.
+    public var drains: [OpenDrain]
+    /// Nodes whose machine is gone, still to delete from the cluster (kept as above).
+    public var ghostNodes: [GhostNode]
+
+    public init(pools: [String: ScalerState] = [:], launchIntent: LaunchIntent? = nil, drains: [OpenDrain] = [],
+                ghostNodes: [GhostNode] = []) {
+        version = Self.currentVersion
+        self.pools = pools
+        self.launchIntent = launchIntent
+        self.drains = drains
+        self.ghostNodes = ghostNodes
+    }
+
+    /// The memory of one pool; a pool never seen starts empty.
+    public func pool(_ name: String) -> ScalerState { pools[name] ?? ScalerState() }
+
+    /// This document with a run's `changes` to `pool` applied.
+    public func applying(_ changes: StateChanges, pool name: String) -> StateDocument {
+        var document = self
+        var pool = pool(name)
+        if let stamp = changes.lastScaleUpAt { pool.lastScaleUpAt = stamp }
+        if let stamp = changes.lastScaleDownAt { pool.lastScaleDownAt = stamp }
+        if let unavailable = changes.unavailableOfferings { pool.unavailableOfferings = unavailable }
+        document.pools[name] = pool == ScalerState() ? nil : pool
+        if changes.clearLaunchIntent { document.launchIntent = nil }
+        return document
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, pools, launchIntent = "launch_intent", drains, ghostNodes = "ghost_nodes"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        version = try container.decode(Int.self, forKey: .version)
+        guard (1...Self.currentVersion).contains(version) else {
+            throw DecodingError.dataCorruptedError(forKey: .version, in: container, debugDescription:
+                "version \(version) is not one this kscaler reads (1…\(Self.currentVersion)): written by a newer kscaler? Upgrade it")
+        }
+        pools = try container.decodeIfPresent([String: ScalerState].self, forKey: .pools) ?? [:]
+        launchIntent = try container.decodeIfPresent(LaunchIntent.self, forKey: .launchIntent)
+        drains = try container.decodeIfPresent([OpenDrain].self, forKey: .drains) ?? []
+        ghostNodes = try container.decodeIfPresent([GhostNode].self, forKey: .ghostNodes) ?? []
+    }
+}
+
+/// A launch written into the state *before* RunInstances is called, so that a run that
+/// crashes (or times out) between the call and the record cannot make the next run launch
+/// again: the next run looks the intent's launch id up in EC2 (tag `kscaler:launch-id`) first.
+public struct LaunchIntent: Sendable, Equatable, Codable {
+    public var launchID: String
+    public var count: Int
+    public var createdAt: Date
+
+    public init(launchID: String, count: Int, createdAt: Date) {
+        self.launchID = launchID
+        self.count = count
+        self.createdAt = createdAt
+    }
+
+    enum CodingKeys: String, CodingKey { case launchID = "launch_id", count, createdAt = "created_at" }
+}
+
+/// A node being drained before its machine is terminated (DESIGN.md "Node lifecycle").
+public struct OpenDrain: Sendable, Equatable, Codable {
+    public var node: String
+    public var machine: String
+    public var startedAt: Date
+    public var deadline: Date
+    /// Why the last step could not go on (a PodDisruptionBudget, say); nil while it progresses.
+    public var blockedBy: String?
+
+    public init(node: String, machine: String, startedAt: Date, deadline: Date, blockedBy: String? = nil) {
+        self.node = node
+        self.machine = machine
+        self.startedAt = startedAt
+        self.deadline = deadline
+        self.blockedBy = blockedBy
+    }
+
+    enum CodingKeys: String, CodingKey { case node, machine, startedAt = "started_at", deadline, blockedBy = "blocked_by" }
+}
+
+/// A Node object whose machine was terminated, to delete from the cluster.
+public struct GhostNode: Sendable, Equatable, Codable {
+    public var node: String
+    public var machine: String
+    public var since: Date
+
+    public init(node: String, machine: String, since: Date) {
+        self.node = node
+        self.machine = machine
+        self.since = since
+    }
+}
+
+/// What a run changes in the state when it finishes.
+public struct StateChanges: Sendable, Equatable {
+    public var lastScaleUpAt: Date?
+    public var lastScaleDownAt: Date?
+    /// The complete list to store (expired entries already dropped), or nil to leave it.
+    public var unavailableOfferings: [UnavailableOffering]?
+    public var clearLaunchIntent: Bool
+
+    public init(lastScaleUpAt: Date? = nil, lastScaleDownAt: Date? = nil, unavailableOfferings: [UnavailableOffering]? = nil,
+                clearLaunchIntent: Bool = false) {
+        self.lastScaleUpAt = lastScaleUpAt
+        self.lastScaleDownAt = lastScaleDownAt
+        self.unavailableOfferings = unavailableOfferings
+        self.clearLaunchIntent = clearLaunchIntent
+    }
+
+    public var isEmpty: Bool { self == StateChanges() }
+}
