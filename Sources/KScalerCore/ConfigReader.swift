@@ -23,33 +23,54 @@ struct Section {
 /// Walks the tree and collects problems instead of stopping at the first one.
 struct ConfigReader {
     private(set) var problems: [ConfigProblem] = []
+    /// Paths judged unusable without a problem of their own (one was reported inside them).
+    private var broken: Set<String> = []
 
     mutating func report(_ path: String, _ message: String, fix: String) {
         problems.append(ConfigProblem(path: path.isEmpty ? "(top level)" : path, message: message, fix: fix))
     }
 
+    mutating func markBroken(_ path: String) { broken.insert(path) }
+
     /// True when a problem was already reported at `path`: checks spanning fields skip such
     /// values rather than pile a second, confusing problem on top.
     func isBroken(_ path: String) -> Bool {
-        problems.contains { $0.path == path }
+        broken.contains(path) || problems.contains { $0.path == path }
     }
 
-    /// Opens the section at `path` (keys checked against the schema). Absent → empty section,
-    /// so every field takes its default.
-    mutating func section(_ value: ConfigValue?, at path: String) -> Section {
-        let empty = Section(path: path, fields: [:])
-        guard let value, value != .null else { return empty }
-        guard case .map(let fields) = value else {
-            report(path, "expected a map of settings, got \(value.kindName)", fix: "indent the settings under \(path.isEmpty ? "the top level" : "\(path):") as key: value pairs")
-            return empty
+    /// Checks that the tree has the schema's shape: a map wherever a section is, and no key
+    /// the schema does not know (with a did-you-mean).
+    mutating func checkShape(_ value: ConfigValue?, _ node: SchemaNode, path: [String]) {
+        guard let value, value != .null else { return }
+        let dotted = path.joined(separator: ".")
+        switch node {
+        case .leaf, .dictionary:
+            return
+        case .section(let children):
+            guard case .map(let fields) = value else {
+                report(dotted, "expected a map of settings, got \(value.kindName)",
+                       fix: "indent the settings under \(dotted.isEmpty ? "the top level" : "\(dotted):") as key: value pairs")
+                return
+            }
+            let known = children.map(\.key)
+            for key in fields.keys.sorted() where !known.contains(key) {
+                let fix = closestMatch(to: key, among: known).map { "did you mean \"\($0)\"?" }
+                    ?? "remove it; known keys here: \(known.joined(separator: ", "))"
+                report(dotted.isEmpty ? key : "\(dotted).\(key)", "unknown key \"\(key)\"", fix: fix)
+            }
+            for (key, child) in children { checkShape(fields[key], child, path: path + [key]) }
+        case .namedSections(let section):
+            guard case .map(let fields) = value else {
+                report(dotted, "expected a map of named sections, got \(value.kindName)", fix: "write \(dotted): {<name>: {…}, …}")
+                return
+            }
+            for (name, child) in fields.sorted(by: { $0.key < $1.key }) { checkShape(child, section, path: path + [name]) }
         }
-        let known = ConfigSchema.node(at: path.isEmpty ? [] : path.split(separator: ".").map(String.init))?.keys ?? []
-        for key in fields.keys.sorted() where !known.contains(key) {
-            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
-            let fix = closestMatch(to: key, among: known).map { "did you mean \"\($0)\"?" }
-                ?? "remove it; known keys here: \(known.joined(separator: ", "))"
-            report(fieldPath, "unknown key \"\(key)\"", fix: fix)
-        }
+    }
+
+    /// The map at `path` as a section (its shape was checked by `checkShape`); anything else is empty.
+    func section(_ value: ConfigValue?, at path: String) -> Section {
+        guard case .map(let fields)? = value else { return Section(path: path, fields: [:]) }
         return Section(path: path, fields: fields)
     }
 
@@ -72,26 +93,17 @@ struct ConfigReader {
         }
         return read(section, key, parse)
     }
+}
 
-    /// Reports `message` at `section.key` when `condition` fails and passes the value through.
-    mutating func check<T>(_ value: T?, _ path: String, _ condition: (T) -> Bool, _ message: (T) -> String, fix: String) -> T? {
-        guard let value else { return nil }
-        if !condition(value) {
-            report(path, message(value), fix: fix)
-            return nil
+extension ConfigValue {
+    /// The value at `path` (map keys); nil when absent, null, or under something that is not a map.
+    func value(at path: [String]) -> ConfigValue? {
+        var current = self
+        for key in path {
+            guard case .map(let fields) = current, let next = fields[key] else { return nil }
+            current = next
         }
-        return value
-    }
-
-    /// A duration that must be more than zero.
-    mutating func positiveDuration(_ section: Section, _ key: String) -> TimeInterval? {
-        check(read(section, key, Scalar.duration), section.path(key), { $0 > 0 }, { "must be longer than 0, got \(formatDuration($0))" },
-              fix: "write a positive duration such as 30s or 5m")
-    }
-
-    /// A whole number of at least `minimum`.
-    mutating func integer(_ section: Section, _ key: String, atLeast minimum: Int) -> Int? {
-        check(read(section, key, Scalar.integer), section.path(key), { $0 >= minimum }, { "must be at least \(minimum), got \($0)" },
-              fix: "write a whole number of \(minimum) or more")
+        if case .null = current { return nil }
+        return current
     }
 }

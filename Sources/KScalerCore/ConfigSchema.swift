@@ -1,5 +1,4 @@
-/// The configuration's key tree: the one list of keys that parsing (unknown-key checks),
-/// the environment-variable mapping and the effective-config listing all agree on.
+/// A node of the configuration's key tree (see `ConfigSchema`).
 indirect enum SchemaNode: Sendable {
     /// A single value (string, number, list of scalars…).
     case leaf
@@ -8,6 +7,9 @@ indirect enum SchemaNode: Sendable {
     /// A map with user-chosen keys (`workers.sizes`, `workers.labels`); in the environment it is
     /// one variable holding `k=v,k=v`.
     case dictionary
+    /// A map of user-chosen names to sections of one schema (`pools.<name>`): every name's
+    /// section is checked like a fixed one.
+    case namedSections(SchemaNode)
 
     var keys: [String] {
         if case .section(let children) = self { return children.map(\.key) }
@@ -15,64 +17,48 @@ indirect enum SchemaNode: Sendable {
     }
 
     func child(_ key: String) -> SchemaNode? {
-        if case .section(let children) = self { return children.first(where: { $0.key == key })?.node }
-        return nil
+        switch self {
+        case .section(let children): children.first(where: { $0.key == key })?.node
+        case .namedSections(let section): section
+        case .leaf, .dictionary: nil
+        }
     }
 
-    /// Every settable path (leaves and dictionaries), depth first in documentation order.
+    /// Every settable path with a fixed name (leaves and dictionaries), depth first in
+    /// documentation order. Named sections have no fixed names to list.
     func settablePaths(prefix: [String] = []) -> [[String]] {
         switch self {
         case .leaf, .dictionary: [prefix]
         case .section(let children): children.flatMap { $0.node.settablePaths(prefix: prefix + [$0.key]) }
+        case .namedSections: []
         }
+    }
+
+    /// This tree with `node` at `path`, sections created on the way, order of first mention kept.
+    func inserting(_ node: SchemaNode, at path: ArraySlice<String>) -> SchemaNode {
+        guard let key = path.first else { return node }
+        var children: [(key: String, node: SchemaNode)] = []
+        if case .section(let existing) = self { children = existing }
+        if let index = children.firstIndex(where: { $0.key == key }) {
+            children[index].node = children[index].node.inserting(node, at: path.dropFirst())
+        } else {
+            children.append((key, SchemaNode.section([]).inserting(node, at: path.dropFirst())))
+        }
+        return .section(children)
     }
 }
 
+/// The configuration's key tree, built from `ConfigSettings.all`: unknown-key checks, the
+/// environment-variable names and the listing all follow it.
 enum ConfigSchema {
-    static let root: SchemaNode = .section([
-        ("cluster_id", .leaf),
-        ("region", .leaf),
-        ("table", .leaf),
-        ("prometheus", .section([
-            ("url", .leaf),
-            ("auth", .section([
-                ("type", .leaf), ("username", .leaf), ("password_file", .leaf), ("token_file", .leaf), ("region", .leaf),
-            ])),
-            ("timeout", .leaf),
-            ("staleness", .leaf),
-        ])),
-        ("utilization", .leaf),
-        ("signals", .section(Signal.allCases.map { ($0.rawValue, .leaf) })),
-        ("nodes", .section([("min", .leaf), ("max", .leaf)])),
-        ("scale_up", .section([
-            ("cpu_threshold", .leaf), ("memory_threshold", .leaf), ("max_step", .leaf), ("cooldown", .leaf),
-        ])),
-        ("scale_down", .section([
-            ("cpu_threshold", .leaf), ("memory_threshold", .leaf), ("max_step", .leaf), ("cooldown", .leaf),
-            ("delay_after_scale_up", .leaf), ("stabilization_window", .leaf),
-        ])),
-        ("boot_grace", .leaf),
-        ("provision_timeout", .leaf),
-        ("unavailable_for", .leaf),
-        ("health", .section([("max_not_ready_fraction", .leaf), ("max_not_ready_nodes", .leaf)])),
-        ("victims", .section([("order", .leaf), ("protected_instances", .leaf)])),
-        ("workers", .section([
-            ("pool", .leaf),
-            ("launch_template", .section([("id", .leaf), ("name", .leaf), ("version", .leaf)])),
-            ("image_id", .leaf),
-            ("instance_types", .leaf),
-            ("subnets", .leaf),
-            ("security_groups", .leaf),
-            ("instance_profile", .leaf),
-            ("sizes", .dictionary),
-            ("labels", .dictionary),
-            ("taints", .leaf),
-            ("join", .section([("token_parameter", .leaf), ("server_url_parameter", .leaf)])),
-        ])),
-        ("lease", .section([("ttl", .leaf), ("safety_margin", .leaf), ("max_clock_skew", .leaf)])),
-        ("history", .section([("retention", .leaf)])),
-        ("pushgateway", .section([("url", .leaf)])),
-    ])
+    static let root: SchemaNode = ConfigSettings.all.reduce(SchemaNode.section([])) { tree, setting in
+        let node: SchemaNode = switch setting.shape {
+        case .value: .leaf
+        case .dictionary: .dictionary
+        case .section(let keys): .section(keys.map { ($0, .leaf) })
+        }
+        return tree.inserting(node, at: setting.path[...])
+    }
 
     static func node(at path: [String]) -> SchemaNode? {
         path.reduce(Optional(root)) { node, key in node?.child(key) }

@@ -385,3 +385,73 @@ struct ConfigValidationTests {
         #expect(parse(minimalConfig.with("nodes.max", .null))?.nodes.max == 10)
     }
 }
+
+@Suite("configuration: one table of settings")
+struct ConfigSettingsTableTests {
+    /// Every value changed from its default, every kind of setting used.
+    static let everything: ConfigValue = [
+        "cluster_id": "prod-eu", "region": "eu-west-1", "table": "ks-table",
+        "prometheus": ["url": "https://prometheus.example:9443/prefix", "timeout": "7s", "staleness": "3m",
+                       "auth": ["type": "basic", "username": "scaler", "password_file": "/run/secrets/p"]],
+        "utilization": "usage",
+        "signals": ["node_ready": "up", "pods_per_node": "count by (node) (kube_pod_info)"],
+        "nodes": ["min": 2, "max": 30],
+        "scale_up": ["cpu_threshold": 80, "memory_threshold": 85.5, "max_step": 4, "cooldown": "90s"],
+        "scale_down": ["cpu_threshold": 20, "memory_threshold": 25, "max_step": 2, "cooldown": "7m",
+                       "delay_after_scale_up": "15m", "stabilization_window": "20m"],
+        "boot_grace": "4m", "provision_timeout": "12m", "unavailable_for": "1h",
+        "health": ["max_not_ready_fraction": 0.3, "max_not_ready_nodes": 5],
+        "victims": ["order": "oldest_first", "protected_instances": ["i-0123456789abcdef0", "i-0fedcba9876543210"]],
+        "workers": [
+            "pool": "batch", "launch_template": ["name": "workers", "version": "7"], "image_id": "ami-0123456789abcdef0",
+            "instance_types": ["m6i.large", "m5.large"], "subnets": ["subnet-0a", "subnet-0b"], "security_groups": ["sg-0c"],
+            "instance_profile": "kscaler-worker",
+            "sizes": ["m6i.large": ["cpu": 2, "memory": "8Gi"], "m5.large": ["cpu": 1.9, "memory": "7.5Gi"]],
+            "labels": ["example.com/role": "batch", "tier": ""], "taints": ["dedicated=batch:NoSchedule", "spot:PreferNoSchedule"],
+            "join": ["token_parameter": "/secret/join", "server_url_parameter": "/secret/url"],
+        ],
+        "lease": ["ttl": "3m", "safety_margin": "30s", "max_clock_skew": "10s"],
+        "history": ["retention": "30d"],
+        "pushgateway": ["url": "http://pushgateway:9091"],
+    ]
+
+    /// The environment a configuration writes back parses to that same configuration: the
+    /// listing, the environment names and the parser cannot drift apart.
+    @Test("effective settings → environment → parse gives the same configuration", arguments: [minimalConfig, everything])
+    func roundTrip(tree: ConfigValue) throws {
+        let config = try #require(parse(tree), "\(problems(tree))")
+        var fromEnvironment = ConfigValue.map([:])
+        for (name, value) in config.environment() {
+            let path = try #require(KScalerConfig.environmentVariables[name], "\(name) is not a known variable")
+            fromEnvironment = fromEnvironment.setting(.string(value), at: path)
+        }
+        #expect(KScalerConfig.parse(fromEnvironment) == .success(config))
+    }
+
+    @Test("every setting has a path in the schema, a summary, and an environment name")
+    func everySettingIsDescribed() {
+        let settable = Set(ConfigSchema.root.settablePaths().map { $0.joined(separator: ".") })
+        for setting in ConfigSettings.all {
+            #expect(!setting.summary.isEmpty, "\(setting.dotted)")
+            switch setting.shape {
+            case .value, .dictionary: #expect(settable.contains(setting.dotted), "\(setting.dotted)")
+            case .section(let keys): #expect(keys.allSatisfy { settable.contains("\(setting.dotted).\($0)") }, "\(setting.dotted)")
+            }
+        }
+        #expect(Set(ConfigSettings.all.map(\.dotted)).count == ConfigSettings.all.count, "a path described twice")
+    }
+
+    /// The node `pools.<name>` will use: every named section is checked like a fixed one.
+    @Test("a map of named sections checks each section's keys")
+    func namedSections() {
+        let schema = SchemaNode.section([("pools", .namedSections(.section([("min", .leaf), ("max", .leaf)])))])
+        var reader = ConfigReader()
+        reader.checkShape(["pools": ["batch": ["min": 1, "maxx": 2], "gpu": ["max": 3]]], schema, path: [])
+        #expect(reader.problems.map(\.path) == ["pools.batch.maxx"])
+        #expect(reader.problems.first?.fix == "did you mean \"max\"?")
+        var notAMap = ConfigReader()
+        notAMap.checkShape(["pools": ["batch": "big"]], schema, path: [])
+        #expect(notAMap.problems.map(\.message) == ["expected a map of settings, got a string"])
+        #expect(schema.settablePaths().isEmpty, "names are not known in advance: no environment variables")
+    }
+}
