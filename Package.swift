@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport"]),
-        .testTarget(name: "PrometheusTests", dependencies: ["Prometheus", "KScalerCore", "TestSupport"]),
+        .testTarget(name: "PrometheusTests", dependencies: ["Prometheus", "KScalerCore", "KScaler", "TestSupport"]),
         .testTarget(
             name: "KScalerCoreTests",
             dependencies: ["KScalerCore", .product(name: "PropertyBased", package: "swift-property-based")]

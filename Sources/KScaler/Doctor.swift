@@ -91,16 +91,16 @@ extension Doctor {
 
     static func launchCheck(_ runtime: Runtime) async -> DoctorCheck {
         let config = runtime.config
-        let first = Offering(instanceType: config.workers.instanceTypes.first, subnetID: config.workers.subnets.first)
+        let first = Offering(machineType: config.workers.instanceTypes.first, placement: config.workers.subnets.first)
         do {
-            let plan = LaunchPlan(launchID: "kscaler-doctor", count: 1, candidates: [first], userData: try runtime.workerUserData())
+            let plan = LaunchPlan(launchID: "kscaler-doctor", count: 1, candidates: [first])
             _ = try await runtime.fleet.launch(plan, dryRun: true)
             let what: String
             if let template = config.workers.launchTemplate {
                 let identity = switch template.identity { case .id(let id): id; case .name(let name): name }
                 what = "launch template \(identity) version \(template.version)"
             } else {
-                what = "\(first.instanceType ?? "?") in \(first.subnetID ?? "?")"
+                what = "\(first.machineType ?? "?") in \(first.placement ?? "?")"
             }
             return DoctorCheck(name: "ec2 launch", passed: true, detail: "RunInstances dry run passed for \(what)")
         } catch {

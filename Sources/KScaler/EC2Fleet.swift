@@ -9,17 +9,65 @@ public struct EC2Fleet: Fleet {
     public static let launchIDTag = "kscaler:launch-id"
     public static let protectedTag = "kscaler:protected"
 
+    /// What the workers boot with, rendered once when the fleet is made.
+    public enum UserData: Sendable, Equatable {
+        /// The launch template carries its own.
+        case fromLaunchTemplate
+        case rendered(String)
+        /// The configuration holds a value the user data cannot: every launch refuses (and
+        /// `run`, `plan` and `config check` exit 2 before that).
+        case unrenderable(String)
+
+        public init(for config: KScalerConfig) {
+            do {
+                self = try UserDataRenderer.workerUserData(for: config).map(UserData.rendered) ?? .fromLaunchTemplate
+            } catch {
+                self = .unrenderable("\(error)")
+            }
+        }
+    }
+
     let ec2: EC2Client
     let clusterID: String
     let workers: WorkerSettings
     /// Instance ids never to terminate, besides those tagged protected.
     let protectedInstances: Set<String>
+    public let userData: UserData
 
-    public init(ec2: EC2Client, clusterID: String, workers: WorkerSettings, protectedInstances: Set<String>) {
+    public init(ec2: EC2Client, clusterID: String, workers: WorkerSettings, protectedInstances: Set<String>, userData: UserData) {
         self.ec2 = ec2
         self.clusterID = clusterID
         self.workers = workers
         self.protectedInstances = protectedInstances
+        self.userData = userData
+    }
+
+    /// kscaler's EC2 workers are named after their instance id (DESIGN.md "Workers"); a node
+    /// named otherwise is matched by its provider id `aws:///<az>/<instance-id>`.
+    public static let machines = MachineIdentity(workerNodeNames: "i-[0-9a-f]+", machineID: instanceID(nodeName:providerID:))
+
+    public var machines: MachineIdentity { Self.machines }
+
+    static func instanceID(nodeName: String, providerID: String?) -> String? {
+        if let providerID, providerID.hasPrefix("aws://"),
+           let last = providerID.split(separator: "/").last, isInstanceID(last) {
+            return String(last)
+        }
+        return isInstanceID(Substring(nodeName)) ? nodeName : nil
+    }
+
+    private static func isInstanceID(_ text: Substring) -> Bool {
+        text.hasPrefix("i-") && text.count > 2 && text.dropFirst(2).allSatisfy { $0.isASCII && $0.isHexDigit && !$0.isUppercase }
+    }
+
+    /// `LaunchFailure` (EC2 refused every offering, or the user data cannot be rendered) and
+    /// `TerminationRefused` (kscaler refused before calling EC2) are definite; for anything
+    /// else AWS's retry bookkeeping says (a 5xx or a lost answer may have acted).
+    public func outcome(of error: any Error) -> FailedCallOutcome {
+        switch error {
+        case is LaunchFailure, is TerminationRefused: .nothingHappened
+        default: mayHaveTakenEffect(error) ? .unknown : .nothingHappened
+        }
     }
 
     var liveManagedFilters: [(name: String, values: [String])] {
@@ -35,7 +83,10 @@ public struct EC2Fleet: Fleet {
     }
 
     public func launch(_ plan: LaunchPlan, dryRun: Bool) async throws -> LaunchResult {
-        let candidates = plan.candidates.isEmpty ? [Offering(instanceType: nil, subnetID: nil)] : plan.candidates
+        if case .unrenderable(let problem) = userData {
+            throw LaunchFailure(unavailable: [], reason: "the worker user data cannot be rendered from this configuration: \(problem)")
+        }
+        let candidates = plan.candidates.isEmpty ? [Offering(machineType: nil, placement: nil)] : plan.candidates
         if dryRun {
             try await ec2.runInstancesDryRun(request(plan, offering: candidates[0], attempt: 0))
             return LaunchResult(instances: [], offering: candidates[0], unavailable: [])
@@ -87,14 +138,18 @@ public struct EC2Fleet: Fleet {
             }
         }
         return RunInstancesRequest(
-            launchTemplate: template, imageID: workers.imageID, instanceType: offering.instanceType, count: plan.count,
-            subnetID: offering.subnetID, securityGroupIDs: workers.securityGroups,
+            launchTemplate: template, imageID: workers.imageID, instanceType: offering.machineType, count: plan.count,
+            subnetID: offering.placement, securityGroupIDs: workers.securityGroups,
             instanceProfile: workers.instanceProfile.map(IAMInstanceProfile.init(nameOrARN:)),
             instanceTags: tags, volumeTags: [Self.clusterTag: clusterID, Self.poolTag: workers.pool],
-            userData: plan.userData.map { Data($0.utf8) },
+            userData: renderedUserData.map { Data($0.utf8) },
             // One token per (launch, offering): a retry of the same attempt is deduplicated by
             // EC2; a different offering is a different request, which EC2 requires.
             clientToken: attempt == 0 ? plan.launchID : "\(plan.launchID)-\(attempt)")
+    }
+
+    var renderedUserData: String? {
+        if case .rendered(let text) = userData { text } else { nil }
     }
 
     static func managed(_ instance: EC2Instance) -> ManagedInstance? {
@@ -104,8 +159,8 @@ public struct EC2Fleet: Fleet {
         case .running: state = .running
         default: return nil
         }
-        return ManagedInstance(id: instance.id, instanceType: instance.instanceType, subnetID: instance.subnetID,
-                               availabilityZone: instance.availabilityZone, launchTime: instance.launchTime, state: state,
+        return ManagedInstance(id: instance.id, machineType: instance.instanceType, placement: instance.subnetID,
+                               zone: instance.availabilityZone, launchTime: instance.launchTime, state: state,
                                protected: instance.tags[protectedTag] == "true")
     }
 }

@@ -42,16 +42,13 @@ public struct Evaluator: Sendable {
     public struct Invocation: Sendable {
         public var runID: String
         public var owner: String
-        /// Rendered worker user data, or nil when the launch template carries its own.
-        public var userData: String?
         /// When the run must be over, lease released included (`--timeout`). Work stops a little
         /// earlier (`workDeadline`) to leave time for the release; nil bounds the run by the lease.
         public var deadline: ContinuousClock.Instant?
 
-        public init(runID: String, owner: String, userData: String?, deadline: ContinuousClock.Instant? = nil) {
+        public init(runID: String, owner: String, deadline: ContinuousClock.Instant? = nil) {
             self.runID = runID
             self.owner = owner
-            self.userData = userData
             self.deadline = deadline
         }
     }
@@ -184,7 +181,7 @@ public struct Evaluator: Sendable {
             after = state.applying(StateChanges(clearLaunchIntent: observed.intentSettled), pool: config.workers.pool)
             let decision = decider(observed.observation, clock())
             report.decision = decision
-            let acted = await act(decision, mode: mode, state: state, retryLaunchID: observed.retryLaunchID, userData: invocation.userData)
+            let acted = await act(decision, mode: mode, state: state, retryLaunchID: observed.retryLaunchID)
             report.actions += acted.actions
             // A launch written as a new intent decides about it; else the lookup above does.
             if let intent = acted.intent { after.launchIntent = intent }

@@ -32,8 +32,8 @@ public struct RunEvent: Sendable, Equatable, Codable {
 
         public var kind: Kind
         public var instanceIDs: [String]
-        public var instanceType: String?
-        public var subnetID: String?
+        public var machineType: String?
+        public var placement: String?
         public var launchID: String?
         public var result: Result
         public var error: String?
@@ -41,12 +41,12 @@ public struct RunEvent: Sendable, Equatable, Codable {
         /// launch id) and records it, so every launch reaches the history.
         public var recovered: Bool
 
-        public init(kind: Kind, instanceIDs: [String], instanceType: String? = nil, subnetID: String? = nil,
+        public init(kind: Kind, instanceIDs: [String], machineType: String? = nil, placement: String? = nil,
                     launchID: String? = nil, result: Result = .done, error: String? = nil, recovered: Bool = false) {
             self.kind = kind
             self.instanceIDs = instanceIDs
-            self.instanceType = instanceType
-            self.subnetID = subnetID
+            self.machineType = machineType
+            self.placement = placement
             self.launchID = launchID
             self.result = result
             self.error = error
@@ -54,7 +54,7 @@ public struct RunEvent: Sendable, Equatable, Codable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case kind, instanceIDs = "instance_ids", instanceType = "instance_type", subnetID = "subnet_id", launchID = "launch_id"
+            case kind, instanceIDs = "instance_ids", machineType = "instance_type", placement = "subnet_id", launchID = "launch_id"
             case result, error, recovered
         }
 
@@ -63,8 +63,8 @@ public struct RunEvent: Sendable, Equatable, Codable {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             kind = try container.decode(Kind.self, forKey: .kind)
             instanceIDs = try container.decode([String].self, forKey: .instanceIDs)
-            instanceType = try container.decodeIfPresent(String.self, forKey: .instanceType)
-            subnetID = try container.decodeIfPresent(String.self, forKey: .subnetID)
+            machineType = try container.decodeIfPresent(String.self, forKey: .machineType)
+            placement = try container.decodeIfPresent(String.self, forKey: .placement)
             launchID = try container.decodeIfPresent(String.self, forKey: .launchID)
             error = try container.decodeIfPresent(String.self, forKey: .error)
             result = try container.decodeIfPresent(Result.self, forKey: .result) ?? (error == nil ? .done : .failed)

@@ -95,7 +95,8 @@ public struct PrometheusMetricsSource: MetricsSource {
         }
         return ready.samples.compactMap { sample in
             guard let name = sample.labels["node"] else { return nil }
-            return NodeObservation(name: name, providerID: sample.labels["provider_id"], ready: sample.value == 1,
+            // The machine behind the node is the fleet's to tell (`NodeObservation.identified(by:)`).
+            return NodeObservation(name: name, instanceID: nil, providerID: sample.labels["provider_id"], ready: sample.value == 1,
                                    nonDaemonSetPods: podsByNode.map { $0[name] ?? 0 })
         }
     }

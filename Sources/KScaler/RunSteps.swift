@@ -40,11 +40,13 @@ extension Evaluator {
     /// Prometheus and the fleet concurrently; then the launch intent, if one is pending.
     func observe(state: StateDocument) async throws -> Observed {
         try Task.checkCancellation()
-        async let metricsObservation = metrics.observe(queries: config.queries(), now: clock())
+        let machines = fleet.machines
+        async let metricsObservation = metrics.observe(queries: config.queries(workerNodes: machines.workerNodeNames), now: clock())
         async let instancesResult = fleet.managedInstances()
         let readings = await metricsObservation
         let instances = try await instancesResult
-        var observed = Observed(observation: Observation(readings: readings.readings, nodes: readings.nodes, instances: instances,
+        let nodes = readings.nodes.map { $0.identified(by: machines) }
+        var observed = Observed(observation: Observation(readings: readings.readings, nodes: nodes, instances: instances,
                                                          state: state.pool(config.workers.pool)))
         guard let intent = state.launchIntent else { return observed }
         let launched = try await fleet.instances(launchID: intent.launchID)
@@ -55,8 +57,8 @@ extension Evaluator {
         } else {
             // Launched by a run that ended before recording it: recorded now, so every launch
             // reaches the history.
-            observed.recovered.append(.init(kind: .launch, instanceIDs: launched.map(\.id), instanceType: launched.first?.instanceType,
-                                            subnetID: launched.first?.subnetID, launchID: intent.launchID, recovered: true))
+            observed.recovered.append(.init(kind: .launch, instanceIDs: launched.map(\.id), machineType: launched.first?.machineType,
+                                            placement: launched.first?.placement, launchID: intent.launchID, recovered: true))
             observed.notes.append("launch \(intent.launchID) had completed: \(launched.map(\.id).joined(separator: ", ")) "
                 + "(an earlier run launched them and ended before recording it)")
         }
@@ -70,7 +72,7 @@ extension Evaluator {
     /// acts while another may already hold the lease. Each action is recorded with its result:
     /// done, failed (nothing happened), or unknown (sent, no usable answer: it may have happened,
     /// and the next run looks first).
-    func act(_ decision: Decision, mode: ActMode, state: StateDocument, retryLaunchID: String?, userData: String?) async -> Acted {
+    func act(_ decision: Decision, mode: ActMode, state: StateDocument, retryLaunchID: String?) async -> Acted {
         var acted = Acted()
         guard decision.action != .none || !decision.failedBoots.isEmpty else { return acted }
         let now = clock()
@@ -85,7 +87,7 @@ extension Evaluator {
                     break
                 case .scaleUp(let count):
                     unavailable += try await launch(count, decision: decision, mode: mode, state: state, retryLaunchID: retryLaunchID,
-                                                    userData: userData, now: now, into: &acted)
+                                                    now: now, into: &acted)
                 case .scaleDown(let victims):
                     try await terminate(victims.map(\.instanceID), mode: mode, into: &acted)
                     if !mode.isDryRun { acted.changes.lastScaleDownAt = now }
@@ -127,7 +129,7 @@ extension Evaluator {
         do {
             try await call(ids)
         } catch {
-            acted.actions.append(.init(kind: kind, instanceIDs: ids, result: Self.result(of: error, mode: mode), error: describeError(error)))
+            acted.actions.append(.init(kind: kind, instanceIDs: ids, result: result(of: error, mode: mode), error: describeError(error)))
             throw error
         }
         acted.actions.append(.init(kind: kind, instanceIDs: ids))
@@ -136,8 +138,7 @@ extension Evaluator {
 
     /// Launches `count` (for real: after writing the intent, so a crash cannot launch twice) and
     /// records it. Returns the offerings found out of capacity on the way.
-    private func launch(_ count: Int, decision: Decision, mode: ActMode, state: StateDocument, retryLaunchID: String?, userData: String?,
-                        now: Date, into acted: inout Acted) async throws -> [UnavailableOffering] {
+    private func launch(_ count: Int, decision: Decision, mode: ActMode, state: StateDocument, retryLaunchID: String?, now: Date, into acted: inout Acted) async throws -> [UnavailableOffering] {
         let launchID = retryLaunchID ?? Self.newLaunchID()
         if case .real(let lease) = mode {
             var withIntent = state
@@ -145,12 +146,12 @@ extension Evaluator {
             try await store.write(withIntent, lease: lease)
             acted.intent = withIntent.launchIntent
         }
-        let plan = LaunchPlan(launchID: launchID, count: count, candidates: decision.launchCandidates, userData: userData)
+        let plan = LaunchPlan(launchID: launchID, count: count, candidates: decision.launchCandidates)
         do {
             let result = try await fleet.launch(plan, dryRun: mode.isDryRun)
             let offering = result.offering ?? plan.candidates.first
-            acted.actions.append(.init(kind: .launch, instanceIDs: result.instances.map(\.id), instanceType: offering?.instanceType,
-                                       subnetID: offering?.subnetID, launchID: launchID))
+            acted.actions.append(.init(kind: .launch, instanceIDs: result.instances.map(\.id), machineType: offering?.machineType,
+                                       placement: offering?.placement, launchID: launchID))
             if !mode.isDryRun {
                 acted.changes.lastScaleUpAt = now
                 acted.changes.clearLaunchIntent = true
@@ -167,20 +168,20 @@ extension Evaluator {
         } catch {
             // The intent stays either way: the next run looks the launch id up before launching
             // again, and reuses it (EC2 deduplicates its ClientToken).
-            acted.actions.append(.init(kind: .launch, instanceIDs: [], launchID: launchID, result: Self.result(of: error, mode: mode),
+            acted.actions.append(.init(kind: .launch, instanceIDs: [], launchID: launchID, result: result(of: error, mode: mode),
                                        error: describeError(error)))
             throw error
         }
     }
 
-    /// An action that failed with `error`: refused (nothing happened), or unknown. A dry run
-    /// never acts, whatever became of its answer.
-    static func result(of error: any Error, mode: ActMode = .dryRun) -> RunEvent.ActionRecord.Result {
-        !mode.isDryRun && mayHaveTakenEffect(error) ? .unknown : .failed
+    /// An action that failed with `error`: refused (nothing happened), or unknown, as the fleet
+    /// tells. A dry run never acts, whatever became of its answer.
+    func result(of error: any Error, mode: ActMode) -> RunEvent.ActionRecord.Result {
+        !mode.isDryRun && fleet.outcome(of: error) == .unknown ? .unknown : .failed
     }
 
     func unavailableEntry(_ offering: Offering, now: Date) -> UnavailableOffering {
-        UnavailableOffering(instanceType: offering.instanceType ?? "launch-template", subnetID: offering.subnetID,
+        UnavailableOffering(machineType: offering.machineType ?? "launch-template", placement: offering.placement,
                             until: now.addingTimeInterval(config.unavailableFor))
     }
 
@@ -198,16 +199,3 @@ struct LeaseTooShort: Error, CustomStringConvertible {
     }
 }
 
-/// Every offering answered with a capacity error (or the request was refused outright):
-/// nothing was launched.
-public struct LaunchFailure: Error, Sendable, CustomStringConvertible {
-    public var unavailable: [Offering]
-    public var reason: String
-
-    public init(unavailable: [Offering], reason: String) {
-        self.unavailable = unavailable
-        self.reason = reason
-    }
-
-    public var description: String { "launch failed: \(reason)" }
-}

@@ -23,15 +23,8 @@ public struct Runtime: Sendable {
             table: KScalerTable(dynamoDB: DynamoDBClient(client: aws.client(for: .dynamoDB, displayName: "DynamoDB")),
                                 tableName: config.table, clusterID: config.clusterID, pool: config.workers.pool),
             fleet: EC2Fleet(ec2: aws.ec2, clusterID: config.clusterID, workers: config.workers,
-                            protectedInstances: config.victims.protectedInstances),
+                            protectedInstances: config.victims.protectedInstances, userData: EC2Fleet.UserData(for: config)),
             transport: transport)
-    }
-
-    /// Worker user data for launches (nil when the launch template carries its own). Rendered
-    /// only by the commands that launch or prove a launch (run, plan, doctor); its errors are
-    /// configuration errors.
-    public func workerUserData() throws -> String? {
-        try UserDataRenderer.workerUserData(for: config)
     }
 
     /// The Prometheus client, built per run so auth files (token, password) are read fresh.

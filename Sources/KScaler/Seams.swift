@@ -18,19 +18,18 @@ public protocol MetricsSource: Sendable {
     func observe(queries: [Signal: String], now: Date) async -> MetricsObservation
 }
 
-/// A launch as the run asks for it: how many, the offerings to try in order, the idempotency
-/// id (EC2 ClientToken and tag `kscaler:launch-id`), and the worker user data.
+/// A launch as the run asks for it: how many, the offerings to try in order, and the
+/// idempotency id (EC2: the ClientToken and tag `kscaler:launch-id`). What the machines boot
+/// with (user data, image) is the fleet's own.
 public struct LaunchPlan: Sendable, Equatable {
     public var launchID: String
     public var count: Int
     public var candidates: [Offering]
-    public var userData: String?
 
-    public init(launchID: String, count: Int, candidates: [Offering], userData: String?) {
+    public init(launchID: String, count: Int, candidates: [Offering]) {
         self.launchID = launchID
         self.count = count
         self.candidates = candidates
-        self.userData = userData
     }
 }
 
@@ -48,17 +47,50 @@ public struct LaunchResult: Sendable, Equatable {
     }
 }
 
-/// The EC2 instances kscaler manages for one cluster.
+/// What became of a fleet call that threw, as far as anyone can tell.
+public enum FailedCallOutcome: Sendable, Equatable {
+    /// Refused before anything happened, or answered with a definite error.
+    case nothingHappened
+    /// Sent without a usable answer: it may have happened. The run records it as unknown and
+    /// the next run looks (a launch by its id) before acting again.
+    case unknown
+}
+
+/// The machines kscaler manages for one cluster, on one backend (EC2 today).
+///
+/// The contract every backend keeps: nothing is launched or terminated on doubt; a launch that
+/// launched nothing throws `LaunchFailure` (with the offerings found out of capacity); for any
+/// other error `outcome(of:)` says whether the call may have taken effect; a launch carrying
+/// the same `launchID` twice launches once, and `instances(launchID:)` finds what it launched.
 public protocol Fleet: Sendable {
-    /// Pending and running instances tagged `kscaler:cluster=<id>`.
+    /// How the backend's machines show up as Kubernetes nodes: the default queries' worker
+    /// selector and the node → machine mapping.
+    var machines: MachineIdentity { get }
+    /// The live (pending or running) machines of this cluster.
     func managedInstances() async throws -> [ManagedInstance]
-    /// Instances (any live state) carrying `kscaler:launch-id=<launchID>`.
+    /// The live machines launched under `launchID`.
     func instances(launchID: String) async throws -> [ManagedInstance]
     /// Launches, trying offerings in order on capacity errors. A dry run proves permissions
-    /// only (EC2 `DryRun=true`) and launches nothing.
+    /// only and launches nothing.
     func launch(_ plan: LaunchPlan, dryRun: Bool) async throws -> LaunchResult
-    /// Terminates managed, unprotected instances; refuses anything else before calling EC2.
+    /// Terminates managed, unprotected machines; refuses anything else before calling the backend.
     func terminate(_ instanceIDs: [String], dryRun: Bool) async throws
+    /// Whether a call that threw `error` may have taken effect.
+    func outcome(of error: any Error) -> FailedCallOutcome
+}
+
+/// Every offering answered with a capacity error (or the request was refused outright):
+/// nothing was launched.
+public struct LaunchFailure: Error, Sendable, CustomStringConvertible {
+    public var unavailable: [Offering]
+    public var reason: String
+
+    public init(unavailable: [Offering], reason: String) {
+        self.unavailable = unavailable
+        self.reason = reason
+    }
+
+    public var description: String { "launch failed: \(reason)" }
 }
 
 /// The table: the lease, the state document, the history — everything a run and the operator

@@ -100,7 +100,7 @@ extension KScalerTable {
             let subnet = entry.string("subnet_id")
             let until = entry.time("until")
             if let type, let until {
-                unavailable.append(UnavailableOffering(instanceType: type, subnetID: subnet, until: until))
+                unavailable.append(UnavailableOffering(machineType: type, placement: subnet, until: until))
             } else if entry.problems.isEmpty {
                 let _: Void? = entry.report(type == nil ? "instance_type" : "until", "is missing")
             }

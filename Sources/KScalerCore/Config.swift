@@ -88,12 +88,12 @@ public struct KScalerConfig: Sendable, Equatable {
 
     /// The PromQL to run for every signal: the configured override, else the default for the
     /// utilisation mode and stabilization window.
-    public func queries() -> [Signal: String] {
+    public func queries(workerNodes: String) -> [Signal: String] {
         let windowSeconds = max(1, Int(scaleDown.stabilizationWindow.rounded()))
         var result: [Signal: String] = [:]
         for signal in Signal.allCases {
             result[signal] = signalQueries[signal]
-                ?? DefaultQueries.query(for: signal, mode: utilization, windowSeconds: windowSeconds)
+                ?? DefaultQueries.query(for: signal, mode: utilization, windowSeconds: windowSeconds, workerNodes: workerNodes)
         }
         return result
     }
@@ -111,8 +111,8 @@ public struct KScalerConfig: Sendable, Equatable {
             victims: victims,
             maxClockSkew: lease.maxClockSkew,
             capacity: WorkerCapacity(
-                instanceTypes: workers.instanceTypes,
-                subnets: workers.subnets,
+                machineTypes: workers.instanceTypes,
+                placements: workers.subnets,
                 sizes: workers.sizes
             )
         )

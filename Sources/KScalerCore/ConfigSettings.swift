@@ -26,7 +26,8 @@ struct SettingSpec {
     /// Reads the setting's value from the tree (nil when absent) into the configuration.
     let read: (inout ConfigReader, ConfigValue?, inout KScalerConfig) -> Void
     /// Lines of `config check`: every effective value as a user would write it ("" when unset).
-    let listing: (KScalerConfig) -> [(path: [String], value: String)]
+    /// The fleet's machine identity gives the default queries their worker selector.
+    let listing: (KScalerConfig, MachineIdentity) -> [(path: [String], value: String)]
     /// The values a `KSCALER_*` variable would carry to set this configuration (nothing for an
     /// unset or default-derived value).
     let environment: (KScalerConfig) -> [(path: [String], value: String)]
@@ -50,7 +51,7 @@ struct SettingSpec {
                 case .failure(let error): reader.report(path, error.message, fix: error.fix)
                 }
             },
-            listing: { [(keys, format($0[keyPath: keyPath]))] },
+            listing: { config, _ in [(keys, format(config[keyPath: keyPath]))] },
             environment: { [(keys, format($0[keyPath: keyPath]))] })
     }
 
@@ -75,7 +76,7 @@ struct SettingSpec {
                 case .failure(let error): reader.report(path, error.message, fix: error.fix)
                 }
             },
-            listing: { [(keys, $0[keyPath: keyPath].map(format) ?? "")] },
+            listing: { config, _ in [(keys, config[keyPath: keyPath].map(format) ?? "")] },
             environment: { config in config[keyPath: keyPath].map { [(keys, format($0))] } ?? [] })
     }
 }
@@ -220,7 +221,7 @@ enum ConfigSettings {
                 case .failure(let error): reader.report(path.joined(separator: "."), error.message, fix: error.fix)
                 }
             },
-            listing: { [(path, $0.queries()[signal] ?? "")] },
+            listing: { config, machines in [(path, config.queries(workerNodes: machines.workerNodeNames)[signal] ?? "")] },
             environment: { config in config.signalQueries[signal].map { [(path, $0)] } ?? [] })
     }
 
@@ -255,7 +256,7 @@ enum ConfigSettings {
                 config.prometheus.auth = .none
             }
         },
-        listing: authLines,
+        listing: { config, _ in authLines(config) },
         environment: { authLines($0).filter { !$0.value.isEmpty } }) }
 
     private static var launchTemplate: SettingSpec { SettingSpec(
@@ -280,7 +281,7 @@ enum ConfigSettings {
             // Recorded even when unusable, so the checks across fields know one was meant.
             if config.workers.launchTemplate == nil { reader.markBroken("workers.launch_template") }
         },
-        listing: templateLines, environment: templateLines) }
+        listing: { config, _ in templateLines(config) }, environment: templateLines) }
 
     private static func authLines(_ config: KScalerConfig) -> [(path: [String], value: String)] {
         let auth = config.prometheus.auth
@@ -355,7 +356,7 @@ enum ConfigSettings {
             config.workers.sizes = sizes
             if !valid { reader.markBroken(path) }
         },
-        listing: { config in
+        listing: { config, _ in
             config.workers.sizes.sorted(by: { $0.key < $1.key }).flatMap { type, size in
                 [(["workers", "sizes", type, "cpu"], formatNumber(size.cpuCores)), (["workers", "sizes", type, "memory"], formatQuantity(size.memoryBytes))]
             }
@@ -395,7 +396,7 @@ enum ConfigSettings {
                 config.workers.labels[key] = text
             }
         },
-        listing: { config in config.workers.labels.sorted(by: { $0.key < $1.key }).map { (["workers", "labels", $0.key], $0.value) } },
+        listing: { config, _ in config.workers.labels.sorted(by: { $0.key < $1.key }).map { (["workers", "labels", $0.key], $0.value) } },
         environment: { config in
             config.workers.labels.isEmpty ? [] : [(["workers", "labels"], config.workers.labels.sorted(by: { $0.key < $1.key })
                 .map { "\($0.key)=\($0.value)" }.joined(separator: ","))]
@@ -418,7 +419,7 @@ enum ConfigSettings {
                 case .failure(let error): reader.report(path, error.message, fix: error.fix)
                 }
             },
-            listing: { [(keys, $0[keyPath: keyPath])] },
+            listing: { config, _ in [(keys, config[keyPath: keyPath])] },
             environment: { config in
                 config[keyPath: keyPath] == JoinParameters.defaults(clusterID: config.clusterID)[keyPath: field] ? [] : [(keys, config[keyPath: keyPath])]
             })

@@ -280,7 +280,7 @@ private struct Planner {
             let size = sizing.size
             let nodes = max(nodesNeeded(cpu, per: size.cpuCores), nodesNeeded(memory, per: Double(size.memoryBytes)), 1)
             reasons.append(Reason(.unschedulablePods, "unschedulable pods \(pods) > 0: need \(nodes) node\(nodes == 1 ? "" : "s") of "
-                + "\(sizing.instanceType) (\(formatNumber(size.cpuCores)) vCPU, \(formatBytes(Double(size.memoryBytes)))) "
+                + "\(sizing.machineType) (\(formatNumber(size.cpuCores)) vCPU, \(formatBytes(Double(size.memoryBytes)))) "
                 + "for \(formatNumber(cpu, decimals: 3)) cores / \(formatBytes(memory)) requested"))
             return nodes
         }
@@ -362,7 +362,7 @@ private struct Planner {
             return .none
         }
         let described = victims.map { victim in
-            "\(victim.instanceID) (\(victim.instanceType), \(victim.nonDaemonSetPods.map { "\($0) non-DaemonSet pods" } ?? "pods unknown"), "
+            "\(victim.instanceID) (\(victim.machineType), \(victim.nonDaemonSetPods.map { "\($0) non-DaemonSet pods" } ?? "pods unknown"), "
                 + "launched \(formatDate(victim.launchTime)))"
         }
         reasons.append(Reason(.victimsChosen, "terminate \(described.joined(separator: ", "))"

@@ -53,7 +53,7 @@ public struct Decision: Sendable, Equatable, Codable {
     public var counts: NodeCounts
     /// The instance type and size scale-ups were sized with (nil when no size is known).
     public var sizing: SizingUnit?
-    /// For a scale-up: (instance type, subnet) pairs to try in order on capacity errors.
+    /// For a scale-up: (machine type, placement) pairs to try in order on capacity errors.
     public var launchCandidates: [Offering]
     /// Plain-words explanation, most important first.
     public var reasons: [Reason]
@@ -82,21 +82,21 @@ public struct Decision: Sendable, Equatable, Codable {
 /// A managed instance chosen for termination.
 public struct Victim: Sendable, Equatable, Codable {
     public var instanceID: String
-    public var instanceType: String
+    public var machineType: String
     public var launchTime: Date
     public var nodeName: String?
     public var nonDaemonSetPods: Int?
 
-    public init(instanceID: String, instanceType: String, launchTime: Date, nodeName: String?, nonDaemonSetPods: Int?) {
+    public init(instanceID: String, machineType: String, launchTime: Date, nodeName: String?, nonDaemonSetPods: Int?) {
         self.instanceID = instanceID
-        self.instanceType = instanceType
+        self.machineType = machineType
         self.launchTime = launchTime
         self.nodeName = nodeName
         self.nonDaemonSetPods = nonDaemonSetPods
     }
 
     private enum CodingKeys: String, CodingKey {
-        case instanceID = "instance_id", instanceType = "instance_type", launchTime = "launch_time"
+        case instanceID = "instance_id", machineType = "instance_type", launchTime = "launch_time"
         case nodeName = "node_name", nonDaemonSetPods = "non_daemonset_pods"
     }
 }
@@ -149,28 +149,30 @@ public struct NodeCounts: Sendable, Equatable, Codable {
 }
 
 public struct SizingUnit: Sendable, Equatable, Codable {
-    public var instanceType: String
+    public var machineType: String
     public var size: WorkerSize
 
-    public init(instanceType: String, size: WorkerSize) {
-        self.instanceType = instanceType
+    public init(machineType: String, size: WorkerSize) {
+        self.machineType = machineType
         self.size = size
     }
 
-    private enum CodingKeys: String, CodingKey { case instanceType = "instance_type", size }
+    private enum CodingKeys: String, CodingKey { case machineType = "instance_type", size }
 }
 
-/// Where to launch: nil fields are left to the launch template.
+/// Where to launch: a machine type (keys `workers.sizes`) and a placement, both opaque to the
+/// core (EC2: an instance type and a subnet); nil fields are left to the backend's template.
+/// The JSON keys stay those of version one (`instance_type`, `subnet_id`).
 public struct Offering: Sendable, Equatable, Codable {
-    public var instanceType: String?
-    public var subnetID: String?
+    public var machineType: String?
+    public var placement: String?
 
-    public init(instanceType: String?, subnetID: String?) {
-        self.instanceType = instanceType
-        self.subnetID = subnetID
+    public init(machineType: String?, placement: String?) {
+        self.machineType = machineType
+        self.placement = placement
     }
 
-    private enum CodingKeys: String, CodingKey { case instanceType = "instance_type", subnetID = "subnet_id" }
+    private enum CodingKeys: String, CodingKey { case machineType = "instance_type", placement = "subnet_id" }
 }
 
 /// One line of explanation: a stable code for machines, a sentence with the values compared for people.

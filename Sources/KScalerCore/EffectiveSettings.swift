@@ -22,9 +22,10 @@ public struct ConfigSetting: Sendable, Equatable {
 
 extension KScalerConfig {
     /// Every effective setting, defaults included, in schema order. Unset optional settings
-    /// are listed with an empty value so the listing shows what could be set.
-    public func effectiveSettings() -> [ConfigSetting] {
-        ConfigSettings.all.flatMap { $0.listing(self) }.map { line in
+    /// are listed with an empty value so the listing shows what could be set. Default queries
+    /// select the workers as `machines` names them.
+    public func effectiveSettings(machines: MachineIdentity) -> [ConfigSetting] {
+        ConfigSettings.all.flatMap { $0.listing(self, machines) }.map { line in
             let path = line.path.joined(separator: ".")
             return ConfigSetting(path: path, value: line.value, sensitive: ConfigSchema.isSensitive(path))
         }

@@ -106,7 +106,7 @@ struct FleetView {
     func failedBootsToTerminate(policy: Policy, now: Date) -> [FailedBoot] {
         failedBoots.map { instance in
             FailedBoot(instanceID: instance.id, launchTime: instance.launchTime,
-                       unavailable: UnavailableOffering(instanceType: instance.instanceType, subnetID: instance.subnetID,
+                       unavailable: UnavailableOffering(machineType: instance.machineType, placement: instance.placement,
                                                         until: now.addingTimeInterval(policy.unavailableFor)))
         }
     }
@@ -128,7 +128,7 @@ struct FleetView {
         }
         let going = failedBoots.map { failed in
             let offering = failed.unavailable
-            let place = offering.subnetID.map { "\(offering.instanceType) in \($0)" } ?? offering.instanceType
+            let place = offering.placement.map { "\(offering.machineType) in \($0)" } ?? offering.machineType
             return Reason(.failedBoot, "failed boot: \(failed.instanceID) (\(place)) launched \(formatDuration(now.timeIntervalSince(failed.launchTime))) "
                 + "ago has no node after provision timeout \(timeout): terminate it; \(place) skipped until \(formatDate(offering.until))")
         }

@@ -4,27 +4,28 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// (instance type, subnet) pairs to try in order: instance types in configured order, and for
-/// each, subnets with the fewest managed instances first (ties: configured order), skipping
-/// offerings marked unavailable until after `now`. With a launch template alone (no types
-/// configured) the type is the template's, so any unavailable entry for a subnet skips it.
+/// (machine type, placement) pairs to try in order: machine types in configured order, and for
+/// each, placements with the fewest managed machines first (ties: configured order), skipping
+/// offerings marked unavailable until after `now`. Both are opaque here (EC2: instance type and
+/// subnet). With a template alone (no types configured) the type is the template's, so any
+/// unavailable entry for a placement skips it.
 func launchCandidates(capacity: WorkerCapacity, instances: [ManagedInstance], unavailable: [UnavailableOffering], now: Date) -> [Offering] {
     let inEffect = unavailable.filter { $0.until > now }
-    let perSubnet = Dictionary(grouping: instances.compactMap(\.subnetID), by: { $0 }).mapValues(\.count)
-    let subnets: [String?] = capacity.subnets.isEmpty
+    let perPlacement = Dictionary(grouping: instances.compactMap(\.placement), by: { $0 }).mapValues(\.count)
+    let placements: [String?] = capacity.placements.isEmpty
         ? [nil]
-        : capacity.subnets.enumerated()
-            .sorted { (perSubnet[$0.element] ?? 0, $0.offset) < (perSubnet[$1.element] ?? 0, $1.offset) }
+        : capacity.placements.enumerated()
+            .sorted { (perPlacement[$0.element] ?? 0, $0.offset) < (perPlacement[$1.element] ?? 0, $1.offset) }
             .map(\.element)
-    let types: [String?] = capacity.instanceTypes.isEmpty ? [nil] : capacity.instanceTypes
+    let types: [String?] = capacity.machineTypes.isEmpty ? [nil] : capacity.machineTypes
     var offerings: [Offering] = []
     for type in types {
-        for subnet in subnets {
+        for placement in placements {
             let blocked = inEffect.contains { entry in
-                guard let type else { return subnet != nil && entry.subnetID == subnet }
-                return entry.instanceType == type && (entry.subnetID == nil || entry.subnetID == subnet)
+                guard let type else { return placement != nil && entry.placement == placement }
+                return entry.machineType == type && (entry.placement == nil || entry.placement == placement)
             }
-            if !blocked { offerings.append(Offering(instanceType: type, subnetID: subnet)) }
+            if !blocked { offerings.append(Offering(machineType: type, placement: placement)) }
         }
     }
     return offerings
@@ -34,13 +35,13 @@ func launchCandidates(capacity: WorkerCapacity, instances: [ManagedInstance], un
 /// the first configured type with a size; with a launch template alone, the smallest size
 /// given (the pending pods surely fit; an extra node is cheaper than a second round).
 func sizingUnit(capacity: WorkerCapacity, candidates: [Offering]) -> SizingUnit? {
-    if let type = candidates.first?.instanceType, let size = capacity.sizes[type] {
-        return SizingUnit(instanceType: type, size: size)
+    if let type = candidates.first?.machineType, let size = capacity.sizes[type] {
+        return SizingUnit(machineType: type, size: size)
     }
-    if let type = capacity.instanceTypes.first(where: { capacity.sizes[$0] != nil }), let size = capacity.sizes[type] {
-        return SizingUnit(instanceType: type, size: size)
+    if let type = capacity.machineTypes.first(where: { capacity.sizes[$0] != nil }), let size = capacity.sizes[type] {
+        return SizingUnit(machineType: type, size: size)
     }
     return capacity.sizes
         .min { ($0.value.cpuCores, $0.value.memoryBytes, $0.key) < ($1.value.cpuCores, $1.value.memoryBytes, $1.key) }
-        .map { SizingUnit(instanceType: $0.key, size: $0.value) }
+        .map { SizingUnit(machineType: $0.key, size: $0.value) }
 }

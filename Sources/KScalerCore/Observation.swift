@@ -95,37 +95,29 @@ public enum Reading: Sendable, Equatable, Codable {
 /// A Kubernetes node as Prometheus (kube-state-metrics) reports it.
 public struct NodeObservation: Sendable, Equatable, Codable {
     public var name: String
-    /// The EC2 instance behind the node, when the name or provider id says (see `instanceID(nodeName:providerID:)`).
+    /// The machine behind the node, as the fleet's `MachineIdentity` tells from the node's name
+    /// and provider id; nil when it is not one of the fleet's machines (or not resolved yet).
     public var instanceID: String?
+    /// The node's `spec.providerID` as reported (not encoded: the machine id is what counts).
+    public var providerID: String?
     public var ready: Bool
     /// Pods not owned by a DaemonSet. `nil` when `pods_per_node` could not be read; 0 when it
     /// answered but had no series for this node (`count by` drops empty groups).
     public var nonDaemonSetPods: Int?
 
-    public init(name: String, instanceID: String?, ready: Bool, nonDaemonSetPods: Int?) {
+    public init(name: String, instanceID: String?, providerID: String? = nil, ready: Bool, nonDaemonSetPods: Int?) {
         self.name = name
         self.instanceID = instanceID
+        self.providerID = providerID
         self.ready = ready
         self.nonDaemonSetPods = nonDaemonSetPods
     }
 
-    /// Resolves the instance id from the provider id `aws:///<az>/<instance-id>`, else from a
-    /// node named after its instance (`i-…`, as kscaler's workers are).
-    public init(name: String, providerID: String?, ready: Bool, nonDaemonSetPods: Int?) {
-        self.init(name: name, instanceID: Self.instanceID(nodeName: name, providerID: providerID),
-                  ready: ready, nonDaemonSetPods: nonDaemonSetPods)
-    }
-
-    public static func instanceID(nodeName: String, providerID: String?) -> String? {
-        if let providerID, providerID.hasPrefix("aws://"),
-           let last = providerID.split(separator: "/").last, isInstanceID(last) {
-            return String(last)
-        }
-        return isInstanceID(Substring(nodeName)) ? nodeName : nil
-    }
-
-    private static func isInstanceID(_ text: Substring) -> Bool {
-        text.hasPrefix("i-") && text.count > 2 && text.dropFirst(2).allSatisfy { $0.isASCII && $0.isHexDigit && !$0.isUppercase }
+    /// This node with the machine behind it resolved by `identity`.
+    public func identified(by identity: MachineIdentity) -> NodeObservation {
+        var node = self
+        node.instanceID = identity.machineID(name, providerID)
+        return node
     }
 
     private enum CodingKeys: String, CodingKey {
@@ -133,52 +125,52 @@ public struct NodeObservation: Sendable, Equatable, Codable {
     }
 }
 
-/// An EC2 instance tagged as this cluster's worker, pending or running.
+/// A machine of this cluster's fleet, pending or running (EC2: an instance tagged `kscaler:cluster`).
 public struct ManagedInstance: Sendable, Equatable, Codable {
     public enum State: String, Sendable, Codable {
         case pending, running
     }
 
     public var id: String
-    public var instanceType: String
-    public var subnetID: String?
-    public var availabilityZone: String?
+    public var machineType: String
+    public var placement: String?
+    public var zone: String?
     public var launchTime: Date
     public var state: State
     /// Tagged `kscaler:protected=true`: never a victim, never terminated as a failed boot.
     public var protected: Bool
 
-    public init(id: String, instanceType: String, subnetID: String?, availabilityZone: String?,
+    public init(id: String, machineType: String, placement: String?, zone: String?,
                 launchTime: Date, state: State, protected: Bool = false) {
         self.id = id
-        self.instanceType = instanceType
-        self.subnetID = subnetID
-        self.availabilityZone = availabilityZone
+        self.machineType = machineType
+        self.placement = placement
+        self.zone = zone
         self.launchTime = launchTime
         self.state = state
         self.protected = protected
     }
 
     private enum CodingKeys: String, CodingKey {
-        case id, instanceType = "instance_type", subnetID = "subnet_id", availabilityZone = "availability_zone"
+        case id, machineType = "instance_type", placement = "subnet_id", zone = "availability_zone"
         case launchTime = "launch_time", state, protected
     }
 }
 
-/// An (instance type, subnet) to skip until a time; `subnetID` nil means every subnet.
+/// A (machine type, placement) to skip until a time; `placement` nil means every placement.
 public struct UnavailableOffering: Sendable, Equatable, Codable {
-    public var instanceType: String
-    public var subnetID: String?
+    public var machineType: String
+    public var placement: String?
     public var until: Date
 
-    public init(instanceType: String, subnetID: String?, until: Date) {
-        self.instanceType = instanceType
-        self.subnetID = subnetID
+    public init(machineType: String, placement: String?, until: Date) {
+        self.machineType = machineType
+        self.placement = placement
         self.until = until
     }
 
     private enum CodingKeys: String, CodingKey {
-        case instanceType = "instance_type", subnetID = "subnet_id", until
+        case machineType = "instance_type", placement = "subnet_id", until
     }
 }
 
@@ -206,7 +198,7 @@ public struct Observation: Sendable, Equatable, Codable {
     public var readings: [Signal: Reading]
     /// Every node of the cluster (control plane and foreign nodes too: they count for the health gate).
     public var nodes: [NodeObservation]
-    /// This cluster's managed instances only (EC2 tag filter), pending or running.
+    /// This cluster's machines only, pending or running.
     public var instances: [ManagedInstance]
     public var state: ScalerState
 

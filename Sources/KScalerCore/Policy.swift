@@ -46,15 +46,18 @@ public struct Policy: Sendable, Equatable {
 
 /// What can be launched, where, and how big it is.
 public struct WorkerCapacity: Sendable, Equatable {
-    /// In preference order; empty when a launch template alone picks the type.
-    public var instanceTypes: [String]
-    /// Empty when a launch template alone picks the network.
-    public var subnets: [String]
+    /// Machine types in preference order (EC2: instance types); empty when the backend's
+    /// template alone picks the type.
+    public var machineTypes: [String]
+    /// Where machines can go, spread fewest-first (EC2: subnets); empty when the template
+    /// alone picks. Opaque to the core.
+    public var placements: [String]
+    /// By machine type.
     public var sizes: [String: WorkerSize]
 
-    public init(instanceTypes: [String], subnets: [String], sizes: [String: WorkerSize]) {
-        self.instanceTypes = instanceTypes
-        self.subnets = subnets
+    public init(machineTypes: [String], placements: [String], sizes: [String: WorkerSize]) {
+        self.machineTypes = machineTypes
+        self.placements = placements
         self.sizes = sizes
     }
 }

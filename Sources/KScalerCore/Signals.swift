@@ -54,17 +54,18 @@ public enum UtilizationMode: String, CaseIterable, Sendable, Codable {
 
 /// Default PromQL for every signal, written for kube-state-metrics v2 and node-exporter and
 /// checked against a real Prometheus (Tests/PrometheusTests). kscaler's workers are the nodes
-/// named after their instance id (DESIGN.md "Workers"), matched by `workerNodePattern`.
+/// whose names match the fleet's `MachineIdentity.workerNodeNames` (EC2: the instance id,
+/// DESIGN.md "Workers").
 ///
 /// No-data rules: a signal is empty when its source is absent (kube-state-metrics down, no
 /// worker to measure, less history than the stabilization window) and is never silently 0;
 /// where "none" is a real answer (no unschedulable pods, an idle worker) the query says 0
 /// explicitly, but only while kube-state-metrics is visibly reporting.
 public enum DefaultQueries {
-    public static let workerNodePattern = "i-[0-9a-f]+"
-
-    /// - Parameter windowSeconds: the scale-down stabilization window, in whole seconds.
-    public static func query(for signal: Signal, mode: UtilizationMode, windowSeconds: Int) -> String {
+    /// - Parameters:
+    ///   - windowSeconds: the scale-down stabilization window, in whole seconds.
+    ///   - workerNodes: the workers' node names, as `MachineIdentity.workerNodeNames`.
+    public static func query(for signal: Signal, mode: UtilizationMode, windowSeconds: Int, workerNodes: String) -> String {
         switch signal {
         case .unschedulablePods:
             // kube_pod_status_unschedulable exists only for unschedulable pods: none at all means 0.
@@ -74,13 +75,13 @@ public enum DefaultQueries {
         case .pendingMemoryRequestBytes:
             return pendingRequests("memory")
         case .cpuUtilization:
-            return utilization("cpu", mode: mode)
+            return utilization("cpu", mode: mode, workerNodes: workerNodes)
         case .memoryUtilization:
-            return utilization("memory", mode: mode)
+            return utilization("memory", mode: mode, workerNodes: workerNodes)
         case .cpuUtilizationWindowMax:
-            return windowMax(utilization("cpu", mode: mode), windowSeconds: windowSeconds)
+            return windowMax(utilization("cpu", mode: mode, workerNodes: workerNodes), windowSeconds: windowSeconds)
         case .memoryUtilizationWindowMax:
-            return windowMax(utilization("memory", mode: mode), windowSeconds: windowSeconds)
+            return windowMax(utilization("memory", mode: mode, workerNodes: workerNodes), windowSeconds: windowSeconds)
         case .nodeReady:
             // One series per node with status true/false/unknown; "true" is 1 only when Ready. The
             // inner max keeps the join valid while two kube-state-metrics pods report (a rollout).
@@ -98,8 +99,6 @@ public enum DefaultQueries {
         }
     }
 
-    private static let workers = "node=~\"\(workerNodePattern)\""
-
     /// Right-hand side of `and`: keeps the left side only while kube-state-metrics reports nodes.
     private static let kubeStateMetricsReporting = "on() (count(kube_node_info) > 0)"
 
@@ -113,7 +112,8 @@ public enum DefaultQueries {
     }
 
     /// Fraction 0…1 of the workers' CPU or memory; empty when there is no worker.
-    private static func utilization(_ resource: String, mode: UtilizationMode) -> String {
+    private static func utilization(_ resource: String, mode: UtilizationMode, workerNodes: String) -> String {
+        let workers = "node=~\"\(workerNodes)\""
         switch mode {
         case .requests:
             // Pending pods already bound to a node hold their requests too; finished pods hold none.
@@ -123,7 +123,7 @@ public enum DefaultQueries {
             / sum(kube_node_status_allocatable{resource="\(resource)",\(workers)})
             """
         case .usage:
-            let onWorkers = "on(instance) node_uname_info{nodename=~\"\(workerNodePattern)\"}"
+            let onWorkers = "on(instance) node_uname_info{nodename=~\"\(workerNodes)\"}"
             if resource == "cpu" {
                 // Per worker the idle share of all CPU time, weighted by its CPU count, over the
                 // workers that have a rate yet. A ratio of rates from the same scrapes stays exact

@@ -17,7 +17,7 @@ func selectVictims(count: Int, fleet: FleetView, policy: VictimPolicy) -> [Victi
     }
     let victims = candidates.map { instance in
         let node = fleet.nodeByInstanceID[instance.id]
-        return Victim(instanceID: instance.id, instanceType: instance.instanceType, launchTime: instance.launchTime,
+        return Victim(instanceID: instance.id, machineType: instance.machineType, launchTime: instance.launchTime,
                       nodeName: node?.name, nonDaemonSetPods: node?.nonDaemonSetPods)
     }
     return victims.sorted { a, b in

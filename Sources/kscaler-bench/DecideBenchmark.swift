@@ -17,10 +17,10 @@ enum DecideBenchmark {
         for index in 0..<workers {
             let id = "i-\(String(0x10000000 + index, radix: 16))"
             instances.append(ManagedInstance(
-                id: id, instanceType: "t3.large", subnetID: index % 2 == 0 ? "subnet-a" : "subnet-b", availabilityZone: "us-east-1a",
+                id: id, machineType: "t3.large", placement: index % 2 == 0 ? "subnet-a" : "subnet-b", zone: "us-east-1a",
                 launchTime: now.addingTimeInterval(-Double(3600 + index * 7)), state: .running, protected: index % 50 == 0
             ))
-            nodes.append(NodeObservation(name: id, providerID: "aws:///us-east-1a/\(id)", ready: true, nonDaemonSetPods: (index * 37) % 21))
+            nodes.append(NodeObservation(name: id, instanceID: id, ready: true, nonDaemonSetPods: (index * 37) % 21))
         }
         let utilization = busy ? 0.85 : 0.1
         return Observation(
@@ -41,7 +41,7 @@ enum DecideBenchmark {
     static let policy = Policy(
         nodes: NodeBounds(min: 1, max: 50_000),
         scaleDown: ScaleDownPolicy(maxStep: 3),
-        capacity: WorkerCapacity(instanceTypes: ["t3.large", "t3.xlarge"], subnets: ["subnet-a", "subnet-b"],
+        capacity: WorkerCapacity(machineTypes: ["t3.large", "t3.xlarge"], placements: ["subnet-a", "subnet-b"],
                                  sizes: ["t3.large": WorkerSize(cpuCores: 2, memoryBytes: 8 * gib),
                                          "t3.xlarge": WorkerSize(cpuCores: 4, memoryBytes: 16 * gib)])
     )

@@ -21,7 +21,7 @@ struct ConfigCommand: AsyncParsableCommand {
             // The check `run` makes before it launches anything, so what passes here runs there.
             _ = try ConfigOptions.workerUserData(for: loaded.config)
             print("configuration is valid\(loaded.file.map { " (file \($0))" } ?? " (environment only)")")
-            let settings = loaded.config.effectiveSettings()
+            let settings = loaded.config.effectiveSettings(machines: EC2Fleet.machines)
             let width = (settings.map(\.path.count).max() ?? 0) + 2
             for setting in settings {
                 let value = setting.sensitive && !setting.value.isEmpty ? "<redacted>" : setting.value

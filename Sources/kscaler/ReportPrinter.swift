@@ -90,8 +90,8 @@ enum ReportPrinter {
         case (.terminateFailedBoot, .unknown): "terminate failed boots RESULT UNKNOWN"
         }
         var parts = [what + (action.recovered ? " (by an earlier run that ended before recording it)" : "")]
-        if let type = action.instanceType { parts.append(type) }
-        if let subnet = action.subnetID { parts.append("in \(subnet)") }
+        if let type = action.machineType { parts.append(type) }
+        if let subnet = action.placement { parts.append("in \(subnet)") }
         if !action.instanceIDs.isEmpty { parts.append(action.instanceIDs.joined(separator: ", ")) }
         if let launchID = action.launchID { parts.append("launch id \(launchID)") }
         if let error = action.error { parts.append(error) }

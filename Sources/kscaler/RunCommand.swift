@@ -90,8 +90,11 @@ enum Evaluation {
             printError("kscaler: cannot start: \(error)")
             throw KScalerExit.observationFailed
         }
-        let userData = try ConfigOptions.workerUserData(for: config)
-        let invocation = Evaluator.Invocation(runID: Runtime.newRunID(), owner: Runtime.leaseOwner(), userData: userData, deadline: end)
+        if case .unrenderable(let problem) = runtime.fleet.userData {
+            printError("kscaler: the worker user data cannot be rendered from this configuration: \(problem)")
+            throw KScalerExit.invalidConfig
+        }
+        let invocation = Evaluator.Invocation(runID: Runtime.newRunID(), owner: Runtime.leaseOwner(), deadline: end)
 
         let report = await SignalHandling.runCancellingOnSignal(deadline: end) {
             mode == .run ? await evaluator.run(invocation) : await evaluator.plan(invocation)

@@ -123,7 +123,7 @@ struct ConfigParsingTests {
         #expect(config.victims.protectedInstances == ["i-0abc"])
         #expect(config.pushgatewayURL == "http://127.0.0.1:9091")
         #expect(config.historyRetention == 30 * 86400)
-        #expect(config.policy.capacity == WorkerCapacity(instanceTypes: ["m7g.large", "m6g.large"], subnets: [], sizes: config.workers.sizes))
+        #expect(config.policy.capacity == WorkerCapacity(machineTypes: ["m7g.large", "m6g.large"], placements: [], sizes: config.workers.sizes))
     }
 
     @Test("environment-style strings parse exactly like typed YAML values")
@@ -180,17 +180,17 @@ struct ConfigParsingTests {
     func queries() throws {
         let config = try #require(parse(minimalConfig.with("signals.node_ready", "up").with("utilization", "usage")
             .with("scale_down.stabilization_window", "5m")))
-        let queries = config.queries()
+        let queries = config.queries(workerNodes: "worker-[0-9]+")
         #expect(queries.count == Signal.allCases.count)
         #expect(queries[.nodeReady] == "up")
-        #expect(queries[.cpuUtilizationWindowMax] == DefaultQueries.query(for: .cpuUtilizationWindowMax, mode: .usage, windowSeconds: 300))
-        #expect(queries[.podsPerNode] == DefaultQueries.query(for: .podsPerNode, mode: .usage, windowSeconds: 300))
+        #expect(queries[.cpuUtilizationWindowMax] == DefaultQueries.query(for: .cpuUtilizationWindowMax, mode: .usage, windowSeconds: 300, workerNodes: "worker-[0-9]+"))
+        #expect(queries[.podsPerNode] == DefaultQueries.query(for: .podsPerNode, mode: .usage, windowSeconds: 300, workerNodes: "worker-[0-9]+"))
     }
 
     @Test("effective settings list every value as a user would write it; auth paths are sensitive")
     func effectiveSettings() throws {
         let config = try #require(parse(minimalConfig.with("prometheus.auth", ["type": "basic", "username": "u", "password_file": "/run/p"])))
-        let settings = config.effectiveSettings()
+        let settings = config.effectiveSettings(machines: workerMachines)
         let byPath = Dictionary(settings.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
         #expect(settings.count == byPath.count)
         #expect(byPath["scale_up.cpu_threshold"]?.value == "70")
@@ -201,7 +201,7 @@ struct ConfigParsingTests {
         #expect(byPath["workers.sizes.t3.large.memory"]?.value == "8Gi")
         #expect(byPath["workers.subnets"]?.value == "subnet-0a,subnet-0b")
         #expect(byPath["workers.join.token_parameter"]?.value == "/kscaler/demo/join-token")
-        #expect(byPath["signals.node_ready"]?.value == DefaultQueries.query(for: .nodeReady, mode: .requests, windowSeconds: 600))
+        #expect(byPath["signals.node_ready"]?.value == DefaultQueries.query(for: .nodeReady, mode: .requests, windowSeconds: 600, workerNodes: workerMachines.workerNodeNames))
         #expect(settings.filter(\.sensitive).map(\.path) == ["prometheus.auth.username", "prometheus.auth.password_file"])
         // The listing reads back: every printed duration parses to the same value.
         #expect(parseDuration(byPath["scale_down.delay_after_scale_up"]!.value) == config.scaleDown.delayAfterScaleUp)

@@ -59,7 +59,7 @@ private func randomPolicy(_ random: inout Randomness) -> Policy {
         unavailableFor: Double(random.int(60...3600)),
         health: HealthGate(maxNotReadyFraction: random.double(0.2...0.8), maxNotReadyNodes: random.int(0...5)),
         victims: VictimPolicy(order: random.pick(VictimOrder.allCases)),
-        capacity: WorkerCapacity(instanceTypes: types, subnets: random.subset(["subnet-a", "subnet-b", "subnet-c"]), sizes: sizes)
+        capacity: WorkerCapacity(machineTypes: types, placements: random.subset(["subnet-a", "subnet-b", "subnet-c"]), sizes: sizes)
     )
 }
 
@@ -83,12 +83,12 @@ private func randomScenario(_ random: inout Randomness, usableReadings: Double) 
     for id in instanceIDs {
         let age = random.chance(0.7) ? random.double(3600...86_400) : random.double(0...ageScale)
         instances.append(ManagedInstance(
-            id: id, instanceType: random.pick(["t3.large", "t3.xlarge", "m5.large"]), subnetID: random.pick(["subnet-a", "subnet-b", nil]),
-            availabilityZone: "us-east-1a", launchTime: now.addingTimeInterval(-age),
+            id: id, machineType: random.pick(["t3.large", "t3.xlarge", "m5.large"]), placement: random.pick(["subnet-a", "subnet-b", nil]),
+            zone: "us-east-1a", launchTime: now.addingTimeInterval(-age),
             state: random.chance(0.9) ? .running : .pending, protected: random.chance(0.05)
         ))
         if random.chance(0.9) {
-            nodes.append(NodeObservation(name: id, providerID: "aws:///us-east-1a/\(id)", ready: random.chance(0.85),
+            nodes.append(NodeObservation(name: id, instanceID: id, ready: random.chance(0.85),
                                          nonDaemonSetPods: random.chance(0.9) ? random.int(0...30) : nil))
         }
     }
@@ -121,7 +121,7 @@ private func randomScenario(_ random: inout Randomness, usableReadings: Double) 
     let state = ScalerState(
         lastScaleUpAt: recent(), lastScaleDownAt: recent(),
         unavailableOfferings: (0..<random.int(0...3)).map { _ in
-            UnavailableOffering(instanceType: random.pick(["t3.large", "t3.xlarge", "m5.large"]), subnetID: random.pick(["subnet-a", "subnet-b", nil]),
+            UnavailableOffering(machineType: random.pick(["t3.large", "t3.xlarge", "m5.large"]), placement: random.pick(["subnet-a", "subnet-b", nil]),
                                 until: now.addingTimeInterval(random.double(-1000...1000)))
         }
     )

@@ -145,7 +145,7 @@ struct DecideScaleDownTests {
     @Test("foreign nodes are never victims, even idle ones")
     func foreignNodesNeverChosen() {
         var cluster = Self.quietCluster(workers: 2)
-        cluster.nodes.append(NodeObservation(name: "i-0ffffffff", providerID: "aws:///us-east-1a/i-0ffffffff", ready: true, nonDaemonSetPods: 0))
+        cluster.nodes.append(NodeObservation(name: "i-0ffffffff", instanceID: "i-0ffffffff", ready: true, nonDaemonSetPods: 0))
         let decision = cluster.decide(.test(min: 0, scaleDown: ScaleDownPolicy(maxStep: 5)))
         #expect(Set(decision.victimIDs ?? []) == Set(cluster.instances.map(\.id)))
     }

@@ -85,7 +85,7 @@ struct DecideScalingTests {
         #expect(decision.failedBoots.map(\.instanceID) == (failed ? [id] : []))
         if failed {
             let boot = decision.failedBoots[0]
-            #expect(boot.unavailable == UnavailableOffering(instanceType: "t3.large", subnetID: "subnet-b",
+            #expect(boot.unavailable == UnavailableOffering(machineType: "t3.large", placement: "subnet-b",
                                                             until: cluster.now.addingTimeInterval(30 * 60)))
             #expect(decision.counts.current == 2)
             #expect(decision.reasons(.failedBoot).first?.contains("failed boot: \(id) (t3.large in subnet-b)") == true)
@@ -122,8 +122,8 @@ struct DecideScalingTests {
         #expect(decision.scaleUpCount == 1)
         #expect(decision.counts.desired == 3)
         // t3.large in subnet-b just failed, so it is not offered again this run.
-        #expect(decision.launchCandidates.first == Offering(instanceType: "t3.large", subnetID: "subnet-a"))
-        #expect(!decision.launchCandidates.contains(Offering(instanceType: "t3.large", subnetID: "subnet-b")))
+        #expect(decision.launchCandidates.first == Offering(machineType: "t3.large", placement: "subnet-a"))
+        #expect(!decision.launchCandidates.contains(Offering(machineType: "t3.large", placement: "subnet-b")))
     }
 
     @Test("no scale-down while failed boots are being terminated")
@@ -160,7 +160,7 @@ struct DecideScalingTests {
         cluster.set(.pendingMemoryRequestBytes, .value(pending.memoryGiB * Double(gib)))
         let decision = cluster.decide(.test(max: 100))
         #expect(decision.scaleUpCount == pending.expected)
-        #expect(decision.sizing == SizingUnit(instanceType: "t3.large", size: WorkerSize(cpuCores: 2, memoryBytes: 8 * gib)))
+        #expect(decision.sizing == SizingUnit(machineType: "t3.large", size: WorkerSize(cpuCores: 2, memoryBytes: 8 * gib)))
     }
 
     @Test("the reason names pods, nodes, the size and the requests")
@@ -182,18 +182,18 @@ struct DecideScalingTests {
         cluster.set(.unschedulablePods, .value(5))
         cluster.set(.pendingCPURequestCores, .value(8))
         cluster.set(.pendingMemoryRequestBytes, .value(0))
-        cluster.state.unavailableOfferings = [UnavailableOffering(instanceType: "t3.large", subnetID: nil, until: cluster.now.addingTimeInterval(60))]
+        cluster.state.unavailableOfferings = [UnavailableOffering(machineType: "t3.large", placement: nil, until: cluster.now.addingTimeInterval(60))]
         let decision = cluster.decide()
-        #expect(decision.sizing?.instanceType == "t3.xlarge")
+        #expect(decision.sizing?.machineType == "t3.xlarge")
         #expect(decision.scaleUpCount == 2)
-        #expect(decision.launchCandidates.allSatisfy { $0.instanceType == "t3.xlarge" })
+        #expect(decision.launchCandidates.allSatisfy { $0.machineType == "t3.xlarge" })
     }
 
     @Test("an unavailable mark ends exactly at its time")
     func unavailableExpires() {
         var cluster = Cluster(workers: 1)
         cluster.set(.cpuUtilization, .value(0.9))
-        cluster.state.unavailableOfferings = [UnavailableOffering(instanceType: "t3.large", subnetID: "subnet-b", until: cluster.now)]
+        cluster.state.unavailableOfferings = [UnavailableOffering(machineType: "t3.large", placement: "subnet-b", until: cluster.now)]
         #expect(cluster.decide().launchCandidates.count == 4)
         cluster.state.unavailableOfferings[0].until = cluster.now.addingTimeInterval(1)
         #expect(cluster.decide().launchCandidates.count == 3)
@@ -208,9 +208,9 @@ struct DecideScalingTests {
         cluster.set(.cpuUtilization, .value(0.9))
         let decision = cluster.decide(.test(subnets: ["subnet-a", "subnet-b", "subnet-c"]))
         #expect(decision.launchCandidates == [
-            Offering(instanceType: "t3.large", subnetID: "subnet-c"), Offering(instanceType: "t3.large", subnetID: "subnet-b"),
-            Offering(instanceType: "t3.large", subnetID: "subnet-a"), Offering(instanceType: "t3.xlarge", subnetID: "subnet-c"),
-            Offering(instanceType: "t3.xlarge", subnetID: "subnet-b"), Offering(instanceType: "t3.xlarge", subnetID: "subnet-a"),
+            Offering(machineType: "t3.large", placement: "subnet-c"), Offering(machineType: "t3.large", placement: "subnet-b"),
+            Offering(machineType: "t3.large", placement: "subnet-a"), Offering(machineType: "t3.xlarge", placement: "subnet-c"),
+            Offering(machineType: "t3.xlarge", placement: "subnet-b"), Offering(machineType: "t3.xlarge", placement: "subnet-a"),
         ])
     }
 
@@ -219,7 +219,7 @@ struct DecideScalingTests {
         var cluster = Cluster(workers: 1)
         cluster.set(.cpuUtilization, .value(0.9))
         cluster.state.unavailableOfferings = ["t3.large", "t3.xlarge"].map {
-            UnavailableOffering(instanceType: $0, subnetID: nil, until: cluster.now.addingTimeInterval(600))
+            UnavailableOffering(machineType: $0, placement: nil, until: cluster.now.addingTimeInterval(600))
         }
         let decision = cluster.decide()
         #expect(decision.isNone)
@@ -233,9 +233,9 @@ struct DecideScalingTests {
         cluster.set(.pendingCPURequestCores, .value(6))
         cluster.set(.pendingMemoryRequestBytes, .value(0))
         let decision = cluster.decide(.test(instanceTypes: [], subnets: []))
-        #expect(decision.sizing?.instanceType == "t3.large")
+        #expect(decision.sizing?.machineType == "t3.large")
         #expect(decision.scaleUpCount == 3)
-        #expect(decision.launchCandidates == [Offering(instanceType: nil, subnetID: nil)])
+        #expect(decision.launchCandidates == [Offering(machineType: nil, placement: nil)])
     }
 
     // MARK: Scale-up for utilisation

@@ -10,6 +10,13 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
 let gib: Int64 = 1 << 30
 
+/// A backend that is not EC2, as the core sees one: workers named `worker-<n>`, the machine
+/// id in the provider id `test://<id>` when there is one.
+let workerMachines = MachineIdentity(workerNodeNames: "worker-[0-9]+", machineID: { name, providerID in
+    if let providerID, providerID.hasPrefix("test://") { return String(providerID.dropFirst("test://".count)) }
+    return name.hasPrefix("worker-") ? name : nil
+})
+
 extension Policy {
     /// Defaults from the schema; t3.large (2 vCPU, 8 GiB) then t3.xlarge (4 vCPU, 16 GiB) in two subnets.
     static func test(
@@ -21,7 +28,7 @@ extension Policy {
         Policy(
             nodes: NodeBounds(min: min, max: max), scaleUp: scaleUp, scaleDown: scaleDown, health: health, victims: victims,
             capacity: WorkerCapacity(
-                instanceTypes: instanceTypes, subnets: subnets,
+                machineTypes: instanceTypes, placements: subnets,
                 sizes: ["t3.large": WorkerSize(cpuCores: 2, memoryBytes: 8 * gib), "t3.xlarge": WorkerSize(cpuCores: 4, memoryBytes: 16 * gib)]
             )
         )
@@ -55,10 +62,10 @@ struct Cluster {
     ) -> String {
         nextID += 1
         let id = "i-\(String(nextID, radix: 16))00000000"
-        instances.append(ManagedInstance(id: id, instanceType: type, subnetID: subnet, availabilityZone: "us-east-1a",
+        instances.append(ManagedInstance(id: id, machineType: type, placement: subnet, zone: "us-east-1a",
                                          launchTime: now.addingTimeInterval(-age), state: state, protected: protected))
         if let ready {
-            nodes.append(NodeObservation(name: id, providerID: "aws:///us-east-1a/\(id)", ready: ready, nonDaemonSetPods: pods))
+            nodes.append(NodeObservation(name: id, instanceID: id, ready: ready, nonDaemonSetPods: pods))
         }
         return id
     }

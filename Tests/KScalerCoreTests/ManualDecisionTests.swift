@@ -56,7 +56,7 @@ struct ManualDecisionTests {
         let decision = manual(failing, target: 3)
         #expect(decision.failedBoots.map(\.instanceID) == [failed])
         #expect(decision.scaleUpCount == 1)
-        #expect(decision.launchCandidates.first.map { $0 != Offering(instanceType: "t3.large", subnetID: "subnet-a") } == true)
+        #expect(decision.launchCandidates.first.map { $0 != Offering(machineType: "t3.large", placement: "subnet-a") } == true)
     }
 
     @Test("at the target: nothing to do, said so")

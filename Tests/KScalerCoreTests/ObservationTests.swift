@@ -8,16 +8,25 @@ import Testing
 
 @Suite("observation and decision encoding")
 struct ObservationTests {
-    @Test("instance id from provider id, else from an i-… node name", arguments: [
-        ("ip-10-0-0-1.ec2.internal", "aws:///us-east-1a/i-0abc123", "i-0abc123"),
-        ("i-0def456", nil, "i-0def456"),
-        ("i-0def456", "aws:///us-east-1a/i-0aaa", "i-0aaa"),
-        ("control-plane", nil, nil),
-        ("worker-1", "gce://project/zone/worker-1", nil),
-        ("i-XYZ", nil, nil),
-    ] as [(String, String?, String?)])
-    func instanceID(name: String, providerID: String?, expected: String?) {
-        #expect(NodeObservation.instanceID(nodeName: name, providerID: providerID) == expected)
+    @Test("a node's machine is what the fleet's identity says, from its name and provider id")
+    func identifiedByTheFleet() {
+        let reported = NodeObservation(name: "worker-7", instanceID: nil, providerID: "test://vm-107", ready: true, nonDaemonSetPods: 2)
+        let node = reported.identified(by: workerMachines)
+        #expect(node.instanceID == "vm-107")
+        #expect(node.name == "worker-7" && node.ready && node.nonDaemonSetPods == 2)
+        #expect(NodeObservation(name: "control-plane", instanceID: "stale", ready: true, nonDaemonSetPods: 0)
+            .identified(by: workerMachines).instanceID == nil)
+    }
+
+    @Test("the default queries select the workers the fleet names, and no other pattern")
+    func defaultQueriesUseTheFleetsSelector() {
+        for signal in [Signal.cpuUtilization, .memoryUtilization] {
+            for mode in UtilizationMode.allCases {
+                let query = DefaultQueries.query(for: signal, mode: mode, windowSeconds: 600, workerNodes: workerMachines.workerNodeNames)
+                #expect(query.contains("=~\"worker-[0-9]+\""))
+                #expect(!query.contains("i-["))
+            }
+        }
     }
 
     @Test("the last scale-up is the later of the recorded stamp and the newest launch")
@@ -64,7 +73,7 @@ struct ObservationTests {
         cluster.set(.cpuUtilization, .stale(ageSeconds: 42))
         cluster.set(.memoryUtilization, .failed("timeout"))
         cluster.set(.nodeReady, .noData)
-        cluster.state.unavailableOfferings = [UnavailableOffering(instanceType: "t3.large", subnetID: nil, until: t0)]
+        cluster.state.unavailableOfferings = [UnavailableOffering(machineType: "t3.large", placement: nil, until: t0)]
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data = try encoder.encode(cluster.observation)

@@ -68,7 +68,7 @@ import TestSupport
             .nodeReady: Self.vector([(["node": "i-0a"], "1"), (["node": "i-0a"], "0")]),
         ])
         let decision = decide(Observation(readings: observed.readings, nodes: observed.nodes, instances: []),
-                              policy: Policy(capacity: WorkerCapacity(instanceTypes: ["t3.large"], subnets: [],
+                              policy: Policy(capacity: WorkerCapacity(machineTypes: ["t3.large"], placements: [],
                                                                       sizes: ["t3.large": WorkerSize(cpuCores: 2, memoryBytes: 8 << 30)])),
                               now: Date())
         #expect(decision.action == .none)

@@ -16,8 +16,9 @@ import TestSupport
                                         sizes: ["t3.large": WorkerSize(cpuCores: 2, memoryBytes: 8 << 30)],
                                         join: .defaults(clusterID: "x"))
 
-    func fleet(_ fixture: MotoFixture, cluster: String, protected: Set<String> = []) -> EC2Fleet {
-        EC2Fleet(ec2: fixture.context.ec2, clusterID: cluster, workers: Self.workers, protectedInstances: protected)
+    func fleet(_ fixture: MotoFixture, cluster: String, protected: Set<String> = [],
+               userData: EC2Fleet.UserData = .rendered("#cloud-config\n")) -> EC2Fleet {
+        EC2Fleet(ec2: fixture.context.ec2, clusterID: cluster, workers: Self.workers, protectedInstances: protected, userData: userData)
     }
 
     func launch(_ fixture: MotoFixture, tags: [String: String]) async throws -> String {
@@ -34,7 +35,7 @@ import TestSupport
         _ = try await fixture.context.ec2.terminateInstances(ids: [gone])
         let managed = try await fleet(fixture, cluster: cluster).managedInstances()
         #expect(managed.map(\.id) == [ours])
-        #expect(managed.first?.instanceType == "t3.large")
+        #expect(managed.first?.machineType == "t3.large")
     }
 
     @Test func foreignProtectedAndListedInstancesAreNeverTerminated() async throws {
@@ -50,7 +51,8 @@ import TestSupport
             await #expect {
                 try await fleet.terminate([victim, refused], dryRun: false)
             } throws: { error in
-                (error as? TerminationRefused)?.instances.first?.hasPrefix(refused) == true
+                // Refused before calling EC2: a definite "nothing happened", never "unknown".
+                (error as? TerminationRefused)?.instances.first?.hasPrefix(refused) == true && fleet.outcome(of: error) == .nothingHappened
             }
         }
         // Nothing was terminated, not even the acceptable victim named alongside.
@@ -68,15 +70,15 @@ import TestSupport
         let fleet = fleet(fixture, cluster: cluster)
         let subnet = try await EndToEndHarness.defaultSubnet(fixture)
         let result = try await fleet.launch(LaunchPlan(launchID: "ks-test-1", count: 2,
-                                                      candidates: [Offering(instanceType: "t3.large", subnetID: subnet)],
-                                                      userData: "#cloud-config\n"), dryRun: false)
+                                                      candidates: [Offering(machineType: "t3.large", placement: subnet)]),
+                                          dryRun: false)
         #expect(result.instances.count == 2)
-        #expect(result.offering == Offering(instanceType: "t3.large", subnetID: subnet))
+        #expect(result.offering == Offering(machineType: "t3.large", placement: subnet))
         #expect(Set(try await fleet.instances(launchID: "ks-test-1").map(\.id)) == Set(result.instances.map(\.id)))
         #expect(try await fleet.instances(launchID: "ks-other").isEmpty)
         // A dry run launches nothing.
         _ = try await fleet.launch(LaunchPlan(launchID: "ks-test-2", count: 1,
-                                              candidates: [Offering(instanceType: "t3.large", subnetID: subnet)], userData: nil), dryRun: true)
+                                              candidates: [Offering(machineType: "t3.large", placement: subnet)]), dryRun: true)
         #expect(try await fleet.managedInstances().count == 2)
     }
 
@@ -95,11 +97,12 @@ import TestSupport
     <subnetId>subnet-b</subnetId><tagSet><item><key>kscaler:cluster</key><value>c1</value></item></tagSet></item></instancesSet></RunInstancesResponse>
     """
 
-    func standInFleet(_ server: StubHTTPServer) -> EC2Fleet {
+    func standInFleet(_ server: StubHTTPServer, userData: EC2Fleet.UserData = .fromLaunchTemplate) -> EC2Fleet {
         EC2Fleet(ec2: EC2Client(client: AWSClient(
             service: .ec2, displayName: "EC2", region: "us-east-1", endpoint: server.baseURL,
             credentials: CredentialChain(fixed: Credentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "stand-in")),
-            transport: CurlTransport(), retry: RetryPolicy(sleep: { _ in }))), clusterID: "c1", workers: Self.workers, protectedInstances: [])
+            transport: CurlTransport(), retry: RetryPolicy(sleep: { _ in }))), clusterID: "c1", workers: Self.workers, protectedInstances: [],
+           userData: userData)
     }
 
     static func instanceType(_ request: RecordedRequest) -> String? {
@@ -112,8 +115,8 @@ import TestSupport
             Self.instanceType(request) == "t3.large" ? .text(Self.capacityError("t3.large"), status: 500) : .text(Self.launched)
         }
         defer { server.stop() }
-        let offerings = [Offering(instanceType: "t3.large", subnetID: "subnet-a"), Offering(instanceType: "m5.large", subnetID: "subnet-b")]
-        let result = try await standInFleet(server).launch(LaunchPlan(launchID: "ks-1", count: 1, candidates: offerings, userData: nil), dryRun: false)
+        let offerings = [Offering(machineType: "t3.large", placement: "subnet-a"), Offering(machineType: "m5.large", placement: "subnet-b")]
+        let result = try await standInFleet(server).launch(LaunchPlan(launchID: "ks-1", count: 1, candidates: offerings), dryRun: false)
         #expect(result.offering == offerings[1])
         #expect(result.unavailable == [offerings[0]])
         #expect(result.instances.map(\.id) == ["i-0fallback"])
@@ -126,12 +129,51 @@ import TestSupport
     @Test func everyOfferingOutOfCapacityIsALaunchFailureNamingThemAll() async throws {
         let server = try StubHTTPServer { request in .text(Self.capacityError(Self.instanceType(request) ?? "?"), status: 500) }
         defer { server.stop() }
-        let offerings = [Offering(instanceType: "t3.large", subnetID: "subnet-a"), Offering(instanceType: "m5.large", subnetID: "subnet-b")]
+        let offerings = [Offering(machineType: "t3.large", placement: "subnet-a"), Offering(machineType: "m5.large", placement: "subnet-b")]
         await #expect {
-            _ = try await standInFleet(server).launch(LaunchPlan(launchID: "ks-2", count: 1, candidates: offerings, userData: nil), dryRun: false)
+            _ = try await standInFleet(server).launch(LaunchPlan(launchID: "ks-2", count: 1, candidates: offerings), dryRun: false)
         } throws: { error in
             guard let failure = error as? LaunchFailure else { return false }
             return failure.unavailable == offerings && failure.description.contains("InsufficientInstanceCapacity")
         }
+    }
+
+    @Test("a node's instance: from the provider id aws:///<az>/<id>, else from an i-… node name", arguments: [
+        ("ip-10-0-0-1.ec2.internal", "aws:///us-east-1a/i-0abc123", "i-0abc123"),
+        ("i-0def456", nil, "i-0def456"),
+        ("i-0def456", "aws:///us-east-1a/i-0aaa", "i-0aaa"),
+        ("control-plane", nil, nil),
+        ("worker-1", "gce://project/zone/worker-1", nil),
+        ("i-XYZ", nil, nil),
+    ] as [(String, String?, String?)])
+    func machineIdentity(name: String, providerID: String?, expected: String?) {
+        #expect(EC2Fleet.machines.machineID(name, providerID) == expected)
+        // The default queries' worker selector matches exactly the names resolved without a provider id.
+        let matchesSelector = name.wholeMatch(of: try! Regex(EC2Fleet.machines.workerNodeNames)) != nil
+        #expect(matchesSelector == (EC2Fleet.machines.machineID(name, nil) != nil))
+    }
+
+    @Test func theFleetSendsItsOwnUserData() async throws {
+        let server = try StubHTTPServer { _ in .text(Self.launched) }
+        defer { server.stop() }
+        let script = "#cloud-config\nruncmd: [echo hello]\n"
+        _ = try await standInFleet(server, userData: .rendered(script))
+            .launch(LaunchPlan(launchID: "ks-3", count: 1, candidates: [Offering(machineType: "m5.large", placement: "subnet-b")]), dryRun: false)
+        let parameters = String(decoding: try #require(server.requests.first).body, as: UTF8.self).split(separator: "&")
+        let encoded = try #require(parameters.first { $0.hasPrefix("UserData=") }).dropFirst("UserData=".count)
+        let base64 = try #require(String(encoded).removingPercentEncoding)
+        #expect(Data(base64Encoded: base64).map { String(decoding: $0, as: UTF8.self) } == script)
+    }
+
+    @Test func userDataThatCannotBeRenderedRefusesEveryLaunchWithoutCallingEC2() async throws {
+        let server = try StubHTTPServer { _ in .text(Self.launched) }
+        defer { server.stop() }
+        let fleet = standInFleet(server, userData: .unrenderable("workers.labels: a value user data cannot hold"))
+        await #expect {
+            _ = try await fleet.launch(LaunchPlan(launchID: "ks-4", count: 1, candidates: []), dryRun: false)
+        } throws: { error in
+            error is LaunchFailure && fleet.outcome(of: error) == .nothingHappened && "\(error)".contains("workers.labels")
+        }
+        #expect(server.requests.isEmpty)
     }
 }

@@ -1,3 +1,4 @@
+import AWS
 import HTTP
 import KScalerCore
 import Synchronization
@@ -72,7 +73,7 @@ import Testing
             journal.launchBound.withLock { $0 = RequestDeadline.remaining }
             if let launchError { throw launchError }
             let launched = (0..<(dryRun ? 0 : plan.count)).map { index in
-                ManagedInstance(id: "i-new\(index)", instanceType: "t3.large", subnetID: "subnet-a", availabilityZone: "us-east-1a",
+                ManagedInstance(id: "i-new\(index)", machineType: "t3.large", placement: "subnet-a", zone: "us-east-1a",
                                 launchTime: EvaluatorTests.t0, state: .pending, protected: false)
             }
             return LaunchResult(instances: launched, offering: plan.candidates.first, unavailable: [])
@@ -80,6 +81,10 @@ import Testing
         func terminate(_ instanceIDs: [String], dryRun: Bool) async throws {
             journal.add("terminate \(instanceIDs.joined(separator: ",")) dryRun=\(dryRun)")
         }
+        /// The fake's nodes are named after their machines.
+        var machines: MachineIdentity { MachineIdentity(workerNodeNames: "i-.+", machineID: { name, _ in name.hasPrefix("i-") ? name : nil }) }
+        /// The fakes throw the AWS layer's errors: judged as the EC2 fleet judges them.
+        func outcome(of error: any Error) -> FailedCallOutcome { mayHaveTakenEffect(error) ? .unknown : .nothingHappened }
     }
 
     struct FakeMetrics: MetricsSource {
@@ -103,7 +108,7 @@ import Testing
     static let lease = Lease(clusterID: "demo", owner: "me", token: 7, acquiredAt: t0, expiresAt: t0.addingTimeInterval(120))
 
     static func instance(_ id: String, ageMinutes: Double = 60) -> ManagedInstance {
-        ManagedInstance(id: id, instanceType: "t3.large", subnetID: "subnet-a", availabilityZone: "us-east-1a",
+        ManagedInstance(id: id, machineType: "t3.large", placement: "subnet-a", zone: "us-east-1a",
                         launchTime: t0.addingTimeInterval(-ageMinutes * 60), state: .running, protected: false)
     }
 
@@ -124,7 +129,7 @@ import Testing
         Evaluator(config: Self.config, store: store, fleet: fleet, metrics: metrics, clock: { clock })
     }
 
-    var invocation = Evaluator.Invocation(runID: "run-1", owner: "me", userData: "#cloud-config\n")
+    var invocation = Evaluator.Invocation(runID: "run-1", owner: "me")
 
     @Test func pendingPodsLaunchAfterRecordingTheIntentAndFinishInOneStep() async {
         let journal = Journal()

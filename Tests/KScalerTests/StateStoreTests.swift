@@ -20,7 +20,7 @@ import TestSupport
     func event(_ id: String, at date: Date, outcome: RunEvent.Outcome = .acted) -> RunEvent {
         RunEvent(runID: id, startedAt: date, finishedAt: date.addingTimeInterval(1), outcome: outcome, action: "scale_up",
                  counts: nil, reasons: ["unschedulable pods 3 > 0"],
-                 actions: [.init(kind: .launch, instanceIDs: ["i-1"], instanceType: "t3.large", subnetID: "subnet-a", launchID: "L1")],
+                 actions: [.init(kind: .launch, instanceIDs: ["i-1"], machineType: "t3.large", placement: "subnet-a", launchID: "L1")],
                  errors: [], leaseToken: 1)
     }
 
@@ -32,7 +32,7 @@ import TestSupport
         try await table.write(StateDocument(launchIntent: LaunchIntent(launchID: "L1", count: 2, createdAt: t0)), lease: lease)
         #expect(try await table.readState().launchIntent == LaunchIntent(launchID: "L1", count: 2, createdAt: t0))
 
-        let unavailable = [UnavailableOffering(instanceType: "m5.large", subnetID: "subnet-b", until: t0.addingTimeInterval(1800))]
+        let unavailable = [UnavailableOffering(machineType: "m5.large", placement: "subnet-b", until: t0.addingTimeInterval(1800))]
         let released = try await table.finish(
             lease: lease,
             document: StateDocument(launchIntent: LaunchIntent(launchID: "L1", count: 2, createdAt: t0))
@@ -100,7 +100,7 @@ import TestSupport
         let expected = StateDocument(
             pools: ["default": ScalerState(lastScaleUpAt: Date(timeIntervalSince1970: 1_800_000_000.5),
                                            lastScaleDownAt: Date(timeIntervalSince1970: 1_799_999_000),
-                                           unavailableOfferings: [UnavailableOffering(instanceType: "m5.large", subnetID: "subnet-b",
+                                           unavailableOfferings: [UnavailableOffering(machineType: "m5.large", placement: "subnet-b",
                                                                                       until: Date(timeIntervalSince1970: 1_800_001_800))])],
             launchIntent: LaunchIntent(launchID: "ks-old", count: 2, createdAt: t0))
         #expect(try await table.readState() == expected)

@@ -1,6 +1,7 @@
 // Every default signal query against a real Prometheus scraping the fake cluster, whose
 // answers are known (see Tests/Fixtures/prometheus/fake_cluster_exporter.py).
 import Foundation
+import KScaler
 import KScalerCore
 import Prometheus
 import Testing
@@ -11,7 +12,7 @@ private let gib = 1_073_741_824.0
 private let testWindowSeconds = 10
 
 private func answer(_ signal: Signal, mode: UtilizationMode = .requests, windowSeconds: Int = testWindowSeconds) async throws -> QueryResult {
-    let query = DefaultQueries.query(for: signal, mode: mode, windowSeconds: windowSeconds)
+    let query = DefaultQueries.query(for: signal, mode: mode, windowSeconds: windowSeconds, workerNodes: EC2Fleet.machines.workerNodeNames)
     return try await fakeClusterPrometheus().client().query(query)
 }
 
@@ -157,7 +158,7 @@ private func windowMaximum(_ signal: Signal, mode: UtilizationMode) async throws
 @Suite struct DefaultQueriesTextTests {
     @Test(arguments: [(600, "[600s:60s]", ">= 10"), (10, "[10s:1s]", ">= 10"), (65, "[65s:6s]", ">= 10"), (3, "[3s:1s]", ">= 3")])
     func windowIsSampledTenTimesAndMustBeCovered(windowSeconds: Int, range: String, coverage: String) {
-        let query = DefaultQueries.query(for: .cpuUtilizationWindowMax, mode: .requests, windowSeconds: windowSeconds)
+        let query = DefaultQueries.query(for: .cpuUtilizationWindowMax, mode: .requests, windowSeconds: windowSeconds, workerNodes: EC2Fleet.machines.workerNodeNames)
         #expect(query.hasPrefix("max_over_time(("))
         #expect(query.contains(range))
         #expect(query.hasSuffix(coverage + ")"))
