@@ -11,6 +11,10 @@ trap 'scripts/peers.sh stop' EXIT
 # shellcheck source=/dev/null
 . .peers/env
 
+# The user-data templates compiled into the binary must be those in userdata/ (regenerate with
+# scripts/embed-userdata.py after editing them).
+python3 scripts/embed-userdata.py --check
+
 # Build first so a compile error is reported as one, not as a test failure. The tests that
 # run kscaler as a process use the release binary, the one that ships: the optimizer has
 # miscompiled code here that debug builds ran correctly (see PrometheusMetricsSource.swift).
