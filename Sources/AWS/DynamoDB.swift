@@ -12,7 +12,6 @@ public indirect enum AttributeValue: Sendable, Equatable, Codable {
     case ns([String])
 
     public static func number(_ value: Int) -> AttributeValue { .n(String(value)) }
-    public static func number(_ value: Double) -> AttributeValue { .n(String(value)) }
 
     public var string: String? { if case .s(let value) = self { value } else { nil } }
     /// The decimal text of a number, exactly as DynamoDB sent it (up to 38 digits): callers
@@ -164,24 +163,6 @@ public struct DynamoDBClient: Sendable {
         return response.Attributes ?? [:]
     }
 
-    /// Deletes an item if `condition` holds; returns the deleted item (nil if there was none).
-    @discardableResult
-    public func deleteItem(table: String, key: DynamoDBItem, condition: DynamoDBExpression? = nil) async throws -> DynamoDBItem? {
-        struct Request: Encodable {
-            var TableName: String
-            var Key: DynamoDBItem
-            var ConditionExpression: String?
-            var ExpressionAttributeNames: [String: String]?
-            var ExpressionAttributeValues: DynamoDBItem?
-            var ReturnValues = "ALL_OLD"
-        }
-        struct Response: Decodable { var Attributes: DynamoDBItem? }
-        let response: Response = try await call("DeleteItem", Request(
-            TableName: table, Key: key, ConditionExpression: condition?.expression,
-            ExpressionAttributeNames: condition?.names.nilIfEmpty, ExpressionAttributeValues: condition?.values.nilIfEmpty))
-        return response.Attributes
-    }
-
     public struct QueryPage: Sendable {
         public var items: [DynamoDBItem]
         public var lastEvaluatedKey: DynamoDBItem?
@@ -212,8 +193,6 @@ public struct DynamoDBClient: Sendable {
     public enum TransactItem: Sendable {
         case put(table: String, item: DynamoDBItem, condition: DynamoDBExpression?)
         case update(table: String, key: DynamoDBItem, update: DynamoDBExpression, condition: DynamoDBExpression?)
-        /// Writes nothing; the transaction fails unless `condition` holds on this item.
-        case conditionCheck(table: String, key: DynamoDBItem, condition: DynamoDBExpression)
     }
 
     /// TransactWriteItems: every item or none. A failed condition on any part surfaces as
@@ -232,7 +211,7 @@ public struct DynamoDBClient: Sendable {
             var ExpressionAttributeNames: [String: String]?
             var ExpressionAttributeValues: DynamoDBItem?
         }
-        struct Wrapped: Encodable { var Put: Part?; var Update: Part?; var ConditionCheck: Part? }
+        struct Wrapped: Encodable { var Put: Part?; var Update: Part? }
         struct Request: Encodable { var TransactItems: [Wrapped]; var ClientRequestToken: String? }
         struct Response: Decodable {}
         let wrapped = items.map { item -> Wrapped in
@@ -245,9 +224,6 @@ public struct DynamoDBClient: Sendable {
                     TableName: table, Key: key, UpdateExpression: update.expression, ConditionExpression: condition?.expression,
                     ExpressionAttributeNames: update.names.merging(condition?.names ?? [:]) { first, _ in first }.nilIfEmpty,
                     ExpressionAttributeValues: update.values.merging(condition?.values ?? [:]) { first, _ in first }.nilIfEmpty))
-            case let .conditionCheck(table, key, condition):
-                Wrapped(ConditionCheck: Part(TableName: table, Key: key, ConditionExpression: condition.expression,
-                                             ExpressionAttributeNames: condition.names.nilIfEmpty, ExpressionAttributeValues: condition.values.nilIfEmpty))
             }
         }
         do {

@@ -13,7 +13,7 @@ import TestSupport
         let update = DynamoDBExpression("SET #intent = :intent",
                                         names: ["#intent": "launch_intent"],
                                         values: [":intent": .m(["launch_id": .s(launchID), "count": .number(count),
-                                                                "created_at": .number(Date().timeIntervalSince1970 - 5)])])
+                                                                "created_at": .n(String(Date().timeIntervalSince1970 - 5))])])
         try await harness.fixture.dynamoDB.updateItem(
             table: harness.tableName, key: ["cluster_id": .s(harness.clusterID), "record": .s("state")], update: update)
     }

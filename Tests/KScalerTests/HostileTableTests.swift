@@ -190,7 +190,7 @@ import TestSupport
         try await EndToEndHarness.with { harness in
             try await harness.fixture.dynamoDB.updateItem(
                 table: harness.tableName, key: harness.table.stateKey,
-                update: DynamoDBExpression("SET last_scale_up_at = :t", values: [":t": .number(Date().timeIntervalSince1970 + 3600)]))
+                update: DynamoDBExpression("SET last_scale_up_at = :t", values: [":t": .n(String(Date().timeIntervalSince1970 + 3600))]))
             harness.exporter.update { $0.pending = [.init(cpu: 1, memory: 1_048_576)] }
             try await harness.waitForMetrics()
             let (result, report) = try await harness.report("run", ["--log-format", "json"])

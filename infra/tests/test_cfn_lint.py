@@ -105,6 +105,9 @@ def test_kscaler_uses_only_its_table_and_its_clusters_items(resources):
     assert all(s["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]} for s in dynamodb)
     items = policy["OwnClusterItemsOnly"]
     assert items["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [{"Ref": "ClusterId"}]}}
+    # Exactly the item operations kscaler makes (Sources/AWS/DynamoDB.swift; TransactWriteItems
+    # is authorised per part: a put and an update): nothing deletes items.
+    assert sorted(items["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
 
 
 def test_kscaler_policy_grants_no_wildcard_beyond_describe(resources):

@@ -1,23 +1,5 @@
 import KScalerCore
 
-/// What a run reads from Prometheus: one reading per signal (a failed query is a
-/// `Reading.failed`, never an exception: the core decides what a missing signal blocks) and
-/// the nodes the per-node signals describe.
-public struct MetricsObservation: Sendable, Equatable {
-    public var readings: [Signal: Reading]
-    public var nodes: [NodeObservation]
-
-    public init(readings: [Signal: Reading], nodes: [NodeObservation]) {
-        self.readings = readings
-        self.nodes = nodes
-    }
-}
-
-public protocol MetricsSource: Sendable {
-    /// Runs every query, concurrently, and classifies each answer against `now`.
-    func observe(queries: [Signal: String], now: Date) async -> MetricsObservation
-}
-
 /// A launch as the run asks for it: how many, the offerings to try in order, and the
 /// idempotency id (EC2: the ClientToken and tag `kscaler:launch-id`). What the machines boot
 /// with (user data, image) is the fleet's own.
@@ -92,22 +74,3 @@ public struct LaunchFailure: Error, Sendable, CustomStringConvertible {
 
     public var description: String { "launch failed: \(reason)" }
 }
-
-/// The table: the lease, the state document, the history — everything a run and the operator
-/// commands (`lease status`, `lease break`, `history`) read or write there.
-public protocol RunStore: Sendable {
-    func acquire(owner: String, ttl: Duration, now: Date, clockSkew: TimeInterval) async throws -> LeaseAcquisition
-    /// Releases a lease `owner` may hold (its acquisition's answer was lost); a no-op otherwise.
-    func giveBack(owner: String) async throws
-    func readState() async throws -> StateDocument
-    /// Writes the state while the lease is ours (the launch intent, before RunInstances).
-    func write(_ document: StateDocument, lease: Lease) async throws
-    /// Records the state (nil: unchanged) and the event, and releases the lease, in one step;
-    /// false when the lease was lost (then nothing was written).
-    func finish(lease: Lease, document: StateDocument?, event: RunEvent?, retention: TimeInterval) async throws -> Bool
-    func holder() async throws -> LeaseHolder
-    func breakLease() async throws -> KScalerTable.BrokenLease
-    func history(limit: Int) async throws -> (events: [RunEvent], unreadable: [String])
-}
-
-extension KScalerTable: RunStore {}
