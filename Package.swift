@@ -1,6 +1,6 @@
 // swift-tools-version:6.1
 // kscaler: a run-once node autoscaler for self-managed Kubernetes on EC2.
-// One target per layer; dependencies point down only (see DESIGN.md):
+// One target per layer; dependencies point down only (docs/architecture.md):
 //   kscaler (CLI) → KScaler → KScalerCore | AWS | Prometheus → SigV4 | HTTP → CCurl
 import PackageDescription
 

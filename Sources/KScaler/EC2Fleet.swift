@@ -42,7 +42,7 @@ public struct EC2Fleet: Fleet {
         self.userData = userData
     }
 
-    /// kscaler's EC2 workers are named after their instance id (DESIGN.md "Workers"); a node
+    /// kscaler's EC2 workers are named after their instance id (the user data names the node: userdata/); a node
     /// named otherwise is matched by its provider id `aws:///<az>/<instance-id>`.
     public static let machines = MachineIdentity(workerNodeNames: "i-[0-9a-f]+", machineID: instanceID(nodeName:providerID:))
 

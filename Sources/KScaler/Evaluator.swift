@@ -3,7 +3,7 @@ import HTTP
 import KScalerCore
 import Logging
 
-/// One run: lease → observe → decide → act → record → release (DESIGN.md "One run").
+/// One run: lease → observe → decide → act → record → release (docs/architecture.md "One run").
 ///
 /// Fail-safe by construction: nothing is acted on unless the lease is ours with more than the
 /// safety margin left, every signal the core needs is usable and EC2 answered; any failure
@@ -64,7 +64,7 @@ public struct Evaluator: Sendable {
     public func run(_ invocation: Invocation) async -> RunReport {
         let report = RunReport(runID: invocation.runID, mode: .run, clusterID: config.clusterID, startedAt: clock())
         return await withLease(invocation, report: report) { [self] lease, state, report in
-            await evaluate(state: state, mode: .real(lease), invocation: invocation, report: report)
+            await evaluate(state: state, mode: .real(lease), report: report)
         }
     }
 
@@ -76,7 +76,7 @@ public struct Evaluator: Sendable {
         return await RequestDeadline.enforcing(end) { [self, store, report] in
             var report = report
             do {
-                (report, _) = await evaluate(state: try await store.readState(), mode: .dryRun, invocation: invocation, report: report)
+                (report, _) = await evaluate(state: try await store.readState(), mode: .dryRun, report: report)
             } catch {
                 report.errors.append(describeError(error))
                 report.outcome = .failed
@@ -171,7 +171,7 @@ public struct Evaluator: Sendable {
 
     /// Observe, decide, act; each step returns what it found or did, and any failure ends the
     /// steps with what had happened so far. Returns the report and the state to record.
-    func evaluate(state: StateDocument, mode: ActMode, invocation: Invocation, report: RunReport) async -> (RunReport, StateDocument) {
+    func evaluate(state: StateDocument, mode: ActMode, report: RunReport) async -> (RunReport, StateDocument) {
         var report = report, after = state
         do {
             let observed = try await observe(state: state)

@@ -1,7 +1,7 @@
 import AWS
 import KScalerCore
 
-/// kscaler's table layout (DESIGN.md "Table layout"): partition key `cluster_id`, sort key
+/// kscaler's table layout (docs/architecture.md "The state document"): partition key `cluster_id`, sort key
 /// `record`; `record = "state"` holds the lease and the scaler's memory, `event#…` items the
 /// history. Names are always written through placeholders: several are reserved words.
 public struct KScalerTable: Sendable {

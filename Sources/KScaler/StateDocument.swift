@@ -16,7 +16,7 @@ public struct StateDocument: Sendable, Equatable, Codable {
     public var pools: [String: ScalerState]
     /// A launch written before RunInstances is called (see `LaunchIntent`).
     public var launchIntent: LaunchIntent?
-    /// Scale-downs in progress, advanced run by run (DESIGN.md "Node lifecycle"). No run drains
+    /// Scale-downs in progress, advanced run by run. No run drains
     /// yet; the list is kept as it is through every write.
     public var drains: [OpenDrain]
     /// Nodes whose machine is gone, still to delete from the cluster (kept as above).
@@ -81,7 +81,7 @@ public struct LaunchIntent: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey { case launchID = "launch_id", count, createdAt = "created_at" }
 }
 
-/// A node being drained before its machine is terminated (DESIGN.md "Node lifecycle").
+/// A node being drained before its machine is terminated.
 public struct OpenDrain: Sendable, Equatable, Codable {
     public var node: String
     public var machine: String

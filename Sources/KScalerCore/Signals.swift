@@ -54,8 +54,7 @@ public enum UtilizationMode: String, CaseIterable, Sendable, Codable {
 
 /// Default PromQL for every signal, written for kube-state-metrics v2 and node-exporter and
 /// checked against a real Prometheus (Tests/PrometheusTests). kscaler's workers are the nodes
-/// whose names match the fleet's `MachineIdentity.workerNodeNames` (EC2: the instance id,
-/// DESIGN.md "Workers").
+/// whose names match the fleet's `MachineIdentity.workerNodeNames` (EC2: the instance id).
 ///
 /// No-data rules: a signal is empty when its source is absent (kube-state-metrics down, no
 /// worker to measure, less history than the stabilization window) and is never silently 0;

@@ -40,7 +40,7 @@ class MotoAccount:
             config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=10))
 
     def create_table(self, name):
-        """The layout kscaler uses (DESIGN.md "Table layout"): cluster_id + record."""
+        """The layout kscaler uses (docs/architecture.md "The state document"): cluster_id + record."""
         dynamodb = self.client("dynamodb")
         dynamodb.create_table(
             TableName=name,
