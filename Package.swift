@@ -62,6 +62,8 @@ let package = Package(
             dependencies: ["KScalerCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "KScalerTests", dependencies: ["KScaler", "TestSupport", .product(name: "Yams", package: "Yams")]),
+        // The command line's own code (the log handler's redaction), imported @testable.
+        .testTarget(name: "CLITests", dependencies: ["kscaler", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )
