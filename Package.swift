@@ -27,8 +27,8 @@ let package = Package(
         ),
         .target(name: "HTTP", dependencies: ["CCurl"]),
         .target(name: "SigV4", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "AWS", dependencies: ["SigV4", "HTTP"]),
-        .target(name: "Prometheus", dependencies: ["HTTP"]),
+        .target(name: "AWS", dependencies: ["SigV4", "HTTP", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Prometheus", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")]),
         .target(name: "KScalerCore"),
         // Prints how long decide() and the EC2 / Prometheus parsers take at several fleet sizes
         // (figures, no pass/fail; `make bench` checks the targets).
@@ -51,17 +51,20 @@ let package = Package(
         ),
 
         // Shared by the test targets only: local stand-in servers and the peers' coordinates.
-        .target(name: "TestSupport", dependencies: ["HTTP"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport"),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"]),
-        .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport"]),
-        .testTarget(name: "PrometheusTests", dependencies: ["Prometheus", "KScalerCore", "KScaler", "TestSupport"]),
+        .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "PrometheusTests", dependencies: ["Prometheus", "KScalerCore", "KScaler", "TestSupport",
+                                                           .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "KScalerCoreTests",
             dependencies: ["KScalerCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "KScalerTests", dependencies: ["KScaler", "TestSupport", .product(name: "Yams", package: "Yams")]),
+        // The command line's own code (the log handler's redaction), imported @testable.
+        .testTarget(name: "CLITests", dependencies: ["kscaler", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,9 +1,15 @@
 import HTTP
+import Logging
 import SigV4
 
 /// Signs, sends and retries requests to one AWS service, and turns error answers into
 /// `AWSError`. The protocol-specific clients (DynamoDB JSON 1.0, SSM JSON 1.1, EC2/STS Query)
 /// are thin layers over `json(…)` and `query(…)`.
+///
+/// At debug level it logs one line per attempt (service, operation, attempt, HTTP status, the
+/// AWS request id, elapsed time; the error code when it failed) and one per retry (reason,
+/// back-off). Never headers, bodies or error messages: they may carry a signature, a session
+/// token or a secret the call sends (SSM parameter values).
 public struct AWSClient: Sendable {
     public let service: AWSService
     /// The name used in messages ("DynamoDB", "EC2", …).
@@ -16,11 +22,13 @@ public struct AWSClient: Sendable {
     let transport: any HTTPTransport
     let retry: RetryPolicy
     let now: @Sendable () -> Date
+    let logger: Logger
     let userAgent = "kscaler/\(kscalerVersion)"
 
     public init(service: AWSService, displayName: String, region: String, endpoint: String,
                 credentials: CredentialChain?, transport: any HTTPTransport,
-                retry: RetryPolicy = RetryPolicy(), now: @escaping @Sendable () -> Date = { Date() }) {
+                retry: RetryPolicy = RetryPolicy(), now: @escaping @Sendable () -> Date = { Date() },
+                logger: Logger = .silent) {
         self.service = service
         self.displayName = displayName
         self.region = region
@@ -29,6 +37,7 @@ public struct AWSClient: Sendable {
         self.transport = transport
         self.retry = retry
         self.now = now
+        self.logger = logger
     }
 
     /// A JSON-protocol call (`X-Amz-Target: <targetPrefix>.<operation>`); returns the 2xx body.
@@ -61,9 +70,19 @@ public struct AWSClient: Sendable {
         let target = try EndpointURL(endpoint)
         // Once an attempt may have taken effect, every later failure says so (see `mayHaveTakenEffect`).
         var earlierAttemptMayHaveSucceeded = false
-        return try await retry.run {
+        var logger = self.logger
+        logger[metadataKey: "service"] = "\(displayName)"
+        logger[metadataKey: "operation"] = "\(operation)"
+        var attempts = 0
+        return try await retry.run(willRetry: { [logger] failed, error, delay in
+            logger.debug("aws retry", metadata: [
+                "attempt": "\(failed)", "reason": "\(Self.reason(error))", "backoff_ms": .stringConvertible(delay.inMilliseconds),
+            ])
+        }) {
+            attempts += 1
             do {
-                return try await attempt(operation: operation, target: target, headers: headers, body: body)
+                return try await attempt(operation: operation, target: target, headers: headers, body: body,
+                                         number: attempts, logger: logger)
             } catch {
                 let marked = Self.marking(error, earlierAttemptMayHaveSucceeded: earlierAttemptMayHaveSucceeded)
                 earlierAttemptMayHaveSucceeded = earlierAttemptMayHaveSucceeded || mayHaveTakenEffect(error)
@@ -82,9 +101,23 @@ public struct AWSClient: Sendable {
         }
     }
 
+    /// Why an attempt failed, in words safe for a log: the AWS error code or the transport's
+    /// failure, never an AWS error message or a body (either may quote what was sent).
+    static func reason(_ error: any Error) -> String {
+        switch error {
+        case let error as AWSError: "\(error.code) (HTTP \(error.httpStatus))"
+        case let error as AWSResponseError: "HTTP \(error.httpStatus) without an AWS error code"
+        // Names the host and libcurl's failure; never headers or bodies (see HTTPError).
+        case let error as HTTPError: "\(error)"
+        case is CancellationError: "cancelled"
+        default: "\(type(of: error))"
+        }
+    }
+
     /// One signed attempt; credentials are resolved (and cached) per attempt, so a retry
     /// after an expiry signs with fresh ones.
-    private func attempt(operation: String, target: EndpointURL, headers: [HTTPHeader], body: Data) async throws -> HTTPResponse {
+    private func attempt(operation: String, target: EndpointURL, headers: [HTTPHeader], body: Data,
+                         number: Int, logger: Logger) async throws -> HTTPResponse {
         var allHeaders = [HTTPHeader("Host", target.hostHeader)] + headers
         if let credentials {
             let resolved = try await credentials.resolve().credentials
@@ -97,10 +130,31 @@ public struct AWSClient: Sendable {
         }
         // Sent but never signed: botocore-style verifiers drop User-Agent from signatures.
         allHeaders.append(HTTPHeader("User-Agent", userAgent))
-        let response = try await transport.send(HTTPRequest(method: "POST", url: target.url, headers: allHeaders, body: body))
-        guard (200..<300).contains(response.status) else {
-            throw ErrorDecoder.decode(response, service: displayName, operation: operation)
+        let started = ContinuousClock.now
+        let response: HTTPResponse
+        do {
+            response = try await transport.send(HTTPRequest(method: "POST", url: target.url, headers: allHeaders, body: body))
+        } catch {
+            logger.debug("aws request failed", metadata: [
+                "attempt": "\(number)", "reason": "\(Self.reason(error))",
+                "elapsed_ms": .stringConvertible((ContinuousClock.now - started).inMilliseconds),
+            ])
+            throw error
         }
+        let elapsed = ContinuousClock.now - started
+        var metadata: Logger.Metadata = [
+            "attempt": "\(number)", "status": "\(response.status)", "elapsed_ms": .stringConvertible(elapsed.inMilliseconds),
+        ]
+        guard (200..<300).contains(response.status) else {
+            let error = ErrorDecoder.decode(response, service: displayName, operation: operation)
+            // An error body may carry the request id where the header does not (EC2's XML).
+            metadata["request_id"] = ((error as? AWSError)?.requestID ?? ErrorDecoder.requestID(response)).map { .string($0) }
+            metadata["reason"] = "\(Self.reason(error))"
+            logger.debug("aws request failed", metadata: metadata)
+            throw error
+        }
+        metadata["request_id"] = ErrorDecoder.requestID(response).map { .string($0) }
+        logger.debug("aws request", metadata: metadata)
         return response
     }
 }
@@ -160,6 +214,12 @@ public enum FormEncoding {
         }
         return out
     }
+}
+
+extension Logger {
+    /// A logger that drops everything: the default of every client and of the credential
+    /// chain, so callers that do not want their debug lines need not build one.
+    @usableFromInline static var silent: Logger { Logger(label: "kscaler.aws", factory: { _ in SwiftLogNoOpLogHandler() }) }
 }
 
 /// The version reported in the User-Agent and by `kscaler --version`.

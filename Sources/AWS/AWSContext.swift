@@ -1,8 +1,10 @@
 import HTTP
+import Logging
 import SigV4
 
 /// Everything a run needs to talk to AWS, resolved once: region (and where it came from),
-/// the credential chain, endpoints, and the shared transport (one connection pool per run).
+/// the credential chain, endpoints, the shared transport (one connection pool per run), and
+/// the logger every client writes its debug lines to (requests, retries, request ids, timings).
 public struct AWSContext: Sendable {
     public let environment: AWSEnvironment
     public let region: String
@@ -11,9 +13,11 @@ public struct AWSContext: Sendable {
     public let transport: any HTTPTransport
     public let retry: RetryPolicy
     public let now: @Sendable () -> Date
+    public let logger: Logger
 
     public init(environment: AWSEnvironment, region: String, regionSource: String, credentials: CredentialChain,
-                transport: any HTTPTransport, retry: RetryPolicy = RetryPolicy(), now: @escaping @Sendable () -> Date = { Date() }) {
+                transport: any HTTPTransport, retry: RetryPolicy = RetryPolicy(), now: @escaping @Sendable () -> Date = { Date() },
+                logger: Logger = .silent) {
         self.environment = environment
         self.region = region
         self.regionSource = regionSource
@@ -21,12 +25,13 @@ public struct AWSContext: Sendable {
         self.transport = transport
         self.retry = retry
         self.now = now
+        self.logger = logger
     }
 
     /// Resolves the region (`configuredRegion` from kscaler's config wins) and builds the
     /// standard credential chain. Fails with a fix when no region can be found.
     public static func resolve(environment: AWSEnvironment, configuredRegion: String?, transport: any HTTPTransport,
-                               now: @escaping @Sendable () -> Date = { Date() }) async throws -> AWSContext {
+                               now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = .silent) async throws -> AWSContext {
         let resolved: RegionResolver.Resolved
         if let configuredRegion {
             resolved = .init(region: configuredRegion, source: "config")
@@ -37,14 +42,14 @@ public struct AWSContext: Sendable {
             throw CredentialsError(source: "region", reason: "no AWS region configured: set `region` in the config, AWS_REGION, or the profile's region")
         }
         return AWSContext(environment: environment, region: resolved.region, regionSource: resolved.source,
-                          credentials: .standard(environment: environment, region: resolved.region, transport: transport, now: now),
-                          transport: transport, now: now)
+                          credentials: .standard(environment: environment, region: resolved.region, transport: transport, now: now, logger: logger),
+                          transport: transport, now: now, logger: logger)
     }
 
     public func client(for service: AWSService, displayName: String) -> AWSClient {
         AWSClient(service: service, displayName: displayName, region: region,
                   endpoint: EndpointResolver.endpoint(for: service, region: region, environment: environment),
-                  credentials: credentials, transport: transport, retry: retry, now: now)
+                  credentials: credentials, transport: transport, retry: retry, now: now, logger: logger)
     }
 
     public var sts: STSClient { STSClient(client: client(for: .sts, displayName: "STS")) }

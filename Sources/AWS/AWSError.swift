@@ -124,8 +124,13 @@ private struct JSONErrorBody: Decodable {
 
 enum ErrorDecoder {
     /// Decodes an error answer of any AWS protocol, or describes why it could not.
+    /// The request id AWS puts in a header of every answer (JSON services, Query services and S3 spell it differently).
+    static func requestID(_ response: HTTPResponse) -> String? {
+        response.header("x-amzn-RequestId") ?? response.header("x-amz-request-id")
+    }
+
     static func decode(_ response: HTTPResponse, service: String, operation: String) -> any Error {
-        let requestID = response.header("x-amzn-RequestId") ?? response.header("x-amz-request-id")
+        let requestID = requestID(response)
         let body = response.body
         let firstByte = body.first { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }
         if firstByte == UInt8(ascii: "{"), let object = try? JSONDecoder().decode(JSONErrorBody.self, from: body) {

@@ -1,4 +1,5 @@
 import HTTP
+import Logging
 import SigV4
 
 /// One place credentials can come from. `resolve` returns nil when this source is simply not
@@ -33,13 +34,15 @@ public actor CredentialChain {
     public let providers: [any CredentialProvider]
     private let refreshMargin: Duration
     private let now: @Sendable () -> Date
+    private let logger: Logger
     private var cached: ResolvedCredentials?
 
     public init(providers: [any CredentialProvider], refreshMargin: Duration = .seconds(300),
-                now: @escaping @Sendable () -> Date = { Date() }) {
+                now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = .silent) {
         self.providers = providers
         self.refreshMargin = refreshMargin
         self.now = now
+        self.logger = logger
     }
 
     /// A chain holding fixed credentials (tests, and callers that resolved them elsewhere).
@@ -52,6 +55,10 @@ public actor CredentialChain {
         for provider in providers {
             if let credentials = try await provider.resolve() {
                 let resolved = ResolvedCredentials(credentials: credentials, source: provider.name)
+                // Where they came from and, for temporary ones, when they expire; never a key, secret or session token.
+                var metadata: Logger.Metadata = ["source": "\(provider.name)"]
+                if let expiration = credentials.expiration { metadata["expires_at"] = "\(expiration)" }
+                logger.debug("aws credentials resolved", metadata: metadata)
                 cached = resolved
                 return resolved
             }
@@ -105,14 +112,16 @@ extension CredentialChain {
     /// `role_arn` + `source_profile`), container endpoint (ECS, EKS Pod Identity), EC2 instance
     /// metadata (IMDSv2).
     public static func standard(environment: AWSEnvironment, region: String?, transport: any HTTPTransport,
-                                now: @escaping @Sendable () -> Date = { Date() }) -> CredentialChain {
-        let sts = { (region: String?) in STSClient.unsigned(region: region ?? "us-east-1", environment: environment, transport: transport, now: now) }
+                                now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = .silent) -> CredentialChain {
+        let sts = { (region: String?) in
+            STSClient.unsigned(region: region ?? "us-east-1", environment: environment, transport: transport, now: now, logger: logger)
+        }
         return CredentialChain(providers: [
             EnvironmentCredentialProvider(environment: environment),
             WebIdentityCredentialProvider(environment: environment, sts: sts(region)),
-            ProfileCredentialProvider(environment: environment, region: region, transport: transport, now: now),
+            ProfileCredentialProvider(environment: environment, region: region, transport: transport, now: now, logger: logger),
             ContainerCredentialProvider(environment: environment, transport: transport),
             InstanceMetadataCredentialProvider(metadata: InstanceMetadataClient(environment: environment, transport: transport)),
-        ], now: now)
+        ], now: now, logger: logger)
     }
 }

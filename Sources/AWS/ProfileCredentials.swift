@@ -1,4 +1,5 @@
 import HTTP
+import Logging
 import SigV4
 
 /// Credentials from the shared files for `AWS_PROFILE` (default `default`): static keys, or
@@ -8,6 +9,8 @@ public struct ProfileCredentialProvider: CredentialProvider {
     let region: String?
     let transport: any HTTPTransport
     let now: @Sendable () -> Date
+    /// Where the STS clients of role assumptions write their debug lines.
+    var logger: Logger = .silent
 
     public var name: String { "profile \(environment.profileName)" }
 
@@ -38,7 +41,7 @@ public struct ProfileCredentialProvider: CredentialProvider {
         if let roleARN = profile["role_arn"] {
             let stsRegion = profile["region"] ?? region ?? "us-east-1"
             if let tokenFile = profile["web_identity_token_file"] {
-                let sts = STSClient.unsigned(region: stsRegion, environment: environment, transport: transport, now: now)
+                let sts = STSClient.unsigned(region: stsRegion, environment: environment, transport: transport, now: now, logger: logger)
                 return try await WebIdentityCredentialProvider.exchange(
                     roleARN: roleARN, tokenFile: environment.expandingHome(tokenFile),
                     sessionName: profile["role_session_name"], sts: sts, source: name)
@@ -62,7 +65,7 @@ public struct ProfileCredentialProvider: CredentialProvider {
                 service: .sts, displayName: "STS", region: stsRegion,
                 endpoint: EndpointResolver.endpoint(for: .sts, region: stsRegion, environment: environment),
                 credentials: CredentialChain(fixed: source, source: "profile \(profileName) source"),
-                transport: transport, now: now))
+                transport: transport, now: now, logger: logger))
             do {
                 return try await sts.assumeRole(roleARN: roleARN, sessionName: profile["role_session_name"] ?? "kscaler",
                                                 externalID: profile["external_id"])

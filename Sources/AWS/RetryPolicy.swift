@@ -47,7 +47,12 @@ public struct RetryPolicy: Sendable {
     }
 
     /// Runs `operation` until it succeeds, fails with a non-retryable error, or attempts run out.
-    public func run<T: Sendable>(_ operation: () async throws -> T) async throws -> T {
+    /// `willRetry` hears of each retry before its back-off: the attempt that failed (1 for the
+    /// first), its error and the delay (for logs; it cannot change the course).
+    public func run<T: Sendable>(
+        willRetry: (_ failedAttempt: Int, _ error: any Error, _ delay: Duration) -> Void = { _, _, _ in },
+        _ operation: () async throws -> T
+    ) async throws -> T {
         var attempt = 0
         while true {
             do {
@@ -57,6 +62,7 @@ public struct RetryPolicy: Sendable {
                 guard attempt < maxAttempts, Self.isRetryable(error) else { throw error }
                 let delay = delay(beforeRetry: attempt - 1)
                 if let remaining = RequestDeadline.remaining, remaining <= delay { throw error }
+                willRetry(attempt, error, delay)
                 try await sleep(delay)
             }
         }

@@ -1,4 +1,5 @@
 import HTTP
+import Logging
 import SigV4
 
 /// AWS STS over the Query protocol: who am I, and the two role assumptions the credential
@@ -11,11 +12,11 @@ public struct STSClient: Sendable {
 
     /// An STS client that signs nothing: AssumeRoleWithWebIdentity authenticates by its token.
     static func unsigned(region: String, environment: AWSEnvironment, transport: any HTTPTransport,
-                         now: @escaping @Sendable () -> Date) -> STSClient {
+                         now: @escaping @Sendable () -> Date, logger: Logger) -> STSClient {
         STSClient(client: AWSClient(
             service: .sts, displayName: "STS", region: region,
             endpoint: EndpointResolver.endpoint(for: .sts, region: region, environment: environment),
-            credentials: nil, transport: transport, now: now))
+            credentials: nil, transport: transport, now: now, logger: logger))
     }
 
     public struct CallerIdentity: Sendable, Equatable {

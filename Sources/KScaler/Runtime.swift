@@ -16,7 +16,7 @@ public struct Runtime: Sendable {
 
     public static func make(config: KScalerConfig, environment: AWSEnvironment, transport: any HTTPTransport,
                             logger: Logger) async throws -> Runtime {
-        let aws = try await AWSContext.resolve(environment: environment, configuredRegion: config.region, transport: transport)
+        let aws = try await AWSContext.resolve(environment: environment, configuredRegion: config.region, transport: transport, logger: logger)
         logger.debug("aws", metadata: ["region": "\(aws.region)", "region_source": "\(aws.regionSource)"])
         return Runtime(
             config: config, aws: aws,
@@ -39,7 +39,7 @@ public struct Runtime: Sendable {
             auth = .signed(SigV4RequestSigner(credentials: credentials, region: region ?? aws.region, service: AWSService.prometheus.signingName))
         }
         return try PrometheusClient(baseURL: config.prometheus.url, auth: auth,
-                                    timeout: .seconds(config.prometheus.timeout), transport: transport)
+                                    timeout: .seconds(config.prometheus.timeout), transport: transport, logger: aws.logger)
     }
 
     public func evaluator(logger: Logger) async throws -> Evaluator {

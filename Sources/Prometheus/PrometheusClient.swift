@@ -4,12 +4,17 @@ import FoundationEssentials
 import Foundation
 #endif
 import HTTP
+import Logging
 
 /// Client for the Prometheus HTTP API's instant queries (`/api/v1/query`).
 ///
 /// Works with Prometheus, its API-compatible peers and Amazon Managed Prometheus
 /// (base URL `https://aps-workspaces.<region>.amazonaws.com/workspaces/<id>` with a SigV4 signer).
 /// Credential files are read once, when the client is created: create one client per run.
+///
+/// At debug level it logs one line per request: method, API path, HTTP status, answer size and
+/// elapsed time. Never the query string, headers or answer (the Authorization header, a
+/// signature, a proxy's echo of them).
 public struct PrometheusClient: Sendable {
     /// Queries whose form-encoded parameters are longer than this go in a POST body: proxies
     /// and servers commonly cap URLs at a few kilobytes.
@@ -20,16 +25,20 @@ public struct PrometheusClient: Sendable {
     public let timeout: Duration
     private let auth: ResolvedAuth
     private let transport: any HTTPTransport
+    private let logger: Logger
 
     /// - Parameters:
     ///   - baseURL: `http(s)://host[:port][/path prefix]`, without credentials, query or fragment.
     ///   - timeout: Bound for one whole request.
+    ///   - logger: Where the per-request debug lines go; by default nowhere.
     /// - Throws: `PrometheusError.invalidBaseURL` or `.invalidAuth` (e.g. a missing credential file).
-    public init(baseURL: String, auth: PrometheusAuth = .none, timeout: Duration = .seconds(5), transport: any HTTPTransport) throws(PrometheusError) {
+    public init(baseURL: String, auth: PrometheusAuth = .none, timeout: Duration = .seconds(5), transport: any HTTPTransport,
+                logger: Logger = Logger(label: "kscaler.prometheus", factory: { _ in SwiftLogNoOpLogHandler() })) throws(PrometheusError) {
         self.baseURL = try Self.validated(baseURL)
         self.auth = try ResolvedAuth(auth)
         self.timeout = timeout
         self.transport = transport
+        self.logger = logger
     }
 
     /// Evaluates `promql` at `time` (Prometheus's own "now" when nil).
@@ -38,18 +47,29 @@ public struct PrometheusClient: Sendable {
     public func query(_ promql: String, at time: Date? = nil) async throws -> QueryResult {
         var parameters = [("query", promql)]
         if let time { parameters.append(("time", Self.unixSeconds(time))) }
-        var request = makeRequest(path: "/api/v1/query", parameters: parameters)
+        let path = "/api/v1/query"
+        var request = makeRequest(path: path, parameters: parameters)
         switch auth {
         case .none: break
         case .header(let secret): request.headers.append(HTTPHeader("Authorization", secret.value))
         case .signer(let signer): request = try signer.sign(request, at: Date())
         }
+        var metadata: Logger.Metadata = ["method": "\(request.method)", "path": "\(path)"]
+        let started = ContinuousClock.now
         let response: HTTPResponse
         do {
             response = try await transport.send(request)
         } catch let error as HTTPError {
+            metadata["elapsed_ms"] = .stringConvertible((ContinuousClock.now - started).inMilliseconds)
+            // An HTTPError names the host and libcurl's failure, never headers or bodies.
+            metadata["reason"] = "\(error)"
+            logger.debug("prometheus request failed", metadata: metadata)
             throw PrometheusError.transport(error)
         }
+        metadata["elapsed_ms"] = .stringConvertible((ContinuousClock.now - started).inMilliseconds)
+        metadata["status"] = "\(response.status)"
+        metadata["bytes"] = .stringConvertible(response.body.count)
+        logger.debug("prometheus request", metadata: metadata)
         return try decode(response)
     }
 

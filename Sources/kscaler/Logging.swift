@@ -23,8 +23,8 @@ struct LogLevelArgument: ExpressibleByArgument, Sendable {
     var defaultValueDescription: String { level.rawValue }
 }
 
-/// Writes one line per log record to stderr, plain or as JSON. Metadata whose key names a
-/// secret is redacted here, the last line of defence: kscaler never logs secrets on purpose.
+/// Writes one line per log record to stderr, plain or as JSON. Metadata under a known secret
+/// key is redacted here, the last line of defence: kscaler never logs secrets on purpose.
 struct StderrLogHandler: LogHandler {
     let label: String
     let format: LogFormat
@@ -36,22 +36,36 @@ struct StderrLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    static let secretKeyFragments = ["authorization", "secret", "token", "password", "credential"]
-    /// Keys that name a fragment above but hold no secret: the lease's fencing token is a
-    /// counter an operator needs to read (`lease status` prints it too).
-    static let publicKeys: Set<String> = ["lease_token", "token_reset"]
+    /// The keys a secret travels under, matched whole and case-insensitively: HTTP auth
+    /// headers, AWS credentials as the SDKs, the shared files and SigV4 name them, Prometheus's
+    /// password and bearer token, the cluster join token. Only whole keys: `lease_token` (the
+    /// fencing counter operators read) or a `launch_token_count` is no secret, so a key is not
+    /// redacted for merely containing "token".
+    static let secretKeys: Set<String> = [
+        "authorization", "proxy-authorization", "cookie", "set-cookie",
+        "x-amz-security-token", "x-amz-signature", "x-aws-ec2-metadata-token", "signature",
+        "aws_secret_access_key", "secret_access_key", "secretaccesskey", "secret_key",
+        "aws_session_token", "session_token", "sessiontoken", "security_token",
+        "aws_container_authorization_token", "web_identity_token", "webidentitytoken",
+        "bearer_token", "password", "join_token", "token",
+    ]
 
     static func isSecret(_ key: String) -> Bool {
-        let lower = key.lowercased()
-        return !publicKeys.contains(lower) && secretKeyFragments.contains { lower.contains($0) }
+        secretKeys.contains(key.lowercased())
     }
 
     func log(event: LogEvent) {
+        // One write(2) per line: lines from concurrent tasks never interleave.
+        var bytes = Array(line(for: event, time: Date().formatted(.iso8601)).utf8)
+        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    }
+
+    /// The record as written: one line with its trailing line break, secrets redacted.
+    func line(for event: LogEvent, time: String) -> String {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         let fields = merged.map { key, value in (key, Self.isSecret(key) ? Logger.MetadataValue.string("<redacted>") : value) }
             .sorted { $0.0 < $1.0 }
-        let time = Date().formatted(.iso8601)
         var line: String
         switch format {
         case .plain:
@@ -65,10 +79,7 @@ struct StderrLogHandler: LogHandler {
                 .map { "\(JSONText.quote($0.0)):\(JSONText.quote($0.1))" }
             line = "{" + (head + fields.map { "\(JSONText.quote($0.0)):\(JSONText.literal($0.1))" }).joined(separator: ",") + "}"
         }
-        line += "\n"
-        // One write(2) per line: lines from concurrent tasks never interleave.
-        var bytes = Array(line.utf8)
-        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+        return line + "\n"
     }
 }
 

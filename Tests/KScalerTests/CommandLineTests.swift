@@ -14,12 +14,17 @@ import TestSupport
     }
 
     /// The fencing token is a counter operators read (`lease status` prints it); only keys that
-    /// name a secret are redacted.
+    /// name a secret are redacted. At debug level the AWS and Prometheus clients log each request.
     @Test func theFencingTokenIsLoggedAndSecretsAreNot() async throws {
         try await EndToEndHarness.with { harness in
             let result = try await harness.kscaler(["run", "--log-level", "debug", "--log-format", "json"])
-            let acquired = try #require(result.stderr.split(separator: "\n").first { $0.contains(#""message":"lease acquired""#) })
+            let lines = result.stderr.split(separator: "\n")
+            let acquired = try #require(lines.first { $0.contains(#""message":"lease acquired""#) })
             #expect(acquired.contains(#""lease_token":"1""#), "\(acquired)")
+            let leaseWrite = try #require(lines.first { $0.contains(#""message":"aws request""#) && $0.contains(#""operation":"UpdateItem""#) })
+            #expect(leaseWrite.contains(#""service":"DynamoDB""#) && leaseWrite.contains(#""request_id":"#)
+                    && leaseWrite.contains(#""elapsed_ms":"#), "\(leaseWrite)")
+            #expect(lines.contains { $0.contains(#""message":"prometheus request""#) && $0.contains(#""path":"/api/v1/query""#) })
             #expect(!result.combined.contains(harness.fixture.moto.secretAccessKey))
         }
     }

@@ -112,6 +112,30 @@ final class MethodRecordingTransport: HTTPTransport {
         let samples = try await fakeClusterPrometheus().client().query(promql).samples
         #expect(samples.map { $0.labels["text"] } == [text])
     }
+
+    /// At debug level: method, API path, status and elapsed time of each request; never the
+    /// bearer token (nor the query string, headers or answer that could carry it).
+    @Test func requestsAreLoggedWithPathStatusAndElapsedTimeButNoToken() async throws {
+        let token = "bearer-\(UUID().uuidString)"
+        let tokenFile = FileManager.default.temporaryDirectory.appending(path: "kscaler-token-\(UUID().uuidString)").path
+        try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: tokenFile) }
+        let log = CapturedLog()
+        let prometheus = try PrometheusClient(baseURL: fakeClusterPrometheus().baseURL, auth: .bearer(tokenFile: tokenFile),
+                                              transport: CurlTransport(), logger: log.logger())
+        _ = try await prometheus.query("kube_node_info")
+        let unreachable = try PrometheusClient(baseURL: "http://127.0.0.1:\(StubHTTPServer.unusedPort())", auth: .bearer(tokenFile: tokenFile),
+                                               transport: CurlTransport(), logger: log.logger())
+        _ = await prometheusError { _ = try await unreachable.query("up") }
+
+        let answered = try #require(log.records("prometheus request").first)
+        #expect(answered.level == .debug)
+        #expect(answered.metadata["method"] == "GET" && answered.metadata["path"] == "/api/v1/query" && answered.metadata["status"] == "200")
+        #expect(answered.metadata["elapsed_ms"].flatMap(Double.init) != nil)
+        let failed = try #require(log.records("prometheus request failed").first)
+        #expect(failed.metadata["path"] == "/api/v1/query" && failed.metadata["reason"]?.contains("127.0.0.1") == true)
+        #expect(!log.text.contains(token), "\(log.text)")
+    }
 }
 
 @Suite struct BasicAuthAgainstPrometheusTests {
