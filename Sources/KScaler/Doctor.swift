@@ -1,6 +1,7 @@
 import AWS
 import HTTP
 import KScalerCore
+import Logging
 import SigV4
 
 /// `kscaler doctor`: one line per check, so an operator sees at once what is missing.
@@ -21,11 +22,11 @@ public enum Doctor {
     /// Runs the AWS identity checks: region, credential source, STS GetCallerIdentity.
     /// Later checks are skipped (and reported as such) when an earlier one they need failed.
     public static func awsChecks(environment: AWSEnvironment, configuredRegion: String?,
-                                 transport: any HTTPTransport) async -> [DoctorCheck] {
+                                 transport: any HTTPTransport, logger: Logger) async -> [DoctorCheck] {
         var checks: [DoctorCheck] = []
         let context: AWSContext
         do {
-            context = try await AWSContext.resolve(environment: environment, configuredRegion: configuredRegion, transport: transport)
+            context = try await AWSContext.resolve(environment: environment, configuredRegion: configuredRegion, transport: transport, logger: logger)
             checks.append(DoctorCheck(name: "region", passed: true, detail: "\(context.region) (from \(context.regionSource))"))
         } catch {
             checks.append(DoctorCheck(name: "region", passed: false, detail: "\(error)"))

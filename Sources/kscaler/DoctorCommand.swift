@@ -37,7 +37,8 @@ struct DoctorCommand: AsyncParsableCommand {
                                           detail: errors.listing.map { $0.trimmingPrefix("  - ") }.joined(separator: "; ")))
             }
         }
-        checks += await Doctor.awsChecks(environment: environment, configuredRegion: region ?? loaded?.config.region, transport: transport)
+        checks += await Doctor.awsChecks(environment: environment, configuredRegion: region ?? loaded?.config.region, transport: transport,
+                                         logger: logger)
         if let loaded, checks.allSatisfy(\.passed) {
             do {
                 var config = loaded.config
