@@ -10,13 +10,13 @@ import SigV4
 /// AWS request id, elapsed time; the error code when it failed) and one per retry (reason,
 /// back-off). Never headers, bodies or error messages: they may carry a signature, a session
 /// token or a secret the call sends (SSM parameter values).
-public struct AWSClient: Sendable {
-    public let service: AWSService
+package struct AWSClient: Sendable {
+    package let service: AWSService
     /// The name used in messages ("DynamoDB", "EC2", …).
-    public let displayName: String
-    public let region: String
+    package let displayName: String
+    package let region: String
     /// Base URL without trailing slash, e.g. `https://dynamodb.eu-west-1.amazonaws.com`.
-    public let endpoint: String
+    package let endpoint: String
     /// nil for the few unsigned calls (STS AssumeRoleWithWebIdentity).
     let credentials: CredentialChain?
     let transport: any HTTPTransport
@@ -25,7 +25,7 @@ public struct AWSClient: Sendable {
     let logger: Logger
     let userAgent = "kscaler/\(kscalerVersion)"
 
-    public init(service: AWSService, displayName: String, region: String, endpoint: String,
+    package init(service: AWSService, displayName: String, region: String, endpoint: String,
                 credentials: CredentialChain?, transport: any HTTPTransport,
                 retry: RetryPolicy = RetryPolicy(), now: @escaping @Sendable () -> Date = { Date() },
                 logger: Logger = .silent) {
@@ -41,7 +41,7 @@ public struct AWSClient: Sendable {
     }
 
     /// A JSON-protocol call (`X-Amz-Target: <targetPrefix>.<operation>`); returns the 2xx body.
-    public func json(operation: String, targetPrefix: String, jsonVersion: String, body: Data) async throws -> Data {
+    package func json(operation: String, targetPrefix: String, jsonVersion: String, body: Data) async throws -> Data {
         try await send(operation: operation, headers: [
             HTTPHeader("Content-Type", "application/x-amz-json-\(jsonVersion)"),
             HTTPHeader("X-Amz-Target", "\(targetPrefix).\(operation)"),
@@ -49,7 +49,7 @@ public struct AWSClient: Sendable {
     }
 
     /// A Query-protocol call (form-encoded POST, XML answer); returns the parsed root element.
-    public func query(operation: String, version: String, parameters: [(String, String)]) async throws -> XMLElement {
+    package func query(operation: String, version: String, parameters: [(String, String)]) async throws -> XMLElement {
         let form = ([("Action", operation), ("Version", version)] + parameters)
             .map { "\(FormEncoding.encode($0.0))=\(FormEncoding.encode($0.1))" }
             .joined(separator: "&")
@@ -66,7 +66,7 @@ public struct AWSClient: Sendable {
 
     /// Signs and sends a POST to the endpoint's root, retrying per `retry`. Any non-2xx answer
     /// is decoded into `AWSError` (or `AWSResponseError` when it is not an AWS error at all).
-    public func send(operation: String, headers: [HTTPHeader], body: Data) async throws -> HTTPResponse {
+    package func send(operation: String, headers: [HTTPHeader], body: Data) async throws -> HTTPResponse {
         let target = try EndpointURL(endpoint)
         // Once an attempt may have taken effect, every later failure says so (see `mayHaveTakenEffect`).
         var earlierAttemptMayHaveSucceeded = false
@@ -194,8 +194,8 @@ struct EndpointURL: Sendable {
 /// characters stay, a space is `+`, every other byte is %XX (so base64's `+`, `/`, `=` are
 /// encoded). AWS accepts `+` and `%20` alike, but moto re-encodes the parsed form with `+`
 /// before checking the signature, so `%20` fails there with AuthFailure.
-public enum FormEncoding {
-    public static func encode(_ text: String) -> String {
+package enum FormEncoding {
+    package static func encode(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for byte in text.utf8 {
@@ -223,4 +223,4 @@ extension Logger {
 }
 
 /// The version reported in the User-Agent and by `kscaler --version`.
-public let kscalerVersion = "0.1.0"
+package let kscalerVersion = "0.1.0"

@@ -5,17 +5,17 @@ import SigV4
 /// Everything a run needs to talk to AWS, resolved once: region (and where it came from),
 /// the credential chain, endpoints, the shared transport (one connection pool per run), and
 /// the logger every client writes its debug lines to (requests, retries, request ids, timings).
-public struct AWSContext: Sendable {
-    public let environment: AWSEnvironment
-    public let region: String
-    public let regionSource: String
-    public let credentials: CredentialChain
-    public let transport: any HTTPTransport
-    public let retry: RetryPolicy
-    public let now: @Sendable () -> Date
-    public let logger: Logger
+package struct AWSContext: Sendable {
+    package let environment: AWSEnvironment
+    package let region: String
+    package let regionSource: String
+    package let credentials: CredentialChain
+    package let transport: any HTTPTransport
+    package let retry: RetryPolicy
+    package let now: @Sendable () -> Date
+    package let logger: Logger
 
-    public init(environment: AWSEnvironment, region: String, regionSource: String, credentials: CredentialChain,
+    package init(environment: AWSEnvironment, region: String, regionSource: String, credentials: CredentialChain,
                 transport: any HTTPTransport, retry: RetryPolicy = RetryPolicy(), now: @escaping @Sendable () -> Date = { Date() },
                 logger: Logger = .silent) {
         self.environment = environment
@@ -30,7 +30,7 @@ public struct AWSContext: Sendable {
 
     /// Resolves the region (`configuredRegion` from kscaler's config wins) and builds the
     /// standard credential chain. Fails with a fix when no region can be found.
-    public static func resolve(environment: AWSEnvironment, configuredRegion: String?, transport: any HTTPTransport,
+    package static func resolve(environment: AWSEnvironment, configuredRegion: String?, transport: any HTTPTransport,
                                now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = .silent) async throws -> AWSContext {
         let resolved: RegionResolver.Resolved
         if let configuredRegion {
@@ -46,11 +46,11 @@ public struct AWSContext: Sendable {
                           transport: transport, now: now, logger: logger)
     }
 
-    public func client(for service: AWSService, displayName: String) -> AWSClient {
+    package func client(for service: AWSService, displayName: String) -> AWSClient {
         AWSClient(service: service, displayName: displayName, region: region,
                   endpoint: EndpointResolver.endpoint(for: service, region: region, environment: environment),
                   credentials: credentials, transport: transport, retry: retry, now: now, logger: logger)
     }
 
-    public var sts: STSClient { STSClient(client: client(for: .sts, displayName: "STS")) }
+    package var sts: STSClient { STSClient(client: client(for: .sts, displayName: "STS")) }
 }

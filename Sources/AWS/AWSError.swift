@@ -3,20 +3,20 @@ import HTTP
 /// An AWS service answered with an error. One type for every protocol: JSON 1.0/1.1 bodies
 /// (`__type`, `message`), Query/EC2 XML bodies, and the XML `<ErrorResponse>` that moto
 /// sends even for JSON services.
-public struct AWSError: Error, Sendable, CustomStringConvertible {
-    public var service: String
-    public var operation: String
+package struct AWSError: Error, Sendable, CustomStringConvertible {
+    package var service: String
+    package var operation: String
     /// The error code without any namespace (`ConditionalCheckFailedException`, `AuthFailure`).
-    public var code: String
-    public var message: String
-    public var requestID: String?
-    public var httpStatus: Int
+    package var code: String
+    package var message: String
+    package var requestID: String?
+    package var httpStatus: Int
     /// An earlier attempt of the same call was retried after a failure that may have come
     /// after the service acted (a lost answer, a 5xx): this answer may be about a request that
     /// already took effect (a conditional write that fails because the first attempt applied it).
-    public var earlierAttemptMayHaveSucceeded = false
+    package var earlierAttemptMayHaveSucceeded = false
 
-    public init(service: String, operation: String, code: String, message: String, requestID: String? = nil, httpStatus: Int) {
+    package init(service: String, operation: String, code: String, message: String, requestID: String? = nil, httpStatus: Int) {
         self.service = service
         self.operation = operation
         self.code = code
@@ -25,18 +25,18 @@ public struct AWSError: Error, Sendable, CustomStringConvertible {
         self.httpStatus = httpStatus
     }
 
-    public var isThrottling: Bool { Self.throttlingCodes.contains(code) }
+    package var isThrottling: Bool { Self.throttlingCodes.contains(code) }
 
     /// Codes for which retrying the same request may succeed (besides throttling and 5xx).
     /// EC2's capacity errors are excluded although `InsufficientInstanceCapacity` comes as a
     /// 500: an immediate retry meets the same shortage and only delays the fallback to the
     /// next instance type or subnet.
-    public var isTransient: Bool { (Self.transientCodes.contains(code) || httpStatus >= 500) && !isCapacityError }
+    package var isTransient: Bool { (Self.transientCodes.contains(code) || httpStatus >= 500) && !isCapacityError }
 
     /// The request was not authenticated: a wrong secret, an unknown key, an expired token.
-    public var isAuthenticationFailure: Bool { Self.authenticationCodes.contains(code) }
+    package var isAuthenticationFailure: Bool { Self.authenticationCodes.contains(code) }
 
-    public var description: String {
+    package var description: String {
         var text = "\(service) \(operation) failed: \(code) (HTTP \(httpStatus))"
         if !message.isEmpty { text += ": \(message)" }
         if let requestID { text += " [request id \(requestID)]" }
@@ -78,29 +78,29 @@ public struct AWSError: Error, Sendable, CustomStringConvertible {
 
 /// An answer kscaler could not understand: not the documented shape, truncated, an HTML page.
 /// Treated like a failed call: nothing is acted on.
-public struct AWSResponseError: Error, Sendable, CustomStringConvertible {
-    public var service: String
-    public var operation: String
-    public var httpStatus: Int
-    public var detail: String
+package struct AWSResponseError: Error, Sendable, CustomStringConvertible {
+    package var service: String
+    package var operation: String
+    package var httpStatus: Int
+    package var detail: String
     /// See `AWSError.earlierAttemptMayHaveSucceeded`.
-    public var earlierAttemptMayHaveSucceeded = false
+    package var earlierAttemptMayHaveSucceeded = false
 
-    public init(service: String, operation: String, httpStatus: Int, detail: String) {
+    package init(service: String, operation: String, httpStatus: Int, detail: String) {
         self.service = service
         self.operation = operation
         self.httpStatus = httpStatus
         self.detail = detail
     }
 
-    public var description: String { "\(service) \(operation): unexpected answer (HTTP \(httpStatus)): \(detail)" }
+    package var description: String { "\(service) \(operation): unexpected answer (HTTP \(httpStatus)): \(detail)" }
 }
 
 /// Whether a call that failed with `error` may nevertheless have taken effect: some attempt
 /// of it reached the service and no answer said it did not (a timeout or a lost connection
 /// after sending, a 5xx, an answer that could not be read). An action that failed this way has
 /// an unknown result: it must be looked up, never assumed undone.
-public func mayHaveTakenEffect(_ error: any Error) -> Bool {
+package func mayHaveTakenEffect(_ error: any Error) -> Bool {
     switch error {
     case let error as HTTPError: error.requestWasSent
     case let error as AWSError: error.earlierAttemptMayHaveSucceeded || (error.httpStatus >= 500 && !error.isThrottling)

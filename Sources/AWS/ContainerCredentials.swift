@@ -3,17 +3,17 @@ import SigV4
 
 /// The container credentials endpoint used by ECS tasks (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`)
 /// and EKS Pod Identity (`AWS_CONTAINER_CREDENTIALS_FULL_URI` + an authorization token).
-public struct ContainerCredentialProvider: CredentialProvider {
-    public let name = "container endpoint"
+package struct ContainerCredentialProvider: CredentialProvider {
+    package let name = "container endpoint"
     let environment: AWSEnvironment
     let transport: any HTTPTransport
 
-    public init(environment: AWSEnvironment, transport: any HTTPTransport) {
+    package init(environment: AWSEnvironment, transport: any HTTPTransport) {
         self.environment = environment
         self.transport = transport
     }
 
-    public func resolve() async throws -> Credentials? {
+    package func resolve() async throws -> Credentials? {
         let url: String
         if let relative = environment["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] {
             url = "http://169.254.170.2" + (relative.hasPrefix("/") ? relative : "/" + relative)

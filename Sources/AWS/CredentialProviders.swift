@@ -6,38 +6,38 @@ import SigV4
 /// configured (a soft miss: the chain moves on) and throws when it is configured but broken
 /// (a malformed file, a rejected web-identity token): then the chain stops with that error,
 /// as the SDKs do, instead of silently using some other identity.
-public protocol CredentialProvider: Sendable {
+package protocol CredentialProvider: Sendable {
     /// Names the source for `kscaler doctor` and errors, e.g. "environment", "profile dev".
     var name: String { get }
     func resolve() async throws -> Credentials?
 }
 
 /// Credentials together with the source that produced them.
-public struct ResolvedCredentials: Sendable {
-    public var credentials: Credentials
-    public var source: String
+package struct ResolvedCredentials: Sendable {
+    package var credentials: Credentials
+    package var source: String
 }
 
-public struct CredentialsError: Error, Sendable, CustomStringConvertible {
-    public var source: String
-    public var reason: String
-    public init(source: String, reason: String) {
+package struct CredentialsError: Error, Sendable, CustomStringConvertible {
+    package var source: String
+    package var reason: String
+    package init(source: String, reason: String) {
         self.source = source
         self.reason = reason
     }
-    public var description: String { "credentials (\(source)): \(reason)" }
+    package var description: String { "credentials (\(source)): \(reason)" }
 }
 
 /// Tries providers in order; the first that answers wins. Resolves once per run and caches,
 /// refreshing only if the credentials would expire within `refreshMargin`.
-public actor CredentialChain {
-    public let providers: [any CredentialProvider]
+package actor CredentialChain {
+    package let providers: [any CredentialProvider]
     private let refreshMargin: Duration
     private let now: @Sendable () -> Date
     private let logger: Logger
     private var cached: ResolvedCredentials?
 
-    public init(providers: [any CredentialProvider], refreshMargin: Duration = .seconds(300),
+    package init(providers: [any CredentialProvider], refreshMargin: Duration = .seconds(300),
                 now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = .silent) {
         self.providers = providers
         self.refreshMargin = refreshMargin
@@ -46,11 +46,11 @@ public actor CredentialChain {
     }
 
     /// A chain holding fixed credentials (tests, and callers that resolved them elsewhere).
-    public init(fixed credentials: Credentials, source: String = "static") {
+    package init(fixed credentials: Credentials, source: String = "static") {
         self.init(providers: [StaticCredentialProvider(name: source, credentials: credentials)])
     }
 
-    public func resolve() async throws -> ResolvedCredentials {
+    package func resolve() async throws -> ResolvedCredentials {
         if let cached, !isExpiring(cached.credentials) { return cached }
         for provider in providers {
             if let credentials = try await provider.resolve() {
@@ -76,23 +76,23 @@ public actor CredentialChain {
     }
 }
 
-public struct StaticCredentialProvider: CredentialProvider {
-    public let name: String
+package struct StaticCredentialProvider: CredentialProvider {
+    package let name: String
     let credentials: Credentials
-    public init(name: String, credentials: Credentials) {
+    package init(name: String, credentials: Credentials) {
         self.name = name
         self.credentials = credentials
     }
-    public func resolve() async throws -> Credentials? { credentials }
+    package func resolve() async throws -> Credentials? { credentials }
 }
 
 /// `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`).
-public struct EnvironmentCredentialProvider: CredentialProvider {
-    public let name = "environment"
+package struct EnvironmentCredentialProvider: CredentialProvider {
+    package let name = "environment"
     let environment: AWSEnvironment
-    public init(environment: AWSEnvironment) { self.environment = environment }
+    package init(environment: AWSEnvironment) { self.environment = environment }
 
-    public func resolve() async throws -> Credentials? {
+    package func resolve() async throws -> Credentials? {
         let keyID = environment["AWS_ACCESS_KEY_ID"]
         let secret = environment["AWS_SECRET_ACCESS_KEY"]
         switch (keyID, secret) {
@@ -111,7 +111,7 @@ extension CredentialChain {
     /// The SDKs' default order: environment, web identity, shared files (profile, including
     /// `role_arn` + `source_profile`), container endpoint (ECS, EKS Pod Identity), EC2 instance
     /// metadata (IMDSv2).
-    public static func standard(environment: AWSEnvironment, region: String?, transport: any HTTPTransport,
+    package static func standard(environment: AWSEnvironment, region: String?, transport: any HTTPTransport,
                                 now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = .silent) -> CredentialChain {
         let sts = { (region: String?) in
             STSClient.unsigned(region: region ?? "us-east-1", environment: environment, transport: transport, now: now, logger: logger)

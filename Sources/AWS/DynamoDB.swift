@@ -1,6 +1,6 @@
 /// A DynamoDB attribute value in the wire's JSON shape (`{"S": "x"}`, `{"N": "1"}`, …).
 /// Numbers stay strings, as DynamoDB sends them, so no precision is lost in transit.
-public indirect enum AttributeValue: Sendable, Equatable, Codable {
+package indirect enum AttributeValue: Sendable, Equatable, Codable {
     case s(String)
     case n(String)
     case b(Data)
@@ -11,18 +11,18 @@ public indirect enum AttributeValue: Sendable, Equatable, Codable {
     case ss([String])
     case ns([String])
 
-    public static func number(_ value: Int) -> AttributeValue { .n(String(value)) }
+    package static func number(_ value: Int) -> AttributeValue { .n(String(value)) }
 
-    public var string: String? { if case .s(let value) = self { value } else { nil } }
+    package var string: String? { if case .s(let value) = self { value } else { nil } }
     /// The decimal text of a number, exactly as DynamoDB sent it (up to 38 digits): callers
     /// parse and range-check it themselves, since no Swift number type holds every value.
-    public var numberText: String? { if case .n(let value) = self { value } else { nil } }
-    public var map: [String: AttributeValue]? { if case .m(let value) = self { value } else { nil } }
-    public var list: [AttributeValue]? { if case .l(let value) = self { value } else { nil } }
-    public var stringSet: [String]? { if case .ss(let value) = self { value } else { nil } }
+    package var numberText: String? { if case .n(let value) = self { value } else { nil } }
+    package var map: [String: AttributeValue]? { if case .m(let value) = self { value } else { nil } }
+    package var list: [AttributeValue]? { if case .l(let value) = self { value } else { nil } }
+    package var stringSet: [String]? { if case .ss(let value) = self { value } else { nil } }
 
     /// The value's wire type in words, for messages about a value of the wrong type.
-    public var typeDescription: String {
+    package var typeDescription: String {
         switch self {
         case .s: "a string (S)"
         case .n: "a number (N)"
@@ -38,7 +38,7 @@ public indirect enum AttributeValue: Sendable, Equatable, Codable {
 
     private enum Key: String, CodingKey { case S, N, B, BOOL, NULL, M, L, SS, NS }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
         guard let key = container.allKeys.first, container.allKeys.count == 1 else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
@@ -62,7 +62,7 @@ public indirect enum AttributeValue: Sendable, Equatable, Codable {
         }
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: Key.self)
         switch self {
         case .s(let value): try container.encode(value, forKey: .S)
@@ -78,16 +78,16 @@ public indirect enum AttributeValue: Sendable, Equatable, Codable {
     }
 }
 
-public typealias DynamoDBItem = [String: AttributeValue]
+package typealias DynamoDBItem = [String: AttributeValue]
 
 /// A condition or update expression with its placeholders. Several of kscaler's attribute
 /// names are DynamoDB reserved words, so names always go through `#placeholders`.
-public struct DynamoDBExpression: Sendable, Equatable {
-    public var expression: String
-    public var names: [String: String]
-    public var values: [String: AttributeValue]
+package struct DynamoDBExpression: Sendable, Equatable {
+    package var expression: String
+    package var names: [String: String]
+    package var values: [String: AttributeValue]
 
-    public init(_ expression: String, names: [String: String] = [:], values: [String: AttributeValue] = [:]) {
+    package init(_ expression: String, names: [String: String] = [:], values: [String: AttributeValue] = [:]) {
         self.expression = expression
         self.names = names
         self.values = values
@@ -96,26 +96,26 @@ public struct DynamoDBExpression: Sendable, Equatable {
 
 /// DynamoDB over JSON 1.0 — only the operations kscaler uses. Table names are per call so one
 /// client serves the lease, the state item and the history.
-public struct DynamoDBClient: Sendable {
-    public let client: AWSClient
+package struct DynamoDBClient: Sendable {
+    package let client: AWSClient
 
-    public init(client: AWSClient) { self.client = client }
+    package init(client: AWSClient) { self.client = client }
 
     /// The conditional write lost: someone else holds the lease, or our fencing token is stale.
     ///
     /// When `earlierAttemptMayHaveSucceeded`, the call was retried after an attempt whose answer
     /// was lost (or was a 5xx): the condition may fail *because* that attempt applied the write.
     /// Such a failure is not a plain "lost"; the caller reads the item to tell which it was.
-    public struct ConditionalCheckFailed: Error, Sendable, CustomStringConvertible {
-        public var operation: String
-        public var earlierAttemptMayHaveSucceeded = false
-        public var description: String {
+    package struct ConditionalCheckFailed: Error, Sendable, CustomStringConvertible {
+        package var operation: String
+        package var earlierAttemptMayHaveSucceeded = false
+        package var description: String {
             "DynamoDB \(operation): the condition did not hold (ConditionalCheckFailedException)"
                 + (earlierAttemptMayHaveSucceeded ? " on a retry, after an attempt that may have been applied" : "")
         }
     }
 
-    public func getItem(table: String, key: DynamoDBItem, consistentRead: Bool = true) async throws -> DynamoDBItem? {
+    package func getItem(table: String, key: DynamoDBItem, consistentRead: Bool = true) async throws -> DynamoDBItem? {
         struct Request: Encodable { var TableName: String; var Key: DynamoDBItem; var ConsistentRead: Bool }
         struct Response: Decodable { var Item: DynamoDBItem? }
         let response: Response = try await call("GetItem", Request(TableName: table, Key: key, ConsistentRead: consistentRead))
@@ -124,7 +124,7 @@ public struct DynamoDBClient: Sendable {
 
     /// Writes an item, optionally only if `condition` holds; returns the replaced item.
     @discardableResult
-    public func putItem(table: String, item: DynamoDBItem, condition: DynamoDBExpression? = nil) async throws -> DynamoDBItem? {
+    package func putItem(table: String, item: DynamoDBItem, condition: DynamoDBExpression? = nil) async throws -> DynamoDBItem? {
         struct Request: Encodable {
             var TableName: String
             var Item: DynamoDBItem
@@ -143,7 +143,7 @@ public struct DynamoDBClient: Sendable {
     /// Applies `update` (whose names/values are merged with the condition's) and returns the
     /// item as it is afterwards.
     @discardableResult
-    public func updateItem(table: String, key: DynamoDBItem, update: DynamoDBExpression,
+    package func updateItem(table: String, key: DynamoDBItem, update: DynamoDBExpression,
                            condition: DynamoDBExpression? = nil) async throws -> DynamoDBItem {
         struct Request: Encodable {
             var TableName: String
@@ -163,13 +163,13 @@ public struct DynamoDBClient: Sendable {
         return response.Attributes ?? [:]
     }
 
-    public struct QueryPage: Sendable {
-        public var items: [DynamoDBItem]
-        public var lastEvaluatedKey: DynamoDBItem?
+    package struct QueryPage: Sendable {
+        package var items: [DynamoDBItem]
+        package var lastEvaluatedKey: DynamoDBItem?
     }
 
     /// One page of a key-condition query; `newestFirst` reads the sort key descending.
-    public func query(table: String, keyCondition: DynamoDBExpression, newestFirst: Bool, limit: Int? = nil,
+    package func query(table: String, keyCondition: DynamoDBExpression, newestFirst: Bool, limit: Int? = nil,
                       startKey: DynamoDBItem? = nil) async throws -> QueryPage {
         struct Request: Encodable {
             var TableName: String
@@ -190,7 +190,7 @@ public struct DynamoDBClient: Sendable {
     }
 
     /// One part of an all-or-nothing `transactWrite`.
-    public enum TransactItem: Sendable {
+    package enum TransactItem: Sendable {
         case put(table: String, item: DynamoDBItem, condition: DynamoDBExpression?)
         case update(table: String, key: DynamoDBItem, update: DynamoDBExpression, condition: DynamoDBExpression?)
     }
@@ -201,7 +201,7 @@ public struct DynamoDBClient: Sendable {
     ///
     /// `clientRequestToken` makes retries idempotent: DynamoDB answers a repeat of a token it
     /// applied within ten minutes with success instead of re-evaluating the conditions.
-    public func transactWrite(_ items: [TransactItem], clientRequestToken: String? = nil) async throws {
+    package func transactWrite(_ items: [TransactItem], clientRequestToken: String? = nil) async throws {
         struct Part: Encodable {
             var TableName: String
             var Key: DynamoDBItem?
@@ -233,16 +233,16 @@ public struct DynamoDBClient: Sendable {
         }
     }
 
-    public struct TableDescription: Sendable, Equatable {
-        public var name: String
-        public var status: String
+    package struct TableDescription: Sendable, Equatable {
+        package var name: String
+        package var status: String
         /// attribute name → key type (HASH or RANGE)
-        public var keySchema: [String: String]
+        package var keySchema: [String: String]
         /// attribute name → type (S, N, B)
-        public var attributeTypes: [String: String]
+        package var attributeTypes: [String: String]
     }
 
-    public func describeTable(_ table: String) async throws -> TableDescription {
+    package func describeTable(_ table: String) async throws -> TableDescription {
         struct Request: Encodable { var TableName: String }
         struct Response: Decodable {
             struct Table: Decodable {

@@ -1,18 +1,18 @@
 /// EC2 over the Query protocol (form-encoded POST, XML answers) — only the operations
 /// kscaler uses: list the managed instances, launch, terminate, tag.
-public struct EC2Client: Sendable {
-    public let client: AWSClient
+package struct EC2Client: Sendable {
+    package let client: AWSClient
     static let version = "2016-11-15"
     /// A safety stop for pagination: 1,000 pages of up to 1,000 instances is far beyond any
     /// fleet; an endpoint that keeps sending tokens past it is broken.
     static let maxPages = 1000
 
-    public init(client: AWSClient) { self.client = client }
+    package init(client: AWSClient) { self.client = client }
 
     /// All instances matching the filters (and ids), following `NextToken` to the last page.
     /// `maxResults` is the page size (AWS: 5…1000; moto counts reservations, not instances).
     /// With explicit ids no page size is sent: EC2 rejects MaxResults together with InstanceId.
-    public func describeInstances(filters: [(name: String, values: [String])], instanceIDs: [String] = [],
+    package func describeInstances(filters: [(name: String, values: [String])], instanceIDs: [String] = [],
                                   maxResults: Int = 1000) async throws -> [EC2Instance] {
         var parameters: [(String, String)] = []
         for (index, filter) in filters.enumerated() {
@@ -49,7 +49,7 @@ public struct EC2Client: Sendable {
     /// Launches `request.count` instances and returns them as EC2 first reports them
     /// (usually `pending`). A capacity error (`isCapacityError`) means: try the next
     /// instance type or subnet.
-    public func runInstances(_ request: RunInstancesRequest) async throws -> [EC2Instance] {
+    package func runInstances(_ request: RunInstancesRequest) async throws -> [EC2Instance] {
         let parameters = try request.queryParameters(clientToken: request.clientToken ?? Self.newClientToken(), dryRun: false)
         let root = try await client.query(operation: "RunInstances", version: Self.version, parameters: parameters)
         let instances = try EC2Parsing.runInstances(root)
@@ -63,14 +63,14 @@ public struct EC2Client: Sendable {
     /// Asks EC2 whether `request` would be allowed and valid, launching nothing. Returns when
     /// EC2 answers `DryRunOperation` ("would have succeeded"); throws the `AWSError` otherwise —
     /// `UnauthorizedOperation` (AWS) or `AccessDenied` (moto) when the permission is missing.
-    public func runInstancesDryRun(_ request: RunInstancesRequest) async throws {
+    package func runInstancesDryRun(_ request: RunInstancesRequest) async throws {
         try await dryRun("RunInstances", try request.queryParameters(clientToken: request.clientToken ?? Self.newClientToken(), dryRun: true))
     }
 
     /// Terminates the instances. Terminating an already terminated instance succeeds (its
     /// previous state is `terminated`); an id EC2 does not know fails with
     /// `InvalidInstanceID.NotFound`.
-    public func terminateInstances(ids: [String]) async throws -> [EC2InstanceStateChange] {
+    package func terminateInstances(ids: [String]) async throws -> [EC2InstanceStateChange] {
         guard !ids.isEmpty else { return [] }
         let parameters = ids.enumerated().map { ("InstanceId.\($0.offset + 1)", $0.element) }
         let root = try await client.query(operation: "TerminateInstances", version: Self.version, parameters: parameters)
@@ -79,7 +79,7 @@ public struct EC2Client: Sendable {
 
     /// Asks EC2 whether terminating `ids` would be allowed, terminating nothing (the plan's
     /// permission check). Returns on `DryRunOperation`; throws the refusal otherwise.
-    public func terminateInstancesDryRun(ids: [String]) async throws {
+    package func terminateInstancesDryRun(ids: [String]) async throws {
         guard !ids.isEmpty else { return }
         try await dryRun("TerminateInstances", ids.enumerated().map { ("InstanceId.\($0.offset + 1)", $0.element) } + [("DryRun", "true")])
     }
@@ -97,7 +97,7 @@ public struct EC2Client: Sendable {
     }
 
     /// Adds or overwrites tags on instances (or any EC2 resource ids).
-    public func createTags(resourceIDs: [String], tags: [String: String]) async throws {
+    package func createTags(resourceIDs: [String], tags: [String: String]) async throws {
         guard !resourceIDs.isEmpty, !tags.isEmpty else { return }
         var parameters = resourceIDs.enumerated().map { ("ResourceId.\($0.offset + 1)", $0.element) }
         for (index, key) in tags.keys.sorted().enumerated() {
@@ -109,7 +109,7 @@ public struct EC2Client: Sendable {
     }
 
     /// An instance's user data as launched (decoded from base64); nil when it has none.
-    public func userData(instanceID: String) async throws -> Data? {
+    package func userData(instanceID: String) async throws -> Data? {
         let root = try await client.query(operation: "DescribeInstanceAttribute", version: Self.version,
                                           parameters: [("InstanceId", instanceID), ("Attribute", "userData")])
         guard let encoded = root.path("userData", "value")?.text, !encoded.isEmpty else { return nil }
@@ -124,14 +124,14 @@ public struct EC2Client: Sendable {
 }
 
 extension AWSContext {
-    public var ec2: EC2Client { EC2Client(client: client(for: .ec2, displayName: "EC2")) }
+    package var ec2: EC2Client { EC2Client(client: client(for: .ec2, displayName: "EC2")) }
 }
 
 extension AWSError {
     /// EC2 could not place this launch right now, for this instance type, zone, subnet or
     /// account limit — the fleet should try the next instance type or subnet rather than
     /// fail the run. (`RequestLimitExceeded` is throttling instead: retried with backoff.)
-    public var isCapacityError: Bool { Self.capacityCodes.contains(code) }
+    package var isCapacityError: Bool { Self.capacityCodes.contains(code) }
 
     static let capacityCodes: Set<String> = [
         "InsufficientInstanceCapacity", "InstanceLimitExceeded", "VcpuLimitExceeded",

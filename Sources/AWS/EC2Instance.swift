@@ -1,19 +1,19 @@
 /// An EC2 instance as kscaler sees it: the few fields the fleet, the decision and the doctor
 /// read from DescribeInstances / RunInstances answers.
-public struct EC2Instance: Sendable, Equatable {
-    public var id: String
-    public var instanceType: String
-    public var state: EC2InstanceState
+package struct EC2Instance: Sendable, Equatable {
+    package var id: String
+    package var instanceType: String
+    package var state: EC2InstanceState
     /// nil for instances outside a VPC subnet (and for terminated ones, which lose it).
-    public var subnetID: String?
-    public var availabilityZone: String
-    public var launchTime: Date
-    public var imageID: String
+    package var subnetID: String?
+    package var availabilityZone: String
+    package var launchTime: Date
+    package var imageID: String
     /// nil once an instance is terminated.
-    public var privateIPAddress: String?
-    public var tags: [String: String]
+    package var privateIPAddress: String?
+    package var tags: [String: String]
 
-    public init(id: String, instanceType: String, state: EC2InstanceState, subnetID: String?, availabilityZone: String,
+    package init(id: String, instanceType: String, state: EC2InstanceState, subnetID: String?, availabilityZone: String,
                 launchTime: Date, imageID: String, privateIPAddress: String?, tags: [String: String]) {
         self.id = id
         self.instanceType = instanceType
@@ -28,30 +28,30 @@ public struct EC2Instance: Sendable, Equatable {
 
     /// The launch template the instance was started from. EC2 records it only as the tag it
     /// adds itself (`aws:ec2launchtemplate:id`); DescribeInstances has no field for it.
-    public var launchTemplateID: String? { tags["aws:ec2launchtemplate:id"] }
+    package var launchTemplateID: String? { tags["aws:ec2launchtemplate:id"] }
 }
 
 /// An instance state name (`pending`, `running`, …). A struct rather than an enum so a state
 /// EC2 adds later is carried through instead of failing the whole answer.
-public struct EC2InstanceState: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-    public var rawValue: String
-    public init(rawValue: String) { self.rawValue = rawValue }
+package struct EC2InstanceState: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+    package var rawValue: String
+    package init(rawValue: String) { self.rawValue = rawValue }
 
-    public static let pending = EC2InstanceState(rawValue: "pending")
-    public static let running = EC2InstanceState(rawValue: "running")
-    public static let shuttingDown = EC2InstanceState(rawValue: "shutting-down")
-    public static let terminated = EC2InstanceState(rawValue: "terminated")
-    public static let stopping = EC2InstanceState(rawValue: "stopping")
-    public static let stopped = EC2InstanceState(rawValue: "stopped")
+    package static let pending = EC2InstanceState(rawValue: "pending")
+    package static let running = EC2InstanceState(rawValue: "running")
+    package static let shuttingDown = EC2InstanceState(rawValue: "shutting-down")
+    package static let terminated = EC2InstanceState(rawValue: "terminated")
+    package static let stopping = EC2InstanceState(rawValue: "stopping")
+    package static let stopped = EC2InstanceState(rawValue: "stopped")
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 }
 
 /// One instance's transition in a TerminateInstances answer.
-public struct EC2InstanceStateChange: Sendable, Equatable {
-    public var instanceID: String
-    public var previousState: EC2InstanceState
-    public var currentState: EC2InstanceState
+package struct EC2InstanceStateChange: Sendable, Equatable {
+    package var instanceID: String
+    package var previousState: EC2InstanceState
+    package var currentState: EC2InstanceState
 }
 
 /// Decoding of EC2's XML answers. Each instance is read in one pass over its children, so a

@@ -1,25 +1,25 @@
 /// What to launch. Either a launch template (optionally overriding its image and instance
 /// type, which is how the fleet falls back to the next instance type), or an image and an
 /// instance type.
-public struct RunInstancesRequest: Sendable, Equatable {
-    public var launchTemplate: LaunchTemplateReference?
-    public var imageID: String?
-    public var instanceType: String?
+package struct RunInstancesRequest: Sendable, Equatable {
+    package var launchTemplate: LaunchTemplateReference?
+    package var imageID: String?
+    package var instanceType: String?
     /// MinCount = MaxCount: all or nothing, so a partial launch never goes unnoticed.
-    public var count: Int
-    public var subnetID: String?
-    public var securityGroupIDs: [String]
-    public var instanceProfile: IAMInstanceProfile?
-    public var instanceTags: [String: String]
+    package var count: Int
+    package var subnetID: String?
+    package var securityGroupIDs: [String]
+    package var instanceProfile: IAMInstanceProfile?
+    package var instanceTags: [String: String]
     /// Tags for the instances' EBS volumes (cost allocation, cleanup).
-    public var volumeTags: [String: String]
+    package var volumeTags: [String: String]
     /// The raw user data (cloud-init); the client base64-encodes it.
-    public var userData: Data?
+    package var userData: Data?
     /// Idempotency key: a retry with the same token launches nothing new. When nil, the
     /// client makes one per call (as the AWS SDKs do), so its own retries stay safe.
-    public var clientToken: String?
+    package var clientToken: String?
 
-    public init(launchTemplate: LaunchTemplateReference? = nil, imageID: String? = nil, instanceType: String? = nil,
+    package init(launchTemplate: LaunchTemplateReference? = nil, imageID: String? = nil, instanceType: String? = nil,
                 count: Int = 1, subnetID: String? = nil, securityGroupIDs: [String] = [],
                 instanceProfile: IAMInstanceProfile? = nil, instanceTags: [String: String] = [:],
                 volumeTags: [String: String] = [:], userData: Data? = nil, clientToken: String? = nil) {
@@ -44,42 +44,42 @@ public struct RunInstancesRequest: Sendable, Equatable {
     static let maxTagsPerResource = 50
 }
 
-public struct LaunchTemplateReference: Sendable, Equatable {
-    public enum Identifier: Sendable, Equatable {
+package struct LaunchTemplateReference: Sendable, Equatable {
+    package enum Identifier: Sendable, Equatable {
         case id(String)
         case name(String)
     }
 
-    public var identifier: Identifier
+    package var identifier: Identifier
     /// A version number, `$Latest` or `$Default`; nil means the template's default version.
-    public var version: String?
+    package var version: String?
 
-    public init(_ identifier: Identifier, version: String? = nil) {
+    package init(_ identifier: Identifier, version: String? = nil) {
         self.identifier = identifier
         self.version = version
     }
 
     /// `lt-…` is an id, anything else a name — how the config's one `launch_template` field is read.
-    public init(idOrName: String, version: String? = nil) {
+    package init(idOrName: String, version: String? = nil) {
         self.init(idOrName.hasPrefix("lt-") ? .id(idOrName) : .name(idOrName), version: version)
     }
 }
 
-public enum IAMInstanceProfile: Sendable, Equatable {
+package enum IAMInstanceProfile: Sendable, Equatable {
     case name(String)
     case arn(String)
 
     /// An `arn:` value is an ARN, anything else a profile name.
-    public init(nameOrARN: String) {
+    package init(nameOrARN: String) {
         self = nameOrARN.hasPrefix("arn:") ? .arn(nameOrARN) : .name(nameOrARN)
     }
 }
 
 /// A request kscaler refuses to send because EC2 would reject it; says what to fix.
-public struct InvalidEC2Request: Error, Sendable, CustomStringConvertible {
-    public var operation: String
-    public var reason: String
-    public var description: String { "EC2 \(operation) not sent: \(reason)" }
+package struct InvalidEC2Request: Error, Sendable, CustomStringConvertible {
+    package var operation: String
+    package var reason: String
+    package var description: String { "EC2 \(operation) not sent: \(reason)" }
 }
 
 extension RunInstancesRequest {

@@ -5,13 +5,13 @@ import SigV4
 /// from `AWS_EC2_METADATA_SERVICE_ENDPOINT` (how tests point it at 127.0.0.1), default
 /// `http://169.254.169.254`. Timeouts are short: off EC2 nothing answers, and that must cost
 /// a laptop run about a second, not a minute.
-public struct InstanceMetadataClient: Sendable {
-    public let endpoint: String
-    public let isDisabled: Bool
+package struct InstanceMetadataClient: Sendable {
+    package let endpoint: String
+    package let isDisabled: Bool
     let transport: any HTTPTransport
     let timeout: Duration
 
-    public init(environment: AWSEnvironment, transport: any HTTPTransport, timeout: Duration = .seconds(1)) {
+    package init(environment: AWSEnvironment, transport: any HTTPTransport, timeout: Duration = .seconds(1)) {
         var endpoint = environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] ?? "http://169.254.169.254"
         if endpoint.hasSuffix("/") { endpoint.removeLast() }
         self.endpoint = endpoint
@@ -21,12 +21,12 @@ public struct InstanceMetadataClient: Sendable {
     }
 
     /// Not on EC2 (or IMDS unreachable/disabled): a soft miss, distinct from a broken answer.
-    public struct Unavailable: Error, Sendable, CustomStringConvertible {
-        public var reason: String
-        public var description: String { "instance metadata unavailable: \(reason)" }
+    package struct Unavailable: Error, Sendable, CustomStringConvertible {
+        package var reason: String
+        package var description: String { "instance metadata unavailable: \(reason)" }
     }
 
-    public func sessionToken() async throws -> String {
+    package func sessionToken() async throws -> String {
         guard !isDisabled else { throw Unavailable(reason: "AWS_EC2_METADATA_DISABLED=true") }
         let response: HTTPResponse
         do {
@@ -43,7 +43,7 @@ public struct InstanceMetadataClient: Sendable {
     }
 
     /// GET a metadata path; nil on 404 (the item does not exist, e.g. no role attached).
-    public func get(_ path: String, token: String) async throws -> String? {
+    package func get(_ path: String, token: String) async throws -> String? {
         let response = try await transport.send(HTTPRequest(
             method: "GET", url: endpoint + path,
             headers: [HTTPHeader("X-aws-ec2-metadata-token", token)], timeout: timeout))
@@ -55,7 +55,7 @@ public struct InstanceMetadataClient: Sendable {
     }
 
     /// The instance's region, or nil when not on EC2.
-    public func region() async -> String? {
+    package func region() async -> String? {
         guard let token = try? await sessionToken() else { return nil }
         return try? await get("/latest/meta-data/placement/region", token: token)?
             .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -63,13 +63,13 @@ public struct InstanceMetadataClient: Sendable {
 }
 
 /// The instance role's credentials from IMDSv2.
-public struct InstanceMetadataCredentialProvider: CredentialProvider {
-    public let name = "instance metadata"
+package struct InstanceMetadataCredentialProvider: CredentialProvider {
+    package let name = "instance metadata"
     let metadata: InstanceMetadataClient
 
-    public init(metadata: InstanceMetadataClient) { self.metadata = metadata }
+    package init(metadata: InstanceMetadataClient) { self.metadata = metadata }
 
-    public func resolve() async throws -> Credentials? {
+    package func resolve() async throws -> Credentials? {
         let token: String
         do {
             token = try await metadata.sessionToken()
@@ -90,13 +90,13 @@ public struct InstanceMetadataCredentialProvider: CredentialProvider {
 
 /// The region, as the SDKs resolve it: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's
 /// `region`, then instance metadata.
-public enum RegionResolver {
-    public struct Resolved: Sendable, Equatable {
-        public var region: String
-        public var source: String
+package enum RegionResolver {
+    package struct Resolved: Sendable, Equatable {
+        package var region: String
+        package var source: String
     }
 
-    public static func resolve(environment: AWSEnvironment, metadata: InstanceMetadataClient?) async throws -> Resolved? {
+    package static func resolve(environment: AWSEnvironment, metadata: InstanceMetadataClient?) async throws -> Resolved? {
         if let region = environment["AWS_REGION"] { return Resolved(region: region, source: "AWS_REGION") }
         if let region = environment["AWS_DEFAULT_REGION"] { return Resolved(region: region, source: "AWS_DEFAULT_REGION") }
         let files: SharedConfigFiles

@@ -4,7 +4,7 @@ import SigV4
 
 /// Credentials from the shared files for `AWS_PROFILE` (default `default`): static keys, or
 /// `role_arn` assumed with `source_profile` / `credential_source` / `web_identity_token_file`.
-public struct ProfileCredentialProvider: CredentialProvider {
+package struct ProfileCredentialProvider: CredentialProvider {
     let environment: AWSEnvironment
     let region: String?
     let transport: any HTTPTransport
@@ -12,9 +12,9 @@ public struct ProfileCredentialProvider: CredentialProvider {
     /// Where the STS clients of role assumptions write their debug lines.
     var logger: Logger = .silent
 
-    public var name: String { "profile \(environment.profileName)" }
+    package var name: String { "profile \(environment.profileName)" }
 
-    public func resolve() async throws -> Credentials? {
+    package func resolve() async throws -> Credentials? {
         let files: SharedConfigFiles
         do {
             files = try SharedConfigFiles.load(environment)

@@ -5,15 +5,15 @@ import HTTP
 /// page too) and transient network failures — never on other 4xx, which would only fail
 /// again, and never past the `RequestDeadline`: a back-off that would end after it gives up
 /// at once with the error in hand.
-public struct RetryPolicy: Sendable {
-    public var maxAttempts: Int
-    public var baseDelay: Duration
-    public var maxDelay: Duration
+package struct RetryPolicy: Sendable {
+    package var maxAttempts: Int
+    package var baseDelay: Duration
+    package var maxDelay: Duration
     /// Returns a uniformly random number in [0, 1); injected so tests are deterministic.
-    public var random: @Sendable () -> Double
-    public var sleep: @Sendable (Duration) async throws -> Void
+    package var random: @Sendable () -> Double
+    package var sleep: @Sendable (Duration) async throws -> Void
 
-    public init(
+    package init(
         maxAttempts: Int = 3,
         baseDelay: Duration = .milliseconds(100),
         maxDelay: Duration = .seconds(20),
@@ -28,9 +28,9 @@ public struct RetryPolicy: Sendable {
     }
 
     /// No retries at all: for calls whose repetition would be wrong or pointless.
-    public static let none = RetryPolicy(maxAttempts: 1)
+    package static let none = RetryPolicy(maxAttempts: 1)
 
-    public static func isRetryable(_ error: any Error) -> Bool {
+    package static func isRetryable(_ error: any Error) -> Bool {
         switch error {
         case let error as AWSError: error.isThrottling || error.isTransient
         // Not an AWS answer at all: a load balancer's or proxy's error page.
@@ -41,7 +41,7 @@ public struct RetryPolicy: Sendable {
     }
 
     /// Full jitter: a uniform delay in [0, min(maxDelay, base × 2^attempt)).
-    public func delay(beforeRetry attempt: Int) -> Duration {
+    package func delay(beforeRetry attempt: Int) -> Duration {
         let ceiling = min(maxDelay, baseDelay * (1 << min(attempt, 20)))
         return ceiling * random()
     }
@@ -49,7 +49,7 @@ public struct RetryPolicy: Sendable {
     /// Runs `operation` until it succeeds, fails with a non-retryable error, or attempts run out.
     /// `willRetry` hears of each retry before its back-off: the attempt that failed (1 for the
     /// first), its error and the delay (for logs; it cannot change the course).
-    public func run<T: Sendable>(
+    package func run<T: Sendable>(
         willRetry: (_ failedAttempt: Int, _ error: any Error, _ delay: Duration) -> Void = { _, _, _ in },
         _ operation: () async throws -> T
     ) async throws -> T {

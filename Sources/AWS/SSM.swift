@@ -1,41 +1,41 @@
 /// SSM Parameter Store over JSON 1.1 — the cluster join token lives there as a SecureString.
 /// Parameter values never appear in any error or description this client produces.
-public struct SSMClient: Sendable {
-    public let client: AWSClient
+package struct SSMClient: Sendable {
+    package let client: AWSClient
 
-    public init(client: AWSClient) { self.client = client }
+    package init(client: AWSClient) { self.client = client }
 
-    public enum ParameterType: String, Sendable, Equatable, Codable {
+    package enum ParameterType: String, Sendable, Equatable, Codable {
         case string = "String"
         case stringList = "StringList"
         case secureString = "SecureString"
     }
 
     /// A parameter as read. Its description and mirror show everything but the value.
-    public struct Parameter: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-        public var name: String
-        public var value: String
-        public var version: Int
-        public var type: ParameterType
+    package struct Parameter: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+        package var name: String
+        package var value: String
+        package var version: Int
+        package var type: ParameterType
 
-        public var description: String { "SSM parameter \(name) (\(type.rawValue), version \(version), value redacted)" }
-        public var debugDescription: String { description }
-        public var customMirror: Mirror {
+        package var description: String { "SSM parameter \(name) (\(type.rawValue), version \(version), value redacted)" }
+        package var debugDescription: String { description }
+        package var customMirror: Mirror {
             Mirror(self, children: ["name": name, "value": "<redacted>", "version": version, "type": type])
         }
     }
 
     /// The parameter does not exist (in this region, for this account). Says how to create it.
-    public struct ParameterNotFound: Error, Sendable, Equatable, CustomStringConvertible {
-        public var name: String
-        public var region: String
-        public var description: String {
+    package struct ParameterNotFound: Error, Sendable, Equatable, CustomStringConvertible {
+        package var name: String
+        package var region: String
+        package var description: String {
             "SSM parameter \(name) does not exist in \(region). Create it on the server with: "
                 + "aws ssm put-parameter --region \(region) --name '\(name)' --type SecureString --value \"$TOKEN\""
         }
     }
 
-    public func getParameter(name: String, withDecryption: Bool = true) async throws -> Parameter {
+    package func getParameter(name: String, withDecryption: Bool = true) async throws -> Parameter {
         struct Request: Encodable { var Name: String; var WithDecryption: Bool }
         struct Response: Decodable {
             struct Parameter: Decodable { var Name: String; var Value: String; var Version: Int; var `Type`: ParameterType }
@@ -53,7 +53,7 @@ public struct SSMClient: Sendable {
     /// Writes the parameter and returns its new version. Without `overwrite`, an existing
     /// parameter fails with `ParameterAlreadyExists`.
     @discardableResult
-    public func putParameter(name: String, value: String, type: ParameterType = .secureString, overwrite: Bool = false) async throws -> Int {
+    package func putParameter(name: String, value: String, type: ParameterType = .secureString, overwrite: Bool = false) async throws -> Int {
         struct Request: Encodable { var Name: String; var Value: String; var `Type`: ParameterType; var Overwrite: Bool }
         struct Response: Decodable { var Version: Int }
         let data = try await call("PutParameter", Request(Name: name, Value: value, Type: type, Overwrite: overwrite),
@@ -83,5 +83,5 @@ public struct SSMClient: Sendable {
 }
 
 extension AWSContext {
-    public var ssm: SSMClient { SSMClient(client: client(for: .ssm, displayName: "SSM")) }
+    package var ssm: SSMClient { SSMClient(client: client(for: .ssm, displayName: "SSM")) }
 }

@@ -4,11 +4,11 @@ import SigV4
 
 /// AWS STS over the Query protocol: who am I, and the two role assumptions the credential
 /// chain needs.
-public struct STSClient: Sendable {
-    public let client: AWSClient
+package struct STSClient: Sendable {
+    package let client: AWSClient
     static let version = "2011-06-15"
 
-    public init(client: AWSClient) { self.client = client }
+    package init(client: AWSClient) { self.client = client }
 
     /// An STS client that signs nothing: AssumeRoleWithWebIdentity authenticates by its token.
     static func unsigned(region: String, environment: AWSEnvironment, transport: any HTTPTransport,
@@ -19,13 +19,13 @@ public struct STSClient: Sendable {
             credentials: nil, transport: transport, now: now, logger: logger))
     }
 
-    public struct CallerIdentity: Sendable, Equatable {
-        public var account: String
-        public var arn: String
-        public var userID: String
+    package struct CallerIdentity: Sendable, Equatable {
+        package var account: String
+        package var arn: String
+        package var userID: String
     }
 
-    public func getCallerIdentity() async throws -> CallerIdentity {
+    package func getCallerIdentity() async throws -> CallerIdentity {
         let root = try await client.query(operation: "GetCallerIdentity", version: Self.version, parameters: [])
         guard let result = root.child("GetCallerIdentityResult"),
               let account = result.string("Account"), let arn = result.string("Arn") else {
@@ -35,14 +35,14 @@ public struct STSClient: Sendable {
         return CallerIdentity(account: account, arn: arn, userID: result.string("UserId") ?? "")
     }
 
-    public func assumeRole(roleARN: String, sessionName: String, externalID: String? = nil) async throws -> Credentials {
+    package func assumeRole(roleARN: String, sessionName: String, externalID: String? = nil) async throws -> Credentials {
         var parameters = [("RoleArn", roleARN), ("RoleSessionName", sessionName)]
         if let externalID { parameters.append(("ExternalId", externalID)) }
         let root = try await client.query(operation: "AssumeRole", version: Self.version, parameters: parameters)
         return try credentials(in: root, resultName: "AssumeRoleResult", operation: "AssumeRole")
     }
 
-    public func assumeRoleWithWebIdentity(roleARN: String, sessionName: String, webIdentityToken: String) async throws -> Credentials {
+    package func assumeRoleWithWebIdentity(roleARN: String, sessionName: String, webIdentityToken: String) async throws -> Credentials {
         let root = try await client.query(operation: "AssumeRoleWithWebIdentity", version: Self.version, parameters: [
             ("RoleArn", roleARN), ("RoleSessionName", sessionName), ("WebIdentityToken", webIdentityToken),
         ])
@@ -61,7 +61,7 @@ public struct STSClient: Sendable {
 
 /// Parses the ISO 8601 timestamps AWS returns (`2026-11-21T09:31:30Z`, with or without
 /// fractional seconds).
-public func parseISO8601(_ text: String) -> Date? {
+package func parseISO8601(_ text: String) -> Date? {
     if let date = try? Date(text, strategy: .iso8601) { return date }
     return try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
 }
@@ -69,12 +69,12 @@ public func parseISO8601(_ text: String) -> Date? {
 /// `AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE` (Kubernetes IRSA and similar): exchanges the
 /// token for role credentials with STS. The token file is read on every resolution because
 /// its issuer rotates it.
-public struct WebIdentityCredentialProvider: CredentialProvider {
-    public let name = "web identity"
+package struct WebIdentityCredentialProvider: CredentialProvider {
+    package let name = "web identity"
     let environment: AWSEnvironment
     let sts: STSClient
 
-    public func resolve() async throws -> Credentials? {
+    package func resolve() async throws -> Credentials? {
         guard let roleARN = environment["AWS_ROLE_ARN"], let tokenFile = environment["AWS_WEB_IDENTITY_TOKEN_FILE"] else {
             return nil
         }

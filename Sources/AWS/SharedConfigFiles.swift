@@ -1,18 +1,18 @@
 /// The AWS shared `credentials` and `config` files (INI). Parsed strictly: a line that is
 /// neither a section, a `key = value`, a continuation, a comment nor blank is an error that
 /// names the file and line. A missing file is simply empty (a soft miss).
-public struct SharedConfigFiles: Sendable {
+package struct SharedConfigFiles: Sendable {
     /// profile name → settings. Config-file sections `[profile x]` are stored under `x`.
-    public var credentials: [String: [String: String]]
-    public var config: [String: [String: String]]
+    package var credentials: [String: [String: String]]
+    package var config: [String: [String: String]]
 
-    public init(credentials: [String: [String: String]] = [:], config: [String: [String: String]] = [:]) {
+    package init(credentials: [String: [String: String]] = [:], config: [String: [String: String]] = [:]) {
         self.credentials = credentials
         self.config = config
     }
 
     /// Reads both files named by the environment.
-    public static func load(_ environment: AWSEnvironment) throws(SharedConfigError) -> SharedConfigFiles {
+    package static func load(_ environment: AWSEnvironment) throws(SharedConfigError) -> SharedConfigFiles {
         SharedConfigFiles(
             credentials: try parseFile(environment.sharedCredentialsFile, isConfigFile: false),
             config: try parseFile(environment.sharedConfigFile, isConfigFile: true)
@@ -20,7 +20,7 @@ public struct SharedConfigFiles: Sendable {
     }
 
     /// Settings of one profile: the credentials file wins over the config file, key by key.
-    public func profile(_ name: String) -> [String: String]? {
+    package func profile(_ name: String) -> [String: String]? {
         let fromConfig = config[name]
         let fromCredentials = credentials[name]
         if fromConfig == nil && fromCredentials == nil { return nil }
@@ -83,9 +83,9 @@ public struct SharedConfigFiles: Sendable {
     }
 }
 
-public struct SharedConfigError: Error, Sendable, CustomStringConvertible {
-    public var file: String
-    public var line: Int
-    public var reason: String
-    public var description: String { "\(file):\(line): \(reason)" }
+package struct SharedConfigError: Error, Sendable, CustomStringConvertible {
+    package var file: String
+    package var line: Int
+    package var reason: String
+    package var description: String { "\(file):\(line): \(reason)" }
 }

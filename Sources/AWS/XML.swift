@@ -2,39 +2,39 @@
 /// bodies moto sends even for JSON services). AWS XML is plain: elements, text, entities,
 /// no DTDs. Attributes are skipped and namespace prefixes dropped, because no answer we
 /// read depends on them. Malformed input is an error with the byte offset, never a guess.
-public struct XMLElement: Sendable, Equatable {
-    public var name: String
-    public var children: [XMLElement]
+package struct XMLElement: Sendable, Equatable {
+    package var name: String
+    package var children: [XMLElement]
     /// Concatenated character data directly inside this element (entities decoded).
-    public var text: String
+    package var text: String
 
-    public init(name: String, children: [XMLElement] = [], text: String = "") {
+    package init(name: String, children: [XMLElement] = [], text: String = "") {
         self.name = name
         self.children = children
         self.text = text
     }
 
     /// First direct child with this name.
-    public func child(_ name: String) -> XMLElement? { children.first { $0.name == name } }
+    package func child(_ name: String) -> XMLElement? { children.first { $0.name == name } }
 
     /// Direct children with this name.
-    public func children(_ name: String) -> [XMLElement] { children.filter { $0.name == name } }
+    package func children(_ name: String) -> [XMLElement] { children.filter { $0.name == name } }
 
     /// Follows a path of direct children, e.g. `element.path("instanceState", "name")`.
-    public func path(_ names: String...) -> XMLElement? {
+    package func path(_ names: String...) -> XMLElement? {
         var current: XMLElement? = self
         for name in names { current = current?.child(name) }
         return current
     }
 
     /// Text of a direct child, or nil when the child is absent.
-    public func string(_ name: String) -> String? { child(name)?.text }
+    package func string(_ name: String) -> String? { child(name)?.text }
 
     /// The items of an AWS list wrapper: `<instancesSet><item>…</item></instancesSet>`.
-    public func items(_ wrapper: String) -> [XMLElement] { child(wrapper)?.children("item") ?? [] }
+    package func items(_ wrapper: String) -> [XMLElement] { child(wrapper)?.children("item") ?? [] }
 
     /// Depth-first search for the first element with this name (self included).
-    public func first(named name: String) -> XMLElement? {
+    package func first(named name: String) -> XMLElement? {
         if self.name == name { return self }
         for child in children {
             if let found = child.first(named: name) { return found }
@@ -43,15 +43,15 @@ public struct XMLElement: Sendable, Equatable {
     }
 }
 
-public struct XMLParseError: Error, Sendable, CustomStringConvertible {
-    public var offset: Int
-    public var reason: String
-    public var description: String { "malformed XML at byte \(offset): \(reason)" }
+package struct XMLParseError: Error, Sendable, CustomStringConvertible {
+    package var offset: Int
+    package var reason: String
+    package var description: String { "malformed XML at byte \(offset): \(reason)" }
 }
 
-public enum XML {
+package enum XML {
     /// Parses a whole document and returns its root element.
-    public static func parse(_ data: Data) throws(XMLParseError) -> XMLElement {
+    package static func parse(_ data: Data) throws(XMLParseError) -> XMLElement {
         // Parsed in place: no bounds check per byte in the loops below.
         try Array(data).withUnsafeBufferPointer { bytes throws(XMLParseError) in
             var parser = Parser(bytes: bytes)
@@ -59,12 +59,12 @@ public enum XML {
         }
     }
 
-    public static func parse(_ text: String) throws(XMLParseError) -> XMLElement {
+    package static func parse(_ text: String) throws(XMLParseError) -> XMLElement {
         try parse(Data(text.utf8))
     }
 
     /// Escapes text for inclusion in XML (used by tests and stand-in servers).
-    public static func escape(_ text: String) -> String {
+    package static func escape(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for ch in text {

@@ -24,23 +24,23 @@ import Foundation
 /// `curl_multi_poll`, which `curl_multi_wakeup` interrupts from the cancelling thread.
 /// Finished handles go back to a small idle pool with their connection cache, so sequential
 /// requests to one host reuse one TCP/TLS connection.
-public final class CurlTransport: HTTPTransport {
+package final class CurlTransport: HTTPTransport {
     /// Time allowed to establish a connection (TCP + TLS), whatever the request's own timeout.
-    public let connectTimeout: Duration
+    package let connectTimeout: Duration
     /// Time allowed for a whole exchange unless the request sets its own `timeout`.
-    public let totalTimeout: Duration
+    package let totalTimeout: Duration
     /// Larger bodies fail with `HTTPError` instead of exhausting a small node's memory.
-    public let maxResponseBytes: Int
+    package let maxResponseBytes: Int
     /// Whether to offer gzip/deflate/br/zstd; libcurl decodes the body, headers stay as sent.
-    public let acceptsCompressedResponses: Bool
+    package let acceptsCompressedResponses: Bool
     /// PEM file of CA certificates to trust instead of the system's (a private CA in front of
     /// Prometheus, say). Verification itself can never be turned off.
-    public let caBundlePath: String?
+    package let caBundlePath: String?
 
     private let maxIdleHandles: Int
     private let idleHandles = Mutex<[EasyHandle]>([])
 
-    public init(
+    package init(
         connectTimeout: Duration = .seconds(3),
         totalTimeout: Duration = .seconds(10),
         maxIdleHandles: Int = 8,
@@ -56,7 +56,7 @@ public final class CurlTransport: HTTPTransport {
         self.caBundlePath = caBundlePath
     }
 
-    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+    package func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         // A cancelled run starts nothing: the request was never sent.
         try Task.checkCancellation()
         let timeout = Self.timeout(request.timeout ?? totalTimeout, remaining: RequestDeadline.remaining)

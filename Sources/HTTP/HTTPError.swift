@@ -1,7 +1,7 @@
 /// A failure to exchange an HTTP request and response. Names the host and what failed;
 /// never carries headers or bodies, so it cannot leak a credential into a log.
-public struct HTTPError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: Sendable, Equatable {
+package struct HTTPError: Error, Sendable, CustomStringConvertible {
+    package enum Kind: Sendable, Equatable {
         case invalidURL
         case unsupportedScheme
         case couldNotResolveHost
@@ -15,17 +15,17 @@ public struct HTTPError: Error, Sendable, CustomStringConvertible {
         case other
     }
 
-    public var kind: Kind
+    package var kind: Kind
     /// Host (and port, if given) of the URL that failed; empty when the URL did not parse.
-    public var host: String
+    package var host: String
     /// What went wrong, in words; for libcurl failures this includes the CURLcode and libcurl's message.
-    public var detail: String
+    package var detail: String
     /// Whether any byte of the request went out. When it did, the peer may have acted on the
     /// request (launched, terminated, written) although no answer arrived: the result of the
     /// call is unknown, not "nothing happened".
-    public var requestWasSent: Bool
+    package var requestWasSent: Bool
 
-    public init(kind: Kind, host: String, detail: String, requestWasSent: Bool = false) {
+    package init(kind: Kind, host: String, detail: String, requestWasSent: Bool = false) {
         self.kind = kind
         self.host = host
         self.detail = detail
@@ -33,14 +33,14 @@ public struct HTTPError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Connection-level failures that a retry may cure.
-    public var isTransient: Bool {
+    package var isTransient: Bool {
         switch kind {
         case .couldNotConnect, .timedOut, .sendFailed, .receiveFailed, .couldNotResolveHost: true
         case .invalidURL, .unsupportedScheme, .tls, .cancelled, .other: false
         }
     }
 
-    public var description: String {
+    package var description: String {
         host.isEmpty ? "HTTP request failed: \(detail)" : "HTTP request to \(host) failed: \(detail)"
     }
 }

@@ -5,26 +5,26 @@ import Foundation
 #endif
 
 /// One header line. Order and repetition are kept: AWS signing and some peers care.
-public struct HTTPHeader: Sendable, Hashable {
-    public var name: String
-    public var value: String
-    public init(_ name: String, _ value: String) {
+package struct HTTPHeader: Sendable, Hashable {
+    package var name: String
+    package var value: String
+    package init(_ name: String, _ value: String) {
         self.name = name
         self.value = value
     }
 }
 
 /// A request as the layers above build it: absolute URL, headers in send order, body bytes.
-public struct HTTPRequest: Sendable {
-    public var method: String
+package struct HTTPRequest: Sendable {
+    package var method: String
     /// Absolute `http://` or `https://` URL, already percent-encoded as it goes on the wire.
-    public var url: String
-    public var headers: [HTTPHeader]
-    public var body: Data
+    package var url: String
+    package var headers: [HTTPHeader]
+    package var body: Data
     /// Overrides the transport's total timeout for this request (connect timeout stays).
-    public var timeout: Duration?
+    package var timeout: Duration?
 
-    public init(method: String, url: String, headers: [HTTPHeader] = [], body: Data = Data(), timeout: Duration? = nil) {
+    package init(method: String, url: String, headers: [HTTPHeader] = [], body: Data = Data(), timeout: Duration? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -33,19 +33,19 @@ public struct HTTPRequest: Sendable {
     }
 }
 
-public struct HTTPResponse: Sendable {
-    public var status: Int
-    public var headers: [HTTPHeader]
-    public var body: Data
+package struct HTTPResponse: Sendable {
+    package var status: Int
+    package var headers: [HTTPHeader]
+    package var body: Data
 
-    public init(status: Int, headers: [HTTPHeader] = [], body: Data = Data()) {
+    package init(status: Int, headers: [HTTPHeader] = [], body: Data = Data()) {
         self.status = status
         self.headers = headers
         self.body = body
     }
 
     /// First value of a header, compared case-insensitively as HTTP requires.
-    public func header(_ name: String) -> String? {
+    package func header(_ name: String) -> String? {
         let wanted = name.lowercased()
         return headers.first { $0.name.lowercased() == wanted }?.value
     }
@@ -55,6 +55,6 @@ public struct HTTPResponse: Sendable {
 /// unit tests may script answers. Any HTTP status is a response, not an error:
 /// only a failure to exchange bytes (DNS, connect, TLS, timeout, …) throws, and what it
 /// throws is always an `HTTPError`.
-public protocol HTTPTransport: Sendable {
+package protocol HTTPTransport: Sendable {
     func send(_ request: HTTPRequest) async throws -> HTTPResponse
 }

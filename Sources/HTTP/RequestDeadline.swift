@@ -3,21 +3,21 @@
 /// scope makes (AWS, Prometheus, credential providers) without being threaded through their
 /// APIs; `CurlTransport` bounds each request by the time that remains, and refuses to start
 /// one when none does.
-public enum RequestDeadline {
-    @TaskLocal public static var current: ContinuousClock.Instant?
+package enum RequestDeadline {
+    @TaskLocal package static var current: ContinuousClock.Instant?
 
     /// Time left before the current deadline; nil when there is none.
-    public static var remaining: Duration? { current.map { $0 - .now } }
+    package static var remaining: Duration? { current.map { $0 - .now } }
 
     /// Runs `body` with requests bounded by `instant`, or by the enclosing deadline if that is earlier.
-    public static func bounded<T>(by instant: ContinuousClock.Instant, _ body: () async throws -> T) async rethrows -> T {
+    package static func bounded<T>(by instant: ContinuousClock.Instant, _ body: () async throws -> T) async rethrows -> T {
         try await $current.withValue(min(instant, current ?? instant), operation: body)
     }
 
     /// Runs `body` bounded by `instant` (see `bounded(by:_:)`) and cancels it when the instant
     /// passes, so work in flight (a request, a retry's back-off) stops at once rather than when
     /// it next looks at the clock. Returns whatever `body` returns once it has unwound.
-    public static func enforcing<T: Sendable>(_ instant: ContinuousClock.Instant, _ body: @escaping @Sendable () async -> T) async -> T {
+    package static func enforcing<T: Sendable>(_ instant: ContinuousClock.Instant, _ body: @escaping @Sendable () async -> T) async -> T {
         let bound = min(instant, current ?? instant)
         return await withTaskGroup(of: T?.self) { group in
             group.addTask { await $current.withValue(bound) { await body() } }

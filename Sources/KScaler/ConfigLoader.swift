@@ -6,15 +6,15 @@ import Yams
 /// simple Lambda autoscalers use accepted as aliases so their users can switch unchanged.
 /// Precedence, highest first: `KSCALER_*`, alias, file, default. Validation (every problem at
 /// once) is `KScalerConfig.parse`, in the pure core.
-public enum ConfigLoader {
+package enum ConfigLoader {
     /// Where a setting's value came from, for `kscaler config check`.
-    public enum Source: Sendable, Equatable, CustomStringConvertible {
+    package enum Source: Sendable, Equatable, CustomStringConvertible {
         case file(String)
         case environment(String)
         case alias(String)
         case defaultValue
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .file(let path): "file \(path)"
             case .environment(let name): "env \(name)"
@@ -24,15 +24,15 @@ public enum ConfigLoader {
         }
     }
 
-    public struct Loaded: Sendable {
-        public var config: KScalerConfig
-        public var file: String?
+    package struct Loaded: Sendable {
+        package var config: KScalerConfig
+        package var file: String?
         /// Dotted path → where it came from; paths not listed are defaults.
-        public var sources: [String: Source]
+        package var sources: [String: Source]
 
         /// Where `path` came from; a key inside a free-form section (`workers.sizes.m5.large.cpu`)
         /// came from wherever its section did.
-        public func source(of path: String) -> Source { ConfigLoader.source(of: path, in: sources) }
+        package func source(of path: String) -> Source { ConfigLoader.source(of: path, in: sources) }
     }
 
     static func source(of path: String, in sources: [String: Source]) -> Source {
@@ -44,12 +44,12 @@ public enum ConfigLoader {
         }
     }
 
-    public static let defaultPath = "/etc/kscaler/config.yaml"
+    package static let defaultPath = "/etc/kscaler/config.yaml"
     /// Names that are not settings but are read by the loader or the CLI.
     static let reservedVariables: Set<String> = ["KSCALER_CONFIG"]
 
     /// The simple Lambda autoscalers' variables and the settings they mean.
-    public static let aliases: [(variable: String, path: [String])] = [
+    package static let aliases: [(variable: String, path: [String])] = [
         ("PROMETHEUS_URL", ["prometheus", "url"]),
         ("DYNAMODB_TABLE", ["table"]),
         ("MIN_NODES", ["nodes", "min"]),
@@ -60,7 +60,7 @@ public enum ConfigLoader {
 
     /// Whether any configuration source is present: a file named or at the default path, a
     /// `KSCALER_*` setting, or an alias.
-    public static func isConfigured(explicitPath: String?, environment: [String: String],
+    package static func isConfigured(explicitPath: String?, environment: [String: String],
                                     fileExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }) -> Bool {
         explicitPath != nil || fileExists(defaultPath)
             || environment.contains { name, value in
@@ -71,7 +71,7 @@ public enum ConfigLoader {
     /// `explicitPath` (from `--config` or `KSCALER_CONFIG`) must exist; without one,
     /// `/etc/kscaler/config.yaml` is read when present and otherwise the environment alone
     /// configures kscaler.
-    public static func load(explicitPath: String?, environment: [String: String],
+    package static func load(explicitPath: String?, environment: [String: String],
                             fileExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) },
                             readFile: (String) -> Data? = { FileManager.default.contents(atPath: $0) }) -> Result<Loaded, ConfigErrors> {
         var problems: [ConfigProblem] = []
@@ -134,11 +134,11 @@ public enum ConfigLoader {
     }
 
     /// A configuration is a few kilobytes; this bounds what reading a wrong or hostile file costs.
-    public static let maxFileBytes = 256 << 10
+    package static let maxFileBytes = 256 << 10
     /// Values after YAML aliases are expanded: a few hundred in practice.
-    public static let maxValues = 10_000
+    package static let maxValues = 10_000
     /// Nesting of `[` and `{`: a handful in practice, while the YAML composer recurses per level.
-    public static let maxNesting = 64
+    package static let maxNesting = 64
 
     static func checkSize(_ data: Data, path: String) throws(FileProblem) {
         guard data.count <= maxFileBytes else {

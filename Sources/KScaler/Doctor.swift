@@ -6,22 +6,22 @@ import SigV4
 
 /// `kscaler doctor`: one line per check, so an operator sees at once what is missing.
 /// Each check reports what it used (never a secret) or what failed and how to fix it.
-public struct DoctorCheck: Sendable, Equatable {
-    public var name: String
-    public var passed: Bool
-    public var detail: String
+package struct DoctorCheck: Sendable, Equatable {
+    package var name: String
+    package var passed: Bool
+    package var detail: String
 
-    public init(name: String, passed: Bool, detail: String) {
+    package init(name: String, passed: Bool, detail: String) {
         self.name = name
         self.passed = passed
         self.detail = detail
     }
 }
 
-public enum Doctor {
+package enum Doctor {
     /// Runs the AWS identity checks: region, credential source, STS GetCallerIdentity.
     /// Later checks are skipped (and reported as such) when an earlier one they need failed.
-    public static func awsChecks(environment: AWSEnvironment, configuredRegion: String?,
+    package static func awsChecks(environment: AWSEnvironment, configuredRegion: String?,
                                  transport: any HTTPTransport, logger: Logger) async -> [DoctorCheck] {
         var checks: [DoctorCheck] = []
         let context: AWSContext
@@ -52,7 +52,7 @@ public enum Doctor {
 
 extension Credentials {
     /// The access key id with its middle elided: enough to tell keys apart, not to use one.
-    public var redactedAccessKeyID: String {
+    package var redactedAccessKeyID: String {
         guard accessKeyID.count > 8 else { return "…" }
         return "\(accessKeyID.prefix(4))…\(accessKeyID.suffix(4))"
     }
@@ -62,7 +62,7 @@ extension Doctor {
     /// The checks that need the cluster's configuration: the table and its key schema, the
     /// EC2 launch permission (RunInstances with DryRun=true for the configured settings), the
     /// SSM join parameters, and Prometheus. Run concurrently: each is one round trip.
-    public static func clusterChecks(runtime: Runtime) async -> [DoctorCheck] {
+    package static func clusterChecks(runtime: Runtime) async -> [DoctorCheck] {
         let config = runtime.config
         async let table = tableCheck(runtime)
         async let launch = launchCheck(runtime)

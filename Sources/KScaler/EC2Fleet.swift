@@ -3,14 +3,14 @@ import KScalerCore
 
 /// The fleet on EC2. Managed instances are those tagged `kscaler:cluster=<id>`, always
 /// filtered on state pending/running (terminated instances stay listed for a while).
-public struct EC2Fleet: Fleet {
-    public static let clusterTag = "kscaler:cluster"
-    public static let poolTag = "kscaler:pool"
-    public static let launchIDTag = "kscaler:launch-id"
-    public static let protectedTag = "kscaler:protected"
+package struct EC2Fleet: Fleet {
+    package static let clusterTag = "kscaler:cluster"
+    package static let poolTag = "kscaler:pool"
+    package static let launchIDTag = "kscaler:launch-id"
+    package static let protectedTag = "kscaler:protected"
 
     /// What the workers boot with, rendered once when the fleet is made.
-    public enum UserData: Sendable, Equatable {
+    package enum UserData: Sendable, Equatable {
         /// The launch template carries its own.
         case fromLaunchTemplate
         case rendered(String)
@@ -18,7 +18,7 @@ public struct EC2Fleet: Fleet {
         /// `run`, `plan` and `config check` exit 2 before that).
         case unrenderable(String)
 
-        public init(for config: KScalerConfig) {
+        package init(for config: KScalerConfig) {
             do {
                 self = try UserDataRenderer.workerUserData(for: config).map(UserData.rendered) ?? .fromLaunchTemplate
             } catch {
@@ -32,9 +32,9 @@ public struct EC2Fleet: Fleet {
     let workers: WorkerSettings
     /// Instance ids never to terminate, besides those tagged protected.
     let protectedInstances: Set<String>
-    public let userData: UserData
+    package let userData: UserData
 
-    public init(ec2: EC2Client, clusterID: String, workers: WorkerSettings, protectedInstances: Set<String>, userData: UserData) {
+    package init(ec2: EC2Client, clusterID: String, workers: WorkerSettings, protectedInstances: Set<String>, userData: UserData) {
         self.ec2 = ec2
         self.clusterID = clusterID
         self.workers = workers
@@ -44,9 +44,9 @@ public struct EC2Fleet: Fleet {
 
     /// kscaler's EC2 workers are named after their instance id (the user data names the node: userdata/); a node
     /// named otherwise is matched by its provider id `aws:///<az>/<instance-id>`.
-    public static let machines = MachineIdentity(workerNodeNames: "i-[0-9a-f]+", machineID: instanceID(nodeName:providerID:))
+    package static let machines = MachineIdentity(workerNodeNames: "i-[0-9a-f]+", machineID: instanceID(nodeName:providerID:))
 
-    public var machines: MachineIdentity { Self.machines }
+    package var machines: MachineIdentity { Self.machines }
 
     static func instanceID(nodeName: String, providerID: String?) -> String? {
         if let providerID, providerID.hasPrefix("aws://"),
@@ -63,7 +63,7 @@ public struct EC2Fleet: Fleet {
     /// `LaunchFailure` (EC2 refused every offering, or the user data cannot be rendered) and
     /// `TerminationRefused` (kscaler refused before calling EC2) are definite; for anything
     /// else AWS's retry bookkeeping says (a 5xx or a lost answer may have acted).
-    public func outcome(of error: any Error) -> FailedCallOutcome {
+    package func outcome(of error: any Error) -> FailedCallOutcome {
         switch error {
         case is LaunchFailure, is TerminationRefused: .nothingHappened
         default: mayHaveTakenEffect(error) ? .unknown : .nothingHappened
@@ -74,15 +74,15 @@ public struct EC2Fleet: Fleet {
         [("tag:\(Self.clusterTag)", [clusterID]), ("instance-state-name", ["pending", "running"])]
     }
 
-    public func managedInstances() async throws -> [ManagedInstance] {
+    package func managedInstances() async throws -> [ManagedInstance] {
         try await ec2.describeInstances(filters: liveManagedFilters).compactMap(Self.managed)
     }
 
-    public func instances(launchID: String) async throws -> [ManagedInstance] {
+    package func instances(launchID: String) async throws -> [ManagedInstance] {
         try await ec2.describeInstances(filters: liveManagedFilters + [("tag:\(Self.launchIDTag)", [launchID])]).compactMap(Self.managed)
     }
 
-    public func launch(_ plan: LaunchPlan, dryRun: Bool) async throws -> LaunchResult {
+    package func launch(_ plan: LaunchPlan, dryRun: Bool) async throws -> LaunchResult {
         if case .unrenderable(let problem) = userData {
             throw LaunchFailure(unavailable: [], reason: "the worker user data cannot be rendered from this configuration: \(problem)")
         }
@@ -108,7 +108,7 @@ public struct EC2Fleet: Fleet {
                             reason: "every offering answered with a capacity error (last: \(lastError.map { "\($0.code): \($0.message)" } ?? "none"))")
     }
 
-    public func terminate(_ instanceIDs: [String], dryRun: Bool) async throws {
+    package func terminate(_ instanceIDs: [String], dryRun: Bool) async throws {
         guard !instanceIDs.isEmpty else { return }
         // Re-read the victims right before acting: only live, managed, unprotected instances go.
         let current = try await ec2.describeInstances(filters: [("instance-state-name", ["pending", "running"])], instanceIDs: instanceIDs)
@@ -166,9 +166,9 @@ public struct EC2Fleet: Fleet {
 }
 
 /// A termination kscaler refused before calling EC2: the instance is not one it may touch.
-public struct TerminationRefused: Error, Sendable, CustomStringConvertible {
-    public var instances: [String]
-    public var description: String {
+package struct TerminationRefused: Error, Sendable, CustomStringConvertible {
+    package var instances: [String]
+    package var description: String {
         "refused to terminate \(instances.joined(separator: ", ")): kscaler terminates only live, unprotected instances of its own cluster"
     }
 }

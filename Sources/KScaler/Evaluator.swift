@@ -13,9 +13,9 @@ import Logging
 ///
 /// What a run decides is injected (`Decider`): the policy's `decide` by default; a manual
 /// target or a drain step later, with the same lease, observation and actions around it.
-public struct Evaluator: Sendable {
+package struct Evaluator: Sendable {
     /// Turns what was observed into a decision at the given time; pure.
-    public typealias Decider = @Sendable (Observation, Date) -> Decision
+    package typealias Decider = @Sendable (Observation, Date) -> Decision
 
     let config: KScalerConfig
     let store: any RunStore
@@ -25,7 +25,7 @@ public struct Evaluator: Sendable {
     let clock: @Sendable () -> Date
     let logger: Logger
 
-    public init(config: KScalerConfig, store: any RunStore, fleet: any Fleet, metrics: any MetricsSource,
+    package init(config: KScalerConfig, store: any RunStore, fleet: any Fleet, metrics: any MetricsSource,
                 decider: Decider? = nil, clock: @escaping @Sendable () -> Date = { Date() },
                 logger: Logger = Logger(label: "kscaler")) {
         self.config = config
@@ -39,14 +39,14 @@ public struct Evaluator: Sendable {
     }
 
     /// Identity of one invocation: the run id names its history event; the owner its lease.
-    public struct Invocation: Sendable {
-        public var runID: String
-        public var owner: String
+    package struct Invocation: Sendable {
+        package var runID: String
+        package var owner: String
         /// When the run must be over, lease released included (`--timeout`). Work stops a little
         /// earlier (`workDeadline`) to leave time for the release; nil bounds the run by the lease.
-        public var deadline: ContinuousClock.Instant?
+        package var deadline: ContinuousClock.Instant?
 
-        public init(runID: String, owner: String, deadline: ContinuousClock.Instant? = nil) {
+        package init(runID: String, owner: String, deadline: ContinuousClock.Instant? = nil) {
             self.runID = runID
             self.owner = owner
             self.deadline = deadline
@@ -55,13 +55,13 @@ public struct Evaluator: Sendable {
 
     /// When work stops so that the release still fits before `end`: a quarter of the time
     /// left, at most 3 s (a release is one request, retries included).
-    public static func workDeadline(before end: ContinuousClock.Instant, now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant {
+    package static func workDeadline(before end: ContinuousClock.Instant, now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant {
         end - min(.seconds(3), (end - now) / 4)
     }
 
     // MARK: run and plan
 
-    public func run(_ invocation: Invocation) async -> RunReport {
+    package func run(_ invocation: Invocation) async -> RunReport {
         let report = RunReport(runID: invocation.runID, mode: .run, clusterID: config.clusterID, startedAt: clock())
         return await withLease(invocation, report: report) { [self] lease, state, report in
             await evaluate(state: state, mode: .real(lease), report: report)
@@ -70,7 +70,7 @@ public struct Evaluator: Sendable {
 
     /// The full observation and decision with no writes at all: no lease, no state, no
     /// history; EC2 actions only as `DryRun=true`, so missing IAM permissions show up.
-    public func plan(_ invocation: Invocation) async -> RunReport {
+    package func plan(_ invocation: Invocation) async -> RunReport {
         let report = RunReport(runID: invocation.runID, mode: .plan, clusterID: config.clusterID, startedAt: clock())
         let end = invocation.deadline ?? .now + .seconds(config.lease.ttl)
         return await RequestDeadline.enforcing(end) { [self, store, report] in

@@ -3,26 +3,26 @@ import KScalerCore
 /// A launch as the run asks for it: how many, the offerings to try in order, and the
 /// idempotency id (EC2: the ClientToken and tag `kscaler:launch-id`). What the machines boot
 /// with (user data, image) is the fleet's own.
-public struct LaunchPlan: Sendable, Equatable {
-    public var launchID: String
-    public var count: Int
-    public var candidates: [Offering]
+package struct LaunchPlan: Sendable, Equatable {
+    package var launchID: String
+    package var count: Int
+    package var candidates: [Offering]
 
-    public init(launchID: String, count: Int, candidates: [Offering]) {
+    package init(launchID: String, count: Int, candidates: [Offering]) {
         self.launchID = launchID
         self.count = count
         self.candidates = candidates
     }
 }
 
-public struct LaunchResult: Sendable, Equatable {
-    public var instances: [ManagedInstance]
+package struct LaunchResult: Sendable, Equatable {
+    package var instances: [ManagedInstance]
     /// The offering that launched (nil for a dry run that passed).
-    public var offering: Offering?
+    package var offering: Offering?
     /// Offerings that answered with a capacity error on the way, to be skipped for a while.
-    public var unavailable: [Offering]
+    package var unavailable: [Offering]
 
-    public init(instances: [ManagedInstance], offering: Offering?, unavailable: [Offering]) {
+    package init(instances: [ManagedInstance], offering: Offering?, unavailable: [Offering]) {
         self.instances = instances
         self.offering = offering
         self.unavailable = unavailable
@@ -30,7 +30,7 @@ public struct LaunchResult: Sendable, Equatable {
 }
 
 /// What became of a fleet call that threw, as far as anyone can tell.
-public enum FailedCallOutcome: Sendable, Equatable {
+package enum FailedCallOutcome: Sendable, Equatable {
     /// Refused before anything happened, or answered with a definite error.
     case nothingHappened
     /// Sent without a usable answer: it may have happened. The run records it as unknown and
@@ -44,7 +44,7 @@ public enum FailedCallOutcome: Sendable, Equatable {
 /// launched nothing throws `LaunchFailure` (with the offerings found out of capacity); for any
 /// other error `outcome(of:)` says whether the call may have taken effect; a launch carrying
 /// the same `launchID` twice launches once, and `instances(launchID:)` finds what it launched.
-public protocol Fleet: Sendable {
+package protocol Fleet: Sendable {
     /// How the backend's machines show up as Kubernetes nodes: the default queries' worker
     /// selector and the node → machine mapping.
     var machines: MachineIdentity { get }
@@ -63,14 +63,14 @@ public protocol Fleet: Sendable {
 
 /// Every offering answered with a capacity error (or the request was refused outright):
 /// nothing was launched.
-public struct LaunchFailure: Error, Sendable, CustomStringConvertible {
-    public var unavailable: [Offering]
-    public var reason: String
+package struct LaunchFailure: Error, Sendable, CustomStringConvertible {
+    package var unavailable: [Offering]
+    package var reason: String
 
-    public init(unavailable: [Offering], reason: String) {
+    package init(unavailable: [Offering], reason: String) {
         self.unavailable = unavailable
         self.reason = reason
     }
 
-    public var description: String { "launch failed: \(reason)" }
+    package var description: String { "launch failed: \(reason)" }
 }

@@ -4,8 +4,8 @@ import KScalerCore
 /// What one run decided and did: the `event#<time>#<run id>` item of the history, and the
 /// record `kscaler history` prints. Stored as JSON in one attribute (plus the keys DynamoDB
 /// needs: sort key and `expires_at` for TTL), so its shape can grow without a migration.
-public struct RunEvent: Sendable, Equatable, Codable {
-    public enum Outcome: String, Sendable, Codable {
+package struct RunEvent: Sendable, Equatable, Codable {
+    package enum Outcome: String, Sendable, Codable {
         /// Launched or terminated something.
         case acted
         /// Decided that nothing should change (or was blocked by a cooldown / safety rule).
@@ -19,10 +19,10 @@ public struct RunEvent: Sendable, Equatable, Codable {
         case actionResultUnknown = "action_result_unknown"
     }
 
-    public struct ActionRecord: Sendable, Equatable, Codable {
-        public enum Kind: String, Sendable, Codable { case launch, terminate, terminateFailedBoot = "terminate_failed_boot" }
+    package struct ActionRecord: Sendable, Equatable, Codable {
+        package enum Kind: String, Sendable, Codable { case launch, terminate, terminateFailedBoot = "terminate_failed_boot" }
 
-        public enum Result: String, Sendable, Codable {
+        package enum Result: String, Sendable, Codable {
             case done
             /// EC2 refused it (or it was never sent): nothing happened.
             case failed
@@ -30,18 +30,18 @@ public struct RunEvent: Sendable, Equatable, Codable {
             case unknown
         }
 
-        public var kind: Kind
-        public var instanceIDs: [String]
-        public var machineType: String?
-        public var placement: String?
-        public var launchID: String?
-        public var result: Result
-        public var error: String?
+        package var kind: Kind
+        package var instanceIDs: [String]
+        package var machineType: String?
+        package var placement: String?
+        package var launchID: String?
+        package var result: Result
+        package var error: String?
         /// Done by an earlier run that crashed before recording it; this run found it (by its
         /// launch id) and records it, so every launch reaches the history.
-        public var recovered: Bool
+        package var recovered: Bool
 
-        public init(kind: Kind, instanceIDs: [String], machineType: String? = nil, placement: String? = nil,
+        package init(kind: Kind, instanceIDs: [String], machineType: String? = nil, placement: String? = nil,
                     launchID: String? = nil, result: Result = .done, error: String? = nil, recovered: Bool = false) {
             self.kind = kind
             self.instanceIDs = instanceIDs
@@ -59,7 +59,7 @@ public struct RunEvent: Sendable, Equatable, Codable {
         }
 
         /// Events written before `result` and `recovered` existed read as they meant.
-        public init(from decoder: any Decoder) throws {
+        package init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             kind = try container.decode(Kind.self, forKey: .kind)
             instanceIDs = try container.decode([String].self, forKey: .instanceIDs)
@@ -72,19 +72,19 @@ public struct RunEvent: Sendable, Equatable, Codable {
         }
     }
 
-    public var runID: String
-    public var startedAt: Date
-    public var finishedAt: Date
-    public var outcome: Outcome
+    package var runID: String
+    package var startedAt: Date
+    package var finishedAt: Date
+    package var outcome: Outcome
     /// `none`, `scale_up`, `scale_down` (from the decision).
-    public var action: String
-    public var counts: NodeCounts?
-    public var reasons: [String]
-    public var actions: [ActionRecord]
-    public var errors: [String]
-    public var leaseToken: Int?
+    package var action: String
+    package var counts: NodeCounts?
+    package var reasons: [String]
+    package var actions: [ActionRecord]
+    package var errors: [String]
+    package var leaseToken: Int?
 
-    public init(runID: String, startedAt: Date, finishedAt: Date, outcome: Outcome, action: String, counts: NodeCounts?,
+    package init(runID: String, startedAt: Date, finishedAt: Date, outcome: Outcome, action: String, counts: NodeCounts?,
                 reasons: [String], actions: [ActionRecord], errors: [String], leaseToken: Int?) {
         self.runID = runID
         self.startedAt = startedAt
@@ -121,7 +121,7 @@ extension KScalerTable {
 
     /// Newest first, with a description of each item that could not be read (skipped, so one
     /// damaged item does not hide the rest).
-    public func history(limit: Int) async throws -> (events: [RunEvent], unreadable: [String]) {
+    package func history(limit: Int) async throws -> (events: [RunEvent], unreadable: [String]) {
         let page = try await dynamoDB.query(
             table: tableName,
             keyCondition: DynamoDBExpression("#cluster = :cluster AND begins_with(#record, :prefix)",

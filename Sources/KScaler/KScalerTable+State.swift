@@ -3,13 +3,13 @@ import KScalerCore
 
 extension KScalerTable {
     /// The state as a plan (no lease) sees it; a missing item is the empty state.
-    public func readState() async throws -> StateDocument {
+    package func readState() async throws -> StateDocument {
         try Self.document(from: try await stateItem(), pool: pool)
     }
 
     /// Writes `document` while the lease is ours (the launch intent, before RunInstances);
     /// fails with `ConditionalCheckFailed` if the lease was lost.
-    public func write(_ document: StateDocument, lease: Lease) async throws {
+    package func write(_ document: StateDocument, lease: Lease) async throws {
         try await dynamoDB.updateItem(table: tableName, key: stateKey, update: try Self.documentUpdate(document, releasing: false),
                                       condition: Self.heldBy(lease))
     }
@@ -24,7 +24,7 @@ extension KScalerTable {
     /// `ClientRequestToken` with success), or, without an event, the lease is gone and no run
     /// has taken it since (the token is still ours).
     /// `document` nil leaves the state as it is (a run that changed nothing).
-    public func finish(lease: Lease, document: StateDocument?, event: RunEvent?, retention: TimeInterval) async throws -> Bool {
+    package func finish(lease: Lease, document: StateDocument?, event: RunEvent?, retention: TimeInterval) async throws -> Bool {
         let update = try document.map { try Self.documentUpdate($0, releasing: true) }
             ?? DynamoDBExpression("REMOVE " + Self.leaseFields.keys.sorted().joined(separator: ", "), names: Self.leaseFields)
         do {
@@ -166,10 +166,10 @@ func describeDecodingError(_ error: any Error) -> String {
 
 /// The state item holds values kscaler did not write (edited by hand, or by something else):
 /// nothing is acted on until it is repaired.
-public struct StateItemError: Error, Sendable, CustomStringConvertible {
-    public var problems: [String]
+package struct StateItemError: Error, Sendable, CustomStringConvertible {
+    package var problems: [String]
 
-    public var description: String {
+    package var description: String {
         "the state item cannot be trusted: " + problems.joined(separator: "; ")
             + ". Nothing was changed. `kscaler lease break --yes` clears a broken lease and resets an unreadable fencing token; "
             + "other attributes can be removed with `aws dynamodb update-item … --update-expression 'REMOVE <attribute>'`"

@@ -4,14 +4,14 @@ import KScalerCore
 /// kscaler's table layout (docs/architecture.md "The state document"): partition key `cluster_id`, sort key
 /// `record`; `record = "state"` holds the lease and the scaler's memory, `event#…` items the
 /// history. Names are always written through placeholders: several are reserved words.
-public struct KScalerTable: Sendable {
-    public let dynamoDB: DynamoDBClient
-    public let tableName: String
-    public let clusterID: String
+package struct KScalerTable: Sendable {
+    package let dynamoDB: DynamoDBClient
+    package let tableName: String
+    package let clusterID: String
     /// The pool a state of version 0 (one set of cooldowns for the cluster) is migrated into.
-    public let pool: String
+    package let pool: String
 
-    public init(dynamoDB: DynamoDBClient, tableName: String, clusterID: String, pool: String = "default") {
+    package init(dynamoDB: DynamoDBClient, tableName: String, clusterID: String, pool: String = "default") {
         self.dynamoDB = dynamoDB
         self.tableName = tableName
         self.clusterID = clusterID
@@ -45,7 +45,7 @@ extension KScalerTable {
     /// the holder is read; if it is `owner` (unique per process), the first attempt took it.
     /// A lease or state item that cannot be trusted (`LeaseHolder.doubts`, `StateItemError`)
     /// is reported, never acted on; a lease taken on the way is given back at once.
-    public func acquire(owner: String, ttl: Duration, now: Date,
+    package func acquire(owner: String, ttl: Duration, now: Date,
                         clockSkew: TimeInterval = LeaseSettings().maxClockSkew) async throws -> LeaseAcquisition {
         let nowSeconds = Int(now.timeIntervalSince1970.rounded(.down))
         let ttlSeconds = Int(ttl.components.seconds)
@@ -91,7 +91,7 @@ extension KScalerTable {
                          stored)
     }
 
-    public func holder() async throws -> LeaseHolder {
+    package func holder() async throws -> LeaseHolder {
         Self.holder(from: try await stateItem())
     }
 
@@ -108,7 +108,7 @@ extension KScalerTable {
     }
 
     /// Releases a lease this process just took but cannot use.
-    public func giveBack(owner: String) async throws {
+    package func giveBack(owner: String) async throws {
         try await dynamoDB.updateItem(
             table: tableName, key: stateKey,
             update: DynamoDBExpression("REMOVE " + Self.leaseFields.keys.sorted().joined(separator: ", "), names: Self.leaseFields),
@@ -116,21 +116,21 @@ extension KScalerTable {
     }
 
     /// What `breakLease` found and did.
-    public struct BrokenLease: Sendable, Equatable {
+    package struct BrokenLease: Sendable, Equatable {
         /// The lease as it stood before.
-        public var holder: LeaseHolder
+        package var holder: LeaseHolder
         /// Whether any lease attribute was there to clear.
-        public var cleared: Bool
+        package var cleared: Bool
         /// The fencing token was unreadable (wrong type, fractional, out of range) and was
         /// removed, so the next acquisition starts again at 1. Fencing still holds: every
         /// write under a lease also names its owner, which is unique to each run.
-        public var tokenReset: Bool
+        package var tokenReset: Bool
     }
 
     /// Operator override: clears the lease whoever holds it, whatever shape its attributes are
     /// in, and resets an unreadable fencing token. Conditional on the attributes just read, so
     /// a lease taken in between survives.
-    public func breakLease() async throws -> BrokenLease {
+    package func breakLease() async throws -> BrokenLease {
         let item = try await stateItem()
         let holder = Self.holder(from: item)
         let tokenReset = item["lease_token"] != nil && holder.token == nil

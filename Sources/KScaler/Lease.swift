@@ -5,32 +5,32 @@ import KScalerCore
 /// `token` is a fencing token: it grows on every acquisition, and every state write is
 /// conditional on it, so a run that lost its lease (paused, then expired) cannot overwrite
 /// the state of the run that took over.
-public struct Lease: Sendable, Equatable, Codable {
-    public var clusterID: String
-    public var owner: String
-    public var token: Int
-    public var acquiredAt: Date
-    public var expiresAt: Date
+package struct Lease: Sendable, Equatable, Codable {
+    package var clusterID: String
+    package var owner: String
+    package var token: Int
+    package var acquiredAt: Date
+    package var expiresAt: Date
 
-    public func remaining(at now: Date) -> Duration {
+    package func remaining(at now: Date) -> Duration {
         .seconds(expiresAt.timeIntervalSince(now))
     }
 }
 
 /// The lease attributes of the state item as they stand (for `lease status`, the "skipped"
 /// message, and deciding whether the item can be trusted at all).
-public struct LeaseHolder: Sendable, Equatable, Codable {
-    public var owner: String?
+package struct LeaseHolder: Sendable, Equatable, Codable {
+    package var owner: String?
     /// The fencing token: 0 before the first acquisition, nil when the stored value is unreadable.
-    public var token: Int?
-    public var acquiredAt: Date?
-    public var expiresAt: Date?
+    package var token: Int?
+    package var acquiredAt: Date?
+    package var expiresAt: Date?
     /// What is wrong with the stored attributes (a wrong type, a fractional or out-of-range
     /// token, an owner without an expiry): kscaler never writes a lease like that, so it was
     /// edited by hand and no run acts until an operator looks (`kscaler lease break`).
-    public var problems: [String]
+    package var problems: [String]
 
-    public init(owner: String?, token: Int?, acquiredAt: Date?, expiresAt: Date?, problems: [String] = []) {
+    package init(owner: String?, token: Int?, acquiredAt: Date?, expiresAt: Date?, problems: [String] = []) {
         self.owner = owner
         self.token = token
         self.acquiredAt = acquiredAt
@@ -38,7 +38,7 @@ public struct LeaseHolder: Sendable, Equatable, Codable {
         self.problems = problems
     }
 
-    public func isHeld(at now: Date) -> Bool {
+    package func isHeld(at now: Date) -> Bool {
         guard owner != nil, let expiresAt else { return false }
         return expiresAt >= now
     }
@@ -47,7 +47,7 @@ public struct LeaseHolder: Sendable, Equatable, Codable {
     /// clock within `clockSkew` of ours could have written (an expiry later than a whole lease
     /// from now, an acquisition in the future). Such a lease would block every run for as long
     /// as it claims, silently; it is reported instead, and nothing acts.
-    public func doubts(at now: Date, ttl: TimeInterval, clockSkew: TimeInterval) -> [String] {
+    package func doubts(at now: Date, ttl: TimeInterval, clockSkew: TimeInterval) -> [String] {
         var doubts = problems
         if let expiresAt, expiresAt.timeIntervalSince(now) > ttl + clockSkew {
             doubts.append("lease_expires_at \(describe(expiresAt)) is \(formatDuration(expiresAt.timeIntervalSince(now))) from now, "
@@ -66,7 +66,7 @@ public struct LeaseHolder: Sendable, Equatable, Codable {
     }
 }
 
-public enum LeaseAcquisition: Sendable, Equatable {
+package enum LeaseAcquisition: Sendable, Equatable {
     /// Ours, with the state item as the acquisition left it (read in the same round trip).
     case acquired(Lease, StateDocument)
     /// Another owner holds an unexpired lease: a normal outcome, the run is skipped.
@@ -77,7 +77,7 @@ public enum LeaseAcquisition: Sendable, Equatable {
 }
 
 /// A random owner id that also tells a person where the run came from.
-public func makeLeaseOwner(hostname: String, processID: Int32) -> String {
+package func makeLeaseOwner(hostname: String, processID: Int32) -> String {
     let random = UInt64.random(in: 0...UInt64.max)
     let suffix = String(random, radix: 16)
     return "\(hostname)/\(processID)/\(String(repeating: "0", count: 16 - suffix.count))\(suffix)"

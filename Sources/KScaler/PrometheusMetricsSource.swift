@@ -3,16 +3,16 @@ import Prometheus
 
 /// Reads every signal from Prometheus concurrently and classifies each answer: a value, no
 /// data (an empty vector — never read as zero), stale, not a number, or failed with the reason.
-public struct PrometheusMetricsSource: MetricsSource {
+package struct PrometheusMetricsSource: MetricsSource {
     let client: PrometheusClient
     let staleness: Duration
 
-    public init(client: PrometheusClient, staleness: Duration) {
+    package init(client: PrometheusClient, staleness: Duration) {
         self.client = client
         self.staleness = staleness
     }
 
-    public func observe(queries: [Signal: String], now: Date) async -> MetricsObservation {
+    package func observe(queries: [Signal: String], now: Date) async -> MetricsObservation {
         let answers = await withTaskGroup(of: (Signal, Result<QueryResult, any Error>).self) { group in
             for (signal, query) in queries {
                 group.addTask {

@@ -7,22 +7,22 @@ import Logging
 /// pushed to a Prometheus Pushgateway, grouped by cluster id (PUT: the group is replaced, so
 /// a label that disappeared from this run does not linger). Skipped runs push nothing: the
 /// run holding the lease reports.
-public struct Pushgateway: Sendable {
+package struct Pushgateway: Sendable {
     let baseURL: String
     let transport: any HTTPTransport
 
-    public init(baseURL: String, transport: any HTTPTransport) {
+    package init(baseURL: String, transport: any HTTPTransport) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.transport = transport
     }
 
-    public struct PushFailed: Error, CustomStringConvertible {
-        public var status: Int
-        public var body: String
-        public var description: String { "the Pushgateway answered HTTP \(status): \(body)" }
+    package struct PushFailed: Error, CustomStringConvertible {
+        package var status: Int
+        package var body: String
+        package var description: String { "the Pushgateway answered HTTP \(status): \(body)" }
     }
 
-    public func push(_ report: RunReport) async throws {
+    package func push(_ report: RunReport) async throws {
         let group = "\(baseURL)/metrics/job/kscaler/cluster/\(Self.pathSegment(report.clusterID))"
         let response = try await transport.send(HTTPRequest(
             method: "PUT", url: group, headers: [HTTPHeader("Content-Type", "text/plain; version=0.0.4")],
@@ -73,7 +73,7 @@ public struct Pushgateway: Sendable {
 extension Runtime {
     /// Pushes the run's metrics when a Pushgateway is configured. A failed push is logged, not
     /// fatal: the run itself has already happened.
-    public func pushMetrics(_ report: RunReport, logger: Logger) async {
+    package func pushMetrics(_ report: RunReport, logger: Logger) async {
         guard let url = config.pushgatewayURL, !url.isEmpty, report.outcome != .skipped else { return }
         do {
             try await Pushgateway(baseURL: url, transport: transport).push(report)

@@ -3,10 +3,10 @@ import KScalerCore
 /// Everything one `kscaler run` or `kscaler plan` saw, decided and did. Printed as a table for
 /// people and as one JSON document (`--output json`, stable snake_case keys) for machines;
 /// the history event and the Pushgateway metrics are derived from it.
-public struct RunReport: Sendable, Codable {
-    public enum Mode: String, Sendable, Codable { case run, plan }
+package struct RunReport: Sendable, Codable {
+    package enum Mode: String, Sendable, Codable { case run, plan }
 
-    public enum Outcome: String, Sendable, Codable, CaseIterable {
+    package enum Outcome: String, Sendable, Codable, CaseIterable {
         /// Launched or terminated something (plan: the dry run of the action passed).
         case acted
         /// Nothing to do, or blocked by a cooldown or a safety rule.
@@ -30,30 +30,30 @@ public struct RunReport: Sendable, Codable {
         }
     }
 
-    public struct LeaseInfo: Sendable, Codable, Equatable {
-        public var owner: String?
-        public var token: Int
-        public var expiresAt: Date?
+    package struct LeaseInfo: Sendable, Codable, Equatable {
+        package var owner: String?
+        package var token: Int
+        package var expiresAt: Date?
         enum CodingKeys: String, CodingKey { case owner, token, expiresAt = "expires_at" }
     }
 
-    public var runID: String
-    public var mode: Mode
-    public var clusterID: String
-    public var startedAt: Date
-    public var finishedAt: Date
-    public var outcome: Outcome
+    package var runID: String
+    package var mode: Mode
+    package var clusterID: String
+    package var startedAt: Date
+    package var finishedAt: Date
+    package var outcome: Outcome
     /// Ours when acquired; the holder's when skipped; nil for a plan.
-    public var lease: LeaseInfo?
-    public var leaseReleased: Bool?
-    public var observation: Observation?
-    public var decision: Decision?
-    public var actions: [RunEvent.ActionRecord]
+    package var lease: LeaseInfo?
+    package var leaseReleased: Bool?
+    package var observation: Observation?
+    package var decision: Decision?
+    package var actions: [RunEvent.ActionRecord]
     /// Facts worth a line that are not decisions (a resumed launch intent, a released lease).
-    public var notes: [String]
-    public var errors: [String]
+    package var notes: [String]
+    package var errors: [String]
 
-    public init(runID: String, mode: Mode, clusterID: String, startedAt: Date) {
+    package init(runID: String, mode: Mode, clusterID: String, startedAt: Date) {
         self.runID = runID
         self.mode = mode
         self.clusterID = clusterID
@@ -72,7 +72,7 @@ public struct RunReport: Sendable, Codable {
 
     /// The history event for this run, or nil when it neither decided, did nor failed anything
     /// worth keeping (a quiet run every minute must not fill the table).
-    public var historyEvent: RunEvent? {
+    package var historyEvent: RunEvent? {
         let decided = decision.map { $0.action != .none || !$0.failedBoots.isEmpty } ?? false
         let failed = outcome == .failed || outcome == .actionFailed || outcome == .actionResultUnknown
         guard decided || failed || !actions.isEmpty || !errors.isEmpty else { return nil }
@@ -91,7 +91,7 @@ public struct RunReport: Sendable, Codable {
 
 extension Decision.Action {
     /// `none`, `scale_up`, `scale_down`: the names the JSON output and the history use.
-    public var kindName: String {
+    package var kindName: String {
         switch self {
         case .none: "none"
         case .scaleUp: "scale_up"

@@ -2,7 +2,7 @@ import KScalerCore
 
 /// The table: the lease, the state document, the history — everything a run and the operator
 /// commands (`lease status`, `lease break`, `history`) read or write there.
-public protocol RunStore: Sendable {
+package protocol RunStore: Sendable {
     func acquire(owner: String, ttl: Duration, now: Date, clockSkew: TimeInterval) async throws -> LeaseAcquisition
     /// Releases a lease `owner` may hold (its acquisition's answer was lost); a no-op otherwise.
     func giveBack(owner: String) async throws

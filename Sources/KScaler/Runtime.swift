@@ -7,14 +7,14 @@ import SigV4
 
 /// The composition root: turns a validated configuration and the process environment into
 /// the adapters one run uses, sharing one transport (one connection pool) between them.
-public struct Runtime: Sendable {
-    public let config: KScalerConfig
-    public let aws: AWSContext
-    public let table: KScalerTable
-    public let fleet: EC2Fleet
+package struct Runtime: Sendable {
+    package let config: KScalerConfig
+    package let aws: AWSContext
+    package let table: KScalerTable
+    package let fleet: EC2Fleet
     let transport: any HTTPTransport
 
-    public static func make(config: KScalerConfig, environment: AWSEnvironment, transport: any HTTPTransport,
+    package static func make(config: KScalerConfig, environment: AWSEnvironment, transport: any HTTPTransport,
                             logger: Logger) async throws -> Runtime {
         let aws = try await AWSContext.resolve(environment: environment, configuredRegion: config.region, transport: transport, logger: logger)
         logger.debug("aws", metadata: ["region": "\(aws.region)", "region_source": "\(aws.regionSource)"])
@@ -28,7 +28,7 @@ public struct Runtime: Sendable {
     }
 
     /// The Prometheus client, built per run so auth files (token, password) are read fresh.
-    public func prometheus() async throws -> PrometheusClient {
+    package func prometheus() async throws -> PrometheusClient {
         let auth: Prometheus.PrometheusAuth
         switch config.prometheus.auth {
         case .none: auth = .none
@@ -42,20 +42,20 @@ public struct Runtime: Sendable {
                                     timeout: .seconds(config.prometheus.timeout), transport: transport, logger: aws.logger)
     }
 
-    public func evaluator(logger: Logger) async throws -> Evaluator {
+    package func evaluator(logger: Logger) async throws -> Evaluator {
         Evaluator(config: config, store: table, fleet: fleet,
                   metrics: PrometheusMetricsSource(client: try await prometheus(), staleness: .seconds(config.prometheus.staleness)),
                   logger: logger)
     }
 
     /// A run id: time-ordered and unique enough to name a history event.
-    public static func newRunID() -> String {
+    package static func newRunID() -> String {
         let millis = UInt64(Date().timeIntervalSince1970 * 1000)
         return String(millis, radix: 36) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
     }
 
     /// `host/pid/random`: who took a lease, in words an operator can follow.
-    public static func leaseOwner() -> String {
+    package static func leaseOwner() -> String {
         makeLeaseOwner(hostname: ProcessInfo.processInfo.hostName, processID: ProcessInfo.processInfo.processIdentifier)
     }
 }

@@ -8,21 +8,21 @@ import KScalerCore
 ///
 /// Adding a field: give it a default when absent (see `init(from:)`); changing the meaning of
 /// one: bump `currentVersion` and migrate the older version in `init(from:)`.
-public struct StateDocument: Sendable, Equatable, Codable {
-    public static let currentVersion = 1
+package struct StateDocument: Sendable, Equatable, Codable {
+    package static let currentVersion = 1
 
-    public var version: Int
+    package var version: Int
     /// Cooldown stamps and unavailable offerings, per pool (one pool today: `workers.pool`).
-    public var pools: [String: ScalerState]
+    package var pools: [String: ScalerState]
     /// A launch written before RunInstances is called (see `LaunchIntent`).
-    public var launchIntent: LaunchIntent?
+    package var launchIntent: LaunchIntent?
     /// Scale-downs in progress, advanced run by run. No run drains
     /// yet; the list is kept as it is through every write.
-    public var drains: [OpenDrain]
+    package var drains: [OpenDrain]
     /// Nodes whose machine is gone, still to delete from the cluster (kept as above).
-    public var ghostNodes: [GhostNode]
+    package var ghostNodes: [GhostNode]
 
-    public init(pools: [String: ScalerState] = [:], launchIntent: LaunchIntent? = nil, drains: [OpenDrain] = [],
+    package init(pools: [String: ScalerState] = [:], launchIntent: LaunchIntent? = nil, drains: [OpenDrain] = [],
                 ghostNodes: [GhostNode] = []) {
         version = Self.currentVersion
         self.pools = pools
@@ -32,10 +32,10 @@ public struct StateDocument: Sendable, Equatable, Codable {
     }
 
     /// The memory of one pool; a pool never seen starts empty.
-    public func pool(_ name: String) -> ScalerState { pools[name] ?? ScalerState() }
+    package func pool(_ name: String) -> ScalerState { pools[name] ?? ScalerState() }
 
     /// This document with a run's `changes` to `pool` applied.
-    public func applying(_ changes: StateChanges, pool name: String) -> StateDocument {
+    package func applying(_ changes: StateChanges, pool name: String) -> StateDocument {
         var document = self
         var pool = pool(name)
         if let stamp = changes.lastScaleUpAt { pool.lastScaleUpAt = stamp }
@@ -50,7 +50,7 @@ public struct StateDocument: Sendable, Equatable, Codable {
         case version, pools, launchIntent = "launch_intent", drains, ghostNodes = "ghost_nodes"
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         version = try container.decode(Int.self, forKey: .version)
         guard (1...Self.currentVersion).contains(version) else {
@@ -67,12 +67,12 @@ public struct StateDocument: Sendable, Equatable, Codable {
 /// A launch written into the state *before* RunInstances is called, so that a run that
 /// crashes (or times out) between the call and the record cannot make the next run launch
 /// again: the next run looks the intent's launch id up in EC2 (tag `kscaler:launch-id`) first.
-public struct LaunchIntent: Sendable, Equatable, Codable {
-    public var launchID: String
-    public var count: Int
-    public var createdAt: Date
+package struct LaunchIntent: Sendable, Equatable, Codable {
+    package var launchID: String
+    package var count: Int
+    package var createdAt: Date
 
-    public init(launchID: String, count: Int, createdAt: Date) {
+    package init(launchID: String, count: Int, createdAt: Date) {
         self.launchID = launchID
         self.count = count
         self.createdAt = createdAt
@@ -82,15 +82,15 @@ public struct LaunchIntent: Sendable, Equatable, Codable {
 }
 
 /// A node being drained before its machine is terminated.
-public struct OpenDrain: Sendable, Equatable, Codable {
-    public var node: String
-    public var machine: String
-    public var startedAt: Date
-    public var deadline: Date
+package struct OpenDrain: Sendable, Equatable, Codable {
+    package var node: String
+    package var machine: String
+    package var startedAt: Date
+    package var deadline: Date
     /// Why the last step could not go on (a PodDisruptionBudget, say); nil while it progresses.
-    public var blockedBy: String?
+    package var blockedBy: String?
 
-    public init(node: String, machine: String, startedAt: Date, deadline: Date, blockedBy: String? = nil) {
+    package init(node: String, machine: String, startedAt: Date, deadline: Date, blockedBy: String? = nil) {
         self.node = node
         self.machine = machine
         self.startedAt = startedAt
@@ -102,12 +102,12 @@ public struct OpenDrain: Sendable, Equatable, Codable {
 }
 
 /// A Node object whose machine was terminated, to delete from the cluster.
-public struct GhostNode: Sendable, Equatable, Codable {
-    public var node: String
-    public var machine: String
-    public var since: Date
+package struct GhostNode: Sendable, Equatable, Codable {
+    package var node: String
+    package var machine: String
+    package var since: Date
 
-    public init(node: String, machine: String, since: Date) {
+    package init(node: String, machine: String, since: Date) {
         self.node = node
         self.machine = machine
         self.since = since
@@ -115,14 +115,14 @@ public struct GhostNode: Sendable, Equatable, Codable {
 }
 
 /// What a run changes in the state when it finishes.
-public struct StateChanges: Sendable, Equatable {
-    public var lastScaleUpAt: Date?
-    public var lastScaleDownAt: Date?
+package struct StateChanges: Sendable, Equatable {
+    package var lastScaleUpAt: Date?
+    package var lastScaleDownAt: Date?
     /// The complete list to store (expired entries already dropped), or nil to leave it.
-    public var unavailableOfferings: [UnavailableOffering]?
-    public var clearLaunchIntent: Bool
+    package var unavailableOfferings: [UnavailableOffering]?
+    package var clearLaunchIntent: Bool
 
-    public init(lastScaleUpAt: Date? = nil, lastScaleDownAt: Date? = nil, unavailableOfferings: [UnavailableOffering]? = nil,
+    package init(lastScaleUpAt: Date? = nil, lastScaleDownAt: Date? = nil, unavailableOfferings: [UnavailableOffering]? = nil,
                 clearLaunchIntent: Bool = false) {
         self.lastScaleUpAt = lastScaleUpAt
         self.lastScaleDownAt = lastScaleDownAt
@@ -130,5 +130,5 @@ public struct StateChanges: Sendable, Equatable {
         self.clearLaunchIntent = clearLaunchIntent
     }
 
-    public var isEmpty: Bool { self == StateChanges() }
+    package var isEmpty: Bool { self == StateChanges() }
 }

@@ -2,13 +2,13 @@ import KScalerCore
 
 /// The user data of a worker or server, rendered from the templates in userdata/ (compiled into
 /// the binary, see `UserDataTemplates`) by the contract of userdata/README.md.
-public enum UserDataRenderer {
+package enum UserDataRenderer {
     /// EC2 refuses more user data than this (bytes, before base64).
-    public static let ec2Limit = 16 * 1024
+    package static let ec2Limit = 16 * 1024
 
     /// What `kscaler run` passes to RunInstances: the k3s worker's user data, or nil when a
     /// launch template is configured (it carries its own user data, which EC2 then applies).
-    public static func workerUserData(for config: KScalerConfig) throws -> String? {
+    package static func workerUserData(for config: KScalerConfig) throws -> String? {
         guard config.workers.launchTemplate == nil else { return nil }
         return try render(.k3sWorker, UserDataInputs(config: config))
     }
@@ -16,7 +16,7 @@ public enum UserDataRenderer {
     /// Renders `kind`, checking every value against its rule, and for workers the size against
     /// EC2's limit (kscaler passes them as they are; server user data over the limit can still
     /// be gzipped by hand, see userdata/README.md). All problems are reported at once.
-    public static func render(_ kind: UserDataKind, _ inputs: UserDataInputs) throws(UserDataError) -> String {
+    package static func render(_ kind: UserDataKind, _ inputs: UserDataInputs) throws(UserDataError) -> String {
         let output: UserDataTemplate.Output
         do throws(UserDataTemplate.Malformed) {
             guard let text = UserDataTemplates.files[kind.templatePath] else {
@@ -116,7 +116,7 @@ public enum UserDataRenderer {
 }
 
 /// One of the four templates in userdata/.
-public enum UserDataKind: String, CaseIterable, Sendable {
+package enum UserDataKind: String, CaseIterable, Sendable {
     case k3sWorker = "k3s-worker"
     case kubeadmWorker = "kubeadm-worker"
     case k3sServer = "k3s-server"
@@ -125,33 +125,33 @@ public enum UserDataKind: String, CaseIterable, Sendable {
     var templatePath: String { "userdata/\(rawValue).cloud-config.tmpl" }
 
     /// Worker user data goes on every launch kscaler makes, so it must fit EC2's limit as is.
-    public var isWorker: Bool { self == .k3sWorker || self == .kubeadmWorker }
+    package var isWorker: Bool { self == .k3sWorker || self == .kubeadmWorker }
 }
 
 /// The values, optional sections and blocks of one render. Cluster, pool, join parameters,
 /// labels and taints come from the configuration; everything it has no key for starts at the
 /// default of userdata/README.md and can be `set`.
-public struct UserDataInputs: Sendable, Equatable {
-    public private(set) var values: [String: String]
+package struct UserDataInputs: Sendable, Equatable {
+    package private(set) var values: [String: String]
     /// Optional sections to keep (`install_kscaler`).
-    public var sections: Set<String> = []
+    package var sections: Set<String> = []
     /// Multi-line values by name (`kscaler_config`: the configuration file installed on a server).
-    public var blocks: [String: String] = [:]
+    package var blocks: [String: String] = [:]
     /// Names given with `set`: each must be used by the rendered template, or it was a mistake.
     private(set) var explicitlySet: Set<String> = []
 
     /// Where the configuration owns a value: it is set there, not with `set`.
-    public static let configurationKeys: [String: String] = [
+    package static let configurationKeys: [String: String] = [
         "cluster_id": "cluster_id", "pool": "workers.pool", "token_parameter": "workers.join.token_parameter",
         "server_url_parameter": "workers.join.server_url_parameter", "node_labels": "workers.labels", "node_taints": "workers.taints",
     ]
 
     /// The names `set` accepts.
-    public static var settableNames: [String] {
+    package static var settableNames: [String] {
         UserDataValueRule.all.keys.filter { configurationKeys[$0] == nil }.sorted()
     }
 
-    public init(config: KScalerConfig) {
+    package init(config: KScalerConfig) {
         values = Self.defaults(clusterID: config.clusterID)
         values["pool"] = config.workers.pool
         values["token_parameter"] = config.workers.join.tokenParameter
@@ -185,7 +185,7 @@ public struct UserDataInputs: Sendable, Equatable {
     }
 
     /// Sets a value the configuration has no key for; the value is checked when rendering.
-    public mutating func set(_ name: String, to value: String) throws(UserDataError.Setting) {
+    package mutating func set(_ name: String, to value: String) throws(UserDataError.Setting) {
         if let key = Self.configurationKeys[name] {
             throw .init(description: "\(name) comes from the configuration: set \(key) there")
         }
@@ -199,27 +199,27 @@ public struct UserDataInputs: Sendable, Equatable {
 
 /// One thing wrong with a render: the value (or section, block, `size`) concerned, what is
 /// wrong and how to fix it.
-public struct UserDataProblem: Sendable, Equatable, CustomStringConvertible {
-    public var name: String
-    public var message: String
-    public var fix: String
+package struct UserDataProblem: Sendable, Equatable, CustomStringConvertible {
+    package var name: String
+    package var message: String
+    package var fix: String
 
-    public var description: String { "\(name): \(message). Fix: \(fix)" }
+    package var description: String { "\(name): \(message). Fix: \(fix)" }
 }
 
 /// Rendering failed; every problem found is listed.
-public struct UserDataError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var kind: UserDataKind
-    public var problems: [UserDataProblem]
+package struct UserDataError: Error, Sendable, Equatable, CustomStringConvertible {
+    package var kind: UserDataKind
+    package var problems: [UserDataProblem]
 
-    public var description: String {
+    package var description: String {
         let noun = problems.count == 1 ? "problem" : "problems"
         return (["cannot render \(kind.rawValue) user data (\(problems.count) \(noun)):"] + problems.map { "  - \($0)" })
             .joined(separator: "\n")
     }
 
     /// `UserDataInputs.set` was given a name it does not take.
-    public struct Setting: Error, Sendable, Equatable, CustomStringConvertible {
-        public var description: String
+    package struct Setting: Error, Sendable, Equatable, CustomStringConvertible {
+        package var description: String
     }
 }

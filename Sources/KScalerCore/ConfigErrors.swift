@@ -1,42 +1,42 @@
 /// One thing wrong with the configuration: where (dotted path, e.g. `scale_up.cpu_threshold`),
 /// what is wrong, and how to fix it. Messages never echo values of sensitive fields.
-public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
-    public var path: String
-    public var message: String
-    public var fix: String
+package struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
+    package var path: String
+    package var message: String
+    package var fix: String
     /// The environment variable the value came from, when it did not come from the file:
     /// the place to fix it.
-    public var variable: String?
+    package var variable: String?
 
-    public init(path: String, message: String, fix: String, variable: String? = nil) {
+    package init(path: String, message: String, fix: String, variable: String? = nil) {
         self.path = path
         self.message = message
         self.fix = fix
         self.variable = variable
     }
 
-    public var description: String {
+    package var description: String {
         "\(path)\(variable.map { " (set by environment variable \($0))" } ?? ""): \(message). Fix: \(fix)"
     }
 }
 
 /// Every problem found in one pass, so a user fixes the whole file at once.
-public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible {
-    public var problems: [ConfigProblem]
+package struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible {
+    package var problems: [ConfigProblem]
 
-    public init(problems: [ConfigProblem]) { self.problems = problems }
+    package init(problems: [ConfigProblem]) { self.problems = problems }
 
     /// At most this many are listed: a file of thousands of mistakes (the wrong file, say)
     /// gets a readable answer, quickly.
-    public static let listed = 25
+    package static let listed = 25
 
-    public var description: String {
+    package var description: String {
         let noun = problems.count == 1 ? "problem" : "problems"
         return (["configuration has \(problems.count) \(noun):"] + listing).joined(separator: "\n")
     }
 
     /// One indented line per listed problem, and a last one counting the rest.
-    public var listing: [String] {
+    package var listing: [String] {
         var lines = problems.prefix(Self.listed).map { "  - \($0)" }
         if problems.count > Self.listed {
             lines.append("  … and \(problems.count - Self.listed) more; fix these first (is --config the right file?)")

@@ -9,7 +9,7 @@ extension KScalerConfig {
     /// `ConfigSettings.all` (absent ones keep the types' defaults), then the rules that span
     /// settings. Reports every problem at once, each with its dotted path, what is wrong and how
     /// to fix it.
-    public static func parse(_ root: ConfigValue) -> Result<KScalerConfig, ConfigErrors> {
+    package static func parse(_ root: ConfigValue) -> Result<KScalerConfig, ConfigErrors> {
         var reader = ConfigReader()
         reader.checkShape(root, ConfigSchema.root, path: [])
         var config = KScalerConfig.blank

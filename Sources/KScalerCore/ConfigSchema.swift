@@ -72,12 +72,12 @@ enum ConfigSchema {
 
 extension KScalerConfig {
     /// Prefix of every kscaler environment variable.
-    public static let environmentPrefix = "KSCALER_"
+    package static let environmentPrefix = "KSCALER_"
 
     /// Every environment variable kscaler reads, mapped to the configuration path it sets
     /// (`KSCALER_SCALE_UP_CPU_THRESHOLD` → `["scale_up", "cpu_threshold"]`). Dictionaries take
     /// one variable: `KSCALER_WORKERS_SIZES="t3.large=2/8Gi"`, `KSCALER_WORKERS_LABELS="role=worker"`.
-    public static let environmentVariables: [String: [String]] = {
+    package static let environmentVariables: [String: [String]] = {
         var variables: [String: [String]] = [:]
         for path in ConfigSchema.root.settablePaths() {
             variables[environmentVariableName(for: path)] = path
@@ -86,12 +86,12 @@ extension KScalerConfig {
     }()
 
     /// `["scale_up", "cpu_threshold"]` → `KSCALER_SCALE_UP_CPU_THRESHOLD`.
-    public static func environmentVariableName(for path: [String]) -> String {
+    package static func environmentVariableName(for path: [String]) -> String {
         environmentPrefix + path.joined(separator: "_").uppercased()
     }
 
     /// A problem for a `KSCALER_*` variable that sets nothing, with the closest known name.
-    public static func unknownEnvironmentVariableProblem(_ name: String) -> ConfigProblem {
+    package static func unknownEnvironmentVariableProblem(_ name: String) -> ConfigProblem {
         let known = environmentVariables.keys.sorted()
         let suggestion = closestMatch(to: name.lowercased(), among: known.map { $0.lowercased() })
             .flatMap { lower in known.first(where: { $0.lowercased() == lower }) }

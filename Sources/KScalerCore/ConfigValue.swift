@@ -1,7 +1,7 @@
 /// A neutral configuration tree: what YAML and environment variables both turn into before
 /// `KScalerConfig.parse` types and validates it. Environment values arrive as `.string`, so
 /// every typed field also accepts its string spelling ("70", "true", "10m", "8Gi", "a,b").
-public indirect enum ConfigValue: Sendable, Equatable {
+package indirect enum ConfigValue: Sendable, Equatable {
     case string(String)
     case number(Double)
     case bool(Bool)
@@ -11,7 +11,7 @@ public indirect enum ConfigValue: Sendable, Equatable {
 
     /// A copy with `value` placed at `path` (map keys), creating or replacing maps on the way.
     /// The environment loader uses it to lay `KSCALER_*` values over the YAML tree.
-    public func setting(_ value: ConfigValue, at path: some Collection<String>) -> ConfigValue {
+    package func setting(_ value: ConfigValue, at path: some Collection<String>) -> ConfigValue {
         guard let key = path.first else { return value }
         var fields: [String: ConfigValue] = [:]
         if case .map(let existing) = self { fields = existing }
@@ -35,13 +35,13 @@ public indirect enum ConfigValue: Sendable, Equatable {
 extension ConfigValue: ExpressibleByStringLiteral, ExpressibleByFloatLiteral, ExpressibleByIntegerLiteral,
     ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
 {
-    public init(stringLiteral value: String) { self = .string(value) }
-    public init(floatLiteral value: Double) { self = .number(value) }
-    public init(integerLiteral value: Int) { self = .number(Double(value)) }
-    public init(booleanLiteral value: Bool) { self = .bool(value) }
-    public init(arrayLiteral elements: ConfigValue...) { self = .list(elements) }
-    public init(dictionaryLiteral elements: (String, ConfigValue)...) {
+    package init(stringLiteral value: String) { self = .string(value) }
+    package init(floatLiteral value: Double) { self = .number(value) }
+    package init(integerLiteral value: Int) { self = .number(Double(value)) }
+    package init(booleanLiteral value: Bool) { self = .bool(value) }
+    package init(arrayLiteral elements: ConfigValue...) { self = .list(elements) }
+    package init(dictionaryLiteral elements: (String, ConfigValue)...) {
         self = .map(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }
-    public init(nilLiteral: ()) { self = .null }
+    package init(nilLiteral: ()) { self = .null }
 }

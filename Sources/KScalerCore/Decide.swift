@@ -28,7 +28,7 @@ import Foundation
 ///    failed boots being replaced.
 ///
 /// Every period (cooldown, grace, timeout) is over exactly at its end: `now >= start + length`.
-public func decide(_ observation: Observation, policy: Policy, now: Date) -> Decision {
+package func decide(_ observation: Observation, policy: Policy, now: Date) -> Decision {
     var planner = Planner(observation: observation, policy: policy, now: now)
     return planner.decide()
 }

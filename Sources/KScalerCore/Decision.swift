@@ -6,15 +6,15 @@ import Foundation
 
 /// What `decide` concluded, with everything needed to explain it (human table or JSON with
 /// stable snake_case keys; dates follow the encoder's strategy, ISO 8601 recommended).
-public struct Decision: Sendable, Equatable, Codable {
-    public enum Action: Sendable, Equatable, Codable {
+package struct Decision: Sendable, Equatable, Codable {
+    package enum Action: Sendable, Equatable, Codable {
         case none
         case scaleUp(count: Int)
         case scaleDown(victims: [Victim])
 
         private enum CodingKeys: String, CodingKey { case type, count, victims }
 
-        public func encode(to encoder: any Encoder) throws {
+        package func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             switch self {
             case .none:
@@ -28,7 +28,7 @@ public struct Decision: Sendable, Equatable, Codable {
             }
         }
 
-        public init(from decoder: any Decoder) throws {
+        package init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             switch try container.decode(String.self, forKey: .type) {
             case "none": self = .none
@@ -41,26 +41,26 @@ public struct Decision: Sendable, Equatable, Codable {
     }
 
     /// Why nothing at all may happen this run; the CLI turns `.missingSignals` into a non-zero exit.
-    public enum Halt: String, Sendable, Equatable, Codable {
+    package enum Halt: String, Sendable, Equatable, Codable {
         case missingSignals = "missing_signals"
         case clusterUnhealthy = "cluster_unhealthy"
     }
 
-    public var action: Action
+    package var action: Action
     /// Instances to terminate because they never became nodes; independent of `action`.
-    public var failedBoots: [FailedBoot]
-    public var halt: Halt?
-    public var counts: NodeCounts
+    package var failedBoots: [FailedBoot]
+    package var halt: Halt?
+    package var counts: NodeCounts
     /// The instance type and size scale-ups were sized with (nil when no size is known).
-    public var sizing: SizingUnit?
+    package var sizing: SizingUnit?
     /// For a scale-up: (machine type, placement) pairs to try in order on capacity errors.
-    public var launchCandidates: [Offering]
+    package var launchCandidates: [Offering]
     /// Plain-words explanation, most important first.
-    public var reasons: [Reason]
-    public var signals: [SignalVerdict]
-    public var cooldowns: [CooldownStatus]
+    package var reasons: [Reason]
+    package var signals: [SignalVerdict]
+    package var cooldowns: [CooldownStatus]
 
-    public init(action: Action, failedBoots: [FailedBoot], halt: Halt?, counts: NodeCounts, sizing: SizingUnit?,
+    package init(action: Action, failedBoots: [FailedBoot], halt: Halt?, counts: NodeCounts, sizing: SizingUnit?,
                 launchCandidates: [Offering], reasons: [Reason], signals: [SignalVerdict], cooldowns: [CooldownStatus]) {
         self.action = action
         self.failedBoots = failedBoots
@@ -80,14 +80,14 @@ public struct Decision: Sendable, Equatable, Codable {
 }
 
 /// A managed instance chosen for termination.
-public struct Victim: Sendable, Equatable, Codable {
-    public var instanceID: String
-    public var machineType: String
-    public var launchTime: Date
-    public var nodeName: String?
-    public var nonDaemonSetPods: Int?
+package struct Victim: Sendable, Equatable, Codable {
+    package var instanceID: String
+    package var machineType: String
+    package var launchTime: Date
+    package var nodeName: String?
+    package var nonDaemonSetPods: Int?
 
-    public init(instanceID: String, machineType: String, launchTime: Date, nodeName: String?, nonDaemonSetPods: Int?) {
+    package init(instanceID: String, machineType: String, launchTime: Date, nodeName: String?, nonDaemonSetPods: Int?) {
         self.instanceID = instanceID
         self.machineType = machineType
         self.launchTime = launchTime
@@ -103,12 +103,12 @@ public struct Victim: Sendable, Equatable, Codable {
 
 /// An instance with no registered node after `provision_timeout`: terminate it and record
 /// `unavailable` in the state item so the next launch tries another type or subnet.
-public struct FailedBoot: Sendable, Equatable, Codable {
-    public var instanceID: String
-    public var launchTime: Date
-    public var unavailable: UnavailableOffering
+package struct FailedBoot: Sendable, Equatable, Codable {
+    package var instanceID: String
+    package var launchTime: Date
+    package var unavailable: UnavailableOffering
 
-    public init(instanceID: String, launchTime: Date, unavailable: UnavailableOffering) {
+    package init(instanceID: String, launchTime: Date, unavailable: UnavailableOffering) {
         self.instanceID = instanceID
         self.launchTime = launchTime
         self.unavailable = unavailable
@@ -119,22 +119,22 @@ public struct FailedBoot: Sendable, Equatable, Codable {
     }
 }
 
-public struct NodeCounts: Sendable, Equatable, Codable {
+package struct NodeCounts: Sendable, Equatable, Codable {
     /// Managed instances that count as capacity: pending + running, minus failed boots being terminated.
-    public var current: Int
+    package var current: Int
     /// Managed instances whose node is Ready.
-    public var ready: Int
+    package var ready: Int
     /// Capacity on its way: managed instances within `boot_grace` and not Ready yet, or past it
     /// with no node registered yet (until `provision_timeout` makes them failed boots).
-    public var booting: Int
+    package var booting: Int
     /// Managed worker count after this decision.
-    public var desired: Int
+    package var desired: Int
     /// All nodes Prometheus reports (control plane and foreign nodes included).
-    public var clusterNodes: Int
+    package var clusterNodes: Int
     /// Nodes not Ready, not counting managed nodes still within boot grace.
-    public var clusterNotReady: Int
+    package var clusterNotReady: Int
 
-    public init(current: Int, ready: Int, booting: Int, desired: Int, clusterNodes: Int, clusterNotReady: Int) {
+    package init(current: Int, ready: Int, booting: Int, desired: Int, clusterNodes: Int, clusterNotReady: Int) {
         self.current = current
         self.ready = ready
         self.booting = booting
@@ -148,11 +148,11 @@ public struct NodeCounts: Sendable, Equatable, Codable {
     }
 }
 
-public struct SizingUnit: Sendable, Equatable, Codable {
-    public var machineType: String
-    public var size: WorkerSize
+package struct SizingUnit: Sendable, Equatable, Codable {
+    package var machineType: String
+    package var size: WorkerSize
 
-    public init(machineType: String, size: WorkerSize) {
+    package init(machineType: String, size: WorkerSize) {
         self.machineType = machineType
         self.size = size
     }
@@ -163,11 +163,11 @@ public struct SizingUnit: Sendable, Equatable, Codable {
 /// Where to launch: a machine type (keys `workers.sizes`) and a placement, both opaque to the
 /// core (EC2: an instance type and a subnet); nil fields are left to the backend's template.
 /// The JSON keys stay those of version one (`instance_type`, `subnet_id`).
-public struct Offering: Sendable, Equatable, Codable {
-    public var machineType: String?
-    public var placement: String?
+package struct Offering: Sendable, Equatable, Codable {
+    package var machineType: String?
+    package var placement: String?
 
-    public init(machineType: String?, placement: String?) {
+    package init(machineType: String?, placement: String?) {
         self.machineType = machineType
         self.placement = placement
     }
@@ -176,8 +176,8 @@ public struct Offering: Sendable, Equatable, Codable {
 }
 
 /// One line of explanation: a stable code for machines, a sentence with the values compared for people.
-public struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
-    public enum Code: String, Sendable, Equatable, Codable {
+package struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
+    package enum Code: String, Sendable, Equatable, Codable {
         /// A cooldown stamp lies in the future (clock skew, or an edited state item).
         case futureTimestamp = "future_timestamp"
         case missingSignal = "missing_signal"
@@ -207,20 +207,20 @@ public struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
         case steady
     }
 
-    public var code: Code
-    public var message: String
+    package var code: Code
+    package var message: String
 
-    public init(_ code: Code, _ message: String) {
+    package init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
 
-    public var description: String { message }
+    package var description: String { message }
 }
 
 /// How one signal weighed in.
-public struct SignalVerdict: Sendable, Equatable, Codable {
-    public enum Verdict: String, Sendable, Equatable, Codable {
+package struct SignalVerdict: Sendable, Equatable, Codable {
+    package enum Verdict: String, Sendable, Equatable, Codable {
         /// Above its scale-up threshold (or unschedulable pods > 0).
         case triggersScaleUp = "triggers_scale_up"
         /// At or below its scale-up threshold.
@@ -237,16 +237,16 @@ public struct SignalVerdict: Sendable, Equatable, Codable {
         case unavailable
     }
 
-    public var signal: Signal
-    public var reading: Reading
-    public var required: Bool
+    package var signal: Signal
+    package var reading: Reading
+    package var required: Bool
     /// The fraction (utilisation) or count (unschedulable pods) compared against; nil when none.
-    public var threshold: Double?
-    public var verdict: Verdict
+    package var threshold: Double?
+    package var verdict: Verdict
     /// A short human note: "72.5 % > 70 %", "5 of 6 nodes Ready", "has no data…".
-    public var detail: String
+    package var detail: String
 
-    public init(signal: Signal, reading: Reading, required: Bool, threshold: Double?, verdict: Verdict, detail: String) {
+    package init(signal: Signal, reading: Reading, required: Bool, threshold: Double?, verdict: Verdict, detail: String) {
         self.signal = signal
         self.reading = reading
         self.required = required
@@ -256,21 +256,21 @@ public struct SignalVerdict: Sendable, Equatable, Codable {
     }
 }
 
-public struct CooldownStatus: Sendable, Equatable, Codable {
-    public enum Name: String, Sendable, Equatable, Codable, CaseIterable {
+package struct CooldownStatus: Sendable, Equatable, Codable {
+    package enum Name: String, Sendable, Equatable, Codable, CaseIterable {
         case scaleUpCooldown = "scale_up_cooldown"
         case scaleDownDelayAfterScaleUp = "scale_down_delay_after_scale_up"
         case scaleDownCooldown = "scale_down_cooldown"
     }
 
-    public var name: Name
+    package var name: Name
     /// The event the period counts from (last scale-up or scale-down); nil when never.
-    public var since: Date?
-    public var endsAt: Date?
+    package var since: Date?
+    package var endsAt: Date?
     /// `now < endsAt`: a period is over exactly at its end.
-    public var active: Bool
+    package var active: Bool
 
-    public init(name: Name, since: Date?, endsAt: Date?, active: Bool) {
+    package init(name: Name, since: Date?, endsAt: Date?, active: Bool) {
         self.name = name
         self.since = since
         self.endsAt = endsAt

@@ -6,14 +6,14 @@ import Foundation
 
 /// One line of `kscaler config check`: a dotted path and its effective value, in the spelling a
 /// user would write (durations `10m`, thresholds in percent, memory `8Gi`).
-public struct ConfigSetting: Sendable, Equatable {
-    public var path: String
-    public var value: String
+package struct ConfigSetting: Sendable, Equatable {
+    package var path: String
+    package var value: String
     /// Printers redact these (`prometheus.auth.*`): they are file paths, not secrets, but
     /// they point at secrets and the habit of hiding them is cheap.
-    public var sensitive: Bool
+    package var sensitive: Bool
 
-    public init(path: String, value: String, sensitive: Bool) {
+    package init(path: String, value: String, sensitive: Bool) {
         self.path = path
         self.value = value
         self.sensitive = sensitive
@@ -24,7 +24,7 @@ extension KScalerConfig {
     /// Every effective setting, defaults included, in schema order. Unset optional settings
     /// are listed with an empty value so the listing shows what could be set. Default queries
     /// select the workers as `machines` names them.
-    public func effectiveSettings(machines: MachineIdentity) -> [ConfigSetting] {
+    package func effectiveSettings(machines: MachineIdentity) -> [ConfigSetting] {
         ConfigSettings.all.flatMap { $0.listing(self, machines) }.map { line in
             let path = line.path.joined(separator: ".")
             return ConfigSetting(path: path, value: line.value, sensitive: ConfigSchema.isSensitive(path))
@@ -33,7 +33,7 @@ extension KScalerConfig {
 
     /// The `KSCALER_*` variables that, alone, configure exactly this (`parse` of them gives it
     /// back): every value set or different from its default, in the environment's spelling.
-    public func environment() -> [String: String] {
+    package func environment() -> [String: String] {
         Dictionary(ConfigSettings.all.flatMap { $0.environment(self) }.map { (Self.environmentVariableName(for: $0.path), $0.value) },
                    uniquingKeysWith: { first, _ in first })
     }

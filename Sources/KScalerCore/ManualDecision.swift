@@ -12,7 +12,7 @@ extension Decision {
     /// and replaced away from their offering, launches go to the same candidates in the same
     /// order, victims are chosen the same way (protected instances never), and nothing happens
     /// while the cluster is unhealthy. Cooldowns do not hold it: an operator asked.
-    public static func manual(target: Int, observation: Observation, policy: Policy, now: Date) -> Decision {
+    package static func manual(target: Int, observation: Observation, policy: Policy, now: Date) -> Decision {
         let fleet = FleetView(observation: observation, policy: policy, now: now)
         let failedBoots = fleet.failedBootsToTerminate(policy: policy, now: now)
         let candidates = fleet.launchOfferings(policy: policy, state: observation.state, replacing: failedBoots, now: now)

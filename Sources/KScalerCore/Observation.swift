@@ -5,7 +5,7 @@ import Foundation
 #endif
 
 /// One signal's answer as the observe step got it. An empty answer is `.noData`, never zero.
-public enum Reading: Sendable, Equatable, Codable {
+package enum Reading: Sendable, Equatable, Codable {
     /// For scalar signals the value; for per-node signals (`node_ready`, `pods_per_node`) the
     /// number of series answered, the per-node detail being in `Observation.nodes`.
     case value(Double)
@@ -20,13 +20,13 @@ public enum Reading: Sendable, Equatable, Codable {
 
     /// The value when it can be acted on: finite and not negative (every signal is a count,
     /// a fraction or an amount).
-    public var usableValue: Double? {
+    package var usableValue: Double? {
         if case .value(let value) = self, value.isFinite, value >= 0 { return value }
         return nil
     }
 
     /// Why the reading cannot be used, in plain words; nil when usable.
-    public var problem: String? {
+    package var problem: String? {
         switch self {
         case .value(let value) where !value.isFinite: "is NaN or infinite"
         case .value(let value) where value < 0: "is negative (\(formatNumber(value)))"
@@ -39,14 +39,14 @@ public enum Reading: Sendable, Equatable, Codable {
     }
 
     /// The same reading with a non-finite value spelled `.notANumber`, as JSON spells it.
-    public var normalized: Reading {
+    package var normalized: Reading {
         if case .value(let value) = self, !value.isFinite { return .notANumber }
         return self
     }
 
     /// NaN equals NaN here: a reading is a report, and the same report must compare equal
     /// (decisions are checked for determinism by equality).
-    public static func == (lhs: Reading, rhs: Reading) -> Bool {
+    package static func == (lhs: Reading, rhs: Reading) -> Bool {
         switch (lhs, rhs) {
         case (.value(let a), .value(let b)): a == b || (a.isNaN && b.isNaN)
         case (.noData, .noData), (.notANumber, .notANumber): true
@@ -58,7 +58,7 @@ public enum Reading: Sendable, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey { case status, value, ageSeconds = "age_seconds", message }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         switch self {
         case .value(let value) where value.isFinite:
@@ -78,7 +78,7 @@ public enum Reading: Sendable, Equatable, Codable {
         }
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         switch try container.decode(String.self, forKey: .status) {
         case "value": self = .value(try container.decode(Double.self, forKey: .value))
@@ -93,19 +93,19 @@ public enum Reading: Sendable, Equatable, Codable {
 }
 
 /// A Kubernetes node as Prometheus (kube-state-metrics) reports it.
-public struct NodeObservation: Sendable, Equatable, Codable {
-    public var name: String
+package struct NodeObservation: Sendable, Equatable, Codable {
+    package var name: String
     /// The machine behind the node, as the fleet's `MachineIdentity` tells from the node's name
     /// and provider id; nil when it is not one of the fleet's machines (or not resolved yet).
-    public var instanceID: String?
+    package var instanceID: String?
     /// The node's `spec.providerID` as reported (not encoded: the machine id is what counts).
-    public var providerID: String?
-    public var ready: Bool
+    package var providerID: String?
+    package var ready: Bool
     /// Pods not owned by a DaemonSet. `nil` when `pods_per_node` could not be read; 0 when it
     /// answered but had no series for this node (`count by` drops empty groups).
-    public var nonDaemonSetPods: Int?
+    package var nonDaemonSetPods: Int?
 
-    public init(name: String, instanceID: String?, providerID: String? = nil, ready: Bool, nonDaemonSetPods: Int?) {
+    package init(name: String, instanceID: String?, providerID: String? = nil, ready: Bool, nonDaemonSetPods: Int?) {
         self.name = name
         self.instanceID = instanceID
         self.providerID = providerID
@@ -114,7 +114,7 @@ public struct NodeObservation: Sendable, Equatable, Codable {
     }
 
     /// This node with the machine behind it resolved by `identity`.
-    public func identified(by identity: MachineIdentity) -> NodeObservation {
+    package func identified(by identity: MachineIdentity) -> NodeObservation {
         var node = self
         node.instanceID = identity.machineID(name, providerID)
         return node
@@ -126,21 +126,21 @@ public struct NodeObservation: Sendable, Equatable, Codable {
 }
 
 /// A machine of this cluster's fleet, pending or running (EC2: an instance tagged `kscaler:cluster`).
-public struct ManagedInstance: Sendable, Equatable, Codable {
-    public enum State: String, Sendable, Codable {
+package struct ManagedInstance: Sendable, Equatable, Codable {
+    package enum State: String, Sendable, Codable {
         case pending, running
     }
 
-    public var id: String
-    public var machineType: String
-    public var placement: String?
-    public var zone: String?
-    public var launchTime: Date
-    public var state: State
+    package var id: String
+    package var machineType: String
+    package var placement: String?
+    package var zone: String?
+    package var launchTime: Date
+    package var state: State
     /// Tagged `kscaler:protected=true`: never a victim, never terminated as a failed boot.
-    public var protected: Bool
+    package var protected: Bool
 
-    public init(id: String, machineType: String, placement: String?, zone: String?,
+    package init(id: String, machineType: String, placement: String?, zone: String?,
                 launchTime: Date, state: State, protected: Bool = false) {
         self.id = id
         self.machineType = machineType
@@ -158,12 +158,12 @@ public struct ManagedInstance: Sendable, Equatable, Codable {
 }
 
 /// A (machine type, placement) to skip until a time; `placement` nil means every placement.
-public struct UnavailableOffering: Sendable, Equatable, Codable {
-    public var machineType: String
-    public var placement: String?
-    public var until: Date
+package struct UnavailableOffering: Sendable, Equatable, Codable {
+    package var machineType: String
+    package var placement: String?
+    package var until: Date
 
-    public init(machineType: String, placement: String?, until: Date) {
+    package init(machineType: String, placement: String?, until: Date) {
         self.machineType = machineType
         self.placement = placement
         self.until = until
@@ -175,12 +175,12 @@ public struct UnavailableOffering: Sendable, Equatable, Codable {
 }
 
 /// What earlier runs recorded in the DynamoDB state item.
-public struct ScalerState: Sendable, Equatable, Codable {
-    public var lastScaleUpAt: Date?
-    public var lastScaleDownAt: Date?
-    public var unavailableOfferings: [UnavailableOffering]
+package struct ScalerState: Sendable, Equatable, Codable {
+    package var lastScaleUpAt: Date?
+    package var lastScaleDownAt: Date?
+    package var unavailableOfferings: [UnavailableOffering]
 
-    public init(lastScaleUpAt: Date? = nil, lastScaleDownAt: Date? = nil, unavailableOfferings: [UnavailableOffering] = []) {
+    package init(lastScaleUpAt: Date? = nil, lastScaleDownAt: Date? = nil, unavailableOfferings: [UnavailableOffering] = []) {
         self.lastScaleUpAt = lastScaleUpAt
         self.lastScaleDownAt = lastScaleDownAt
         self.unavailableOfferings = unavailableOfferings
@@ -193,27 +193,27 @@ public struct ScalerState: Sendable, Equatable, Codable {
 }
 
 /// Everything the observe step produced; the only input of `decide` besides policy and clock.
-public struct Observation: Sendable, Equatable, Codable {
+package struct Observation: Sendable, Equatable, Codable {
     /// Every signal's reading; a signal absent here counts as `.noData`.
-    public var readings: [Signal: Reading]
+    package var readings: [Signal: Reading]
     /// Every node of the cluster (control plane and foreign nodes too: they count for the health gate).
-    public var nodes: [NodeObservation]
+    package var nodes: [NodeObservation]
     /// This cluster's machines only, pending or running.
-    public var instances: [ManagedInstance]
-    public var state: ScalerState
+    package var instances: [ManagedInstance]
+    package var state: ScalerState
 
-    public init(readings: [Signal: Reading], nodes: [NodeObservation], instances: [ManagedInstance], state: ScalerState = ScalerState()) {
+    package init(readings: [Signal: Reading], nodes: [NodeObservation], instances: [ManagedInstance], state: ScalerState = ScalerState()) {
         self.readings = readings
         self.nodes = nodes
         self.instances = instances
         self.state = state
     }
 
-    public func reading(_ signal: Signal) -> Reading { readings[signal] ?? .noData }
+    package func reading(_ signal: Signal) -> Reading { readings[signal] ?? .noData }
 
     /// The last scale-up: the recorded stamp or the newest launch, whichever is later, so a run
     /// that crashed after RunInstances but before recording still starts the cooldown.
-    public var lastScaleUpAt: Date? {
+    package var lastScaleUpAt: Date? {
         [state.lastScaleUpAt, instances.map(\.launchTime).max()].compactMap { $0 }.max()
     }
 }

@@ -6,20 +6,20 @@ import Foundation
 
 /// Everything `decide` needs from the configuration (`KScalerConfig.policy`). Values are
 /// trusted: `KScalerConfig.parse` is where they are validated.
-public struct Policy: Sendable, Equatable {
-    public var nodes: NodeBounds
-    public var scaleUp: ScaleUpPolicy
-    public var scaleDown: ScaleDownPolicy
-    public var bootGrace: TimeInterval
-    public var provisionTimeout: TimeInterval
-    public var unavailableFor: TimeInterval
-    public var health: HealthGate
-    public var victims: VictimPolicy
+package struct Policy: Sendable, Equatable {
+    package var nodes: NodeBounds
+    package var scaleUp: ScaleUpPolicy
+    package var scaleDown: ScaleDownPolicy
+    package var bootGrace: TimeInterval
+    package var provisionTimeout: TimeInterval
+    package var unavailableFor: TimeInterval
+    package var health: HealthGate
+    package var victims: VictimPolicy
     /// A cooldown stamp further in the future than this is not trusted (see `LeaseSettings`).
-    public var maxClockSkew: TimeInterval
-    public var capacity: WorkerCapacity
+    package var maxClockSkew: TimeInterval
+    package var capacity: WorkerCapacity
 
-    public init(
+    package init(
         nodes: NodeBounds = NodeBounds(),
         scaleUp: ScaleUpPolicy = ScaleUpPolicy(),
         scaleDown: ScaleDownPolicy = ScaleDownPolicy(),
@@ -45,17 +45,17 @@ public struct Policy: Sendable, Equatable {
 }
 
 /// What can be launched, where, and how big it is.
-public struct WorkerCapacity: Sendable, Equatable {
+package struct WorkerCapacity: Sendable, Equatable {
     /// Machine types in preference order (EC2: instance types); empty when the backend's
     /// template alone picks the type.
-    public var machineTypes: [String]
+    package var machineTypes: [String]
     /// Where machines can go, spread fewest-first (EC2: subnets); empty when the template
     /// alone picks. Opaque to the core.
-    public var placements: [String]
+    package var placements: [String]
     /// By machine type.
-    public var sizes: [String: WorkerSize]
+    package var sizes: [String: WorkerSize]
 
-    public init(machineTypes: [String], placements: [String], sizes: [String: WorkerSize]) {
+    package init(machineTypes: [String], placements: [String], sizes: [String: WorkerSize]) {
         self.machineTypes = machineTypes
         self.placements = placements
         self.sizes = sizes

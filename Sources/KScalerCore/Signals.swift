@@ -5,7 +5,7 @@
 /// `.perNode` signals answer one sample per node, labelled `node` (and, for `nodeReady`,
 /// `provider_id`). An empty answer is *no data*, never zero: the defaults therefore add
 /// an explicit zero only when kube-state-metrics is visibly alive.
-public enum Signal: String, CaseIterable, Sendable, Codable {
+package enum Signal: String, CaseIterable, Sendable, Codable {
     case unschedulablePods = "unschedulable_pods"
     case pendingCPURequestCores = "pending_cpu_requests"
     case pendingMemoryRequestBytes = "pending_memory_requests"
@@ -20,9 +20,9 @@ public enum Signal: String, CaseIterable, Sendable, Codable {
     /// Per node: pods not owned by a DaemonSet; label `node`.
     case podsPerNode = "pods_per_node"
 
-    public enum Shape: Sendable { case scalar, perNode }
+    package enum Shape: Sendable { case scalar, perNode }
 
-    public var shape: Shape {
+    package var shape: Shape {
         switch self {
         case .nodeReady, .podsPerNode: .perNode
         default: .scalar
@@ -32,7 +32,7 @@ public enum Signal: String, CaseIterable, Sendable, Codable {
     /// Why a finite sample value cannot be what this signal measures, or nil. A count of pods
     /// is whole and a readiness is 0 or 1: anything else means the query is not what kscaler
     /// expects (an `avg`, a rate, an unaggregated series), and acting on it would be guessing.
-    public func problem(with value: Double) -> String? {
+    package func problem(with value: Double) -> String? {
         switch self {
         case .unschedulablePods, .podsPerNode:
             value >= 0 && value == value.rounded() ? nil : "\(formatNumber(value)) is not a whole number of pods"
@@ -45,7 +45,7 @@ public enum Signal: String, CaseIterable, Sendable, Codable {
 }
 
 /// How "utilisation" is measured.
-public enum UtilizationMode: String, CaseIterable, Sendable, Codable {
+package enum UtilizationMode: String, CaseIterable, Sendable, Codable {
     /// Requested CPU/memory over allocatable (cluster-autoscaler, escalator): what the scheduler can place.
     case requests
     /// Actual usage from node-exporter (the simple Lambda autoscalers' signal).
@@ -60,11 +60,11 @@ public enum UtilizationMode: String, CaseIterable, Sendable, Codable {
 /// worker to measure, less history than the stabilization window) and is never silently 0;
 /// where "none" is a real answer (no unschedulable pods, an idle worker) the query says 0
 /// explicitly, but only while kube-state-metrics is visibly reporting.
-public enum DefaultQueries {
+package enum DefaultQueries {
     /// - Parameters:
     ///   - windowSeconds: the scale-down stabilization window, in whole seconds.
     ///   - workerNodes: the workers' node names, as `MachineIdentity.workerNodeNames`.
-    public static func query(for signal: Signal, mode: UtilizationMode, windowSeconds: Int, workerNodes: String) -> String {
+    package static func query(for signal: Signal, mode: UtilizationMode, windowSeconds: Int, workerNodes: String) -> String {
         switch signal {
         case .unschedulablePods:
             // kube_pod_status_unschedulable exists only for unschedulable pods: none at all means 0.

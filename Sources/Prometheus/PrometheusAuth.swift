@@ -7,14 +7,14 @@ import HTTP
 
 /// Signs a finished request, e.g. with AWS SigV4 (service `aps`) for Amazon Managed
 /// Prometheus. Kept as a protocol so this target needs no signing code of its own.
-public protocol RequestSigner: Sendable {
+package protocol RequestSigner: Sendable {
     /// Returns `request` with the signature headers added. Errors are passed to the caller unchanged.
     func sign(_ request: HTTPRequest, at time: Date) throws -> HTTPRequest
 }
 
 /// How kscaler authenticates to Prometheus. Secrets live in files so they never sit in the
 /// config or the environment; the files are read each time a client is created.
-public enum PrometheusAuth: Sendable {
+package enum PrometheusAuth: Sendable {
     case none
     /// HTTP basic auth; the password is the file's content minus trailing line breaks.
     case basic(username: String, passwordFile: String)

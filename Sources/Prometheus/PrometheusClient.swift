@@ -15,14 +15,14 @@ import Logging
 /// At debug level it logs one line per request: method, API path, HTTP status, answer size and
 /// elapsed time. Never the query string, headers or answer (the Authorization header, a
 /// signature, a proxy's echo of them).
-public struct PrometheusClient: Sendable {
+package struct PrometheusClient: Sendable {
     /// Queries whose form-encoded parameters are longer than this go in a POST body: proxies
     /// and servers commonly cap URLs at a few kilobytes.
-    public static let maximumGETParametersLength = 2_000
+    package static let maximumGETParametersLength = 2_000
 
     /// The base URL without trailing slashes; API paths are appended to it.
-    public let baseURL: String
-    public let timeout: Duration
+    package let baseURL: String
+    package let timeout: Duration
     private let auth: ResolvedAuth
     private let transport: any HTTPTransport
     private let logger: Logger
@@ -32,7 +32,7 @@ public struct PrometheusClient: Sendable {
     ///   - timeout: Bound for one whole request.
     ///   - logger: Where the per-request debug lines go; by default nowhere.
     /// - Throws: `PrometheusError.invalidBaseURL` or `.invalidAuth` (e.g. a missing credential file).
-    public init(baseURL: String, auth: PrometheusAuth = .none, timeout: Duration = .seconds(5), transport: any HTTPTransport,
+    package init(baseURL: String, auth: PrometheusAuth = .none, timeout: Duration = .seconds(5), transport: any HTTPTransport,
                 logger: Logger = Logger(label: "kscaler.prometheus", factory: { _ in SwiftLogNoOpLogHandler() })) throws(PrometheusError) {
         self.baseURL = try Self.validated(baseURL)
         self.auth = try ResolvedAuth(auth)
@@ -44,7 +44,7 @@ public struct PrometheusClient: Sendable {
     /// Evaluates `promql` at `time` (Prometheus's own "now" when nil).
     /// - Returns: The vector (empty = no data) or scalar Prometheus answered.
     /// - Throws: `PrometheusError`, or whatever the request signer throws.
-    public func query(_ promql: String, at time: Date? = nil) async throws -> QueryResult {
+    package func query(_ promql: String, at time: Date? = nil) async throws -> QueryResult {
         var parameters = [("query", promql)]
         if let time { parameters.append(("time", Self.unixSeconds(time))) }
         let path = "/api/v1/query"

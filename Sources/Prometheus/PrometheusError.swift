@@ -2,7 +2,7 @@ import HTTP
 
 /// Everything that can go wrong between a PromQL string and a `QueryResult`.
 /// No case carries a credential: response snippets are redacted of the client's secrets.
-public enum PrometheusError: Error, Sendable, CustomStringConvertible {
+package enum PrometheusError: Error, Sendable, CustomStringConvertible {
     /// `prometheus.url` is unusable; `reason` says why and how to fix it.
     case invalidBaseURL(reason: String)
     /// The auth settings or a credential file are unusable; `reason` names the file, never its content.
@@ -19,7 +19,7 @@ public enum PrometheusError: Error, Sendable, CustomStringConvertible {
     /// the query must evaluate to an instant vector or a scalar.
     case unsupportedResultType(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalidBaseURL(let reason):
             "invalid Prometheus URL: \(reason)"

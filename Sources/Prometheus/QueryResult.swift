@@ -11,15 +11,15 @@ import Foundation
 /// or clocks that disagree). Series whose source stopped reporting disappear from answers
 /// on their own (staleness markers, or the 5-minute lookback), which is why an empty
 /// answer must be read as "no data".
-public struct Sample: Sendable, Equatable {
+package struct Sample: Sendable, Equatable {
     /// Label names to values; empty for a scalar or a fully aggregated series.
-    public var labels: [String: String]
-    public var timestamp: Date
+    package var labels: [String: String]
+    package var timestamp: Date
     /// May be NaN or ±infinity: Prometheus sends them as "NaN", "+Inf", "-Inf".
     /// (A NaN sample, like NaN itself, is never equal to anything.)
-    public var value: Double
+    package var value: Double
 
-    public init(labels: [String: String] = [:], timestamp: Date, value: Double) {
+    package init(labels: [String: String] = [:], timestamp: Date, value: Double) {
         self.labels = labels
         self.timestamp = timestamp
         self.value = value
@@ -27,7 +27,7 @@ public struct Sample: Sendable, Equatable {
 
     /// Judges the sample against `now`: older than `staleness` is stale; more than
     /// `staleness` in the future means the clocks disagree, and that cannot be trusted either.
-    public func freshness(now: Date, staleness: Duration) -> Freshness {
+    package func freshness(now: Date, staleness: Duration) -> Freshness {
         let age = now.timeIntervalSince(timestamp)
         let bound = staleness.seconds
         if age > bound { return .stale(age: .seconds(age)) }
@@ -37,7 +37,7 @@ public struct Sample: Sendable, Equatable {
 }
 
 /// How a sample's timestamp compares with the caller's clock.
-public enum Freshness: Sendable, Equatable {
+package enum Freshness: Sendable, Equatable {
     case fresh
     /// Older than the staleness bound; `age` is how old in total.
     case stale(age: Duration)
@@ -47,12 +47,12 @@ public enum Freshness: Sendable, Equatable {
 
 /// The answer to an instant query. An empty `.vector` is *no data*: nothing matched, which is
 /// not the same as zero; callers must never read it as 0.
-public enum QueryResult: Sendable, Equatable {
+package enum QueryResult: Sendable, Equatable {
     case vector([Sample])
     case scalar(Sample)
 
     /// The vector's samples, or the scalar as one unlabelled sample.
-    public var samples: [Sample] {
+    package var samples: [Sample] {
         switch self {
         case .vector(let samples): samples
         case .scalar(let sample): [sample]
@@ -60,7 +60,7 @@ public enum QueryResult: Sendable, Equatable {
     }
 
     /// True when Prometheus matched no series at all.
-    public var isNoData: Bool {
+    package var isNoData: Bool {
         if case .vector(let samples) = self { return samples.isEmpty }
         return false
     }

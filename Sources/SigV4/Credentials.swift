@@ -8,15 +8,15 @@ import Foundation
 ///
 /// Its textual and reflected forms never show the secret key or the session token, so a
 /// `Credentials` value can end up in a log line, an error or a test failure without leaking.
-public struct Credentials: Sendable, Equatable {
-    public var accessKeyID: String
-    public var secretAccessKey: String
+package struct Credentials: Sendable, Equatable {
+    package var accessKeyID: String
+    package var secretAccessKey: String
     /// Present for temporary credentials; sent as `X-Amz-Security-Token`.
-    public var sessionToken: String?
+    package var sessionToken: String?
     /// When temporary credentials stop working; `nil` for long-term keys.
-    public var expiration: Date?
+    package var expiration: Date?
 
-    public init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, expiration: Date? = nil) {
+    package init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, expiration: Date? = nil) {
         self.accessKeyID = accessKeyID
         self.secretAccessKey = secretAccessKey
         self.sessionToken = sessionToken
@@ -32,17 +32,17 @@ public struct Credentials: Sendable, Equatable {
 }
 
 extension Credentials: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    public var description: String {
+    package var description: String {
         var text = "Credentials(accessKeyID: \(maskedAccessKeyID), secretAccessKey: <redacted>"
         text += ", sessionToken: \(sessionToken == nil ? "nil" : "<redacted>")"
         if let expiration { text += ", expiration: \(expiration)" }
         return text + ")"
     }
 
-    public var debugDescription: String { description }
+    package var debugDescription: String { description }
 
     /// `dump()` and debuggers walk the mirror, not `description`: redact there too.
-    public var customMirror: Mirror {
+    package var customMirror: Mirror {
         Mirror(self, children: [
             "accessKeyID": maskedAccessKeyID,
             "secretAccessKey": "<redacted>",

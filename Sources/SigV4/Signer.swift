@@ -10,28 +10,28 @@ import Crypto
 /// Pure: credentials and the signing time come in as arguments; no clock, no I/O. Each stage
 /// (canonical request → string to sign → signing key → signature) is public so it can be checked
 /// on its own against the AWS test suite. Presigned (query-string) URLs are not implemented.
-public struct SigV4Signer: Sendable {
-    public static let algorithm = "AWS4-HMAC-SHA256"
+package struct SigV4Signer: Sendable {
+    package static let algorithm = "AWS4-HMAC-SHA256"
 
     /// Headers never signed, even when present: proxies and HTTP clients may add, drop or rewrite
     /// them, the AWS SDKs do not sign them, and botocore-based verifiers (moto) drop them before
     /// checking, so signing them fails there.
-    public static let unsignedHeaderNames: Set<String> = [
+    package static let unsignedHeaderNames: Set<String> = [
         "authorization", "connection", "expect", "transfer-encoding", "user-agent", "x-amzn-trace-id",
     ]
 
-    public var credentials: Credentials
-    public var region: String
-    public var service: String
+    package var credentials: Credentials
+    package var region: String
+    package var service: String
     /// Remove dot segments and repeated slashes from the path before signing; `false` for S3.
-    public var normalizePath: Bool
+    package var normalizePath: Bool
     /// Add and sign `x-amz-content-sha256` (S3 requires it; other services accept it).
-    public var signContentSHA256: Bool
+    package var signContentSHA256: Bool
     /// Sign `X-Amz-Security-Token`; with `false` it is still sent but left out of the signature,
     /// as a few services require.
-    public var signSessionToken: Bool
+    package var signSessionToken: Bool
 
-    public init(
+    package init(
         credentials: Credentials,
         region: String,
         service: String,
@@ -53,7 +53,7 @@ public struct SigV4Signer: Sendable {
     /// `X-Amz-Date`, `X-Amz-Security-Token` when the credentials carry a token, `x-amz-content-sha256`
     /// when asked for, and `Authorization` last. A header of those names that the request already
     /// has is given the signer's value in place, never added twice.
-    public func sign(_ request: SigningRequest, at date: Date) -> SignedRequest {
+    package func sign(_ request: SigningRequest, at date: Date) -> SignedRequest {
         let headers = headersToSend(for: request, at: date)
         let canonical = canonicalRequest(method: request.method, path: request.path, query: request.query,
                                          headers: headers, body: request.body)
@@ -73,25 +73,25 @@ public struct SigV4Signer: Sendable {
     }
 
     /// Stage 1: the canonical request for `request` as it will be sent (with the headers `sign` adds).
-    public func canonicalRequest(for request: SigningRequest, at date: Date) -> CanonicalRequest {
+    package func canonicalRequest(for request: SigningRequest, at date: Date) -> CanonicalRequest {
         canonicalRequest(method: request.method, path: request.path, query: request.query,
                          headers: headersToSend(for: request, at: date), body: request.body)
     }
 
     /// Stage 2: the string to sign: algorithm, timestamp, credential scope, hex SHA-256 of the canonical request.
-    public func stringToSign(canonicalRequest: String, at date: Date) -> String {
+    package func stringToSign(canonicalRequest: String, at date: Date) -> String {
         [Self.algorithm, Self.amzDate(date), credentialScope(at: date), hexSHA256(Data(canonicalRequest.utf8))]
             .joined(separator: "\n")
     }
 
     /// `yyyyMMdd/region/service/aws4_request`: what the signing key, and so the signature, is valid for.
-    public func credentialScope(at date: Date) -> String {
+    package func credentialScope(at date: Date) -> String {
         "\(Self.dateStamp(date))/\(region)/\(service)/aws4_request"
     }
 
     /// Stage 3: the signing key, an HMAC-SHA256 chain from `"AWS4" + secret` through the date stamp
     /// (`yyyyMMdd`), region, service and `aws4_request`. It depends only on these, so it is valid a whole day.
-    public static func signingKey(secretAccessKey: String, dateStamp: String, region: String, service: String) -> SymmetricKey {
+    package static func signingKey(secretAccessKey: String, dateStamp: String, region: String, service: String) -> SymmetricKey {
         var key = SymmetricKey(data: Array("AWS4\(secretAccessKey)".utf8))
         for scopePart in [dateStamp, region, service, "aws4_request"] {
             key = SymmetricKey(data: HMAC<SHA256>.authenticationCode(for: Array(scopePart.utf8), using: key))
@@ -100,17 +100,17 @@ public struct SigV4Signer: Sendable {
     }
 
     /// Stage 4: the signature, lowercase hex HMAC-SHA256 of the string to sign under the signing key.
-    public static func signature(stringToSign: String, signingKey: SymmetricKey) -> String {
+    package static func signature(stringToSign: String, signingKey: SymmetricKey) -> String {
         hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: signingKey))
     }
 
     /// The `X-Amz-Date` form of `date`: `yyyyMMdd'T'HHmmss'Z'` in UTC, e.g. `20150830T123600Z`.
-    public static func amzDate(_ date: Date) -> String {
+    package static func amzDate(_ date: Date) -> String {
         date.formatted(amzDateStyle)
     }
 
     /// The credential-scope date of `date`: `yyyyMMdd` in UTC.
-    public static func dateStamp(_ date: Date) -> String {
+    package static func dateStamp(_ date: Date) -> String {
         String(amzDate(date).prefix(8))
     }
 

@@ -12,14 +12,14 @@ import Foundation
 ///   other services encode the already-encoded wire path again, so pass the path as sent (`/a%20b`).
 /// - `query` holds decoded name/value pairs in any order; duplicates are kept and all signed.
 /// - `headers` are the headers as they will be sent and must include `host`.
-public struct SigningRequest: Sendable {
-    public var method: String
-    public var path: String
-    public var query: [(name: String, value: String)]
-    public var headers: [(name: String, value: String)]
-    public var body: Data
+package struct SigningRequest: Sendable {
+    package var method: String
+    package var path: String
+    package var query: [(name: String, value: String)]
+    package var headers: [(name: String, value: String)]
+    package var body: Data
 
-    public init(
+    package init(
         method: String,
         path: String,
         query: [(name: String, value: String)] = [],
@@ -36,45 +36,45 @@ public struct SigningRequest: Sendable {
 
 /// The first stage of signing, exposed so it can be checked (and logged when AWS answers
 /// `SignatureDoesNotMatch`: AWS's error message contains the canonical request it computed).
-public struct CanonicalRequest: Sendable, Equatable {
+package struct CanonicalRequest: Sendable, Equatable {
     /// The canonical request itself: six lines joined by `\n`, no final newline.
-    public var text: String
+    package var text: String
     /// The `;`-separated, sorted, lower-case names of the signed headers.
-    public var signedHeaders: String
+    package var signedHeaders: String
     /// Hex SHA-256 of the body, or the request's own `x-amz-content-sha256` value.
-    public var payloadHash: String
+    package var payloadHash: String
 }
 
 /// A signed request: the headers to send plus every intermediate value, for tests and diagnostics.
-public struct SignedRequest: Sendable {
+package struct SignedRequest: Sendable {
     /// The request's own headers plus `X-Amz-Date`, `X-Amz-Security-Token` (when the credentials
     /// carry a token), `x-amz-content-sha256` (when asked for) and, last, `Authorization`.
-    public var headers: [(name: String, value: String)]
-    public var canonicalRequest: String
-    public var stringToSign: String
+    package var headers: [(name: String, value: String)]
+    package var canonicalRequest: String
+    package var stringToSign: String
     /// The full `Authorization` header value. Secret-bearing: never log it.
-    public var authorization: String
+    package var authorization: String
     /// The 64-character lowercase hex signature inside `authorization`.
-    public var signature: String
+    package var signature: String
 }
 
 // Requests carry `Authorization` and `X-Amz-Security-Token`; their printed and reflected forms hide
 // those values so a request can be logged or shown in a test failure without leaking.
 
 extension SigningRequest: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    public var description: String {
+    package var description: String {
         "SigningRequest(\(method) \(path), query: \(query.count) pairs, headers: \(redacted(headers)), body: \(body.count) bytes)"
     }
-    public var debugDescription: String { description }
-    public var customMirror: Mirror {
+    package var debugDescription: String { description }
+    package var customMirror: Mirror {
         Mirror(self, children: ["method": method, "path": path, "headers": redacted(headers), "body": body])
     }
 }
 
 extension SignedRequest: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    public var description: String { "SignedRequest(headers: \(redacted(headers)))" }
-    public var debugDescription: String { description }
-    public var customMirror: Mirror { Mirror(self, children: ["headers": redacted(headers)]) }
+    package var description: String { "SignedRequest(headers: \(redacted(headers)))" }
+    package var debugDescription: String { description }
+    package var customMirror: Mirror { Mirror(self, children: ["headers": redacted(headers)]) }
 }
 
 /// The headers as `[Name: value, …]` with secret-bearing values replaced by `<redacted>`.

@@ -4,19 +4,19 @@ import Synchronization
 /// Keeps every record of the loggers it makes, at every level, as structured records and as
 /// text (the message and every metadata key and value, so a secret anywhere in a record shows
 /// in `text`). For tests of what the clients log.
-public final class CapturedLog: Sendable {
-    public struct Record: Sendable {
-        public var level: Logger.Level
-        public var message: String
-        public var metadata: [String: String]
+package final class CapturedLog: Sendable {
+    package struct Record: Sendable {
+        package var level: Logger.Level
+        package var message: String
+        package var metadata: [String: String]
     }
 
     private let captured = Mutex<[Record]>([])
-    public init() {}
+    package init() {}
 
-    public var records: [Record] { captured.withLock { $0 } }
+    package var records: [Record] { captured.withLock { $0 } }
     /// Every record on its own line: level, message, then `key=value` pairs.
-    public var text: String {
+    package var text: String {
         records.map { record in
             ([record.level.rawValue, record.message] + record.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
                 .joined(separator: " ")
@@ -24,10 +24,10 @@ public final class CapturedLog: Sendable {
     }
 
     /// The records with this message.
-    public func records(_ message: String) -> [Record] { records.filter { $0.message == message } }
+    package func records(_ message: String) -> [Record] { records.filter { $0.message == message } }
 
     /// A logger at trace level whose records land here.
-    public func logger(label: String = "test") -> Logger {
+    package func logger(label: String = "test") -> Logger {
         Logger(label: label) { _ in Handler(log: self) }
     }
 

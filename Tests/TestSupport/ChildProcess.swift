@@ -6,11 +6,11 @@ import Foundation
 /// 2-core machine, one blocked pool thread per test starves every other task, including a
 /// readiness poll that then "times out" with the line it waited for already written. Blocking
 /// waits (reading a pipe to its end, waiting for an exit) run on threads of their own.
-public enum ChildProcess {
+package enum ChildProcess {
     /// Starts `executable`. A child inherits the spawning thread's signal mask, and Swift's
     /// concurrency threads block SIGTERM: the mask is emptied just for the spawn, or the child
     /// would ignore `terminate()` (and kscaler could not be tested with SIGTERM at all).
-    public static func launch(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+    package static func launch(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                               stdout: Any? = nil, stderr: Any? = nil, stdin: Any? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -28,7 +28,7 @@ public enum ChildProcess {
     }
 
     /// Starts `executable` with stdout and stderr going to `log` (created empty).
-    public static func launch(_ executable: String, _ arguments: [String], log: URL, stdin: Any? = nil) throws -> Process {
+    package static func launch(_ executable: String, _ arguments: [String], log: URL, stdin: Any? = nil) throws -> Process {
         guard FileManager.default.createFile(atPath: log.path, contents: nil) else {
             throw TestSupportError("cannot create \(log.path)")
         }
@@ -37,16 +37,16 @@ public enum ChildProcess {
     }
 
     /// What a finished child wrote and how it ended.
-    public struct Output: Sendable {
-        public var status: Int32
-        public var stdout: Data
-        public var stderr: Data
+    package struct Output: Sendable {
+        package var status: Int32
+        package var stdout: Data
+        package var stderr: Data
     }
 
     /// Drains both pipes while the child runs (so neither fills up and stalls it), waits for
     /// it to exit, and SIGTERMs it (then SIGKILLs it) should it outlive `timeout`. Every
     /// blocking read and wait happens on a thread of its own.
-    public static func collect(_ process: Process, stdout: Pipe, stderr: Pipe, timeout: Duration = .seconds(120)) async -> Output {
+    package static func collect(_ process: Process, stdout: Pipe, stderr: Pipe, timeout: Duration = .seconds(120)) async -> Output {
         async let out = onOwnThread { stdout.fileHandleForReading.readDataToEndOfFile() }
         async let err = onOwnThread { stderr.fileHandleForReading.readDataToEndOfFile() }
         let deadline = ContinuousClock.now + timeout
@@ -59,7 +59,7 @@ public enum ChildProcess {
     }
 
     /// Terminates, waits up to `grace`, then SIGKILLs (the process and its process group).
-    public static func stop(_ process: Process, grace: Duration = .seconds(5)) async {
+    package static func stop(_ process: Process, grace: Duration = .seconds(5)) async {
         if process.isRunning { process.terminate() }
         let deadline = ContinuousClock.now + grace
         while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
@@ -72,7 +72,7 @@ public enum ChildProcess {
     /// Polls a log file for the first line satisfying `matches`. The bound is generous (a
     /// loaded 2-core machine can take many seconds to start a peer), and the file is read once
     /// more after it passes, so a line written just before the deadline is never missed.
-    public static func firstLine(of file: URL, timeout: Duration = .seconds(60), what: String,
+    package static func firstLine(of file: URL, timeout: Duration = .seconds(60), what: String,
                                  matching matches: (String) -> Bool) async throws -> String {
         func find() -> String? {
             let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
@@ -88,7 +88,7 @@ public enum ChildProcess {
         throw TestSupportError("did not see \(what) within \(timeout); output so far:\n\(log.suffix(2_000))")
     }
 
-    public static func temporaryDirectory(_ prefix: String) throws -> URL {
+    package static func temporaryDirectory(_ prefix: String) throws -> URL {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         return directory
@@ -97,7 +97,7 @@ public enum ChildProcess {
 
 /// Runs blocking `work` (a pipe read, a `waitUntilExit`, a `popen`) on a new thread and
 /// suspends the caller until it is done, leaving the cooperative pool free.
-public func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+package func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
         let thread = Thread { continuation.resume(returning: work()) }
         thread.stackSize = 1 << 20
@@ -105,7 +105,7 @@ public func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async 
     }
 }
 
-public struct TestSupportError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct TestSupportError: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }

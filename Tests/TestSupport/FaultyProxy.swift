@@ -20,13 +20,13 @@ import Foundation
 ///
 /// What it cannot show: a real network can also drop a request before the peer reads it; that
 /// is the plain "connection failed" every client already retries.
-public final class FaultyProxy: Sendable {
-    public enum Fault: Sendable, Equatable { case none, badGatewayPage, dropAnswer, delayAnswer(Duration) }
+package final class FaultyProxy: Sendable {
+    package enum Fault: Sendable, Equatable { case none, badGatewayPage, dropAnswer, delayAnswer(Duration) }
 
     private let server: StubHTTPServer
-    public var baseURL: String { server.baseURL }
+    package var baseURL: String { server.baseURL }
     /// Every request seen (its operation) with the fault applied to it, in order.
-    public var log: [(operation: String?, fault: Fault)] { record.entries.withLock { $0 } }
+    package var log: [(operation: String?, fault: Fault)] { record.entries.withLock { $0 } }
     private let record = Log()
 
     private final class Log: Sendable {
@@ -36,7 +36,7 @@ public final class FaultyProxy: Sendable {
     /// `fault` gets each request and the number of earlier requests of the same operation
     /// (`X-Amz-Target` for JSON protocols, `Action` for Query ones), so "the first UpdateItem" is
     /// `{ $0 == "DynamoDB_20120810.UpdateItem" && $1 == 0 ? .dropAnswer : .none }`.
-    public init(upstream: String, fault: @escaping @Sendable (_ operation: String?, _ earlierOfTheSame: Int) -> Fault) throws {
+    package init(upstream: String, fault: @escaping @Sendable (_ operation: String?, _ earlierOfTheSame: Int) -> Fault) throws {
         let record = self.record
         let transport = CurlTransport(totalTimeout: .seconds(60), acceptsCompressedResponses: false)
         server = try StubHTTPServer(lifetime: .seconds(300)) { request in
@@ -60,7 +60,7 @@ public final class FaultyProxy: Sendable {
         }
     }
 
-    public func stop() { server.stop() }
+    package func stop() { server.stop() }
 
     private static func operation(of request: RecordedRequest) -> String? {
         if let target = request.header("X-Amz-Target") { return target }

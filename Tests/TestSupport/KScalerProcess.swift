@@ -1,14 +1,14 @@
 import Foundation
 
 /// Runs the built `kscaler` binary as a separate process, as cron or a scheduler would.
-public enum KScalerProcess {
-    public struct Result: Sendable {
-        public var status: Int32
-        public var stdout: String
-        public var stderr: String
-        public var combined: String { stdout + stderr }
+package enum KScalerProcess {
+    package struct Result: Sendable {
+        package var status: Int32
+        package var stdout: String
+        package var stderr: String
+        package var combined: String { stdout + stderr }
 
-        public init(_ output: ChildProcess.Output) {
+        package init(_ output: ChildProcess.Output) {
             status = output.status
             stdout = String(decoding: output.stdout, as: UTF8.self)
             stderr = String(decoding: output.stderr, as: UTF8.self)
@@ -17,7 +17,7 @@ public enum KScalerProcess {
 
     /// `KSTEST_BINARY` (the test command sets it to the release build), else the binary next to
     /// the test bundle (`.build/debug/kscaler`).
-    public static func binaryPath() throws -> String {
+    package static func binaryPath() throws -> String {
         if let override = ProcessInfo.processInfo.environment["KSTEST_BINARY"] { return override }
         var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for _ in 0..<4 {
@@ -30,12 +30,12 @@ public enum KScalerProcess {
 
     /// Starts kscaler with exactly `environment` (nothing inherited) and returns the process;
     /// output goes to the given pipes.
-    public static func start(_ arguments: [String], environment: [String: String], stdout: Pipe, stderr: Pipe) throws -> Process {
+    package static func start(_ arguments: [String], environment: [String: String], stdout: Pipe, stderr: Pipe) throws -> Process {
         try ChildProcess.launch(try binaryPath(), arguments, environment: environment, stdout: stdout, stderr: stderr)
     }
 
     /// Runs kscaler to completion (bounded by `timeout`; stopped after it) and collects its output.
-    public static func run(_ arguments: [String], environment: [String: String], timeout: Duration = .seconds(60)) async throws -> Result {
+    package static func run(_ arguments: [String], environment: [String: String], timeout: Duration = .seconds(60)) async throws -> Result {
         let out = Pipe(), err = Pipe()
         let process = try start(arguments, environment: environment, stdout: out, stderr: err)
         return Result(await ChildProcess.collect(process, stdout: out, stderr: err, timeout: timeout))

@@ -7,24 +7,24 @@ import Foundation
 /// Coordinates of the real peers that `scripts/peers.sh start` runs on 127.0.0.1 (the README's
 /// test command does this). A test that needs a peer calls `Peers.moto()`; when the peer is not
 /// running the test FAILS with instructions — it is never silently skipped.
-public enum Peers {
-    public struct Missing: Error, CustomStringConvertible {
-        public var variable: String
-        public var description: String {
+package enum Peers {
+    package struct Missing: Error, CustomStringConvertible {
+        package var variable: String
+        package var description: String {
             "\(variable) is not set: the real peers are not running. Run the tests with `make test` (or `scripts/peers.sh start && . .peers/env` first)."
         }
     }
 
-    public struct Moto: Sendable {
-        public var endpoint: String
-        public var accessKeyID: String
-        public var secretAccessKey: String
+    package struct Moto: Sendable {
+        package var endpoint: String
+        package var accessKeyID: String
+        package var secretAccessKey: String
         /// A user whose IAM policy allows only reads (Describe/Get/Query, GetCallerIdentity).
-        public var readOnlyAccessKeyID: String
-        public var readOnlySecretAccessKey: String
+        package var readOnlyAccessKeyID: String
+        package var readOnlySecretAccessKey: String
 
         /// Environment variables that point the AWS SDK conventions at this moto.
-        public func environment(region: String = "us-east-1", readOnly: Bool = false, extra: [String: String] = [:]) -> [String: String] {
+        package func environment(region: String = "us-east-1", readOnly: Bool = false, extra: [String: String] = [:]) -> [String: String] {
             [
                 "AWS_ACCESS_KEY_ID": readOnly ? readOnlyAccessKeyID : accessKeyID,
                 "AWS_SECRET_ACCESS_KEY": readOnly ? readOnlySecretAccessKey : secretAccessKey,
@@ -41,7 +41,7 @@ public enum Peers {
         return value
     }
 
-    public static func moto() throws -> Moto {
+    package static func moto() throws -> Moto {
         Moto(
             endpoint: try variable("KSTEST_MOTO_ENDPOINT"),
             accessKeyID: try variable("KSTEST_AWS_ACCESS_KEY_ID"),
@@ -52,7 +52,7 @@ public enum Peers {
     }
 
     /// A name unique to this test process and call, so parallel tests never share moto state.
-    public static func uniqueName(_ prefix: String) -> String {
+    package static func uniqueName(_ prefix: String) -> String {
         "\(prefix)-\(UInt32.random(in: 0...UInt32.max))"
     }
 }

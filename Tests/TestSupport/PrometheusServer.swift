@@ -3,9 +3,9 @@ import HTTP
 
 /// A real Prometheus (the Debian package's binary) on 127.0.0.1, for tests. `timeout` wraps it
 /// so it ends by itself should the test process die without stopping it.
-public final class PrometheusServer: @unchecked Sendable {  // Process is not Sendable; only stop() touches it.
-    public let baseURL: String
-    public let directory: URL
+package final class PrometheusServer: @unchecked Sendable {  // Process is not Sendable; only stop() touches it.
+    package let baseURL: String
+    package let directory: URL
     private let process: Process
 
     private init(baseURL: String, directory: URL, process: Process) {
@@ -14,7 +14,7 @@ public final class PrometheusServer: @unchecked Sendable {  // Process is not Se
         self.process = process
     }
 
-    public static func binary() throws -> String {
+    package static func binary() throws -> String {
         let path = ProcessInfo.processInfo.environment["KSTEST_PROMETHEUS_BIN"] ?? "/usr/bin/prometheus"
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw TestSupportError("""
@@ -26,7 +26,7 @@ public final class PrometheusServer: @unchecked Sendable {  // Process is not Se
     }
 
     /// A scrape configuration for static targets (`host:port`) at `interval`.
-    public static func scrapeConfig(targets: [String], interval: String = "1s", metricsPath: String = "/metrics") -> String {
+    package static func scrapeConfig(targets: [String], interval: String = "1s", metricsPath: String = "/metrics") -> String {
         """
         global: {scrape_interval: \(interval), evaluation_interval: \(interval)}
         scrape_configs:
@@ -39,7 +39,7 @@ public final class PrometheusServer: @unchecked Sendable {  // Process is not Se
     /// Starts Prometheus with `config` and returns once it answers ready. `webConfig` is the
     /// content of a `--web.config.file` (basic-auth users, TLS), kept in the server's directory;
     /// `readinessHeaders` then authenticate the readiness probe.
-    public static func start(config: String, webConfig: String? = nil, extraArguments: [String] = [],
+    package static func start(config: String, webConfig: String? = nil, extraArguments: [String] = [],
                              readinessHeaders: [HTTPHeader] = []) async throws -> PrometheusServer {
         let binary = try binary()
         let directory = try ChildProcess.temporaryDirectory("kscaler-prometheus")
@@ -94,7 +94,7 @@ public final class PrometheusServer: @unchecked Sendable {  // Process is not Se
     }
 
     /// Waits until `promql` (a scalar-valued expression) answers at least `atLeast`.
-    public func waitUntil(_ promql: String, atLeast: Double, timeout: Duration = .seconds(60)) async throws {
+    package func waitUntil(_ promql: String, atLeast: Double, timeout: Duration = .seconds(60)) async throws {
         let transport = CurlTransport()
         let deadline = ContinuousClock.now + timeout
         let encoded = promql.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? promql
@@ -116,7 +116,7 @@ public final class PrometheusServer: @unchecked Sendable {  // Process is not Se
     }
 
     /// Stops Prometheus and removes its files.
-    public func stop() async {
+    package func stop() async {
         await ChildProcess.stop(process)
         try? FileManager.default.removeItem(at: directory)
     }

@@ -15,27 +15,27 @@ import Foundation
 #endif
 
 /// One request as the stub server read it off the wire.
-public struct RecordedRequest: Sendable {
-    public var method: String
+package struct RecordedRequest: Sendable {
+    package var method: String
     /// Path and query exactly as sent (`/latest/api/token?x=1`).
-    public var target: String
+    package var target: String
     /// In wire order, repeats kept.
-    public var headers: [HTTPHeader]
-    public var body: Data
+    package var headers: [HTTPHeader]
+    package var body: Data
     /// Which accepted TCP connection carried it (1 = the first).
-    public var connection: Int
+    package var connection: Int
 
     /// Every value of a header, in order; names compare case-insensitively.
-    public func values(of name: String) -> [String] {
+    package func values(of name: String) -> [String] {
         headers.filter { $0.name.lowercased() == name.lowercased() }.map(\.value)
     }
 
-    public func header(_ name: String) -> String? { values(of: name).first }
+    package func header(_ name: String) -> String? { values(of: name).first }
 }
 
 /// What the stub does with one request.
-public struct StubResponse: Sendable {
-    public enum Delivery: Sendable {
+package struct StubResponse: Sendable {
+    package enum Delivery: Sendable {
         /// A well-formed HTTP/1.1 response from `status`, `headers` and `body`.
         case answer
         /// Close the connection without a byte of answer (a crashed or hung-up peer).
@@ -44,15 +44,15 @@ public struct StubResponse: Sendable {
         case raw(Data)
     }
 
-    public var status: Int
+    package var status: Int
     /// Sent as given; `Content-Length` is added unless present.
-    public var headers: [HTTPHeader]
-    public var body: Data
+    package var headers: [HTTPHeader]
+    package var body: Data
     /// Wait this long before acting (a slow peer; beyond the client's timeout, a hung one).
-    public var delay: Duration
-    public var delivery: Delivery
+    package var delay: Duration
+    package var delivery: Delivery
 
-    public init(status: Int = 200, headers: [HTTPHeader] = [], body: Data = Data(), delay: Duration = .zero, delivery: Delivery = .answer) {
+    package init(status: Int = 200, headers: [HTTPHeader] = [], body: Data = Data(), delay: Duration = .zero, delivery: Delivery = .answer) {
         self.status = status
         self.headers = headers
         self.body = body
@@ -60,21 +60,21 @@ public struct StubResponse: Sendable {
         self.delivery = delivery
     }
 
-    public static func text(_ text: String, status: Int = 200, headers: [HTTPHeader] = [], delay: Duration = .zero) -> StubResponse {
+    package static func text(_ text: String, status: Int = 200, headers: [HTTPHeader] = [], delay: Duration = .zero) -> StubResponse {
         StubResponse(status: status, headers: headers, body: Data(text.utf8), delay: delay)
     }
 
-    public static func closeWithoutAnswer(after delay: Duration = .zero) -> StubResponse {
+    package static func closeWithoutAnswer(after delay: Duration = .zero) -> StubResponse {
         StubResponse(delay: delay, delivery: .closeWithoutAnswer)
     }
 
-    public static func raw(_ bytes: String, after delay: Duration = .zero) -> StubResponse {
+    package static func raw(_ bytes: String, after delay: Duration = .zero) -> StubResponse {
         StubResponse(delay: delay, delivery: .raw(Data(bytes.utf8)))
     }
 }
 
-public struct StubServerError: Error, CustomStringConvertible {
-    public var description: String
+package struct StubServerError: Error, CustomStringConvertible {
+    package var description: String
 }
 
 /// An in-process HTTP/1.1 server on 127.0.0.1 and an ephemeral port: the stand-in for
@@ -84,14 +84,14 @@ public struct StubServerError: Error, CustomStringConvertible {
 /// One thread accepts; each connection gets its own thread, so delayed answers overlap.
 /// `stop()` wakes every waiting thread at once; the loops also wake every 50 ms to check
 /// `lifetime`, after which the server stops by itself even if a test forgets to.
-public final class StubHTTPServer: Sendable {
-    public let port: Int
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+package final class StubHTTPServer: Sendable {
+    package let port: Int
+    package var baseURL: String { "http://127.0.0.1:\(port)" }
 
     private let state: ServerState
 
     /// Starts listening immediately; `handler` may run on several threads at once.
-    public init(lifetime: Duration = .seconds(60), handler: @escaping @Sendable (RecordedRequest) -> StubResponse) throws {
+    package init(lifetime: Duration = .seconds(60), handler: @escaping @Sendable (RecordedRequest) -> StubResponse) throws {
         let state = try ServerState(handler: handler, deadline: .now + lifetime)
         let listener = try Self.listenOnLoopback()
         port = listener.port
@@ -102,26 +102,26 @@ public final class StubHTTPServer: Sendable {
     deinit { stop() }
 
     /// Every request received so far, in arrival order.
-    public var requests: [RecordedRequest] { state.record.withLock { $0.requests } }
+    package var requests: [RecordedRequest] { state.record.withLock { $0.requests } }
     /// TCP connections accepted so far.
-    public var connectionCount: Int { state.record.withLock { $0.connections } }
+    package var connectionCount: Int { state.record.withLock { $0.connections } }
     /// Most requests being handled at the same moment (read but not yet answered).
-    public var maxConcurrentRequests: Int { state.record.withLock { $0.maxInFlight } }
+    package var maxConcurrentRequests: Int { state.record.withLock { $0.maxInFlight } }
     /// Requests read but not answered yet (a handler's delay still running).
-    public var requestsInFlight: Int { state.record.withLock { $0.inFlight } }
+    package var requestsInFlight: Int { state.record.withLock { $0.inFlight } }
 
     /// Closes the listener and every connection. The threads are woken rather than left to
     /// notice on their next poll, and they are not waited for: tests call this on Swift's
     /// cooperative pool (one thread per core), which must never block (a handler may still be
     /// inside a long delay; it ends by itself).
-    public func stop() {
+    package func stop() {
         state.record.withLock { $0.stopped = true }
         state.wakeWaitingThreads()
     }
 
     /// A loopback port that nothing listens on (bound, read back, released): for
     /// "connection refused" tests.
-    public static func unusedPort() throws -> Int {
+    package static func unusedPort() throws -> Int {
         let listener = try listenOnLoopback()
         close(listener.fd)
         return listener.port
