@@ -2,11 +2,12 @@
 (benchmarks/bench.sh builds the release binaries first); the method of every figure is in
 BENCHMARKS.md.
 
-Stands up everything it needs on 127.0.0.1 and stops it again: a moto server with SigV4
-checking on (serving one request at a time, as the test peer does), a lease table and a fleet
-of workers in it, a static cluster exporter (benchmarks/cluster_exporter.py) scraped by a real
-Prometheus, and a kscaler config. Every child runs under `timeout`, so nothing outlives a
-killed benchmark by more than five minutes.
+Stands up everything it needs on 127.0.0.1 and stops it again, with the sandbox's peers
+(infra/local/ksandbox): a moto server with SigV4 checking on (serving one request at a time, as
+the test peer does), a lease table and a fleet of workers in it, a static simulated cluster
+(ksandbox/exporter.py, served from this process) scraped by a real Prometheus, and a kscaler
+config. Every child runs under `timeout`, so nothing outlives a killed benchmark by more than
+five minutes.
 
 Usage: python bench.py --bin .build/release [--runs 15] [--workers 10] [--results FILE]
 Needs the Python of the moto venv (boto3 sets up the table and the fleet).
@@ -27,10 +28,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import boto3
-from botocore.config import Config
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "infra/local"))
+
+from ksandbox import exporter as simulated  # noqa: E402
+from ksandbox.aws import MotoAccount, managed_instances  # noqa: E402
+from ksandbox.peers import Moto, Prometheus  # noqa: E402
+from ksandbox.sandbox import prometheus_config  # noqa: E402
+
 REGION = "us-east-1"
 CLUSTER = "bench"
 GIB = 1 << 30
@@ -65,123 +70,13 @@ def wait_for(what, check, timeout=30.0, interval=0.1):
     raise RuntimeError(f"{what} within {timeout:.0f} s (last error: {last})")
 
 
-class Children:
-    """The servers this benchmark started; stopped (by pid) when the benchmark ends."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.processes: list[subprocess.Popen] = []
-
-    def start(self, name, argv, env=None):
-        log = open(self.directory / f"{name}.log", "w")
-        process = subprocess.Popen(["timeout", str(CHILD_LIFETIME)] + argv, stdout=log, stderr=subprocess.STDOUT,
-                                   env=env, cwd=REPO, start_new_session=True)
-        self.processes.append(process)
-        return process, self.directory / f"{name}.log"
-
-    def stop(self):
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def log_match(path, pattern, what):
-    return wait_for(what, lambda: re.search(pattern, path.read_text()), timeout=20, interval=0.05)
-
-
-# ---------------------------------------------------------------- the peers
-
-def start_moto(children):
-    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")  # CreateUser, PutUserPolicy, CreateAccessKey
-    _, log = children.start("moto", [sys.executable, "scripts/moto_server_serial.py", "0"], env=env)
-    port = log_match(log, r"Running on http://127\.0\.0\.1:(\d+)", "moto did not print its port").group(1)
-    endpoint = f"http://127.0.0.1:{port}"
-    wait_for("moto did not answer", lambda: urllib.request.urlopen(endpoint + "/moto-api/").status == 200)
-
-    def iam(params):
-        # Unsigned requests are accepted while moto's no-auth allowance lasts (scripts/peers.sh does the same).
-        body = urllib.parse.urlencode({**params, "Version": "2010-05-08"}).encode()
-        request = urllib.request.Request(endpoint + "/", data=body, headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Authorization": "AWS4-HMAC-SHA256 Credential=bootstrap/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0"})
-        return urllib.request.urlopen(request).read().decode()
-
-    iam({"Action": "CreateUser", "UserName": "kscaler-bench"})
-    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-    iam({"Action": "PutUserPolicy", "UserName": "kscaler-bench", "PolicyName": "all", "PolicyDocument": json.dumps(policy)})
-    answer = iam({"Action": "CreateAccessKey", "UserName": "kscaler-bench"})
-    key = re.search(r"<AccessKeyId>(.*?)</AccessKeyId>", answer).group(1)
-    secret = re.search(r"<SecretAccessKey>(.*?)</SecretAccessKey>", answer).group(1)
-    return endpoint, key, secret
-
-
-class Fleet:
-    """The lease table and the managed workers in moto, set up and changed with boto3."""
-
-    def __init__(self, endpoint, key, secret):
-        session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=REGION)
-        config = Config(retries={"max_attempts": 1})
-        self.dynamodb = session.client("dynamodb", endpoint_url=endpoint, config=config)
-        self.ec2 = session.client("ec2", endpoint_url=endpoint, config=config)
-        self.table = "kscaler-bench"
-
-    def create_table(self):
-        self.dynamodb.create_table(
-            TableName=self.table, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "cluster_id", "AttributeType": "S"},
-                                  {"AttributeName": "record", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "cluster_id", "KeyType": "HASH"}, {"AttributeName": "record", "KeyType": "RANGE"}])
-
-    def default_subnet(self):
-        return self.ec2.describe_subnets()["Subnets"][0]["SubnetId"]
-
-    def launch_workers(self, count, subnet):
-        tags = [{"Key": "kscaler:cluster", "Value": CLUSTER}, {"Key": "kscaler:pool", "Value": "default"}]
-        answer = self.ec2.run_instances(ImageId="ami-760aaa0f", InstanceType="t3.large", MinCount=count, MaxCount=count,
-                                        SubnetId=subnet, TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
-        return [instance["InstanceId"] for instance in answer["Instances"]]
-
-    def live_workers(self):
-        pages = self.ec2.get_paginator("describe_instances").paginate(Filters=[
-            {"Name": "tag:kscaler:cluster", "Values": [CLUSTER]}, {"Name": "instance-state-name", "Values": ["pending", "running"]}])
-        return {i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]}
-
-    def terminate(self, ids):
-        if ids:
-            self.ec2.terminate_instances(InstanceIds=sorted(ids))
-
+# ---------------------------------------------------------------- the simulated cluster
 
 def cluster_description(workers, pending):
     """Each worker (2 CPU, 8 GiB) holds 10 pods of 0.1 CPU and 400 MiB: 50 % used, between the
     30 % scale-down and 70 % scale-up thresholds, so with no pending pod a run decides nothing."""
-    return {"workers": [{"id": w, "pods": 10, "pod_cpu": 0.1, "pod_memory": 400 << 20} for w in workers],
+    return {"workers": [{"id": w, "pods": [{"cpu": 0.1, "memory": 400 << 20}] * 10} for w in workers],
             "pending": [{"cpu": 1.5, "memory": GIB} for _ in range(pending)]}
-
-
-def write_json(path, value):
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(value))
-    temporary.replace(path)  # the exporter never reads half a file
-
-
-def start_prometheus(children, directory, exporter_target):
-    config = directory / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"scrape_configs:\n  - job_name: kube-state-metrics\n    static_configs: [{{targets: ['{exporter_target}']}}]\n")
-    binary = os.environ.get("KSTEST_PROMETHEUS_BIN", "/usr/bin/prometheus")
-    _, log = children.start("prometheus", [binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'prometheus-data'}",
-                                           "--web.listen-address=127.0.0.1:0"])
-    address = log_match(log, r'msg="Listening on" address=(127\.0\.0\.1:\d+)', "Prometheus did not print its address").group(1)
-    url = f"http://{address}"
-    wait_for("Prometheus not ready", lambda: urllib.request.urlopen(url + "/-/ready").status == 200)
-    return url
 
 
 def prometheus_value(url, query):
@@ -303,26 +198,35 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = {"machine": machine()}
     directory = Path(tempfile.mkdtemp(prefix="kscaler-bench-"))
-    children = Children(directory)
+    peers = []  # stopped in reverse order, once the benchmark is done with them
+
+    def stop_peers():
+        while peers:
+            peers.pop().stop()
+
     try:
         print(f"bench: peers on 127.0.0.1 (state in {directory})", file=sys.stderr)
-        endpoint, key, secret = start_moto(children)
-        fleet = Fleet(endpoint, key, secret)
-        fleet.create_table()
-        subnet = fleet.default_subnet()
-        workers = fleet.launch_workers(args.workers, subnet)
+        moto = Moto(directory, lifetime=CHILD_LIFETIME, users={"kscaler-bench": "*"})
+        peers.append(moto)
+        endpoint, key, secret = moto.endpoint, moto.credentials.access_key_id, moto.credentials.secret_access_key
+        account = MotoAccount(endpoint, moto.credentials)
+        ec2 = account.client("ec2")
+        table = "kscaler-bench"
+        account.create_table(table)
+        subnet = account.default_network()[0][0]
+        workers = account.launch_initial_workers(CLUSTER, "default", args.workers, "ami-760aaa0f", "t3.large", subnet)
 
-        cluster_file = directory / "cluster.json"
-        write_json(cluster_file, cluster_description(workers, pending=0))
-        _, exporter_log = children.start("exporter", [sys.executable, str(REPO / "benchmarks/cluster_exporter.py"),
-                                                      str(cluster_file), str(CHILD_LIFETIME)])
-        exporter = log_match(exporter_log, r"listening on (127\.0\.0\.1:\d+)", "the exporter did not start").group(1)
-        prometheus = start_prometheus(children, directory, exporter)
+        cluster = {"description": cluster_description(workers, pending=0)}
+        exporter = simulated.Exporter(lambda: simulated.described(cluster["description"])).start()
+        peers.append(exporter)
+        prometheus = Prometheus(directory, prometheus_config(exporter.port), lifetime=CHILD_LIFETIME)
+        peers.append(prometheus)
+        prometheus = prometheus.url
 
         config = directory / "config.yaml"
         config.write_text(f"""\
 cluster_id: {CLUSTER}
-table: {fleet.table}
+table: {table}
 region: {REGION}
 prometheus: {{url: "{prometheus}", staleness: 1m, timeout: 8s}}
 nodes: {{min: 1, max: 50}}
@@ -348,7 +252,7 @@ workers:
                  lambda: kscaler()["finished"]["outcome"] == "nothing", timeout=20, interval=0.5)
 
         # Round-trip time of one request to each peer, as the run sends them.
-        ddb_body = json.dumps({"TableName": fleet.table, "Key": {"cluster_id": {"S": CLUSTER}, "record": {"S": "state"}}})
+        ddb_body = json.dumps({"TableName": table, "Key": {"cluster_id": {"S": CLUSTER}, "record": {"S": "state"}}})
         ec2_body = ("Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag%3Akscaler%3Acluster&Filter.1.Value.1=" + CLUSTER
                     + "&Filter.2.Name=instance-state-name&Filter.2.Value.1=pending&Filter.2.Value.2=running&MaxResults=1000")
         node_ready = ('max by (node, provider_id) (kube_node_status_condition{condition="Ready",status="true"} '
@@ -368,7 +272,7 @@ workers:
 
         # Pending pods that need three more workers: every run launches, then the benchmark
         # terminates what it launched and waits out the 1 s scale-up cooldown.
-        write_json(cluster_file, cluster_description(workers, pending=3))
+        cluster["description"] = cluster_description(workers, pending=3)
         wait_for("Prometheus did not see the pending pods",
                  lambda: (prometheus_value(prometheus, "sum(kube_pod_status_unschedulable)") or 0) >= 3, timeout=20, interval=0.25)
         print(f"bench: {args.runs} launching runs", file=sys.stderr)
@@ -378,14 +282,15 @@ workers:
             if launch["finished"]["outcome"] != "acted":
                 raise RuntimeError(f"a launching run ended {launch['finished']['outcome']}: {launch['finished']}")
             ended = time.monotonic()
-            launched = fleet.live_workers() - set(workers)
+            launched = {i.id for i in managed_instances(ec2, CLUSTER)} - set(workers)
             launch["launched"] = len(launched)
             launches.append(launch)
-            fleet.terminate(launched)
+            if launched:
+                ec2.terminate_instances(InstanceIds=sorted(launched))
             time.sleep(max(0.0, 1.1 - (time.monotonic() - ended)))
         results["launch"] = summarize_runs("launching run", launches[:args.runs], launches[args.runs:])
         results["launch"]["launched"] = sorted({launch["launched"] for launch in launches})
-        children.stop()  # the peers are not needed past here
+        stop_peers()  # the peers are not needed past here
 
         print("bench: kscaler --version (hyperfine)", file=sys.stderr)
         results["version_ms"] = version_start(binary)
@@ -396,7 +301,7 @@ workers:
         results["image"] = image_estimate(results["size"]["stripped_path"])
         results["machine"]["load_average_at_end"] = os.getloadavg()
     finally:
-        children.stop()
+        stop_peers()
         shutil.rmtree(directory, ignore_errors=True)
 
     report(results)

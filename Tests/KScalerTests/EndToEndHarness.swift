@@ -26,12 +26,13 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
         tableName = try await fixture.createTable()
         clusterID = Peers.uniqueName("e2e")
         subnet = try await Self.defaultSubnet(fixture)
-        exporter = try ClusterExporter()
+        exporter = try await ClusterExporter.start()
         directory = try ChildProcess.temporaryDirectory("kscaler-e2e")
         if prometheusURL == nil {
-            var config = PrometheusServer.scrapeConfig(targets: [exporter.target])
+            let path = ClusterExporterProcess.kubeStateMetricsPath
+            var config = PrometheusServer.scrapeConfig(targets: [exporter.target], metricsPath: path)
             for job in 1..<max(1, scrapeJobs) {
-                config += "\n  - {job_name: replica-\(job), static_configs: [{targets: ['\(exporter.target)']}]}"
+                config += "\n  - {job_name: replica-\(job), metrics_path: \(path), static_configs: [{targets: ['\(exporter.target)']}]}"
             }
             prometheus = try await PrometheusServer.start(config: config)
         } else {
@@ -73,7 +74,7 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
     }
 
     func stop() async {
-        exporter.stop()
+        await exporter.stop()
         await prometheus?.stop()
         try? FileManager.default.removeItem(at: directory)
     }

@@ -1,5 +1,5 @@
 // Every default signal query against a real Prometheus scraping the fake cluster, whose
-// answers are known (see Tests/Fixtures/prometheus/fake_cluster_exporter.py).
+// answers are known (see `fixed` in infra/local/ksandbox/exporter.py).
 import Foundation
 import KScaler
 import KScalerCore

@@ -1,12 +1,12 @@
-// A real Prometheus (TestSupport's PrometheusServer) for the tests, optionally scraping the fake
-// cluster exporter (Tests/Fixtures/prometheus/fake_cluster_exporter.py) every second.
+// A real Prometheus (TestSupport's PrometheusServer) for the tests, optionally scraping one of the
+// simulated cluster's fixed scenarios (infra/local/ksandbox/exporter.py) every second.
 import Foundation
 import HTTP
 import Prometheus
 import TestSupport
 import Testing
 
-/// Which cluster the fake exporter serves; see the exporter's docstring for the known answers.
+/// Which fixed cluster the exporter serves; see `fixed` in exporter.py for the known answers.
 enum ClusterScenario: String, Sendable {
     /// Two unschedulable pending pods.
     case busy
@@ -18,61 +18,25 @@ enum ClusterScenario: String, Sendable {
     case kubeStateMetricsRollout = "ksm-rollout"
 }
 
-/// The fake kube-state-metrics + node-exporter, serving one scenario on 127.0.0.1.
-final class FakeClusterExporter: @unchecked Sendable {  // Process is not Sendable; only stop() touches it.
-    /// How many scrape targets its service discovery (`/sd`) lists.
-    let targets: Int
-    /// Scrapes every target the exporter's service discovery lists, every second.
-    let scrapeConfig: String
-    private let process: Process
-    private let directory: URL
-
-    private static let script = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/prometheus/fake_cluster_exporter.py")
-
-    private init(port: Int, targets: Int, process: Process, directory: URL) {
-        self.targets = targets
-        scrapeConfig = """
+/// The simulated cluster's exporter serving one fixed scenario, and the scrape configuration
+/// of every target its service discovery lists, every second.
+struct FakeClusterExporter: Sendable {
+    let process: ClusterExporterProcess
+    var targets: Int { process.targets }
+    var scrapeConfig: String {
+        """
         global: {scrape_interval: 1s, evaluation_interval: 1s}
         scrape_configs:
           - job_name: fake-cluster
-            http_sd_configs: [{url: 'http://127.0.0.1:\(port)/sd', refresh_interval: 1s}]
+            http_sd_configs: [{url: '\(process.serviceDiscoveryURL)', refresh_interval: 1s}]
         """
-        self.process = process
-        self.directory = directory
     }
 
-    /// Starts the exporter and returns once it has told its port.
     static func start(_ scenario: ClusterScenario) async throws -> FakeClusterExporter {
-        let directory = try ChildProcess.temporaryDirectory("kscaler-fake-cluster")
-        let log = directory.appendingPathComponent("exporter.log")
-        let process: Process
-        do {
-            // The exporter exits when its stdin pipe closes, i.e. when the test process is gone.
-            process = try ChildProcess.launch(
-                "/usr/bin/env",
-                ["python3", script.path, "--scenario", scenario.rawValue, "--lifetime", "900", "--exit-on-stdin-eof"],
-                log: log, stdin: Pipe())
-        } catch {
-            try? FileManager.default.removeItem(at: directory)
-            throw error
-        }
-        do {
-            let line = try await ChildProcess.firstLine(of: log, what: "the fake exporter's port") { $0.hasPrefix("{") }
-            struct Announcement: Decodable { let port: Int; let targets: Int }
-            let announced = try JSONDecoder().decode(Announcement.self, from: Data(line.utf8))
-            return FakeClusterExporter(port: announced.port, targets: announced.targets, process: process, directory: directory)
-        } catch {
-            await ChildProcess.stop(process)
-            try? FileManager.default.removeItem(at: directory)
-            throw error
-        }
+        FakeClusterExporter(process: try await ClusterExporterProcess.start(["--scenario", scenario.rawValue]))
     }
 
-    func stop() async {
-        await ChildProcess.stop(process)
-        try? FileManager.default.removeItem(at: directory)
-    }
+    func stop() async { await process.stop() }
 }
 
 /// A Prometheus for one suite or test, with the fake cluster behind it when it scrapes one.

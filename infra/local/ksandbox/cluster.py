@@ -8,19 +8,16 @@ from the scenario's demand, are placed first-fit decreasing by requests on Ready
 the rest are unschedulable; a terminated instance vanishes with its pods, which go back to
 pending.
 
-It serves what kube-state-metrics and node-exporter would, with the label names, jobs and
-per-node node-exporter targets (http_sd at /sd) of Tests/Fixtures/prometheus/fake_cluster_exporter.py,
-against which kscaler's default PromQL was verified:
-  /kube-state-metrics/metrics   job="kube-state-metrics"
-  /node-exporter/<node>/metrics job="node-exporter", instance="<node ip>:9100"
+It serves what kube-state-metrics and node-exporter would through exporter.py (the exposition
+the Swift tests and the benchmark serve too, against which kscaler's default PromQL is checked):
+registered nodes and their pods, and one node-exporter target per Ready node (http_sd at /sd).
 """
-import json
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from . import exporter
 from .aws import managed_instances
 from .scenario import Size, never_ready
 
@@ -125,18 +122,16 @@ class SimulatedCluster:
         self._last_tick = time.time()
         self._stop = threading.Event()
         self._add_control_plane()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.port = self.server.server_port
-        self._threads = [threading.Thread(target=self.server.serve_forever, name="exporter", daemon=True),
-                         threading.Thread(target=self._loop, name="cluster", daemon=True)]
+        self.exporter = exporter.Exporter(self.metrics)
+        self.port = self.exporter.port
+        self._loop_thread = threading.Thread(target=self._loop, name="cluster", daemon=True)
 
     # MARK: life cycle
 
     def start(self):
         self.tick()  # the initial workers exist before Prometheus first scrapes
-        for thread in self._threads:
-            thread.start()
+        self.exporter.start()
+        self._loop_thread.start()
 
     def start_scenario(self, started_at):
         with self.lock:
@@ -144,12 +139,9 @@ class SimulatedCluster:
 
     def stop(self):
         self._stop.set()
-        if self._threads[0].is_alive():
-            self.server.shutdown()  # waits for serve_forever: only when it runs
-        self.server.server_close()
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join(timeout=5)
+        self.exporter.stop()
+        if self._loop_thread.is_alive():
+            self._loop_thread.join(timeout=5)
 
     def _loop(self):
         ec2 = self.account.client("ec2")
@@ -282,128 +274,26 @@ class SimulatedCluster:
 
     # MARK: exposition
 
-    def _handler(self):
-        cluster = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                if self.path == "/sd":
-                    self.reply(200, "application/json", json.dumps(cluster.service_discovery()))
-                elif self.path == "/kube-state-metrics/metrics":
-                    self.reply(200, "text/plain; version=0.0.4", cluster.kube_state_metrics())
-                elif self.path.startswith("/node-exporter/") and self.path.endswith("/metrics"):
-                    body = cluster.node_exporter(self.path[len("/node-exporter/"):-len("/metrics")])
-                    if body is None:
-                        self.reply(404, "text/plain", "no such node\n")
-                    else:
-                        self.reply(200, "text/plain; version=0.0.4", body)
-                else:
-                    self.reply(404, "text/plain", "not found\n")
-
-            def reply(self, status, content_type, body):
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        return Handler
-
-    def service_discovery(self):
-        address = f"127.0.0.1:{self.port}"
-        now = self.now()
-        with self.lock:
-            exporters = [n for n in self.nodes.values() if n.ready(now)]
-            groups = [{"targets": [address], "labels": {"job": "kube-state-metrics", "__metrics_path__": "/kube-state-metrics/metrics"}}]
-            groups += [{"targets": [address], "labels": {"job": "node-exporter", "instance": f"{n.ip}:9100",
-                                                        "__metrics_path__": f"/node-exporter/{n.name}/metrics"}}
-                       for n in sorted(exporters, key=lambda n: n.name)]
-        return groups
-
-    def kube_state_metrics(self):
+    def metrics(self):
+        """The cluster as kube-state-metrics and node-exporter show it now (exporter.py serves it):
+        registered nodes, each with one node-exporter DaemonSet pod, and node-exporter on Ready ones."""
         now = self.now()
         with self.lock:
             nodes = [n for n in self.nodes.values() if n.registered(now)]
-            pods = list(self.pods.values())
-            # One node-exporter DaemonSet pod per registered node.
-            pods += [Pod("kube-system", f"node-exporter-{n.name}", "node-exporter", "DaemonSet", "node-exporter",
-                         0, DAEMONSET_MEMORY_REQUEST, 0, -1, node=n.name) for n in nodes]
-            return render_kube_state_metrics(nodes, pods, now)
+            pods = [exporter.Pod(p.namespace, p.name, p.node, p.kind, p.owner, "Running" if p.node else "Pending",
+                                 not p.node, [("app", p.cpu, float(p.memory))]) for p in self.pods.values()]
+            pods += [exporter.Pod("kube-system", f"node-exporter-{n.name}", n.name, "DaemonSet", "node-exporter", "Running",
+                                  False, [("app", 0, float(DAEMONSET_MEMORY_REQUEST))]) for n in nodes]
+            return exporter.Cluster([self._node_metrics(n, now) for n in nodes], pods)
 
-    def node_exporter(self, name):
-        now = self.now()
-        with self.lock:
-            node = self.nodes.get(name)
-            if node is None or not node.ready(now):
-                return None
-            memory_used = BASE_MEMORY + sum(p.memory * p.usage for p in self.pods.values() if p.node == name)
-            return render_node_exporter(node, memory_used)
-
-
-def labels(**pairs):
-    return "{" + ",".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
-
-
-def render_kube_state_metrics(nodes, pods, now):
-    out = []
-
-    def family(name, help_text, rows):
-        out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} gauge")
-        out.extend(f"{name}{labels(**lbl)} {value!r}" for lbl, value in rows)
-
-    family("kube_node_info", "Information about a cluster node.", [
-        (dict(node=n.name, kernel_version="6.1.0-21-cloud-amd64", os_image="Debian GNU/Linux 12 (bookworm)",
-              container_runtime_version="containerd://1.7.11-k3s2", kubelet_version="v1.29.4+k3s1",
-              kubeproxy_version="v1.29.4+k3s1", provider_id=n.provider_id, pod_cidr="",
-              system_uuid=f"ec2-{n.name}", internal_ip=n.ip), 1) for n in nodes])
-    family("kube_node_status_condition", "The condition of a cluster node.", [
-        (dict(node=n.name, condition=condition, status=status),
-         1 if status == (("true" if n.ready(now) else "false") if condition == "Ready" else "false") else 0)
-        for n in nodes for condition in ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
-        for status in ("true", "false", "unknown")])
-    family("kube_node_status_allocatable", "The allocatable for different resources of a node.", [
-        row for n in nodes for row in (
-            (dict(node=n.name, resource="cpu", unit="core"), float(n.size.cpu)),
-            (dict(node=n.name, resource="memory", unit="byte"), float(n.size.memory)),
-            (dict(node=n.name, resource="pods", unit="integer"), 110))])
-    family("kube_pod_info", "Information about pod.", [
-        (dict(namespace=p.namespace, pod=p.name, uid=p.uid, host_ip="", pod_ip="", node=p.node,
-              created_by_kind=p.kind, created_by_name=p.owner, priority_class="", host_network="false"), 1) for p in pods])
-    family("kube_pod_status_phase", "The pods current phase.", [
-        (dict(namespace=p.namespace, pod=p.name, uid=p.uid, phase=phase), 1 if phase == ("Running" if p.node else "Pending") else 0)
-        for p in pods for phase in ("Pending", "Running", "Succeeded", "Failed", "Unknown")])
-    # As kube-state-metrics: a series only for pods whose PodScheduled condition is False/Unschedulable.
-    family("kube_pod_status_unschedulable", "Describes the unschedulable status for the pod.", [
-        (dict(namespace=p.namespace, pod=p.name, uid=p.uid), 1) for p in pods if not p.node])
-    family("kube_pod_container_resource_requests", "The number of requested request resource by a container.", [
-        row for p in pods for row in (
-            *([(dict(namespace=p.namespace, pod=p.name, uid=p.uid, container="app", node=p.node, resource="cpu", unit="core"),
-                float(p.cpu))] if p.cpu else []),
-            (dict(namespace=p.namespace, pod=p.name, uid=p.uid, container="app", node=p.node, resource="memory", unit="byte"),
-             float(p.memory)))])
-    return "\n".join(out) + "\n"
-
-
-def render_node_exporter(node, memory_used):
-    cpus = max(1, int(round(node.size.cpu)))
-    out = ["# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.",
-           "# TYPE node_cpu_seconds_total counter"]
-    for cpu in range(cpus):
-        busy = node.busy_seconds / cpus
-        for mode, seconds in (("idle", node.idle_seconds / cpus), ("user", busy * 0.75), ("system", busy * 0.25)):
-            out.append(f"node_cpu_seconds_total{labels(cpu=str(cpu), mode=mode)} {seconds!r}")
-    out += ["# HELP node_uname_info Labeled system information as provided by the uname system call.",
-            "# TYPE node_uname_info gauge",
-            f"node_uname_info{labels(domainname='(none)', machine='x86_64', nodename=node.name, release='6.1.0-21-cloud-amd64', sysname='Linux', version='#1 SMP Debian')} 1",
-            "# HELP node_memory_MemTotal_bytes Memory information field MemTotal_bytes.",
-            "# TYPE node_memory_MemTotal_bytes gauge",
-            f"node_memory_MemTotal_bytes {float(node.size.memory)!r}",
-            "# HELP node_memory_MemAvailable_bytes Memory information field MemAvailable_bytes.",
-            "# TYPE node_memory_MemAvailable_bytes gauge",
-            f"node_memory_MemAvailable_bytes {max(0.0, node.size.memory - memory_used)!r}"]
-    return "\n".join(out) + "\n"
+    def _node_metrics(self, node, now):
+        metrics = exporter.Node(node.name, node.provider_id, node.ip, "true" if node.ready(now) else "false",
+                                float(node.size.cpu), float(node.size.memory))
+        if node.ready(now):
+            cpus = max(1, int(round(node.size.cpu)))
+            busy = node.busy_seconds / cpus
+            metrics.cpu_seconds = [{"idle": node.idle_seconds / cpus, "user": busy * 0.75, "system": busy * 0.25}] * cpus
+            used = BASE_MEMORY + sum(p.memory * p.usage for p in self.pods.values() if p.node == node.name)
+            metrics.memory_total = float(node.size.memory)
+            metrics.memory_available = max(0.0, node.size.memory - used)
+        return metrics

@@ -1,15 +1,18 @@
-"""The real peers of a sandbox, on 127.0.0.1 only: moto server (signature checking on) and
-Prometheus (the Debian package's binary).
+"""The real peers, on 127.0.0.1 only: moto server (signature checking on) and Prometheus (the
+Debian package's binary), for the sandbox, the benchmark (benchmarks/bench.py) and the tests
+(scripts/peers.sh starts the tests' moto with `python -m ksandbox.peers moto DIR`).
 
 Every process is started in its own process group under `timeout`, so it ends by itself
 should the sandbox be killed without tearing down, and `stop()` ends exactly that group.
 """
+import importlib.util
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -33,9 +36,11 @@ class ManagedProcess:
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "wb")
         # `timeout` leads the new process group and ends the peer after `lifetime` seconds
-        # even if this Python process dies (SIGKILL) before stop().
+        # even if this Python process dies (SIGKILL) before stop(); lifetime None: no bound
+        # (a peer meant to outlive this process, stopped by its pid).
+        bound = [] if lifetime is None else ["timeout", str(int(lifetime))]
         self.process = subprocess.Popen(
-            ["timeout", str(int(lifetime))] + list(argv),
+            bound + list(argv),
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             env=env, start_new_session=True)
 
@@ -92,23 +97,26 @@ class Credentials:
 
 
 class Moto:
-    """moto server with SigV4 checking on after the first three (unauthenticated) requests,
-    which create an IAM user with an allow-all policy and its access key. It serves one
-    request at a time (scripts/moto_server_serial.py): only then are moto's conditional
-    writes atomic, as DynamoDB's are, and the lease means what it means on AWS."""
+    """moto server with SigV4 checking on after the first (unauthenticated) requests, three per
+    user of `users` (name: the IAM actions its policy allows), which create the users and their
+    access keys; `credentials` are the first user's. It serves one request at a time
+    (scripts/moto_server_serial.py): only then are moto's conditional writes atomic, as
+    DynamoDB's are, and the lease means what it means on AWS."""
 
-    def __init__(self, directory, lifetime=900):
-        python = REPO_ROOT / ".venv/bin/python"
-        if not python.exists():
-            raise PeerError(f"no {python}: run scripts/install-deps.sh (it creates .venv with moto[server])")
-        env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
-        self.process = ManagedProcess("moto", [str(python), str(REPO_ROOT / "scripts/moto_server_serial.py"), "0"],
+    def __init__(self, directory, lifetime=900, users=None):
+        users = users or {"ksandbox": "*"}
+        if importlib.util.find_spec("moto") is None:
+            raise PeerError(f"moto is not installed for {sys.executable}: run scripts/install-deps.sh "
+                            "(it creates .venv with moto[server]) and use .venv/bin/python")
+        env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(3 * len(users)))
+        self.process = ManagedProcess("moto", [sys.executable, str(REPO_ROOT / "scripts/moto_server_serial.py"), "0"],
                                       Path(directory) / "moto.log", env=env, lifetime=lifetime)
         try:
             port = wait_for("moto printing its port", self._port, 20, log=self.process.log_text)
             self.endpoint = f"http://127.0.0.1:{port}"
             wait_for("moto answering", lambda: http_ok(self.endpoint + "/moto-api/"), 20, log=self.process.log_text)
-            self.credentials = self._create_user()
+            self.users = {name: self._create_user(name, actions) for name, actions in users.items()}
+            self.credentials = next(iter(self.users.values()))
         except BaseException:
             self.process.stop()
             raise
@@ -129,11 +137,10 @@ class Moto:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.read().decode()
 
-    def _create_user(self):
-        name = "ksandbox"
+    def _create_user(self, name, actions):
         self._iam({"Action": "CreateUser", "UserName": name})
-        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-        self._iam({"Action": "PutUserPolicy", "UserName": name, "PolicyName": "all", "PolicyDocument": json.dumps(policy)})
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
+        self._iam({"Action": "PutUserPolicy", "UserName": name, "PolicyName": "p", "PolicyDocument": json.dumps(policy)})
         answer = self._iam({"Action": "CreateAccessKey", "UserName": name})
         key = re.search(r"<AccessKeyId>(.*?)</AccessKeyId>", answer)
         secret = re.search(r"<SecretAccessKey>(.*?)</SecretAccessKey>", answer)
@@ -149,7 +156,7 @@ class Prometheus:
     """A real Prometheus with the given scrape configuration, on 127.0.0.1 with a free port."""
 
     def __init__(self, directory, config_text, lifetime=900):
-        binary = os.environ.get("KSANDBOX_PROMETHEUS_BIN", "/usr/bin/prometheus")
+        binary = os.environ.get("KSANDBOX_PROMETHEUS_BIN") or os.environ.get("KSTEST_PROMETHEUS_BIN") or "/usr/bin/prometheus"
         if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
             raise PeerError(f"no Prometheus at {binary}: run scripts/install-deps.sh (Debian package prometheus), "
                             "or set KSANDBOX_PROMETHEUS_BIN")
@@ -178,3 +185,37 @@ class Prometheus:
     def stop(self):
         self.process.stop()
         shutil.rmtree(self.data, ignore_errors=True)
+
+
+# MARK: the tests' moto (scripts/peers.sh)
+
+TEST_USERS = {
+    "kscaler-tests": "*",
+    "kscaler-readonly": ["dynamodb:Describe*", "dynamodb:Get*", "dynamodb:Query", "ec2:Describe*", "ssm:Get*",
+                         "sts:GetCallerIdentity"],
+}
+
+
+def start_test_moto(directory):
+    """Starts the tests' moto, to outlive this process: DIR/moto.pid has its pid (it leads its
+    process group), DIR/env the KSTEST_* variables to source (see scripts/peers.sh)."""
+    directory = Path(directory)
+    moto = Moto(directory, lifetime=None, users=TEST_USERS)
+    full, limited = moto.users["kscaler-tests"], moto.users["kscaler-readonly"]
+    (directory / "moto.pid").write_text(f"{moto.process.process.pid}\n")
+    (directory / "env").write_text(
+        f"export KSTEST_MOTO_ENDPOINT={moto.endpoint}\n"
+        f"export KSTEST_AWS_ACCESS_KEY_ID={full.access_key_id}\n"
+        f"export KSTEST_AWS_SECRET_ACCESS_KEY={full.secret_access_key}\n"
+        f"export KSTEST_AWS_LIMITED_ACCESS_KEY_ID={limited.access_key_id}\n"
+        f"export KSTEST_AWS_LIMITED_SECRET_ACCESS_KEY={limited.secret_access_key}\n")
+    return moto.endpoint
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "moto":
+        sys.exit("usage: python -m ksandbox.peers moto DIR")
+    try:
+        print(start_test_moto(sys.argv[2]))
+    except PeerError as error:
+        sys.exit(f"peers: {error}")
