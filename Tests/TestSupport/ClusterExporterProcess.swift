@@ -3,20 +3,20 @@ import Foundation
 /// The simulated cluster's kube-state-metrics and node-exporter (infra/local/ksandbox/exporter.py,
 /// the one exposition the sandbox and the benchmark serve too), run as a process on 127.0.0.1.
 /// It exits by itself after 900 s, and as soon as its stdin closes (the test process is gone).
-public final class ClusterExporterProcess: @unchecked Sendable {  // Process is not Sendable; only stop() touches it.
+package final class ClusterExporterProcess: @unchecked Sendable {  // Process is not Sendable; only stop() touches it.
     /// Where Prometheus scrapes kube-state-metrics as a static target (`metrics_path`).
-    public static let kubeStateMetricsPath = "/kube-state-metrics/metrics"
+    package static let kubeStateMetricsPath = "/kube-state-metrics/metrics"
 
-    public let port: Int
+    package let port: Int
     /// How many scrape targets its service discovery (`/sd`) lists.
-    public let targets: Int
-    public var address: String { "127.0.0.1:\(port)" }
+    package let targets: Int
+    package var address: String { "127.0.0.1:\(port)" }
     /// Prometheus's `http_sd_configs` URL for every target of the cluster.
-    public var serviceDiscoveryURL: String { "http://\(address)/sd" }
+    package var serviceDiscoveryURL: String { "http://\(address)/sd" }
     private let process: Process
     private let directory: URL
 
-    public static let script = URL(fileURLWithPath: #filePath)
+    package static let script = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("infra/local/ksandbox/exporter.py")
 
@@ -29,7 +29,7 @@ public final class ClusterExporterProcess: @unchecked Sendable {  // Process is 
 
     /// Starts the exporter with `arguments` (`--scenario NAME`, or `--cluster-file PATH`) and
     /// returns once it has told its port.
-    public static func start(_ arguments: [String]) async throws -> ClusterExporterProcess {
+    package static func start(_ arguments: [String]) async throws -> ClusterExporterProcess {
         let directory = try ChildProcess.temporaryDirectory("kscaler-cluster-exporter")
         let log = directory.appendingPathComponent("exporter.log")
         let process: Process
@@ -53,7 +53,7 @@ public final class ClusterExporterProcess: @unchecked Sendable {  // Process is 
         }
     }
 
-    public func stop() async {
+    package func stop() async {
         await ChildProcess.stop(process)
         try? FileManager.default.removeItem(at: directory)
     }
