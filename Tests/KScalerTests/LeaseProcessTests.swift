@@ -114,8 +114,8 @@ import TestSupport
             run.0.terminate()
             let result = await Self.finish(run)
             #expect(result.status == 128 + SIGTERM, "\(result.output)")
-            #expect(result.report?.leaseReleased == true)
-            #expect(result.report?.errors.contains { $0.contains("cancelled") } == true)
+            #expect(result.report?.leaseReleased == true, "\(result.output)")
+            #expect(result.report?.errors.contains { $0.contains("cancelled") } == true, "\(result.output)")
             #expect(try await harness.table.holder().owner == nil)
             #expect(try await harness.instances().isEmpty)
         }
