@@ -75,12 +75,15 @@ private func windowMaximum(_ signal: Signal, mode: UtilizationMode) async throws
 
     @Test(arguments: UtilizationMode.allCases)
     func windowLongerThanTheHistoryIsNoData(mode: UtilizationMode) async throws {
-        // A few seconds of complete history: the current value and a few 2 s subquery steps have
-        // data, but not the ten a 20 s window needs.
-        try await Task.sleep(until: fakeClusterPrometheus().fullyScrapedSince + .seconds(3))
+        // A window a minute longer than the history so far (however late a loaded machine runs this
+        // test): the current value and the latest subquery steps have data, the earliest do not.
+        let fullyScrapedSince = try fakeClusterPrometheus().fullyScrapedSince
+        try await Task.sleep(until: fullyScrapedSince + .seconds(3))
         #expect(try await number(.cpuUtilization, mode: mode) != nil)
+        let history = ContinuousClock.now - fullyScrapedSince
+        let windowSeconds = Int(history.components.seconds) + 60
         for signal in [Signal.cpuUtilizationWindowMax, .memoryUtilizationWindowMax] {
-            #expect(try await answer(signal, mode: mode, windowSeconds: 20).isNoData)
+            #expect(try await answer(signal, mode: mode, windowSeconds: windowSeconds).isNoData, "window \(windowSeconds)s")
         }
     }
 
