@@ -52,7 +52,7 @@ let package = Package(
 
         // Shared by the test targets only: local stand-in servers and the peers' coordinates.
         .target(name: "TestSupport", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport"),
-        .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "TestSupportTests", dependencies: ["TestSupport", "HTTP"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport", .product(name: "Logging", package: "swift-log")]),

@@ -21,7 +21,8 @@ private final class ThreadBody: Sendable {
     init(_ run: @escaping @Sendable () -> Void) { self.run = run }
 }
 
-private func startDetachedThread(_ body: @escaping @Sendable () -> Void) {
+/// Starts `body` on a detached POSIX thread of its own (no pool, so no cap but the system's).
+package func startDetachedThread(_ body: @escaping @Sendable () -> Void) {
     let context = Unmanaged.passRetained(ThreadBody(body))
     var attributes = pthread_attr_t()
     pthread_attr_init(&attributes)
