@@ -129,6 +129,4 @@ package struct StateChanges: Sendable, Equatable {
         self.unavailableOfferings = unavailableOfferings
         self.clearLaunchIntent = clearLaunchIntent
     }
-
-    package var isEmpty: Bool { self == StateChanges() }
 }
