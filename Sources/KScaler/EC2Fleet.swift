@@ -1,8 +1,8 @@
 import AWS
 import KScalerCore
 
-/// The fleet on EC2. Managed instances are those tagged `kscaler:cluster=<id>`, always
-/// filtered on state pending/running (terminated instances stay listed for a while).
+/// The fleet on EC2. Managed instances are those tagged `kscaler:cluster=<id>` in state
+/// pending/running; shutting-down and terminated ones (EC2 lists them for a while) are ended.
 package struct EC2Fleet: Fleet {
     package static let clusterTag = "kscaler:cluster"
     package static let poolTag = "kscaler:pool"
@@ -74,8 +74,14 @@ package struct EC2Fleet: Fleet {
         [("tag:\(Self.clusterTag)", [clusterID]), ("instance-state-name", ["pending", "running"])]
     }
 
-    package func managedInstances() async throws -> [ManagedInstance] {
-        try await ec2.describeInstances(filters: liveManagedFilters).compactMap(Self.managed)
+    /// One DescribeInstances for live and ended alike: EC2 lists a terminated instance for
+    /// about an hour, long enough for its Node object to be found a ghost (and kscaler's own
+    /// terminations are in the state until their Node is deleted).
+    package func listMachines() async throws -> MachineListing {
+        let filters = [("tag:\(Self.clusterTag)", [clusterID]), ("instance-state-name", ["pending", "running", "shutting-down", "terminated"])]
+        let instances = try await ec2.describeInstances(filters: filters)
+        return MachineListing(live: instances.compactMap(Self.managed),
+                              ended: Set(instances.filter { $0.state == .shuttingDown || $0.state == .terminated }.map(\.id)))
     }
 
     package func instances(launchID: String) async throws -> [ManagedInstance] {

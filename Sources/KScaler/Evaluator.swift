@@ -21,17 +21,20 @@ package struct Evaluator: Sendable {
     let store: any RunStore
     let fleet: any Fleet
     let metrics: any MetricsSource
+    /// The Kubernetes API, or nil when `kubernetes.enabled` is off (Node objects left alone).
+    let cluster: (any ClusterAPI)?
     let decider: Decider
     let clock: @Sendable () -> Date
     let logger: Logger
 
     package init(config: KScalerConfig, store: any RunStore, fleet: any Fleet, metrics: any MetricsSource,
-                decider: Decider? = nil, clock: @escaping @Sendable () -> Date = { Date() },
+                cluster: (any ClusterAPI)? = nil, decider: Decider? = nil, clock: @escaping @Sendable () -> Date = { Date() },
                 logger: Logger = Logger(label: "kscaler")) {
         self.config = config
         self.store = store
         self.fleet = fleet
         self.metrics = metrics
+        self.cluster = cluster
         let policy = config.policy
         self.decider = decider ?? { observation, now in decide(observation, policy: policy, now: now) }
         self.clock = clock
@@ -181,11 +184,17 @@ package struct Evaluator: Sendable {
             after = state.applying(StateChanges(clearLaunchIntent: observed.intentSettled), pool: config.workers.pool)
             let decision = decider(observed.observation, clock())
             report.decision = decision
-            let acted = await act(decision, mode: mode, state: state, retryLaunchID: observed.retryLaunchID)
+            var acted = await act(decision, mode: mode, state: state, observed: observed)
+            if let nodes = observed.clusterNodes {
+                await tendNodes(nodes, observed: observed, mode: mode, state: state, into: &acted)
+            }
             report.actions += acted.actions
+            report.nodeCleanup = acted.nodeCleanup
+            report.notes += acted.notes
             // A launch written as a new intent decides about it; else the lookup above does.
             if let intent = acted.intent { after.launchIntent = intent }
             after = after.applying(acted.changes, pool: config.workers.pool)
+            if let ghosts = acted.ghostRecords { after.ghostNodes = ghosts }
             if let error = acted.error { report.errors.append(describeError(error)) }
         } catch {
             report.errors.append(describeError(error))

@@ -48,8 +48,9 @@ package protocol Fleet: Sendable {
     /// How the backend's machines show up as Kubernetes nodes: the default queries' worker
     /// selector and the node → machine mapping.
     var machines: MachineIdentity { get }
-    /// The live (pending or running) machines of this cluster.
-    func managedInstances() async throws -> [ManagedInstance]
+    /// This cluster's machines: the live ones (pending or running), and those ended (shutting
+    /// down or terminated, as far as the backend still lists them), in one call.
+    func listMachines() async throws -> MachineListing
     /// The live machines launched under `launchID`.
     func instances(launchID: String) async throws -> [ManagedInstance]
     /// Launches, trying offerings in order on capacity errors. A dry run proves permissions
@@ -59,6 +60,24 @@ package protocol Fleet: Sendable {
     func terminate(_ instanceIDs: [String], dryRun: Bool) async throws
     /// Whether a call that threw `error` may have taken effect.
     func outcome(of error: any Error) -> FailedCallOutcome
+}
+
+extension Fleet {
+    /// The live (pending or running) machines of this cluster.
+    package func managedInstances() async throws -> [ManagedInstance] { try await listMachines().live }
+}
+
+/// This cluster's machines as the backend lists them.
+package struct MachineListing: Sendable, Equatable {
+    package var live: [ManagedInstance]
+    /// Ids of machines shutting down or terminated that still carry this cluster's tag: their
+    /// Node objects are ghosts.
+    package var ended: Set<String>
+
+    package init(live: [ManagedInstance], ended: Set<String> = []) {
+        self.live = live
+        self.ended = ended
+    }
 }
 
 /// Every offering answered with a capacity error (or the request was refused outright):

@@ -20,7 +20,11 @@ package struct RunEvent: Sendable, Equatable, Codable {
     }
 
     package struct ActionRecord: Sendable, Equatable, Codable {
-        package enum Kind: String, Sendable, Codable { case launch, terminate, terminateFailedBoot = "terminate_failed_boot" }
+        package enum Kind: String, Sendable, Codable {
+            case launch, terminate, terminateFailedBoot = "terminate_failed_boot"
+            /// A Node object deleted through the Kubernetes API (its machine gone).
+            case deleteNode = "delete_node"
+        }
 
         package enum Result: String, Sendable, Codable {
             case done
@@ -40,11 +44,14 @@ package struct RunEvent: Sendable, Equatable, Codable {
         /// Done by an earlier run that crashed before recording it; this run found it (by its
         /// launch id) and records it, so every launch reaches the history.
         package var recovered: Bool
+        /// The Node objects acted on (`delete_node`); nil for machine actions.
+        package var nodes: [String]?
 
-        package init(kind: Kind, instanceIDs: [String], machineType: String? = nil, placement: String? = nil,
+        package init(kind: Kind, instanceIDs: [String], nodes: [String]? = nil, machineType: String? = nil, placement: String? = nil,
                     launchID: String? = nil, result: Result = .done, error: String? = nil, recovered: Bool = false) {
             self.kind = kind
             self.instanceIDs = instanceIDs
+            self.nodes = nodes
             self.machineType = machineType
             self.placement = placement
             self.launchID = launchID
@@ -55,7 +62,7 @@ package struct RunEvent: Sendable, Equatable, Codable {
 
         enum CodingKeys: String, CodingKey {
             case kind, instanceIDs = "instance_ids", machineType = "instance_type", placement = "subnet_id", launchID = "launch_id"
-            case result, error, recovered
+            case result, error, recovered, nodes
         }
 
         /// Events written before `result` and `recovered` existed read as they meant.
@@ -69,6 +76,7 @@ package struct RunEvent: Sendable, Equatable, Codable {
             error = try container.decodeIfPresent(String.self, forKey: .error)
             result = try container.decodeIfPresent(Result.self, forKey: .result) ?? (error == nil ? .done : .failed)
             recovered = try container.decodeIfPresent(Bool.self, forKey: .recovered) ?? false
+            nodes = try container.decodeIfPresent([String].self, forKey: .nodes)
         }
     }
 

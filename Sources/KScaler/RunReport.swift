@@ -49,6 +49,8 @@ package struct RunReport: Sendable, Codable {
     package var observation: Observation?
     package var decision: Decision?
     package var actions: [RunEvent.ActionRecord]
+    /// The Node objects found ghosts and what became of them; nil without the Kubernetes API.
+    package var nodeCleanup: NodeCleanup?
     /// Facts worth a line that are not decisions (a resumed launch intent, a released lease).
     package var notes: [String]
     package var errors: [String]
@@ -67,7 +69,7 @@ package struct RunReport: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case runID = "run_id", mode, clusterID = "cluster_id", startedAt = "started_at", finishedAt = "finished_at", outcome
-        case lease, leaseReleased = "lease_released", observation, decision, actions, notes, errors
+        case lease, leaseReleased = "lease_released", observation, decision, actions, nodeCleanup = "node_cleanup", notes, errors
     }
 
     /// The history event for this run, or nil when it neither decided, did nor failed anything

@@ -22,6 +22,10 @@ struct Observed: Sendable {
     var recovered: [RunEvent.ActionRecord] = []
     /// Whether the state's launch intent has been looked up and can be cleared.
     var intentSettled = false
+    /// Every Node object the Kubernetes API listed, machines resolved; nil without the API.
+    var clusterNodes: [ClusterNode]?
+    /// The fleet's machines that are shutting down or terminated.
+    var endedMachines: Set<String> = []
     var notes: [String] = []
 }
 
@@ -33,21 +37,42 @@ struct Acted: Sendable {
     /// The launch intent written before launching: recorded unless `changes` clears it
     /// (the launch's result is known).
     var intent: LaunchIntent?
+    /// The state as last written during the run (an intent, ghost records before a terminate):
+    /// the next write before an action builds on it.
+    var written: StateDocument?
+    /// Ghost records written before this run's terminations, by machine.
+    var terminationRecords: [GhostNode] = []
+    /// The state's ghost list to record, when node tending ran.
+    var ghostRecords: [GhostNode]?
+    var nodeCleanup: NodeCleanup?
+    var notes: [String] = []
     var error: (any Error)?
 }
 
 extension Evaluator {
-    /// Prometheus and the fleet concurrently; then the launch intent, if one is pending.
+    /// Prometheus, the fleet and the Kubernetes API concurrently; then the launch intent, if
+    /// one is pending. A failed fleet or API read ends the run before any action.
     func observe(state: StateDocument) async throws -> Observed {
         try Task.checkCancellation()
         let machines = fleet.machines
         async let metricsObservation = metrics.observe(queries: config.queries(workerNodes: machines.workerNodeNames), now: clock())
-        async let instancesResult = fleet.managedInstances()
+        async let listingResult = fleet.listMachines()
+        async let clusterNodesResult = listClusterNodes()
         let readings = await metricsObservation
-        let instances = try await instancesResult
+        let listing = try await listingResult
+        let clusterNodes = try await clusterNodesResult
         let nodes = readings.nodes.map { $0.identified(by: machines) }
-        var observed = Observed(observation: Observation(readings: readings.readings, nodes: nodes, instances: instances,
-                                                         state: state.pool(config.workers.pool)))
+        // kscaler's own terminations count as ended even once EC2 stops listing them.
+        let live = Set(listing.live.map(\.id))
+        let ended = listing.ended.union(state.ghostNodes.map(\.machine).filter { !live.contains($0) })
+        var observed = Observed(observation: Observation(readings: readings.readings, nodes: nodes, instances: listing.live,
+                                                         endedMachines: ended, state: state.pool(config.workers.pool)))
+        observed.clusterNodes = clusterNodes?.map { node in
+            var node = node
+            node.machineID = machines.machineID(node.name, node.providerID)
+            return node
+        }
+        observed.endedMachines = ended
         guard let intent = state.launchIntent else { return observed }
         let launched = try await fleet.instances(launchID: intent.launchID)
         if launched.isEmpty {
@@ -66,13 +91,23 @@ extension Evaluator {
         return observed
     }
 
+    /// The API's Node objects, or nil when kscaler runs without the API.
+    private func listClusterNodes() async throws -> [ClusterNode]? {
+        guard let cluster else { return nil }
+        do {
+            return try await cluster.nodes()
+        } catch {
+            throw KubernetesCallFailed(what: "listing the Node objects", error: error)
+        }
+    }
+
     /// Terminates failed boots, then launches or terminates as decided — for real or as a dry
     /// run, one code path. For real, every EC2 call and state write happens while the lease has
     /// more than its safety margin left (a request still in flight then is cut off), so no run
     /// acts while another may already hold the lease. Each action is recorded with its result:
     /// done, failed (nothing happened), or unknown (sent, no usable answer: it may have happened,
     /// and the next run looks first).
-    func act(_ decision: Decision, mode: ActMode, state: StateDocument, retryLaunchID: String?) async -> Acted {
+    func act(_ decision: Decision, mode: ActMode, state: StateDocument, observed: Observed) async -> Acted {
         var acted = Acted()
         guard decision.action != .none || !decision.failedBoots.isEmpty else { return acted }
         let now = clock()
@@ -80,16 +115,16 @@ extension Evaluator {
         var unavailable = recorded.filter { $0.until > now }
         do {
             try await withinActionWindow(mode, now: now) {
-                try await terminateFailedBoots(decision, mode: mode, into: &acted)
+                try await terminateFailedBoots(decision, mode: mode, state: state, observed: observed, into: &acted)
                 unavailable += mode.isDryRun ? [] : decision.failedBoots.map(\.unavailable)
                 switch decision.action {
                 case .none:
                     break
                 case .scaleUp(let count):
-                    unavailable += try await launch(count, decision: decision, mode: mode, state: state, retryLaunchID: retryLaunchID,
+                    unavailable += try await launch(count, decision: decision, mode: mode, state: state, retryLaunchID: observed.retryLaunchID,
                                                     now: now, into: &acted)
                 case .scaleDown(let victims):
-                    try await terminate(victims.map(\.instanceID), mode: mode, into: &acted)
+                    try await terminate(.terminate, victims.map(\.instanceID), mode: mode, state: state, observed: observed, into: &acted)
                     if !mode.isDryRun { acted.changes.lastScaleDownAt = now }
                 }
             }
@@ -102,7 +137,7 @@ extension Evaluator {
 
     /// For real: no action is started once the run is cancelled or with less lease left than
     /// the safety margin, and every request inside is bounded by that margin.
-    private func withinActionWindow(_ mode: ActMode, now: Date, _ body: () async throws -> Void) async throws {
+    func withinActionWindow(_ mode: ActMode, now: Date, _ body: () async throws -> Void) async throws {
         guard case .real(let lease) = mode else { return try await body() }
         try Task.checkCancellation()
         let remaining = lease.expiresAt.timeIntervalSince(now)
@@ -112,15 +147,29 @@ extension Evaluator {
         try await RequestDeadline.bounded(by: .now + .seconds(remaining - config.lease.safetyMargin), body)
     }
 
-    private func terminateFailedBoots(_ decision: Decision, mode: ActMode, into acted: inout Acted) async throws {
+    private func terminateFailedBoots(_ decision: Decision, mode: ActMode, state: StateDocument, observed: Observed,
+                                      into acted: inout Acted) async throws {
         guard !decision.failedBoots.isEmpty else { return }
-        try await record(.terminateFailedBoot, ids: decision.failedBoots.map(\.instanceID), mode: mode, into: &acted) { ids in
-            try await fleet.terminate(ids, dryRun: mode.isDryRun)
-        }
+        try await terminate(.terminateFailedBoot, decision.failedBoots.map(\.instanceID), mode: mode, state: state, observed: observed,
+                            into: &acted)
     }
 
-    private func terminate(_ ids: [String], mode: ActMode, into acted: inout Acted) async throws {
-        try await record(.terminate, ids: ids, mode: mode, into: &acted) { ids in try await fleet.terminate(ids, dryRun: mode.isDryRun) }
+    /// Terminates machines. With the Kubernetes API, their Node objects are written into the
+    /// state's ghost list first (for real), so that a run killed right after the call still has
+    /// its Nodes deleted by the next run.
+    private func terminate(_ kind: RunEvent.ActionRecord.Kind, _ ids: [String], mode: ActMode, state: StateDocument, observed: Observed,
+                           into acted: inout Acted) async throws {
+        let targets = Set(ids)
+        let records = (observed.clusterNodes ?? []).filter { node in node.machineID.map(targets.contains) == true }
+            .map { GhostNode(node: $0.name, machine: $0.machineID ?? $0.name, since: clock(), terminatedByKscaler: true) }
+        if case .real(let lease) = mode, !records.isEmpty {
+            var withRecords = acted.written ?? state
+            withRecords.ghostNodes = withRecords.ghostNodes.filter { !targets.contains($0.machine) } + records
+            try await store.write(withRecords, lease: lease)
+            acted.written = withRecords
+        }
+        acted.terminationRecords += records
+        try await record(kind, ids: ids, mode: mode, into: &acted) { ids in try await fleet.terminate(ids, dryRun: mode.isDryRun) }
     }
 
     /// Runs one termination and records it with its result.
@@ -141,9 +190,10 @@ extension Evaluator {
     private func launch(_ count: Int, decision: Decision, mode: ActMode, state: StateDocument, retryLaunchID: String?, now: Date, into acted: inout Acted) async throws -> [UnavailableOffering] {
         let launchID = retryLaunchID ?? Self.newLaunchID()
         if case .real(let lease) = mode {
-            var withIntent = state
+            var withIntent = acted.written ?? state
             withIntent.launchIntent = LaunchIntent(launchID: launchID, count: count, createdAt: now)
             try await store.write(withIntent, lease: lease)
+            acted.written = withIntent
             acted.intent = withIntent.launchIntent
         }
         let plan = LaunchPlan(launchID: launchID, count: count, candidates: decision.launchCandidates)

@@ -19,7 +19,7 @@ package struct StateDocument: Sendable, Equatable, Codable {
     /// Scale-downs in progress, advanced run by run. No run drains
     /// yet; the list is kept as it is through every write.
     package var drains: [OpenDrain]
-    /// Nodes whose machine is gone, still to delete from the cluster (kept as above).
+    /// Nodes whose machine is gone, still to delete from the cluster (`planNodeCleanup`).
     package var ghostNodes: [GhostNode]
 
     package init(pools: [String: ScalerState] = [:], launchIntent: LaunchIntent? = nil, drains: [OpenDrain] = [],
@@ -99,19 +99,6 @@ package struct OpenDrain: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey { case node, machine, startedAt = "started_at", deadline, blockedBy = "blocked_by" }
-}
-
-/// A Node object whose machine was terminated, to delete from the cluster.
-package struct GhostNode: Sendable, Equatable, Codable {
-    package var node: String
-    package var machine: String
-    package var since: Date
-
-    package init(node: String, machine: String, since: Date) {
-        self.node = node
-        self.machine = machine
-        self.since = since
-    }
 }
 
 /// What a run changes in the state when it finishes.

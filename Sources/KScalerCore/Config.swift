@@ -37,6 +37,8 @@ package struct KScalerConfig: Sendable, Equatable {
     package var historyRetention: TimeInterval
     /// Pushgateway to push run metrics to; `nil` when not configured.
     package var pushgatewayURL: String?
+    /// How kscaler reaches the Kubernetes API, and what it does to Node objects.
+    package var kubernetes: KubernetesSettings
 
     package init(
         clusterID: String,
@@ -56,7 +58,8 @@ package struct KScalerConfig: Sendable, Equatable {
         workers: WorkerSettings,
         lease: LeaseSettings = LeaseSettings(),
         historyRetention: TimeInterval = Defaults.historyRetention,
-        pushgatewayURL: String? = nil
+        pushgatewayURL: String? = nil,
+        kubernetes: KubernetesSettings = KubernetesSettings()
     ) {
         self.clusterID = clusterID
         self.region = region
@@ -76,6 +79,7 @@ package struct KScalerConfig: Sendable, Equatable {
         self.lease = lease
         self.historyRetention = historyRetention
         self.pushgatewayURL = pushgatewayURL
+        self.kubernetes = kubernetes
     }
 
     /// Schema defaults that are not inside a nested settings type.
@@ -374,5 +378,42 @@ package struct LeaseSettings: Sendable, Equatable {
         self.ttl = ttl
         self.safetyMargin = safetyMargin
         self.maxClockSkew = maxClockSkew
+    }
+}
+
+/// The Kubernetes API: where it is, how kscaler authenticates, and how it tends Node objects.
+///
+/// Credentials resolve as kubectl's do unless `server` is set: `kubeconfig` (else `$KUBECONFIG`,
+/// else `~/.kube/config`) at `context` (else its current context), else the pod's service
+/// account in-cluster. With `server`, the bearer token is read from the SSM SecureString
+/// `tokenParameter` (the ECS, Lambda and systemd shapes, which have no kubeconfig).
+package struct KubernetesSettings: Sendable, Equatable {
+    /// nil: on when a credential source resolves (`config check` says which); false: kscaler
+    /// never calls the API (Node objects of terminated instances are left behind).
+    package var enabled: Bool?
+    package var kubeconfig: String?
+    package var context: String?
+    /// The API server URL, for the token-in-SSM path.
+    package var server: String?
+    /// The cluster CA as base64 PEM (what a kubeconfig's `certificate-authority-data` holds);
+    /// nil trusts the system's CAs.
+    package var caData: String?
+    /// The SSM SecureString holding a service-account bearer token.
+    package var tokenParameter: String?
+    /// A Node whose machine is gone is deleted this long after kscaler first saw it so.
+    package var ghostGrace: TimeInterval
+    /// How long one API request may take.
+    package var timeout: TimeInterval
+
+    package init(enabled: Bool? = nil, kubeconfig: String? = nil, context: String? = nil, server: String? = nil,
+                 caData: String? = nil, tokenParameter: String? = nil, ghostGrace: TimeInterval = 120, timeout: TimeInterval = 10) {
+        self.enabled = enabled
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.server = server
+        self.caData = caData
+        self.tokenParameter = tokenParameter
+        self.ghostGrace = ghostGrace
+        self.timeout = timeout
     }
 }

@@ -47,6 +47,27 @@ extension ConfigReader {
                        + "\(formatDuration(defaults.ttl))), or no run could ever act")
         }
         checkWorkers(config.workers, given: given)
+        checkKubernetes(config.kubernetes, given: given)
+    }
+
+    /// The token-in-SSM path needs its server and its token together, and is one way to reach
+    /// the API: a kubeconfig beside it would leave which one is used to a rule nobody reads.
+    private mutating func checkKubernetes(_ kubernetes: KubernetesSettings, given: (String) -> Bool) {
+        let server = given("kubernetes.server"), token = given("kubernetes.token_parameter")
+        if server && !token && !isBroken("kubernetes.server") {
+            report("kubernetes.token_parameter", "is required with kubernetes.server",
+                   fix: "set kubernetes.token_parameter to the SSM SecureString holding the service-account token (infra/README.md, Kubernetes access)")
+        }
+        if token && !server && !isBroken("kubernetes.token_parameter") {
+            report("kubernetes.server", "is required with kubernetes.token_parameter", fix: "set kubernetes.server to the API URL, e.g. https://10.0.0.10:6443")
+        }
+        if given("kubernetes.ca_data") && !server {
+            report("kubernetes.ca_data", "is used only with kubernetes.server", fix: "remove it (a kubeconfig carries its own CA), or set kubernetes.server")
+        }
+        if server, given("kubernetes.kubeconfig") || given("kubernetes.context") {
+            report("kubernetes.server", "is set together with kubernetes.kubeconfig or kubernetes.context",
+                   fix: "use one way to reach the API: server + token_parameter, or a kubeconfig")
+        }
     }
 
     /// Down-thresholds must sit below up-thresholds, or one run's scale-down is the next one's scale-up.

@@ -110,7 +110,7 @@ enum Parse {
 enum ConfigSettings {
     /// Every setting, in documentation order (the order `config check` lists them).
     static var all: [SettingSpec] {
-        connection + Signal.allCases.map(signalQuery) + scaling + workers + bookkeeping
+        connection + Signal.allCases.map(signalQuery) + scaling + workers + kubernetes + bookkeeping
     }
 
     private static var connection: [SettingSpec] {
@@ -188,6 +188,32 @@ enum ConfigSettings {
                    { Scalar.stringList($0).flatMap(parseTaints) }, format: { Parse.list($0.map(\.description)) }),
             joinParameter("workers.join.token_parameter", "the SSM parameter holding the join token", \.tokenParameter),
             joinParameter("workers.join.server_url_parameter", "the SSM parameter holding the server URL", \.serverURLParameter),
+        ]
+    }
+
+    private static var kubernetes: [SettingSpec] {
+        [
+            .optional("kubernetes.enabled", "true, false or auto (default: on when a credential source resolves)", \.kubernetes.enabled,
+                      { value -> Result<Bool?, ScalarError> in
+                          if case .string(let text) = value, Scalar.trimmed(text).lowercased() == "auto" || Scalar.trimmed(text).isEmpty {
+                              return .success(nil)
+                          }
+                          return Scalar.bool(value).map(Optional.some)
+                      }, format: { String($0) }),
+            .optional("kubernetes.kubeconfig", "the kubeconfig file (default $KUBECONFIG, then ~/.kube/config)", \.kubernetes.kubeconfig,
+                      TextRule.path.parse, format: { $0 }),
+            .optional("kubernetes.context", "the kubeconfig context (default: its current context)", \.kubernetes.context,
+                      TextRule.nonEmpty.parse, format: { $0 }),
+            .optional("kubernetes.server", "the API server URL, with token_parameter (no kubeconfig)", \.kubernetes.server,
+                      urlParser(field: "kubernetes.server"), format: { $0 }),
+            .optional("kubernetes.ca_data", "the cluster CA, base64 PEM as in a kubeconfig (default: the system's CAs)", \.kubernetes.caData,
+                      TextRule.base64.parse, format: { $0 }),
+            .optional("kubernetes.token_parameter", "the SSM SecureString holding a service-account token, with server", \.kubernetes.tokenParameter,
+                      TextRule.ssmParameter.parse, format: { $0 }),
+            .value("kubernetes.ghost_grace", "a Node whose instance is gone is deleted after this long", \.kubernetes.ghostGrace,
+                   Parse.positiveDuration, format: formatDuration),
+            .value("kubernetes.timeout", "how long one Kubernetes API request may take", \.kubernetes.timeout,
+                   Parse.positiveDuration, format: formatDuration),
         ]
     }
 

@@ -106,6 +106,14 @@ extension TextRule {
         fix: "write a name such as kscaler-worker, or an arn:aws:iam::…:instance-profile/… ARN",
         isValid: { !$0.isEmpty && $0.count <= 2048 && !$0.contains(where: \.isWhitespace) }
     )
+    static let base64 = TextRule(
+        expected: "base64 text (the certificate-authority-data of a kubeconfig)",
+        fix: "write the CA as one base64 line, e.g. the output of: kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}'",
+        isValid: { text in !text.isEmpty && text.utf8.allSatisfy { byte in
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "=")
+        } }
+    )
     static let nonEmpty = TextRule(expected: "a non-empty value", fix: "write a value or remove the key", isValid: { !$0.isEmpty })
     static let path = TextRule(
         expected: "a file path",

@@ -57,6 +57,11 @@ private struct Planner {
                        trust(observation.instances.map(\.launchTime).max(), "the newest launch time")].compactMap { $0 }.max()
         lastScaleDown = trust(observation.state.lastScaleDownAt, "last_scale_down_at")
         reasons = warnings
+        let ghosts = observation.ghostNodes.map(\.name).sorted()
+        if !ghosts.isEmpty {
+            reasons.append(Reason(.ghostNodes, "\(ghosts.count) ghost node\(ghosts.count == 1 ? "" : "s") (machine gone) not counted: "
+                + ghosts.joined(separator: ", ")))
+        }
     }
 
     /// A cooldown stamp in the future was written by a clock running ahead of ours (or by

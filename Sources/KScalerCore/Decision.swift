@@ -133,18 +133,33 @@ package struct NodeCounts: Sendable, Equatable, Codable {
     package var clusterNodes: Int
     /// Nodes not Ready, not counting managed nodes still within boot grace.
     package var clusterNotReady: Int
+    /// Nodes whose machine is gone, left out of `clusterNodes` and `clusterNotReady`.
+    package var ghostNodes: Int
 
-    package init(current: Int, ready: Int, booting: Int, desired: Int, clusterNodes: Int, clusterNotReady: Int) {
+    package init(current: Int, ready: Int, booting: Int, desired: Int, clusterNodes: Int, clusterNotReady: Int, ghostNodes: Int = 0) {
         self.current = current
         self.ready = ready
         self.booting = booting
         self.desired = desired
         self.clusterNodes = clusterNodes
         self.clusterNotReady = clusterNotReady
+        self.ghostNodes = ghostNodes
     }
 
     private enum CodingKeys: String, CodingKey {
-        case current, ready, booting, desired, clusterNodes = "cluster_nodes", clusterNotReady = "cluster_not_ready"
+        case current, ready, booting, desired, clusterNodes = "cluster_nodes", clusterNotReady = "cluster_not_ready", ghostNodes = "ghost_nodes"
+    }
+
+    /// Reports written before ghosts were counted read as having none.
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        current = try container.decode(Int.self, forKey: .current)
+        ready = try container.decode(Int.self, forKey: .ready)
+        booting = try container.decode(Int.self, forKey: .booting)
+        desired = try container.decode(Int.self, forKey: .desired)
+        clusterNodes = try container.decode(Int.self, forKey: .clusterNodes)
+        clusterNotReady = try container.decode(Int.self, forKey: .clusterNotReady)
+        ghostNodes = try container.decodeIfPresent(Int.self, forKey: .ghostNodes) ?? 0
     }
 }
 
@@ -182,6 +197,8 @@ package struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
         case futureTimestamp = "future_timestamp"
         case missingSignal = "missing_signal"
         case clusterUnhealthy = "cluster_unhealthy"
+        /// Nodes whose machine is gone were left out of the counts and the health gate.
+        case ghostNodes = "ghost_nodes"
         case failedBoot = "failed_boot"
         case protectedFailedBoot = "protected_failed_boot"
         case belowMinimum = "below_minimum"

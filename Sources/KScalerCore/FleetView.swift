@@ -28,8 +28,8 @@ enum InstanceStatus: Equatable {
 /// against the health gate instead, so a cluster-wide outage never turns into mass termination.
 ///
 /// Health gate: managed nodes still within boot grace are not counted as not Ready (a burst of
-/// launches must not trip the gate); every other node, control plane and foreign nodes
-/// included, is.
+/// launches must not trip the gate), nor are ghosts (nodes whose machine is gone); every other
+/// node, control plane and foreign nodes included, is.
 struct FleetView {
     let instances: [ManagedInstance]
     let statusByID: [String: InstanceStatus]
@@ -42,6 +42,8 @@ struct FleetView {
     let booting: Int
     let clusterNodes: Int
     let clusterNotReady: Int
+    /// Nodes left out of both counts because their machine is gone.
+    let ghosts: Int
 
     init(observation: Observation, policy: Policy, now: Date) {
         instances = observation.instances
@@ -76,8 +78,12 @@ struct FleetView {
         ready = statuses.values.count(where: { $0 == .ready })
         booting = statuses.values.count(where: { $0 == .booting || $0 == .unregistered })
 
-        clusterNodes = observation.nodes.count
-        clusterNotReady = observation.nodes.count(where: { node in
+        // A ghost (its machine gone) is no node of the cluster: counting it would trip the gate
+        // after a few scale-downs on a cluster whose Node objects nobody deletes.
+        let counted = observation.nodes.filter { node in node.instanceID.map(observation.endedMachines.contains) != true }
+        ghosts = observation.nodes.count - counted.count
+        clusterNodes = counted.count
+        clusterNotReady = counted.count(where: { node in
             !node.ready && node.instanceID.flatMap { statuses[$0] } != .booting
         })
     }
@@ -144,6 +150,6 @@ struct FleetView {
         case .scaleDown(let victims): current - victims.count
         }
         return NodeCounts(current: current, ready: ready, booting: booting, desired: desired,
-                          clusterNodes: clusterNodes, clusterNotReady: clusterNotReady)
+                          clusterNodes: clusterNodes, clusterNotReady: clusterNotReady, ghostNodes: ghosts)
     }
 }

@@ -200,13 +200,46 @@ package struct Observation: Sendable, Equatable, Codable {
     package var nodes: [NodeObservation]
     /// This cluster's machines only, pending or running.
     package var instances: [ManagedInstance]
+    /// This cluster's machines that are gone (EC2: shutting-down or terminated, still tagged
+    /// ours), and those kscaler recorded terminating: a node of one is a ghost, never counted.
+    package var endedMachines: Set<String>
     package var state: ScalerState
 
-    package init(readings: [Signal: Reading], nodes: [NodeObservation], instances: [ManagedInstance], state: ScalerState = ScalerState()) {
+    package init(readings: [Signal: Reading], nodes: [NodeObservation], instances: [ManagedInstance],
+                 endedMachines: Set<String> = [], state: ScalerState = ScalerState()) {
         self.readings = readings
         self.nodes = nodes
         self.instances = instances
+        self.endedMachines = endedMachines
         self.state = state
+    }
+
+    /// Nodes whose machine is gone (a terminated instance's Node object left behind): not
+    /// counted by the health gate or the node counts, whatever the Kubernetes API says.
+    package var ghostNodes: [NodeObservation] {
+        nodes.filter { node in node.instanceID.map(endedMachines.contains) == true }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case readings, nodes, instances, endedMachines = "ended_instances", state
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(readings, forKey: .readings)
+        try container.encode(nodes, forKey: .nodes)
+        try container.encode(instances, forKey: .instances)
+        try container.encode(endedMachines.sorted(), forKey: .endedMachines)
+        try container.encode(state, forKey: .state)
+    }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        readings = try container.decode([Signal: Reading].self, forKey: .readings)
+        nodes = try container.decode([NodeObservation].self, forKey: .nodes)
+        instances = try container.decode([ManagedInstance].self, forKey: .instances)
+        endedMachines = Set(try container.decodeIfPresent([String].self, forKey: .endedMachines) ?? [])
+        state = try container.decode(ScalerState.self, forKey: .state)
     }
 
     package func reading(_ signal: Signal) -> Reading { readings[signal] ?? .noData }

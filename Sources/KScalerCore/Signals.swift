@@ -110,16 +110,20 @@ package enum DefaultQueries {
         """
     }
 
-    /// Fraction 0…1 of the workers' CPU or memory; empty when there is no worker.
+    /// Fraction 0…1 of the Ready workers' CPU or memory; empty when there is no Ready worker.
     private static func utilization(_ resource: String, mode: UtilizationMode, workerNodes: String) -> String {
         let workers = "node=~\"\(workerNodes)\""
         switch mode {
         case .requests:
             // Pending pods already bound to a node hold their requests too; finished pods hold none.
+            // Only Ready workers count, as for cluster-autoscaler: a ghost (a terminated instance's
+            // Node object, NotReady for ever) would add allocatable nobody can use, and a booting
+            // node none that is usable yet.
+            let ready = "on(node) (kube_node_status_condition{condition=\"Ready\",status=\"true\",\(workers)} == 1)"
             return """
             (sum(kube_pod_container_resource_requests{resource="\(resource)",\(workers)} \
-            and on(namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"} == 1)) or vector(0)) \
-            / sum(kube_node_status_allocatable{resource="\(resource)",\(workers)})
+            and on(namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"} == 1) and \(ready)) or vector(0)) \
+            / sum(kube_node_status_allocatable{resource="\(resource)",\(workers)} and \(ready))
             """
         case .usage:
             let onWorkers = "on(instance) node_uname_info{nodename=~\"\(workerNodes)\"}"

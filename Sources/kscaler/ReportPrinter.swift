@@ -41,7 +41,8 @@ enum ReportPrinter {
             }
             let counts = decision.counts
             lines.append("")
-            lines.append("nodes       managed \(counts.current) (ready \(counts.ready), booting \(counts.booting)) · desired \(counts.desired) · bounds \(bounds.min)…\(bounds.max) · cluster \(counts.clusterNodes) nodes, \(counts.clusterNotReady) not Ready")
+            lines.append("nodes       managed \(counts.current) (ready \(counts.ready), booting \(counts.booting)) · desired \(counts.desired) · bounds \(bounds.min)…\(bounds.max) · cluster \(counts.clusterNodes) nodes, \(counts.clusterNotReady) not Ready"
+                + (counts.ghostNodes > 0 ? ", \(counts.ghostNodes) ghosts not counted" : ""))
             for cooldown in decision.cooldowns {
                 let state: String
                 if let ends = cooldown.endsAt {
@@ -54,6 +55,16 @@ enum ReportPrinter {
             lines.append("")
             lines.append("decision    \(describe(decision.action))")
             for reason in decision.reasons { lines.append("  - \(reason.message)") }
+        }
+        if let cleanup = report.nodeCleanup, !cleanup.ghosts.isEmpty {
+            lines.append("")
+            lines.append("ghosts      Node objects whose instance is gone")
+            for ghost in cleanup.ghosts {
+                let when = ghost.due ? (report.mode == .plan ? "would be deleted now" : "deleted now")
+                    : "deleted after \(time(ghost.deleteAt)) (in \(span(ghost.deleteAt.timeIntervalSince(now))), kubernetes.ghost_grace)"
+                let why = ghost.terminatedByKscaler ? "terminated by kscaler" : "gone since \(time(ghost.since))"
+                lines.append("  " + pad(ghost.node.name, 24) + pad(ghost.machine, 24) + why + " · " + when)
+            }
         }
         if !report.actions.isEmpty {
             lines.append("")
@@ -88,6 +99,10 @@ enum ReportPrinter {
         case (.terminateFailedBoot, .done): "terminated failed boots"
         case (.terminateFailedBoot, .failed): "terminate failed boots FAILED"
         case (.terminateFailedBoot, .unknown): "terminate failed boots RESULT UNKNOWN"
+        case (.deleteNode, _) where plan: "delete node \(action.nodes?.joined(separator: ", ") ?? "?") (server-side dry run passed)"
+        case (.deleteNode, .done): "deleted node \(action.nodes?.joined(separator: ", ") ?? "?")"
+        case (.deleteNode, .failed): "delete node \(action.nodes?.joined(separator: ", ") ?? "?") FAILED (kept for the next run)"
+        case (.deleteNode, .unknown): "delete node \(action.nodes?.joined(separator: ", ") ?? "?") RESULT UNKNOWN (the next run looks again)"
         }
         var parts = [what + (action.recovered ? " (by an earlier run that ended before recording it)" : "")]
         if let type = action.machineType { parts.append(type) }

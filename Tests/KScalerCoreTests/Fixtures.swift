@@ -47,6 +47,7 @@ struct Cluster {
     ]
     var nodes: [NodeObservation] = [NodeObservation(name: "control-plane", instanceID: nil, ready: true, nonDaemonSetPods: 4)]
     var instances: [ManagedInstance] = []
+    var endedMachines: Set<String> = []
     var state = ScalerState()
     private var nextID = 0x1000
 
@@ -70,6 +71,17 @@ struct Cluster {
         return id
     }
 
+    /// Adds the Node object an instance of ours left behind when it was terminated: NotReady
+    /// for ever (k3s without a cloud controller), its machine no longer live.
+    @discardableResult
+    mutating func addGhost() -> String {
+        nextID += 1
+        let id = "i-\(String(nextID, radix: 16))00000000"
+        nodes.append(NodeObservation(name: id, instanceID: id, ready: false, nonDaemonSetPods: 0))
+        endedMachines.insert(id)
+        return id
+    }
+
     /// Adds a node that is not one of ours (another node group, say).
     mutating func addForeignNode(ready: Bool) {
         nodes.append(NodeObservation(name: "foreign-\(nodes.count)", instanceID: nil, ready: ready, nonDaemonSetPods: 1))
@@ -78,7 +90,7 @@ struct Cluster {
     mutating func set(_ signal: Signal, _ reading: Reading) { readings[signal] = reading }
 
     var observation: Observation {
-        Observation(readings: readings, nodes: nodes, instances: instances, state: state)
+        Observation(readings: readings, nodes: nodes, instances: instances, endedMachines: endedMachines, state: state)
     }
 
     func decide(_ policy: Policy = .test()) -> Decision {

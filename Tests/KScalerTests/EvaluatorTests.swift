@@ -58,14 +58,16 @@ import Testing
     struct FakeFleet: Fleet {
         let journal: Journal
         var instances: [ManagedInstance] = []
+        /// Machines shutting down or terminated, still tagged ours.
+        var ended: Set<String> = []
         var describeFails = false
         var launchError: (any Error & Sendable)?
         var launchedByIntent: [ManagedInstance] = []
 
-        func managedInstances() async throws -> [ManagedInstance] {
+        func listMachines() async throws -> MachineListing {
             journal.add("describe")
             if describeFails { throw Broken() }
-            return instances
+            return MachineListing(live: instances, ended: ended)
         }
         func instances(launchID: String) async throws -> [ManagedInstance] { journal.add("lookup \(launchID)"); return launchedByIntent }
         func launch(_ plan: LaunchPlan, dryRun: Bool) async throws -> LaunchResult {

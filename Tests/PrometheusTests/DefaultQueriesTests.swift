@@ -48,9 +48,11 @@ private func windowMaximum(_ signal: Signal, mode: UtilizationMode) async throws
         #expect(try await number(.pendingMemoryRequestBytes) == 4.5 * gib)
     }
 
-    @Test func requestedShareOfWorkerAllocatable() async throws {
-        #expect(try await number(.cpuUtilization, mode: .requests) == 3.5 / 6)
-        #expect(try await number(.memoryUtilization, mode: .requests) == 6 / 24)
+    @Test func requestedShareOfReadyWorkerAllocatable() async throws {
+        // Ready workers i-…0 and i-…1 only: 2.75 of 4 cores, 4.5 of 16 GiB. The NotReady i-…2 and
+        // i-…3 (a ghost, or a node still booting) add neither requests nor allocatable.
+        #expect(try await number(.cpuUtilization, mode: .requests) == 2.75 / 4)
+        #expect(try await number(.memoryUtilization, mode: .requests) == 4.5 / 16)
     }
 
     @Test func usedShareOfWorkerCapacity() async throws {
@@ -65,8 +67,8 @@ private func windowMaximum(_ signal: Signal, mode: UtilizationMode) async throws
         let memory = try #require(try await windowMaximum(.memoryUtilizationWindowMax, mode: mode), "no window max after a whole window")
         switch mode {
         case .requests:
-            #expect(cpu == 3.5 / 6)
-            #expect(memory == 0.25)
+            #expect(cpu == 2.75 / 4)
+            #expect(memory == 4.5 / 16)
         case .usage:
             #expect(abs(cpu - 1.0 / 3) < 1e-9, "cpu usage window max \(cpu)")
             #expect(memory == 0.5)
@@ -117,8 +119,8 @@ private func windowMaximum(_ signal: Signal, mode: UtilizationMode) async throws
     }
 
     @Test func utilizationIsUnchanged() async throws {
-        #expect(try await number(.cpuUtilization) == 3.5 / 6)
-        #expect(try await number(.memoryUtilization) == 0.25)
+        #expect(try await number(.cpuUtilization) == 2.75 / 4)
+        #expect(try await number(.memoryUtilization) == 4.5 / 16)
     }
 }
 
@@ -153,8 +155,8 @@ private func windowMaximum(_ signal: Signal, mode: UtilizationMode) async throws
     }
 
     @Test func utilizationSharesAreUnchanged() async throws {
-        #expect(try await number(.cpuUtilization) == 3.5 / 6)
-        #expect(try await number(.memoryUtilization) == 0.25)
+        #expect(try await number(.cpuUtilization) == 2.75 / 4)
+        #expect(try await number(.memoryUtilization) == 4.5 / 16)
     }
 }
 

@@ -286,8 +286,8 @@ def fixed(scenario, started=None):
 
     Known answers (busy), checked by Tests/PrometheusTests/DefaultQueriesTests.swift:
       workers: 4 nodes named i-0123456789abcdef{0..3}; allocatable CPU 2+2+1+1 = 6 cores, memory 8+8+4+4 = 24 GiB
-      CPU requested on workers by Pending|Running pods = 3.5 cores   -> 3.5/6
-      memory requested on workers                      = 6 GiB       -> 6/24 = 0.25
+      CPU requested on Ready workers (i-…0, i-…1: 4 cores) by Pending|Running pods = 2.75 cores -> 2.75/4
+      memory requested on Ready workers (16 GiB)                                   = 4.5 GiB    -> 4.5/16
       unschedulable pods = 2, their CPU requests = 3 cores, memory = 4.5 GiB
       non-DaemonSet Pending|Running pods per node: i-…0: 2, i-…1: 0, i-…2: 1, i-…3: 1, ip-10-0-1-10: 1
       Ready: i-…0 yes, i-…1 yes, i-…2 false, i-…3 unknown, ip-10-0-1-10 (control plane) yes

@@ -1,0 +1,46 @@
+import KScalerCore
+
+/// The Kubernetes API as a run uses it: the Node objects, their deletion, and Events that
+/// tell `kubectl describe node` what kscaler did. `KubernetesCluster` adapts the Kubernetes
+/// client; a run without the API (`kubernetes.enabled: false`) has none.
+package protocol ClusterAPI: Sendable {
+    /// Every Node object (machine ids not resolved yet: the fleet's identity does that).
+    func nodes() async throws -> [ClusterNode]
+    /// Deletes the node if it is still the object `uid` names. `dryRun` asks the API server to
+    /// check everything (authorisation included) and persist nothing.
+    func deleteNode(name: String, uid: String, dryRun: Bool) async throws -> NodeDeletion
+    /// Writes an Event on the node (best effort: a failure is a note, never a reason to stop).
+    func recordEvent(_ event: NodeEvent) async throws
+    /// Whether a call that threw `error` may have taken effect.
+    func outcome(of error: any Error) -> FailedCallOutcome
+}
+
+/// What became of a node deletion that did not throw.
+package enum NodeDeletion: Sendable, Equatable {
+    case deleted
+    /// Already gone (404): what was wanted.
+    case alreadyGone
+    /// A node of that name with another uid: re-registered since it was listed; left alone.
+    case replaced
+}
+
+/// An Event on a Node, as cluster-autoscaler writes them (source `kscaler`).
+package struct NodeEvent: Sendable, Equatable {
+    package enum Reason: String, Sendable {
+        case scaleUp = "ScaleUp"
+        case scaleDown = "ScaleDown"
+        case ghostNodeDeleted = "GhostNodeDeleted"
+    }
+
+    package var node: String
+    package var reason: Reason
+    package var message: String
+    package var warning: Bool
+
+    package init(node: String, reason: Reason, message: String, warning: Bool = false) {
+        self.node = node
+        self.reason = reason
+        self.message = message
+        self.warning = warning
+    }
+}
