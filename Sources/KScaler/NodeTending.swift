@@ -23,19 +23,17 @@ extension Evaluator {
         var remaining = cleanup.records + acted.terminationRecords.filter { unsettled.contains($0.machine) }
         defer { acted.ghostRecords = remaining }
 
-        if !mode.isDryRun {
-            let reasons = Dictionary(terminations.flatMap { action in action.instanceIDs.map { ($0, action.kind) } }, uniquingKeysWith: { a, _ in a })
-            let launched = acted.actions.filter { $0.kind == .launch && $0.result == .done && !$0.recovered }.flatMap(\.instanceIDs)
-            let events = launched.map { id in
-                NodeEvent(node: id, reason: .scaleUp, message: "kscaler launched instance \(id) for this node (scale-up: \(scaleUpCause(observed)))")
-            } + cleanup.due.map { ghost in event(for: ghost, kind: reasons[ghost.machine]) }
-            acted.notes += await recordEvents(events, on: cluster)
-        }
-
+        let reasons = Dictionary(terminations.flatMap { action in action.instanceIDs.map { ($0, action.kind) } }, uniquingKeysWith: { a, _ in a })
+        let launched = acted.actions.filter { $0.kind == .launch && $0.result == .done && !$0.recovered }.flatMap(\.instanceIDs)
+        let events = mode.isDryRun ? [] : launched.map { id in
+            NodeEvent(node: id, reason: .scaleUp, message: "kscaler launched instance \(id) for this node (scale-up: \(scaleUpCause(observed)))")
+        } + cleanup.due.map { ghost in event(for: ghost, kind: reasons[ghost.machine]) }
         let due = cleanup.due
-        guard !due.isEmpty else { return }
+        guard !events.isEmpty || !due.isEmpty else { return }
         do {
+            // Events and deletions are writes like any action: only inside the lease's safe window.
             try await withinActionWindow(mode, now: now) {
+                acted.notes += await recordEvents(events, on: cluster)
                 for ghost in due {
                     let name = ghost.node.name
                     do {

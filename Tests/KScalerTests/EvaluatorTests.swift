@@ -16,6 +16,8 @@ import Testing
         let entries = Mutex<[String]>([])
         /// The time left before the request deadline when `launch` was called.
         let launchBound = Mutex<Duration?>(nil)
+        /// The document the run finished with (nil: unchanged).
+        let finished = Mutex<StateDocument?>(nil)
         func add(_ entry: String) { entries.withLock { $0.append(entry) } }
         var all: [String] { entries.withLock { $0 } }
     }
@@ -32,13 +34,18 @@ import Testing
         func giveBack(owner: String) async throws { journal.add("giveBack \(owner)") }
         func readState() async throws -> StateDocument { journal.add("readState"); return StateDocument() }
         func write(_ document: StateDocument, lease: Lease) async throws {
-            journal.add("intent \(document.launchIntent?.count ?? 0)")
+            if document.ghostNodes.isEmpty {
+                journal.add("intent \(document.launchIntent?.count ?? 0)")
+            } else {
+                journal.add("write ghosts \(document.ghostNodes.map(\.machine).joined(separator: ","))")
+            }
             if intentFails { throw DynamoDBLost() }
         }
         /// What changed against the state the acquisition handed out: stamps set, an intent cleared.
         func finish(lease: Lease, document: StateDocument?, event: RunEvent?, retention: TimeInterval) async throws -> Bool {
             let before = if case .acquired(_, let state) = acquisition { state } else { StateDocument() }
             let after = document ?? before
+            journal.finished.withLock { $0 = document }
             let wroteIntent = journal.all.contains { $0.hasPrefix("intent ") }
             let cleared = document != nil && (before.launchIntent != nil || wroteIntent) && after.launchIntent == nil
             journal.add("finish up=\(after.pool("default").lastScaleUpAt != before.pool("default").lastScaleUpAt) "
