@@ -44,6 +44,8 @@ class Node:
     registers_at: float | None
     ready_at: float | None
     worker: bool = True
+    # When its instance went away (a ghost since); None while the instance lives.
+    gone_at: float | None = None
     # node-exporter counters, advanced in real time by the pods' usage
     busy_seconds: float = 0.0
     idle_seconds: float = 0.0
@@ -52,7 +54,11 @@ class Node:
         return self.registers_at is not None and now >= self.registers_at
 
     def ready(self, now):
-        return self.ready_at is not None and now >= self.ready_at
+        return self.gone_at is None and self.ready_at is not None and now >= self.ready_at
+
+    @property
+    def ghost(self):
+        return self.gone_at is not None
 
 
 @dataclass
@@ -82,6 +88,8 @@ class InstanceLife:
     never_ready: bool
     ready_at: float | None = None
     gone_at: float | None = None
+    # When its Node object was deleted through the API (None: never registered, or still there).
+    node_deleted_at: float | None = None
 
 
 @dataclass
@@ -92,6 +100,8 @@ class Sample:
     instances: int
     registered: int
     ready: int
+    # Node objects whose instance is gone (NotReady, left for kscaler to delete).
+    ghosts: int
     pods: int
     unschedulable: int
     needed: int
@@ -204,13 +214,16 @@ class SimulatedCluster:
                 registers_at=registers_at, ready_at=ready_at)
             self.record.instances[instance.id] = InstanceLife(instance.id, now, initial, failed)
         for name, node in list(self.nodes.items()):
-            if node.worker and name not in live:
-                # Terminated: the node goes, and its pods go back to pending.
-                del self.nodes[name]
+            if node.worker and not node.ghost and name not in live:
+                # Terminated: its pods go back to pending; a Node that registered stays behind,
+                # NotReady (k3s has no cloud controller to delete it), one that never did is gone.
+                node.gone_at = now
                 for pod in self.pods.values():
                     if pod.node == name:
                         pod.node = ""
                 self.record.instances[name].gone_at = now
+                if not node.registered(now):
+                    del self.nodes[name]
         for name, node in self.nodes.items():
             life = self.record.instances.get(name)
             if life and life.ready_at is None and node.ready(now):
@@ -267,10 +280,24 @@ class SimulatedCluster:
         workload_pods = [p for p in self.pods.values() if p.workload in self.scenario.workloads]
         self.record.samples.append(Sample(
             at=now, phase=self.scenario.phase_at(now - self.started_at).name if self.started_at is not None else "warm-up",
-            instances=instance_count, registered=sum(n.registered(now) for n in workers),
-            ready=sum(n.ready(now) for n in workers), pods=len(workload_pods),
+            instances=instance_count, registered=sum(n.registered(now) and not n.ghost for n in workers),
+            ready=sum(n.ready(now) for n in workers), ghosts=sum(n.ghost for n in workers), pods=len(workload_pods),
             unschedulable=sum(1 for p in workload_pods if not p.node),
             needed=max(self.min_nodes, self.scenario.nodes_needed(demand, size))))
+
+    def delete_node(self, name):
+        """The API deleted the Node object: it leaves kube-state-metrics. Returns whether it existed."""
+        with self.lock:
+            node = self.nodes.pop(name, None)
+            if node is None:
+                return False
+            for pod in self.pods.values():
+                if pod.node == name:
+                    pod.node = ""
+            life = self.record.instances.get(name)
+            if life is not None:
+                life.node_deleted_at = self.now()
+            return True
 
     # MARK: exposition
 

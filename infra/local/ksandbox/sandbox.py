@@ -192,7 +192,8 @@ class Sandbox:
             interval=self.timings.interval, boot_delay=self.scenario.boot_delay,
             samples=[dict(asdict(s), t=round(s.at - t0, 3)) for s in list(record.samples)],
             instances=[dict(asdict(i), seen_at=i.seen_at - t0, ready_at=i.ready_at and i.ready_at - t0,
-                            gone_at=i.gone_at and i.gone_at - t0) for i in list(record.instances.values())],
+                            gone_at=i.gone_at and i.gone_at - t0,
+                            node_deleted_at=i.node_deleted_at and i.node_deleted_at - t0) for i in list(record.instances.values())],
             runs=[dict(asdict(r), t=r.started - t0, t_end=r.finished - t0) for r in runs],
             cluster_errors=list(record.errors))
 
