@@ -6,7 +6,7 @@ import subprocess
 
 import yaml
 
-from conftest import REPO
+from conftest import KUBERNETES_ENV, REPO
 
 
 def test_cronjob_runs_once_a_minute_without_overlap_hardened_on_the_control_plane():
@@ -50,3 +50,14 @@ def test_cron_line_runs_kscaler_once_a_minute_as_the_kscaler_user():
     assert "exec /usr/local/bin/kscaler run --config /etc/kscaler/config.yaml" in command
     shell = re.search(r"sh -c '([^']+)'", command).group(1)
     assert subprocess.run(["/bin/sh", "-n", "-c", shell], capture_output=True).returncode == 0
+
+
+def test_systemd_environment_example_names_the_kubernetes_variables_with_placeholders_only():
+    text = (REPO / "infra/systemd/kscaler.env.example").read_text()
+    example = dict(re.findall(r"^#(KSCALER_KUBERNETES_\w+)=(.+)$", text, re.M))
+    assert sorted(example) == sorted(KUBERNETES_ENV.values())
+    # Placeholders, never a real cluster's address, CA or parameter; and commented out, since
+    # systemd and the cron line's `sh` would read a placeholder as the value.
+    assert all("<" in value for value in example.values()), example
+    assert example[KUBERNETES_ENV["kubernetes.token_parameter"]] == "/kscaler/<cluster>/kube-token"
+    assert not re.search(r"^\s*KSCALER_KUBERNETES_", text, re.M)
