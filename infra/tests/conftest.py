@@ -28,6 +28,18 @@ ACCOUNT = "123456789012"  # moto's account
 STACK = REPO / "infra" / "cloudformation" / "kscaler.yaml"
 
 
+def environment_name(key):
+    """A config key's environment variable, by the binary's rule (KScalerConfig
+    .environmentVariableName in Sources/KScalerCore/ConfigSchema.swift, which a test holds to):
+    `kubernetes.token_parameter` -> `KSCALER_KUBERNETES_TOKEN_PARAMETER`."""
+    return "KSCALER_" + "_".join(key.split(".")).upper()
+
+
+# The settings a deployment outside the cluster gives kscaler to reach the Kubernetes API.
+KUBERNETES_KEYS = ["kubernetes.server", "kubernetes.ca_data", "kubernetes.token_parameter"]
+KUBERNETES_ENV = {key: environment_name(key) for key in KUBERNETES_KEYS}
+
+
 # ---------------------------------------------------------------------------------------------
 # moto
 

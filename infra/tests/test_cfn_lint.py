@@ -1,7 +1,11 @@
 """The CloudFormation stack passes cfn-lint, and its policies say what infra/README.md promises:
 kscaler may terminate and launch only instances tagged with its cluster, tag only while
-launching, pass only the worker role, and touch only its cluster's items in its table."""
+launching, pass only the worker role, touch only its cluster's items in its table, and read
+only the one SSM parameter holding its Kubernetes token, and that only when one is given."""
 
+import itertools
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +13,9 @@ from pathlib import Path
 import pytest
 from cfnlint.decode import decode
 
-from conftest import REPO, STACK
+from conftest import KUBERNETES_ENV, REPO, STACK
+
+NO_VALUE = {"Ref": "AWS::NoValue"}
 
 
 def cfn_lint(path):
@@ -18,15 +24,62 @@ def cfn_lint(path):
 
 
 @pytest.fixture(scope="module")
-def resources():
+def template():
     template, matches = decode(str(STACK))
     assert not matches, matches
+    return template
+
+
+@pytest.fixture(scope="module")
+def resources(template):
     return template["Resources"]
 
 
-def statements(resources, name):
-    document = resources[name]["Properties"]["PolicyDocument"]
+def resolve(node, off=frozenset()):
+    """`node` as CloudFormation deploys it when the conditions named in `off` are false and all
+    others true: each Fn::If replaced by its branch, AWS::NoValue dropped from lists and maps."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"}:
+            condition, then, otherwise = node["Fn::If"]
+            return resolve(otherwise if condition in off else then, off)
+        resolved = {key: resolve(value, off) for key, value in node.items()}
+        return {key: value for key, value in resolved.items() if value != NO_VALUE}
+    if isinstance(node, list):
+        return [item for item in (resolve(value, off) for value in node) if item != NO_VALUE]
+    return node
+
+
+def statements(resources, name, off=frozenset()):
+    """A policy's statements by Sid; with no condition off, every statement it can ever hold."""
+    document = resolve(resources[name]["Properties"]["PolicyDocument"], off)
     return {s["Sid"]: s for s in document["Statement"]}
+
+
+def evaluate(node, parameters):
+    """A condition or rule expression with the parameters given (name -> value)."""
+    if not isinstance(node, dict):
+        return node
+    [(function, arguments)] = node.items()
+    if function == "Ref":
+        return parameters[arguments]
+    values = [evaluate(argument, parameters) for argument in arguments]
+    if function == "Fn::Equals":
+        return values[0] == values[1]
+    if function == "Fn::Not":
+        return not values[0]
+    if function == "Fn::Or":
+        return any(values)
+    if function == "Fn::And":
+        return all(values)
+    raise AssertionError(f"evaluate: {function} is not handled")
+
+
+# Each KSCALER_KUBERNETES_* variable of the Fargate task and the stack parameter it carries.
+KUBERNETES_PARAMETERS = {
+    KUBERNETES_ENV["kubernetes.server"]: "KubernetesServer",
+    KUBERNETES_ENV["kubernetes.ca_data"]: "KubernetesCaData",
+    KUBERNETES_ENV["kubernetes.token_parameter"]: "KubernetesTokenParameter",
+}
 
 
 def test_stack_passes_cfn_lint():
@@ -143,3 +196,70 @@ def test_alarms_watch_the_documented_log_fields(resources):
         assert field in readme, f"infra/README.md must document {field}"
     metrics = {resources[name]["Properties"]["MetricName"] for name in ("FailedRunsAlarm", "FleetAtMaxAlarm", "NotRunningAlarm")}
     assert metrics == {"RunsFailed", "FleetAtMax", "RunsFinished"}
+
+
+def test_environment_names_follow_the_binarys_rule():
+    """conftest.environment_name spells KSCALER_* names as the binary reads them."""
+    schema = (REPO / "Sources/KScalerCore/ConfigSchema.swift").read_text()
+    assert 'static let environmentPrefix = "KSCALER_"' in schema
+    assert 'environmentPrefix + path.joined(separator: "_").uppercased()' in schema
+    assert KUBERNETES_ENV == {"kubernetes.server": "KSCALER_KUBERNETES_SERVER",
+                              "kubernetes.ca_data": "KSCALER_KUBERNETES_CA_DATA",
+                              "kubernetes.token_parameter": "KSCALER_KUBERNETES_TOKEN_PARAMETER"}
+
+
+def test_kubernetes_parameters_are_all_three_or_none(template):
+    """The rule accepts exactly "all empty" and "all set", and Kubernetes access is on only then."""
+    names = sorted(KUBERNETES_PARAMETERS.values())
+    for name in names:
+        assert template["Parameters"][name]["Default"] == ""
+    rule = template["Rules"]["KubernetesAccessNeedsAllThree"]
+    accepted = []
+    for values in itertools.product(["", "x"], repeat=len(names)):
+        parameters = dict(zip(names, values))
+        if not evaluate(rule["RuleCondition"], parameters) or all(
+                evaluate(a["Assert"], parameters) for a in rule["Assertions"]):
+            accepted.append(parameters)
+    assert accepted == [dict.fromkeys(names, ""), dict.fromkeys(names, "x")]
+    access = [evaluate(template["Conditions"]["KubernetesAccess"], p) for p in accepted]
+    assert access == [False, True]
+
+
+def test_task_gets_the_kubernetes_variables_only_with_kubernetes_access(resources):
+    def environment(off):
+        [container] = resolve(resources["TaskDefinition"], off)["Properties"]["ContainerDefinitions"]
+        return {e["Name"]: e["Value"] for e in container["Environment"]}, container
+
+    without, _ = environment({"KubernetesAccess"})
+    assert without == {"AWS_REGION": {"Ref": "AWS::Region"}}
+    with_access, container = environment(frozenset())
+    assert with_access == {"AWS_REGION": {"Ref": "AWS::Region"},
+                           **{name: {"Ref": parameter} for name, parameter in KUBERNETES_PARAMETERS.items()}}
+    # The token itself never passes through the task definition: kscaler reads the parameter.
+    assert [s["Name"] for s in container["Secrets"]] == ["KSCALER_CONFIG_YAML"]
+
+
+def test_kscaler_reads_only_the_kubernetes_token_parameter_and_only_with_access(template, resources):
+    def ssm(off):
+        return {sid: s for sid, s in statements(resources, "KScalerPolicy", off).items() if "ssm:" in str(s["Action"])}
+
+    assert ssm({"KubernetesAccess"}) == {}
+    [(sid, statement)] = ssm(frozenset()).items()
+    assert sid == "ReadKubernetesToken" and statement["Effect"] == "Allow"
+    assert statement["Action"] == "ssm:GetParameter"
+    assert statement["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${KubernetesTokenParameter}"}
+    # That ARN is the parameter's only for a name starting with "/"; a "*" would widen it.
+    pattern = template["Parameters"]["KubernetesTokenParameter"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "/kscaler/demo/kube-token") and re.fullmatch(pattern, "")
+    for name in ("kscaler/demo/kube-token", "/kscaler/*", "/kscaler/demo/", "arn:aws:ssm:eu-west-1:1:parameter/x"):
+        assert not re.fullmatch(pattern, name), name
+
+
+def test_only_kscalers_policy_and_task_see_the_kubernetes_token_parameter(template):
+    """No other role may read the token; only the task learns the parameter's name."""
+    resolved = resolve(template["Resources"])
+    users = sorted(name for name, resource in resolved.items() if "KubernetesTokenParameter" in json.dumps(resource))
+    assert users == ["KScalerPolicy", "TaskDefinition"]
+    for name in users:
+        assert "kms:" not in json.dumps(resolved[name])  # alias/aws/ssm, as for the join token
