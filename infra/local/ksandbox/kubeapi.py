@@ -97,8 +97,10 @@ class APIError(Exception):
         self.code, self.reason, self.message, self.details = code, reason, message, details
 
     def status(self):
-        body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": self.message, "reason": self.reason, "code": self.code}
+        body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message}
+        if self.reason:  # a few real failures carry none
+            body["reason"] = self.reason
+        body["code"] = self.code
         if self.details is not None:
             body["details"] = self.details
         return body
@@ -976,17 +978,19 @@ class KubeState:
     # MARK: the API's writes (reported through the hooks)
 
     def api_objects(self, resource):
-        """(key, copy) of every object of a kind, stored or derived, sorted by key."""
+        """(resourceVersion, [(key, copy)]) of every object of a kind, stored or derived,
+        sorted by key: one consistent snapshot."""
         if resource == "namespaces":
-            return [(("", o["metadata"]["name"]), o) for o in self.namespaces()]
+            return str(self.resource_version), [(("", o["metadata"]["name"]), o) for o in self.namespaces()]
         if resource == "daemonsets":
-            return [((o["metadata"]["namespace"], o["metadata"]["name"]), o) for o in self.daemonsets()]
+            return str(self.resource_version), [((o["metadata"]["namespace"], o["metadata"]["name"]), o)
+                                                for o in self.daemonsets()]
         with self.lock:
-            return [(k, copy.deepcopy(o)) for k, o in sorted(self.objects[resource].items())]
+            return str(self.resource_version), [(k, copy.deepcopy(o)) for k, o in sorted(self.objects[resource].items())]
 
     def api_get(self, kind, namespace, name):
         if not kind.stored:
-            obj = next((o for (ns, n), o in self.api_objects(kind.resource) if ns == namespace and n == name), None)
+            obj = next((o for (ns, n), o in self.api_objects(kind.resource)[1] if ns == namespace and n == name), None)
         else:
             with self.lock:
                 obj = copy.deepcopy(self.objects[kind.resource].get((namespace, name)))
@@ -1026,8 +1030,11 @@ class KubeState:
         with self.lock:
             if (namespace if kind.namespaced else "", name) in self.objects[kind.resource]:
                 raise already_exists(kind.group, kind.resource, name)
-            if dry_run:
-                return self._stamp(obj, kind, namespace, name)
+            if dry_run:  # what would be stored, without a write
+                obj["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(),
+                                       resourceVersion=str(self.resource_version))
+                obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
+                return obj
             stored = copy.deepcopy(self._put(kind.resource, obj))
             if kind.resource == "events":
                 hooks.append((self.on_event_created, (copy.deepcopy(stored),)))
@@ -1160,11 +1167,9 @@ class KubeState:
                 budgets = [(k, p) for k, p in sorted(self.objects["poddisruptionbudgets"].items())
                            if k[0] == namespace and selector_matches((p.get("spec") or {}).get("selector"),
                                                                      pod["metadata"].get("labels"))]
-                if len(budgets) > 1:
-                    raise APIError(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the "
-                                                         "eviction subresource does not support.",
-                                   {"causes": [{"message": "This pod has more than one PodDisruptionBudget, which the "
-                                                           "eviction subresource does not support."}]})
+                if len(budgets) > 1:  # the real subresource's bare Status: no reason, no details
+                    raise APIError(500, None, "This pod has more than one PodDisruptionBudget, which the eviction "
+                                              "subresource does not support.")
                 if budgets:
                     key, pdb = budgets[0]
                     status = pdb.get("status") or {}
@@ -1642,9 +1647,10 @@ class KubeAPIServer:
             return self.route(method, path, query, body, user, handler.headers)
         except APIError as error:
             return self.status_answer(error)
-        except Exception as error:  # a bug here must still answer like a server
-            return self.status_answer(APIError(500, "InternalError", f"an error on the server ({type(error).__name__}: "
-                                                                     f"{error}) has prevented the request from succeeding"))
+        except Exception as error:  # a bug here must still answer like a server (NewInternalError)
+            message = f"{type(error).__name__}: {error}"
+            return self.status_answer(APIError(500, "InternalError", f"Internal error occurred: {message}",
+                                               {"causes": [{"message": message}]}))
 
     @staticmethod
     def status_answer(error):
@@ -1794,10 +1800,10 @@ class KubeAPIServer:
     def list(self, kind, info, query, headers):
         labels = parse_label_selector(query.get("labelSelector", ""))
         fields = parse_field_selector(query.get("fieldSelector", ""), kind.resource)
-        items = [(key, obj) for key, obj in self.state.api_objects(kind.resource)
+        resource_version, everything = self.state.api_objects(kind.resource)
+        items = [(key, obj) for key, obj in everything
                  if (not info.namespace or key[0] == info.namespace)
                  and labels(obj["metadata"].get("labels")) and fields(obj)]
-        resource_version = str(self.state.resource_version)
         meta = {"resourceVersion": resource_version}
         start = query.get("continue")
         if start:

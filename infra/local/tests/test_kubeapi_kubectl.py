@@ -503,7 +503,9 @@ def test_eviction_answers_as_the_real_subresource(api):
     # Two budgets for one pod: the real subresource refuses with a 500.
     api.state.add_pdb("default", "web-too", {"app": "web"}, min_available=0)
     status, answer = api.call("POST", "/api/v1/namespaces/default/pods/web-2/eviction", dict(body, metadata={"name": "web-2"}))
-    assert status == 500 and "more than one PodDisruptionBudget" in answer["message"]
+    assert status == 500 and "reason" not in answer
+    assert answer["message"] == "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
+    assert api.state.pod("default", "web-2") is not None
     status, answer = api.call("POST", "/api/v1/namespaces/default/pods/web-2/eviction", dict(body, metadata={"name": "web-1"}))
     assert status == 400 and answer["message"] == "name in URL does not match name in Eviction object"
 
