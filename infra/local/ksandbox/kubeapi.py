@@ -61,6 +61,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import ssl
 import subprocess
 import sys
@@ -1596,6 +1597,7 @@ class KubeAPIServer:
         if self._thread.is_alive():
             self.server.shutdown()
         self.server.server_close()
+        self.server.close_connections()  # kept-alive connections would go on answering
 
     def version_info(self):
         major, minor, *_ = (self.version.split(".") + ["0", "0"])
@@ -1922,6 +1924,8 @@ class _TLSServer(ThreadingHTTPServer):
 
     def __init__(self, address, handler, context):
         self.context = context
+        self.connections = set()
+        self.connections_lock = threading.Lock()
         super().__init__(address, handler)
 
     def finish_request(self, request, client_address):
@@ -1930,13 +1934,26 @@ class _TLSServer(ThreadingHTTPServer):
             tls = self.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             return  # a failed handshake (a certificate the CA did not sign, a plain-HTTP client)
+        with self.connections_lock:
+            self.connections.add(tls)
         try:
             self.RequestHandlerClass(tls, client_address, self)
-        except (ConnectionError, ssl.SSLError, TimeoutError, OSError):
+        except (ConnectionError, ssl.SSLError, TimeoutError, OSError, ValueError):
             pass
         finally:
+            with self.connections_lock:
+                self.connections.discard(tls)
             try:
                 tls.close()
+            except OSError:
+                pass
+
+    def close_connections(self):
+        with self.connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 

@@ -698,3 +698,17 @@ def test_requests_are_served_concurrently(api):
     assert api.call("GET", "/version")[0] == 200
     assert time.monotonic() - started < 2.5
     slow.join(timeout=30)
+
+
+def test_a_stopped_server_answers_nothing_even_on_a_kept_alive_connection(tmp_path):
+    s = StandIn(tmp_path)
+    connection = http.client.HTTPSConnection("127.0.0.1", s.server.port, timeout=20, context=s.client_context)
+    try:
+        connection.request("GET", "/version", headers={"Authorization": f"Bearer {s.token}"})
+        assert connection.getresponse().read()
+        s.stop()
+        with pytest.raises((ConnectionError, OSError, http.client.HTTPException)):
+            connection.request("GET", "/version", headers={"Authorization": f"Bearer {s.token}"})
+            connection.getresponse().read()
+    finally:
+        connection.close()
