@@ -11,6 +11,9 @@ pending.
 It serves what kube-state-metrics and node-exporter would through exporter.py (the exposition
 the Swift tests and the benchmark serve too, against which kscaler's default PromQL is checked):
 registered nodes and their pods, and one node-exporter target per Ready node (http_sd at /sd).
+The same nodes and pods are the Kubernetes API's (`kube_state`, a kubeapi.KubeState that the
+stand-in API server serves): synced every tick, and a Node deleted through the API leaves the
+simulation (`delete_node`).
 """
 import threading
 import time
@@ -115,7 +118,7 @@ class ClusterRecord:
 
 
 class SimulatedCluster:
-    def __init__(self, scenario, account, cluster_id, min_nodes, initial_instance_ids=(), tick=0.25):
+    def __init__(self, scenario, account, cluster_id, min_nodes, initial_instance_ids=(), tick=0.25, kube_state=None):
         self.scenario = scenario
         self.account = account
         self.cluster_id = cluster_id
@@ -129,6 +132,9 @@ class SimulatedCluster:
         self.sequence = 0
         self.started_at = None  # wall time the scenario started; demand is phase 0's before
         self.record = ClusterRecord()
+        self.kube_state = kube_state
+        if kube_state is not None:
+            kube_state.on_node_deleted = self.delete_node
         self._last_tick = time.time()
         self._stop = threading.Event()
         self._add_control_plane()
@@ -191,6 +197,7 @@ class SimulatedCluster:
             self._place(now)
             self._advance_counters(now)
             self._sample(now, len(instances))
+            self._sync_api(now)
 
     def _sync_nodes(self, instances, now):
         live = {i.id: i for i in instances}
@@ -284,6 +291,21 @@ class SimulatedCluster:
             ready=sum(n.ready(now) for n in workers), ghosts=sum(n.ghost for n in workers), pods=len(workload_pods),
             unschedulable=sum(1 for p in workload_pods if not p.node),
             needed=max(self.min_nodes, self.scenario.nodes_needed(demand, size))))
+
+    def _sync_api(self, now):
+        """The API shows what the kubelets registered and the pods bound or pending: the same
+        nodes kube-state-metrics exports, ghosts included."""
+        if self.kube_state is None:
+            return
+        nodes = [dict(name=n.name, provider_id=n.provider_id, ready=n.ready(now), internal_ip=n.ip,
+                      labels={"kubernetes.io/hostname": n.name} if n.worker else {"node-role.kubernetes.io/control-plane": "true"},
+                      allocatable={"cpu": n.size.cpu, "memory": n.size.memory})
+                 for n in self.nodes.values() if n.registered(now)]
+        pods = [dict(namespace=p.namespace, name=p.name, node_name=p.node or None, owner_kind=p.kind, owner_name=p.owner,
+                     labels={"app": p.workload}, phase="Running" if p.node else "Pending",
+                     requests={"cpu": p.cpu, "memory": p.memory})
+                for p in self.pods.values()]
+        self.kube_state.sync(nodes=nodes, pods=pods)
 
     def delete_node(self, name):
         """The API deleted the Node object: it leaves kube-state-metrics. Returns whether it existed."""

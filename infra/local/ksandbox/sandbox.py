@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from . import kubeapi
 from .aws import MotoAccount
 from .cluster import SimulatedCluster
 from .driver import KscalerCommand, RunLoop, describe
@@ -80,7 +81,7 @@ class Sandbox:
         self.config = deep_merge(template, config_overrides)
         self.cluster_id = self.config.setdefault("cluster_id", f"sandbox-{name}")
         self.min_nodes = int(self.config.get("nodes", {}).get("min", 1))
-        self.cluster = self.prometheus = self.moto = None
+        self.cluster = self.prometheus = self.moto = self.kube_api = None
         self.started_at = None
         self.loops = []
 
@@ -115,7 +116,12 @@ class Sandbox:
         account.create_table(table)
         account.put_join_parameters(self.cluster_id, "https://172.31.0.10:6443")
         subnets, security_group = account.default_network()
-        self.cluster = SimulatedCluster(self.scenario, account, self.cluster_id, self.min_nodes)
+        # The cluster's API (the stand-in API server on the simulation's own nodes and pods),
+        # reached with a kubeconfig as kscaler on a laptop would.
+        kube_state = kubeapi.KubeState()
+        self.cluster = SimulatedCluster(self.scenario, account, self.cluster_id, self.min_nodes, kube_state=kube_state)
+        self.kube_api, announced = kubeapi.start(str(self.out_dir / "kubeapi"), kube_state)
+        self.config.setdefault("kubernetes", {}).setdefault("kubeconfig", announced["kubeconfig_token"])
         self.prometheus = Prometheus(self.out_dir, prometheus_config(self.cluster.port), lifetime=lifetime)
         self.config.update(region=REGION)
         self.config.setdefault("prometheus", {})["url"] = self.prometheus.url
@@ -200,13 +206,13 @@ class Sandbox:
     # MARK: stop
 
     def stop(self):
-        for part in (self.cluster, self.prometheus, self.moto):
+        for part in (self.cluster, self.kube_api, self.prometheus, self.moto):
             if part is not None:
                 try:
                     part.stop()
                 except Exception as error:  # stop the rest whatever happens
                     self.printer(f"sandbox {self.name}: stopping {type(part).__name__} failed: {error}")
-        self.cluster = self.prometheus = self.moto = None
+        self.cluster = self.kube_api = self.prometheus = self.moto = None
 
 
 def prometheus_config(exporter_port):

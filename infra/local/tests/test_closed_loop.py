@@ -150,3 +150,35 @@ def test_two_concurrent_loops_on_one_table_never_act_twice_for_the_same_need(tmp
     assert len(launched) <= needed - 1 + 1, f"launched {len(launched)} instances for a need of {needed - 1} more nodes: {launched}"
     assert max(s["instances"] for s in result["samples"]) <= needed + 1
     assert result["samples"][-1]["unschedulable"] == 0
+
+
+# MARK: Node objects: no ghosts
+
+def test_three_bursts_leave_no_ghost_node_and_never_trip_the_health_gate(tmp_path):
+    """The simulated cluster keeps a terminated instance's Node object, NotReady, as k3s without
+    a cloud controller does; kscaler deletes each one through the API in the run that terminated
+    its instance, so the health gate never sees a ghost and none is left at the end."""
+    quiet, burst = {"web": 2}, {"web": 2, "batch": 8}
+    phases = [{"name": "quiet", "duration": "4s", "replicas": quiet}]
+    for cycle in range(3):
+        phases += [{"name": f"burst-{cycle + 1}", "duration": "12s", "replicas": burst},
+                   {"name": f"quiet-{cycle + 1}", "duration": "22s" if cycle < 2 else "28s", "replicas": quiet}]
+    result = play(tmp_path, "ghosts", scenario(phases), {"nodes": {"min": MIN, "max": MAX}})
+    downs = [(t, ids) for t, direction, ids in scale_runs(result) if direction == "down"]
+    assert len(downs) >= 3, f"expected a scale-down after each burst, got {downs}: the test did not test anything"
+    for run in result["runs"]:
+        report = run["report"] or {}
+        decision = report.get("decision") or {}
+        assert decision.get("halt") != "cluster_unhealthy", f"the health gate tripped at {run['t']:.1f}s: {decision.get('reasons')}"
+        actions = report.get("actions", [])
+        terminated = {i for a in actions if a["kind"] in ("terminate", "terminate_failed_boot") and a["result"] == "done"
+                      for i in a["instance_ids"]}
+        deleted = {i for a in actions if a["kind"] == "delete_node" and a["result"] == "done" for i in a["instance_ids"]}
+        assert terminated <= deleted, f"run at {run['t']:.1f}s terminated {sorted(terminated)} but deleted the Nodes of {sorted(deleted)}"
+    registered_and_gone = [i for i in result["instances"] if i["gone_at"] is not None and i["ready_at"] is not None]
+    assert registered_and_gone, "no instance that had a Node was terminated"
+    for instance in registered_and_gone:
+        assert instance["node_deleted_at"] is not None, f"the Node of {instance['instance_id']} was never deleted"
+        assert instance["node_deleted_at"] - instance["gone_at"] <= INTERVAL + SLACK, \
+            f"the Node of {instance['instance_id']} was deleted {instance['node_deleted_at'] - instance['gone_at']:.1f}s after its instance went"
+    assert result["samples"][-1]["ghosts"] == 0, f"ghost Nodes left at the end: {result['samples'][-1]}"
