@@ -172,6 +172,10 @@ package struct Evaluator: Sendable {
 
     // MARK: the steps
 
+    /// Said by every plan, and by every run that terminates, while the API is off.
+    package static let withoutKubernetes = "the Kubernetes API is off (kubernetes.enabled, or no credentials found): nodes are terminated "
+        + "without a drain and their Node objects are left behind, NotReady (kscaler does not count them); `kscaler config check` says why"
+
     /// Observe, decide, act; each step returns what it found or did, and any failure ends the
     /// steps with what had happened so far. Returns the report and the state to record.
     func evaluate(state: StateDocument, mode: ActMode, report: RunReport) async -> (RunReport, StateDocument) {
@@ -190,6 +194,9 @@ package struct Evaluator: Sendable {
             }
             report.actions += acted.actions
             report.nodeCleanup = acted.nodeCleanup
+            if cluster == nil, mode.isDryRun || acted.actions.contains(where: { $0.kind == .terminate || $0.kind == .terminateFailedBoot }) {
+                report.notes.append(Self.withoutKubernetes)
+            }
             report.notes += acted.notes
             // A launch written as a new intent decides about it; else the lookup above does.
             if let intent = acted.intent { after.launchIntent = intent }
