@@ -57,6 +57,14 @@ package final class CurlTransport: HTTPTransport {
         self.tls = tls
     }
 
+    /// `tls: TLSOptions(trustedCA: .file(path:))` as callers written before `TLSOptions` spell it.
+    package convenience init(connectTimeout: Duration = .seconds(3), totalTimeout: Duration = .seconds(10), maxIdleHandles: Int = 8,
+                             maxResponseBytes: Int = 64 << 20, acceptsCompressedResponses: Bool = true, caBundlePath: String?) {
+        self.init(connectTimeout: connectTimeout, totalTimeout: totalTimeout, maxIdleHandles: maxIdleHandles, maxResponseBytes: maxResponseBytes,
+                  acceptsCompressedResponses: acceptsCompressedResponses,
+                  tls: TLSOptions(trustedCA: caBundlePath.map { .file(path: $0) } ?? .system))
+    }
+
     package func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         // A cancelled run starts nothing: the request was never sent.
         try Task.checkCancellation()

@@ -21,6 +21,8 @@ import Testing
         let response = try await trusting.send(HTTPRequest(method: "GET", url: url))
         #expect(response.status == 200)
         #expect(String(decoding: response.body, as: UTF8.self).contains("s_server"))
+        // The earlier spelling still works.
+        #expect(try await CurlTransport(caBundlePath: server.caPath).send(HTTPRequest(method: "GET", url: url)).status == 200)
     }
 
     @Test func aCAGivenAsDataVerifiesTheServer() async throws {
