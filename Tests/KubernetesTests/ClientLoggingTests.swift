@@ -36,4 +36,19 @@ import Testing
         #expect(record.metadata["reason"]?.contains("connection refused") == true)
         #expect(!log.text.contains(testToken))
     }
+
+    @Test func anExecPluginRunIsLoggedWithoutItsToken() async throws {
+        let scratch = try ScratchDirectory()
+        try writePlugin(scratch)
+        let path = try scratch.write("kubeconfig", kubeconfigYAML(cluster: "server: https://10.0.0.1:6443", user: execUser(command: "kube-plugin")))
+        let endpoint = try KubernetesEndpointResolver(environment: ["PATH": "\(scratch.path)/bin:/usr/bin:/bin"], homeDirectory: scratch.path)
+            .fromKubeconfig(path: path)
+        let log = CapturedLog()
+        let kube = try KubernetesClient(endpoint: endpoint, transport: ScriptedTransport(json: #"{"gitVersion":"v1"}"#), logger: log.logger())
+        _ = try await kube.version()
+        let record = try #require(log.records("kubernetes exec plugin ran").first)
+        #expect(record.metadata["command"] == "\(scratch.path)/bin/kube-plugin")
+        #expect(record.metadata["expires"] == "never")
+        #expect(!log.text.contains("exec-token"))
+    }
 }
