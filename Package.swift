@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 // kscaler: a run-once node autoscaler for self-managed Kubernetes on EC2.
 // One target per layer; dependencies point down only (docs/architecture.md):
-//   kscaler (CLI) → KScaler → KScalerCore | AWS | Prometheus → SigV4 | HTTP → CCurl
+//   kscaler (CLI) → KScaler → KScalerCore | AWS | Prometheus | Kubernetes → SigV4 | HTTP → CCurl
 import PackageDescription
 
 let package = Package(
@@ -29,6 +29,10 @@ let package = Package(
         .target(name: "SigV4", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "AWS", dependencies: ["SigV4", "HTTP", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Prometheus", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")]),
+        // One-shot calls to the Kubernetes API (nodes, pods, evictions, PDBs, events, access
+        // reviews) and credentials resolved as kubectl resolves them (kubeconfig, exec, in-cluster).
+        .target(name: "Kubernetes", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log"),
+                                                   .product(name: "Yams", package: "Yams")]),
         .target(name: "KScalerCore"),
         // Prints how long decide() and the EC2 / Prometheus parsers take at several fleet sizes
         // (figures, no pass/fail; `make bench` checks the targets).
@@ -57,6 +61,8 @@ let package = Package(
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PrometheusTests", dependencies: ["Prometheus", "KScalerCore", "KScaler", "TestSupport",
+                                                           .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "TestSupport", "HTTP",
                                                            .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "KScalerCoreTests",

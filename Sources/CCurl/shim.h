@@ -25,6 +25,16 @@ static inline CURLcode kscaler_curl_setopt_offset(CURL *handle, CURLoption optio
 static inline CURLcode kscaler_curl_setopt_callback(CURL *handle, CURLoption option, kscaler_curl_data_cb value) {
     return curl_easy_setopt(handle, option, value);
 }
+/* A `CURLOPTTYPE_BLOB` option (CA, client certificate or key as PEM bytes in memory).
+   CURL_BLOB_COPY: libcurl copies the bytes, so they need not outlive the call, and no key
+   is ever written to a file for libcurl to read. */
+static inline CURLcode kscaler_curl_setopt_blob(CURL *handle, CURLoption option, const void *data, size_t length) {
+    struct curl_blob blob;
+    blob.data = (void *)data;
+    blob.len = length;
+    blob.flags = CURL_BLOB_COPY;
+    return curl_easy_setopt(handle, option, &blob);
+}
 static inline CURLcode kscaler_curl_setopt_prereq(CURL *handle, kscaler_curl_prereq_cb value) {
     return curl_easy_setopt(handle, CURLOPT_PREREQFUNCTION, value);
 }

@@ -9,8 +9,9 @@ import Foundation
 
 /// `HTTPTransport` over libcurl's easy interface.
 ///
-/// Safe by construction for a tool that holds cloud credentials: TLS verification stays at
-/// libcurl's default (on), only `http`/`https` are spoken, redirects are never followed
+/// Safe by construction for a tool that holds cloud credentials: TLS verification is on unless
+/// `TLSOptions.insecureSkipVerify` (a kubeconfig's own choice) turns it off, only
+/// `http`/`https` are spoken, redirects are never followed
 /// (a 3xx is handed back as a response, so a signed request is never replayed elsewhere),
 /// and errors name the host but never the query string, headers or body.
 ///
@@ -33,9 +34,9 @@ package final class CurlTransport: HTTPTransport {
     package let maxResponseBytes: Int
     /// Whether to offer gzip/deflate/br/zstd; libcurl decodes the body, headers stay as sent.
     package let acceptsCompressedResponses: Bool
-    /// PEM file of CA certificates to trust instead of the system's (a private CA in front of
-    /// Prometheus, say). Verification itself can never be turned off.
-    package let caBundlePath: String?
+    /// CAs to trust, client certificate to present, verification on or off; the same for every
+    /// request, so pooled connections never mix identities.
+    package let tls: TLSOptions
 
     private let maxIdleHandles: Int
     private let idleHandles = Mutex<[EasyHandle]>([])
@@ -46,14 +47,22 @@ package final class CurlTransport: HTTPTransport {
         maxIdleHandles: Int = 8,
         maxResponseBytes: Int = 64 << 20,
         acceptsCompressedResponses: Bool = true,
-        caBundlePath: String? = nil
+        tls: TLSOptions = TLSOptions()
     ) {
         self.connectTimeout = connectTimeout
         self.totalTimeout = totalTimeout
         self.maxIdleHandles = max(0, maxIdleHandles)
         self.maxResponseBytes = max(0, maxResponseBytes)
         self.acceptsCompressedResponses = acceptsCompressedResponses
-        self.caBundlePath = caBundlePath
+        self.tls = tls
+    }
+
+    /// `tls: TLSOptions(trustedCA: .file(path:))` as callers written before `TLSOptions` spell it.
+    package convenience init(connectTimeout: Duration = .seconds(3), totalTimeout: Duration = .seconds(10), maxIdleHandles: Int = 8,
+                             maxResponseBytes: Int = 64 << 20, acceptsCompressedResponses: Bool = true, caBundlePath: String?) {
+        self.init(connectTimeout: connectTimeout, totalTimeout: totalTimeout, maxIdleHandles: maxIdleHandles, maxResponseBytes: maxResponseBytes,
+                  acceptsCompressedResponses: acceptsCompressedResponses,
+                  tls: TLSOptions(trustedCA: caBundlePath.map { .file(path: $0) } ?? .system))
     }
 
     package func send(_ request: HTTPRequest) async throws -> HTTPResponse {
@@ -151,7 +160,7 @@ package final class CurlTransport: HTTPTransport {
                         kscaler_curl_setopt_pointer(curl, CURLOPT_HEADERDATA, sinkPointer),
                         kscaler_curl_setopt_prereq(curl, ResponseSink.beforeSending),
                         kscaler_curl_setopt_pointer(curl, CURLOPT_PREREQDATA, sinkPointer),
-                    ] + (caBundlePath.map { [kscaler_curl_setopt_string(curl, CURLOPT_CAINFO, $0)] } ?? [])
+                    ] + Self.setTLSOptions(tls, on: curl)
                       + Self.setMethodAndBody(request.method, body: body, on: curl)
                     // A libcurl too old for an option must not quietly run with fewer safeguards.
                     if let refused = setup.first(where: { $0 != CURLE_OK }) { return refused }
@@ -207,6 +216,38 @@ package final class CurlTransport: HTTPTransport {
             guard curl_multi_poll(handle.multi, nil, 0, 100, &ready) == CURLM_OK else { return CURLE_FAILED_INIT }
             if abort.fired { return CURLE_ABORTED_BY_CALLBACK }
         }
+    }
+
+    /// CA data replaces the system's trust store (libcurl ignores `CAINFO` once `CAINFO_BLOB` is
+    /// set; `CAPATH`, which Debian's libcurl sets, is cleared here), as kubectl trusts only the
+    /// kubeconfig's CA. Blobs are copied by libcurl and dropped by `curl_easy_reset`.
+    private static func setTLSOptions(_ tls: TLSOptions, on curl: UnsafeMutableRawPointer) -> [CURLcode] {
+        var results: [CURLcode] = []
+        switch tls.trustedCA {
+        case .system:
+            break
+        case .file(let path):
+            results.append(kscaler_curl_setopt_string(curl, CURLOPT_CAINFO, path))
+        case .pem(let data):
+            results += [kscaler_curl_setopt_string(curl, CURLOPT_CAINFO, nil),
+                        kscaler_curl_setopt_string(curl, CURLOPT_CAPATH, nil),
+                        setBlob(CURLOPT_CAINFO_BLOB, data, on: curl)]
+        }
+        if let client = tls.clientCertificate {
+            results += [kscaler_curl_setopt_string(curl, CURLOPT_SSLCERTTYPE, "PEM"),
+                        setBlob(CURLOPT_SSLCERT_BLOB, client.certificatePEM, on: curl),
+                        kscaler_curl_setopt_string(curl, CURLOPT_SSLKEYTYPE, "PEM"),
+                        setBlob(CURLOPT_SSLKEY_BLOB, client.privateKeyPEM, on: curl)]
+        }
+        if tls.insecureSkipVerify {
+            results += [kscaler_curl_setopt_long(curl, CURLOPT_SSL_VERIFYPEER, 0),
+                        kscaler_curl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 0)]
+        }
+        return results
+    }
+
+    private static func setBlob(_ option: CURLoption, _ data: Data, on curl: UnsafeMutableRawPointer) -> CURLcode {
+        data.withUnsafeBytes { kscaler_curl_setopt_blob(curl, option, $0.baseAddress, $0.count) }
     }
 
     /// libcurl picks the method from the body options: GET by default, POST when a body is

@@ -10,7 +10,7 @@ import Musl
 /// would serialise parallel requests on a 2-core node. Dispatch's global queues are capped
 /// the same way, so each exchange gets a detached POSIX thread (tens of microseconds to
 /// start, nothing next to a network round trip).
-func runOnDedicatedThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+package func runOnDedicatedThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
         startDetachedThread { continuation.resume(returning: work()) }
     }

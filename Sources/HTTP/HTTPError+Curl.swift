@@ -4,9 +4,18 @@ extension HTTPError {
     /// Classifies a failed `curl_easy_perform`. `message` is libcurl's specific text (already
     /// cleared of URL secrets); without it, the generic text for the code is used.
     init(curlCode code: CURLcode, host: String, message: String?, requestWasSent: Bool) {
-        let (kind, what) = Self.classify(code)
+        let (kind, what) = Self.isTLSAlert(code, message) ? (.tls, "the server refused the TLS session (it may want a client certificate, or not trust the one given)")
+            : Self.classify(code)
         let specific = message.flatMap { $0.isEmpty ? nil : $0 } ?? String(cString: curl_easy_strerror(code))
         self.init(kind: kind, host: host, detail: "\(what) (curl error \(code.rawValue): \(specific))", requestWasSent: requestWasSent)
+    }
+
+    /// Under TLS 1.3 a server checks the client's certificate after the client's handshake is
+    /// done, so a refusal arrives as an alert on the first read (curl error 56, "SSL_read: …
+    /// tlsv13 alert certificate required"): a TLS failure no retry cures, not a dropped connection.
+    private static func isTLSAlert(_ code: CURLcode, _ message: String?) -> Bool {
+        guard code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR, let message else { return false }
+        return message.contains("SSL") && message.contains(" alert ")
     }
 
     private static func classify(_ code: CURLcode) -> (Kind, String) {

@@ -1,17 +1,12 @@
+import Foundation
 import HTTP
 import TestSupport
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
-/// TLS verification against a real TLS peer: `openssl s_server` with a throw-away
-/// self-signed certificate for 127.0.0.1.
+/// TLS against a real TLS peer: `openssl s_server` with a throw-away CA that signed its
+/// certificate (for 127.0.0.1) and a client certificate.
 @Suite struct TLSTests {
-    @Test func anUntrustedCertificateIsRefusedAndATrustedCAIsAccepted() async throws {
+    @Test func anUntrustedCertificateIsRefusedAndATrustedCAFileIsAccepted() async throws {
         let server = try await OpenSSLServer.start()
         let url = "https://127.0.0.1:\(server.port)/"
 
@@ -22,18 +17,77 @@ import Musl
         #expect(error?.host == "127.0.0.1:\(server.port)")
         #expect(error?.detail.contains("curl error 60") == true, "\(String(describing: error))")
 
-        let trusting = CurlTransport(caBundlePath: server.certificatePath)
+        let trusting = CurlTransport(tls: TLSOptions(trustedCA: .file(path: server.caPath)))
         let response = try await trusting.send(HTTPRequest(method: "GET", url: url))
         #expect(response.status == 200)
         #expect(String(decoding: response.body, as: UTF8.self).contains("s_server"))
+        // The earlier spelling still works.
+        #expect(try await CurlTransport(caBundlePath: server.caPath).send(HTTPRequest(method: "GET", url: url)).status == 200)
+    }
+
+    @Test func aCAGivenAsDataVerifiesTheServer() async throws {
+        let server = try await OpenSSLServer.start()
+        let url = "https://127.0.0.1:\(server.port)/"
+        let trusting = CurlTransport(tls: TLSOptions(trustedCA: .pem(try server.pem(.ca))))
+        let response = try await trusting.send(HTTPRequest(method: "GET", url: url))
+        #expect(response.status == 200)
+
+        // Another CA's data does not: the server's CA must be the one given.
+        let other = try await OpenSSLServer.start()
+        let error = await #expect(throws: HTTPError.self) {
+            try await CurlTransport(tls: TLSOptions(trustedCA: .pem(try other.pem(.ca)))).send(HTTPRequest(method: "GET", url: url))
+        }
+        #expect(error?.kind == .tls, "\(String(describing: error))")
+    }
+
+    @Test func skippingVerificationAcceptsAnUntrustedServer() async throws {
+        let server = try await OpenSSLServer.start()
+        let insecure = CurlTransport(tls: TLSOptions(insecureSkipVerify: true))
+        let response = try await insecure.send(HTTPRequest(method: "GET", url: "https://127.0.0.1:\(server.port)/"))
+        #expect(response.status == 200)
+    }
+
+    @Test func aServerThatRequiresAClientCertificateAcceptsTheBlobAndRefusesWithoutIt() async throws {
+        let server = try await OpenSSLServer.start(requireClientCertificate: true)
+        let url = "https://127.0.0.1:\(server.port)/"
+        let ca = TLSOptions.TrustedCA.pem(try server.pem(.ca))
+        let client = TLSOptions.ClientCertificate(certificatePEM: try server.pem(.clientCertificate), privateKeyPEM: try server.pem(.clientKey))
+
+        let withCertificate = CurlTransport(tls: TLSOptions(trustedCA: ca, clientCertificate: client))
+        let response = try await withCertificate.send(HTTPRequest(method: "GET", url: url))
+        #expect(response.status == 200)
+        // s_server -www names the client's certificate on its status page.
+        #expect(String(decoding: response.body, as: UTF8.self).contains("kscaler-test-client"))
+
+        let error = await #expect(throws: HTTPError.self) {
+            try await CurlTransport(tls: TLSOptions(trustedCA: ca)).send(HTTPRequest(method: "GET", url: url))
+        }
+        #expect(error?.kind == .tls, "\(String(describing: error))")
+    }
+
+    @Test func aKeyNeverShowsInADescriptionOrDump() throws {
+        let key = Data("-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n".utf8)
+        let options = TLSOptions(trustedCA: .pem(Data("ca".utf8)),
+                                 clientCertificate: .init(certificatePEM: Data("cert".utf8), privateKeyPEM: key))
+        var dumped = ""
+        dump(options, to: &dumped)
+        dump(CurlTransport(tls: options), to: &dumped)
+        for text in [dumped, "\(options)", String(reflecting: options), "\(options.clientCertificate!)"] {
+            #expect(!text.contains("c2VjcmV0LWtleS1ieXRlcw"), "\(text)")
+        }
     }
 }
 
-/// `openssl s_server -www` on 127.0.0.1: it answers `GET /` with a status page. Killed on
-/// deinit, and by `timeout` after 120 s should the test process die first.
+/// `openssl s_server -www` on 127.0.0.1: it answers `GET /` with a status page. Its
+/// certificate is signed by a CA made for it alone, which also signed a client certificate.
+/// Killed on deinit, and by `timeout` after 120 s should the test process die first.
 private final class OpenSSLServer: Sendable {
+    enum File: String {
+        case ca = "ca.pem", clientCertificate = "client.pem", clientKey = "client.key"
+    }
+
     let port: Int
-    let certificatePath: String
+    let caPath: String
     private let directory: String
     private let processID: pid_t
 
@@ -41,27 +95,38 @@ private final class OpenSSLServer: Sendable {
         let reason: String
     }
 
-    /// Generates the certificate and starts the server (blocking work, on a thread of its
+    /// Generates the certificates and starts the server (blocking work, on a thread of its
     /// own), then waits until it listens.
-    static func start() async throws -> OpenSSLServer {
-        let server = try await onOwnThread { Result { try OpenSSLServer() } }.get()
+    static func start(requireClientCertificate: Bool = false) async throws -> OpenSSLServer {
+        let server = try await onOwnThread { Result { try OpenSSLServer(requireClientCertificate: requireClientCertificate) } }.get()
         try await server.waitUntilListening()
         return server
     }
 
-    private init() throws {
+    func pem(_ file: File) throws -> Data {
+        try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(file.rawValue)"))
+    }
+
+    private init(requireClientCertificate: Bool) throws {
         var template = Array("/tmp/kscaler-tls-XXXXXX".utf8CString)
         guard let directory = mkdtemp(&template).map({ String(cString: $0) }) else {
             throw OpenSSLServer.SetupFailure(reason: "mkdtemp failed")
         }
         self.directory = directory
         port = try StubHTTPServer.unusedPort()
-        certificatePath = "\(directory)/cert.pem"
+        caPath = "\(directory)/ca.pem"
+        let newKey = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        let verify = requireClientCertificate ? "-Verify 1 -CAfile ca.pem" : ""
         let script = """
             cd \(directory) && \
-            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-              -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout key.pem -out cert.pem 2>/dev/null && \
-            { timeout 120 openssl s_server -accept 127.0.0.1:\(port) -cert cert.pem -key key.pem -www \
+            printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext && \
+            printf 'extendedKeyUsage=clientAuth\\n' > client.ext && \
+            openssl req -x509 \(newKey) -days 1 -subj /CN=kscaler-test-ca -keyout ca.key -out ca.pem 2>/dev/null && \
+            openssl req \(newKey) -subj /CN=127.0.0.1 -keyout server.key -out server.csr 2>/dev/null && \
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile server.ext -out server.pem 2>/dev/null && \
+            openssl req \(newKey) -subj /CN=kscaler-test-client -keyout client.key -out client.csr 2>/dev/null && \
+            openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile client.ext -out client.pem 2>/dev/null && \
+            { timeout 120 openssl s_server -accept 127.0.0.1:\(port) -cert server.pem -key server.key \(verify) -www \
               >/dev/null 2>&1 & } && echo $!
             """
         guard let shell = popen(script, "r") else { throw OpenSSLServer.SetupFailure(reason: "popen failed") }
@@ -70,19 +135,18 @@ private final class OpenSSLServer: Sendable {
         let status = pclose(shell)
         let processID = pid_t(atoi(line))
         guard read, status == 0, processID > 0 else {
-            throw OpenSSLServer.SetupFailure(reason: "could not start openssl s_server")
+            throw OpenSSLServer.SetupFailure(reason: "could not make certificates or start openssl s_server")
         }
         self.processID = processID
     }
 
     deinit {
         kill(processID, SIGTERM)
-        for file in ["cert.pem", "key.pem"] { unlink("\(directory)/\(file)") }
-        rmdir(directory)
+        try? FileManager.default.removeItem(atPath: directory)
     }
 
     /// Polls with bare TCP connects (which s_server does not count as a served connection),
-    /// for up to 60 s: generating a key and starting openssl can take seconds on a loaded machine.
+    /// for up to 60 s: generating keys and starting openssl can take seconds on a loaded machine.
     private func waitUntilListening() async throws {
         let deadline = ContinuousClock.now + .seconds(60)
         while true {

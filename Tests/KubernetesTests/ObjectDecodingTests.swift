@@ -1,0 +1,109 @@
+// Decoding real Kubernetes JSON into the client's types, and label-selector semantics.
+import Foundation
+import Kubernetes
+import Testing
+
+@Suite struct ObjectDecodingTests {
+    @Test func aNodeDecodesWithEveryFieldKscalerReads() throws {
+        let node = try JSONDecoder().decode(KubeNode.self, from: Data(nodeJSON(unschedulable: true).utf8))
+        #expect(node.name == "ip-10-0-1-5.ec2.internal")
+        #expect(node.uid == "6f1c2d3e-0000-4000-8000-000000000001")
+        #expect(node.resourceVersion == "4711")
+        #expect(node.creationTimestamp == Date(timeIntervalSince1970: 1_714_557_600))
+        #expect(node.labels["node.kubernetes.io/instance-type"] == "m5.large")
+        #expect(node.annotations["k3s.io/node-args"] == "[]")
+        #expect(node.providerID == "aws:///us-east-1a/i-0123456789abcdef0")
+        #expect(node.unschedulable)
+        #expect(node.taints == [KubeNode.Taint(key: "node.kubernetes.io/unschedulable", effect: "NoSchedule"),
+                                KubeNode.Taint(key: "dedicated", value: "batch", effect: "NoExecute")])
+        #expect(node.ready == true)
+        #expect(node.readyTransitionTime == Date(timeIntervalSince1970: 1_714_557_630))
+        #expect(node.allocatable == ["cpu": "2", "memory": "7921112Ki", "pods": "110", "ephemeral-storage": "19316009748"])
+        #expect(node.deletionTimestamp == nil)
+    }
+
+    @Test func readinessIsNilWhenUnknownOrAbsent() throws {
+        let decode = { (text: String) in try JSONDecoder().decode(KubeNode.self, from: Data(text.utf8)) }
+        #expect(try decode(nodeJSON(ready: "False")).ready == false)
+        #expect(try decode(nodeJSON(ready: "Unknown")).ready == nil)
+        let bare = try decode(#"{"metadata":{"name":"n","uid":"u"}}"#)
+        #expect(bare.ready == nil)
+        #expect(bare.unschedulable == false)
+        #expect(bare.providerID == nil)
+        #expect(bare.taints.isEmpty)
+    }
+
+    @Test func podsKnowMirrorAndDaemonSetPods() throws {
+        let text = """
+            {"kind":"PodList","items":[
+             {"metadata":{"name":"kube-proxy-x","namespace":"kube-system","uid":"p1",
+               "annotations":{"kubernetes.io/config.mirror":"abc","kubernetes.io/config.source":"file"},
+               "ownerReferences":[{"apiVersion":"v1","kind":"Node","name":"n1","uid":"n-uid","controller":true}]},
+              "spec":{"nodeName":"n1","containers":[{"name":"c","image":"i"}]},"status":{"phase":"Running"}},
+             {"metadata":{"name":"svclb-x","namespace":"kube-system","uid":"p2","labels":{"app":"svclb"},
+               "ownerReferences":[{"apiVersion":"apps/v1","kind":"DaemonSet","name":"svclb","uid":"ds","controller":true,"blockOwnerDeletion":true}]},
+              "spec":{"nodeName":"n1"},"status":{"phase":"Running"}},
+             {"metadata":{"name":"web-0","namespace":"web","uid":"p3","deletionTimestamp":"2024-05-01T12:00:00Z",
+               "ownerReferences":[{"apiVersion":"apps/v1","kind":"StatefulSet","name":"web","uid":"ss","controller":true}]},
+              "spec":{"nodeName":"n1"},"status":{"phase":"Running"}},
+             {"metadata":{"name":"bare","namespace":"default","uid":"p4"},"spec":{},"status":{"phase":"Pending"}}
+            ]}
+            """
+        struct List: Decodable { var items: [KubePod] }
+        let pods = try JSONDecoder().decode(List.self, from: Data(text.utf8)).items
+        #expect(pods.map(\.isMirror) == [true, false, false, false])
+        #expect(pods.map(\.isDaemonSetPod) == [false, true, false, false])
+        #expect(pods[1].labels == ["app": "svclb"])
+        #expect(pods[2].controller == KubePod.OwnerReference(apiVersion: "apps/v1", kind: "StatefulSet", name: "web", uid: "ss", controller: true))
+        #expect(pods[2].deletionTimestamp == Date(timeIntervalSince1970: 1_714_564_800))
+        #expect(pods[3].nodeName == nil)
+        #expect(pods[3].phase == "Pending")
+        #expect(pods[3].controller == nil)
+    }
+
+    @Test func aPDBDecodesItsSelectorAndStatus() throws {
+        let text = """
+            {"apiVersion":"policy/v1","kind":"PodDisruptionBudget",
+             "metadata":{"name":"web-pdb","namespace":"web","uid":"x"},
+             "spec":{"minAvailable":2,"selector":{"matchLabels":{"app":"web"},
+               "matchExpressions":[{"key":"tier","operator":"In","values":["front","edge"]}]}},
+             "status":{"currentHealthy":3,"desiredHealthy":2,"disruptionsAllowed":1,"expectedPods":3,"observedGeneration":1}}
+            """
+        let pdb = try JSONDecoder().decode(KubePDB.self, from: Data(text.utf8))
+        #expect(pdb == KubePDB(namespace: "web", name: "web-pdb",
+                               selector: LabelSelector(matchLabels: ["app": "web"],
+                                                       matchExpressions: [.init(key: "tier", operator: "In", values: ["front", "edge"])]),
+                               disruptionsAllowed: 1, currentHealthy: 3, desiredHealthy: 2, expectedPods: 3))
+        #expect(pdb.selects(labels: ["app": "web", "tier": "edge"]))
+        #expect(!pdb.selects(labels: ["app": "web"]))
+        #expect(pdb.selects(KubePod(namespace: "web", name: "w", uid: "u", labels: ["app": "web", "tier": "front"])))
+        #expect(!pdb.selects(KubePod(namespace: "other", name: "w", uid: "u", labels: ["app": "web", "tier": "front"])))
+    }
+
+    @Test func labelSelectorOperators() {
+        let labels = ["app": "web", "tier": "front"]
+        func matches(_ requirement: LabelSelector.Requirement) -> Bool { LabelSelector(matchExpressions: [requirement]).matches(labels) }
+        #expect(matches(.init(key: "tier", operator: "In", values: ["front"])))
+        #expect(!matches(.init(key: "tier", operator: "In", values: ["back"])))
+        #expect(!matches(.init(key: "zone", operator: "In", values: ["a"])))
+        #expect(matches(.init(key: "tier", operator: "NotIn", values: ["back"])))
+        #expect(!matches(.init(key: "tier", operator: "NotIn", values: ["front"])))
+        #expect(matches(.init(key: "zone", operator: "NotIn", values: ["a"])))  // absent label: not in
+        #expect(matches(.init(key: "app", operator: "Exists")))
+        #expect(!matches(.init(key: "zone", operator: "Exists")))
+        #expect(matches(.init(key: "zone", operator: "DoesNotExist")))
+        #expect(!matches(.init(key: "app", operator: "DoesNotExist")))
+        #expect(!matches(.init(key: "app", operator: "Gt", values: ["1"])))
+        #expect(!LabelSelector(matchLabels: ["app": "web", "tier": "back"]).matches(labels))
+    }
+
+    @Test func anEmptySelectorSelectsEveryPodAndANullOneNone() throws {
+        let empty = try JSONDecoder().decode(KubePDB.self, from: Data(#"{"metadata":{"name":"all","namespace":"web"},"spec":{"selector":{}}}"#.utf8))
+        #expect(empty.selects(labels: [:]))
+        #expect(empty.selects(labels: ["anything": "at all"]))
+        let none = try JSONDecoder().decode(KubePDB.self, from: Data(#"{"metadata":{"name":"none","namespace":"web"},"spec":{}}"#.utf8))
+        #expect(none.selector == nil)
+        #expect(!none.selects(labels: ["app": "web"]))
+        #expect(none.disruptionsAllowed == 0)
+    }
+}
