@@ -40,7 +40,7 @@ let package = Package(
         .target(
             name: "KScaler",
             dependencies: [
-                "KScalerCore", "AWS", "Prometheus", "HTTP", "SigV4",
+                "KScalerCore", "AWS", "Prometheus", "Kubernetes", "HTTP", "SigV4",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,6 +1,7 @@
 import AWS
 import HTTP
 import KScalerCore
+import Kubernetes
 import Logging
 import SigV4
 
@@ -69,7 +70,8 @@ extension Doctor {
         async let joinToken = parameterCheck(runtime, name: "join token", parameter: config.workers.join.tokenParameter)
         async let serverURL = parameterCheck(runtime, name: "server url", parameter: config.workers.join.serverURLParameter)
         async let prometheus = prometheusCheck(runtime)
-        return await [table, launch, joinToken, serverURL, prometheus]
+        async let kubernetes = kubernetesChecks(runtime: runtime)
+        return await [table, launch, joinToken, serverURL, prometheus] + kubernetes
     }
 
     static func tableCheck(_ runtime: Runtime) async -> DoctorCheck {
@@ -131,5 +133,83 @@ extension Doctor {
         } catch {
             return DoctorCheck(name: "prometheus", passed: false, detail: "\(error)")
         }
+    }
+}
+
+extension Doctor {
+    /// What kscaler asks of the API, as (verb, group, resource, subresource): nodes to list,
+    /// read, cordon and delete, pods to list and evict, budgets to read, events to write.
+    package static let kubernetesPermissions: [(verb: String, group: String, resource: String, subresource: String?)] = [
+        ("list", "", "nodes", nil), ("get", "", "nodes", nil), ("patch", "", "nodes", nil), ("delete", "", "nodes", nil),
+        ("list", "", "pods", nil), ("create", "", "pods", "eviction"), ("list", "policy", "poddisruptionbudgets", nil),
+        ("create", "", "events", nil),
+    ]
+
+    /// The API: reachable and trusted (`/version`), who kscaler is there, and each permission
+    /// it needs (one SelfSubjectAccessReview each, concurrently), naming the RBAC rule for any
+    /// that is missing. With the API off, one line saying plainly what that means.
+    package static func kubernetesChecks(runtime: Runtime) async -> [DoctorCheck] {
+        guard runtime.kubernetes.isOn else {
+            return [DoctorCheck(name: "kubernetes", passed: true,
+                                detail: runtime.kubernetes.description + ": nodes are terminated without a drain and their Node objects are left behind")]
+        }
+        let client: KubernetesClient
+        do {
+            guard let made = try await runtime.kubernetes.client(ssm: runtime.aws.ssm, timeout: .seconds(runtime.config.kubernetes.timeout),
+                                                                  logger: runtime.aws.logger) else { return [] }
+            client = made
+        } catch {
+            return [DoctorCheck(name: "kubernetes", passed: false, detail: "\(runtime.kubernetes.description): \(error)")]
+        }
+        let version: String
+        do {
+            version = try await client.version()
+        } catch {
+            return [DoctorCheck(name: "kubernetes", passed: false, detail: "\(runtime.kubernetes.description): \(error)")]
+        }
+        var checks = [DoctorCheck(name: "kubernetes", passed: true, detail: "\(client.endpoint.server) answers (\(version)); \(runtime.kubernetes.description)")]
+        do {
+            let user = try await client.whoAmI()
+            checks.append(DoctorCheck(name: "k8s identity", passed: true,
+                                      detail: user.map { "authenticated as \($0)" } ?? "authenticated (the server has no SelfSubjectReview to say as whom)"))
+        } catch {
+            checks.append(DoctorCheck(name: "k8s identity", passed: false, detail: "\(error)"))
+            return checks
+        }
+        let reviews = await withTaskGroup(of: (Int, Result<AccessReviewResult, KubernetesError>).self) { group in
+            for (index, permission) in kubernetesPermissions.enumerated() {
+                group.addTask {
+                    do throws(KubernetesError) {
+                        return (index, .success(try await client.accessReview(verb: permission.verb, group: permission.group,
+                                                                            resource: permission.resource, subresource: permission.subresource)))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            var results: [(Int, Result<AccessReviewResult, KubernetesError>)] = []
+            for await result in group { results.append(result) }
+            return results.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        var missing: [String] = [], failures: [String] = []
+        for (permission, review) in zip(kubernetesPermissions, reviews) {
+            let resource = permission.resource + (permission.subresource.map { "/\($0)" } ?? "")
+            switch review {
+            case .success(let result) where result.allowed:
+                break
+            case .success:
+                missing.append("\(permission.verb) \(resource): grant \(RBACRule(verb: permission.verb, apiGroup: permission.group, resource: resource))")
+            case .failure(let error):
+                failures.append("\(permission.verb) \(resource): \(error)")
+            }
+        }
+        if missing.isEmpty && failures.isEmpty {
+            checks.append(DoctorCheck(name: "k8s rbac", passed: true, detail: "every permission kscaler needs is allowed: "
+                + kubernetesPermissions.map { "\($0.verb) \($0.resource)\($0.subresource.map { "/\($0)" } ?? "")" }.joined(separator: ", ")))
+        } else {
+            checks.append(DoctorCheck(name: "k8s rbac", passed: false, detail: "missing: " + (missing + failures).joined(separator: "; ")
+                + " (infra/kubernetes/kscaler-rbac.yaml grants them all)"))
+        }
+        return checks
     }
 }

@@ -1,6 +1,7 @@
 import AWS
 import HTTP
 import KScalerCore
+import Kubernetes
 import Logging
 import Prometheus
 import SigV4
@@ -12,10 +13,21 @@ package struct Runtime: Sendable {
     package let aws: AWSContext
     package let table: KScalerTable
     package let fleet: EC2Fleet
+    /// How the run reaches the Kubernetes API, or why it does not.
+    package let kubernetes: KubernetesAccess
     let transport: any HTTPTransport
 
+    /// - Throws: `KubernetesError.credentials` when the API is asked for (or a kubeconfig
+    ///   exists) but cannot be used: a configuration problem, exit 2.
     package static func make(config: KScalerConfig, environment: AWSEnvironment, transport: any HTTPTransport,
                             logger: Logger) async throws -> Runtime {
+        let kubernetes: KubernetesAccess
+        do {
+            kubernetes = try KubernetesAccess.resolve(config.kubernetes, environment: environment.variables)
+        } catch {
+            throw KubernetesConfigurationError(problem: "\(error)")
+        }
+        for warning in kubernetes.warnings { logger.warning("\(warning)", metadata: ["event": "kubernetes_tls"]) }
         let aws = try await AWSContext.resolve(environment: environment, configuredRegion: config.region, transport: transport, logger: logger)
         logger.debug("aws", metadata: ["region": "\(aws.region)", "region_source": "\(aws.regionSource)"])
         return Runtime(
@@ -24,7 +36,20 @@ package struct Runtime: Sendable {
                                 tableName: config.table, clusterID: config.clusterID, pool: config.workers.pool),
             fleet: EC2Fleet(ec2: aws.ec2, clusterID: config.clusterID, workers: config.workers,
                             protectedInstances: config.victims.protectedInstances, userData: EC2Fleet.UserData(for: config)),
-            transport: transport)
+            kubernetes: kubernetes, transport: transport)
+    }
+
+    /// The Kubernetes API as a run uses it, or nil when it is off. The client (and, for the
+    /// token-in-SSM path, the SSM read) is made on first use.
+    package func cluster(logger: Logger) -> (any ClusterAPI)? {
+        guard kubernetes.isOn else { return nil }
+        let (access, ssm, timeout) = (kubernetes, aws.ssm, Duration.seconds(config.kubernetes.timeout))
+        return KubernetesCluster {
+            guard let client = try await access.client(ssm: ssm, timeout: timeout, logger: logger) else {
+                throw KubernetesError.credentials("the Kubernetes API is off")
+            }
+            return client
+        }
     }
 
     /// The Prometheus client, built per run so auth files (token, password) are read fresh.
@@ -45,7 +70,7 @@ package struct Runtime: Sendable {
     package func evaluator(logger: Logger) async throws -> Evaluator {
         Evaluator(config: config, store: table, fleet: fleet,
                   metrics: PrometheusMetricsSource(client: try await prometheus(), staleness: .seconds(config.prometheus.staleness)),
-                  logger: logger)
+                  cluster: cluster(logger: logger), logger: logger)
     }
 
     /// A run id: time-ordered and unique enough to name a history event.
@@ -57,5 +82,15 @@ package struct Runtime: Sendable {
     /// `host/pid/random`: who took a lease, in words an operator can follow.
     package static func leaseOwner() -> String {
         makeLeaseOwner(hostname: ProcessInfo.processInfo.hostName, processID: ProcessInfo.processInfo.processIdentifier)
+    }
+}
+
+/// The Kubernetes API is asked for (or a kubeconfig exists) but cannot be used: the
+/// configuration or the kubeconfig is wrong (exit 2), and nothing was contacted.
+package struct KubernetesConfigurationError: Error, CustomStringConvertible {
+    package var problem: String
+    package init(problem: String) { self.problem = problem }
+    package var description: String {
+        "kubernetes: \(problem) (fix it, or set kubernetes.enabled: false to run without the API: Node objects are then left behind)"
     }
 }

@@ -55,13 +55,14 @@ extension KubernetesClient {
     }
 
     /// Deletes the node object, only if it is still the one with `uid` (a node re-registered
-    /// under the same name is refused with 409, `.conflict`).
-    package func deleteNode(name: String, uid: String) async throws(KubernetesError) {
+    /// under the same name is refused with 409, `.conflict`). `dryRun` asks the server to check
+    /// everything, authorisation and preconditions included, and persist nothing (`dryRun=All`).
+    package func deleteNode(name: String, uid: String, dryRun: Bool = false) async throws(KubernetesError) {
         guard !uid.isEmpty else { throw .invalidRequest("deleting node \(name) needs its uid, to be sure it is the node that was read") }
         let path = "/api/v1/nodes/" + (try segment(name, "node name"))
         let body: JSONValue = ["kind": "DeleteOptions", "apiVersion": "v1", "preconditions": ["uid": .string(uid)]]
         _ = try await exchange(Call(request: KubeRequest(operation: "delete node \(name)", method: "DELETE", path: path),
-                                    rule: RBACRule(verb: "delete", resource: "nodes"), body: body))
+                                    rule: RBACRule(verb: "delete", resource: "nodes"), query: dryRun ? [("dryRun", "All")] : [], body: body))
     }
 
     // MARK: - Pods

@@ -20,7 +20,16 @@ struct ConfigCommand: AsyncParsableCommand {
             let loaded = try configOptions.load(environment: processEnvironment())
             // The check `run` makes before it launches anything, so what passes here runs there.
             _ = try ConfigOptions.workerUserData(for: loaded.config)
+            let kubernetes: KubernetesAccess
+            do {
+                kubernetes = try KubernetesAccess.resolve(loaded.config.kubernetes, environment: processEnvironment())
+            } catch {
+                printError("kscaler: \(KubernetesConfigurationError(problem: "\(error)"))")
+                throw KScalerExit.invalidConfig
+            }
             print("configuration is valid\(loaded.file.map { " (file \($0))" } ?? " (environment only)")")
+            print("kubernetes API: \(kubernetes.description)")
+            for warning in kubernetes.warnings { print("warning: \(warning)") }
             let settings = loaded.config.effectiveSettings(machines: EC2Fleet.machines)
             let width = (settings.map(\.path.count).max() ?? 0) + 2
             for setting in settings {

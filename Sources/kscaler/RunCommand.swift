@@ -86,6 +86,9 @@ enum Evaluation {
                                                      transport: transport, logger: logger)
                 return (runtime, try await runtime.evaluator(logger: logger))
             }
+        } catch let error as KubernetesConfigurationError {
+            printError("kscaler: \(error)")
+            throw KScalerExit.invalidConfig
         } catch {
             printError("kscaler: cannot start: \(error)")
             throw KScalerExit.observationFailed

@@ -1,0 +1,143 @@
+import AWS
+import Foundation
+import HTTP
+import KScalerCore
+import Kubernetes
+import Logging
+
+/// How kscaler reaches the Kubernetes API, decided once per process from the configuration
+/// and the environment (`kubernetes.*`): what `config check` and `doctor` print, and what the
+/// run's `ClusterAPI` is built from.
+package enum KubernetesAccess: Sendable {
+    /// No API: `kubernetes.enabled: false`, or `auto` and no credential source found.
+    case off(reason: String)
+    /// A kubeconfig or the pod's service account, resolved (exec plugins run on first use).
+    case endpoint(KubernetesEndpoint)
+    /// `kubernetes.server` with a bearer token read from an SSM SecureString at run time.
+    case tokenInSSM(server: String, caData: String?, parameter: String)
+
+    /// `enabled` true, or a kubeconfig or context named: resolution must succeed, else the
+    /// configuration is wrong (exit 2). `auto` turns the API off only when there is no source at all.
+    package static func resolve(_ settings: KubernetesSettings, environment: [String: String]) throws(KubernetesError) -> KubernetesAccess {
+        if settings.enabled == false { return .off(reason: "kubernetes.enabled is false") }
+        if let server = settings.server, let parameter = settings.tokenParameter {
+            return .tokenInSSM(server: server, caData: settings.caData, parameter: parameter)
+        }
+        let resolver = KubernetesEndpointResolver(environment: environment)
+        let explicit = settings.enabled == true || settings.kubeconfig != nil || settings.context != nil
+        do {
+            return .endpoint(try resolver.resolve(kubeconfig: settings.kubeconfig, context: settings.context))
+        } catch {
+            // Nothing to find is the one failure `auto` forgives: a kubeconfig that exists but
+            // cannot be used is an error whatever the switch says.
+            if !explicit, Self.nothingFound(environment: environment, resolver: resolver) {
+                return .off(reason: "kubernetes.enabled is auto and no credential source was found (no kubeconfig, KUBECONFIG, "
+                    + "~/.kube/config, in-cluster service account, or kubernetes.server + token_parameter)")
+            }
+            throw error
+        }
+    }
+
+    private static func nothingFound(environment: [String: String], resolver: KubernetesEndpointResolver) -> Bool {
+        let kubeconfigs = (environment["KUBECONFIG"] ?? "").split(separator: ":").map(String.init) + ["\(resolver.homeDirectory)/.kube/config"]
+        return !kubeconfigs.contains { FileManager.default.fileExists(atPath: $0) }
+            && (environment["KUBERNETES_SERVICE_HOST"] ?? "").isEmpty
+    }
+
+    package var isOn: Bool { if case .off = self { false } else { true } }
+
+    /// One line for `config check`, `doctor` and logs; never a credential.
+    package var description: String {
+        switch self {
+        case .off(let reason): "off: \(reason)"
+        case .endpoint(let endpoint): endpoint.description
+        case .tokenInSSM(let server, let caData, let parameter):
+            "server \(server), bearer token from SSM \(parameter), CA \(caData == nil ? "from the system" : "from kubernetes.ca_data")"
+        }
+    }
+
+    /// Warnings to log once (verification turned off, kubeconfig files ignored).
+    package var warnings: [String] { if case .endpoint(let endpoint) = self { endpoint.warnings } else { [] } }
+
+    /// The client for this access; for the SSM path, after reading the token (decrypted).
+    func client(ssm: SSMClient, timeout: Duration, logger: Logger) async throws -> KubernetesClient? {
+        switch self {
+        case .off:
+            return nil
+        case .endpoint(let endpoint):
+            return try KubernetesClient(endpoint: endpoint, timeout: timeout, logger: logger)
+        case .tokenInSSM(let server, let caData, let parameter):
+            let token = try await ssm.getParameter(name: parameter, withDecryption: true).value
+            let trimmed = token.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !trimmed.isEmpty else {
+                throw KubernetesError.credentials("SSM parameter \(parameter) is empty: put the service account's token in it (infra/README.md, Kubernetes access)")
+            }
+            var tls = TLSOptions()
+            if let caData {
+                guard let pem = Data(base64Encoded: caData) else {
+                    throw KubernetesError.credentials("kubernetes.ca_data is not base64: copy certificate-authority-data from a kubeconfig")
+                }
+                tls.trustedCA = .pem(pem)
+            }
+            return try KubernetesClient(endpoint: KubernetesEndpoint(server: server, tls: tls, auth: .bearerToken(trimmed), description: description),
+                                        timeout: timeout, logger: logger)
+        }
+    }
+}
+
+/// `ClusterAPI` over the Kubernetes client. The client is made on first use, so the SSM read
+/// of a token overlaps the run's other first requests instead of preceding them.
+package struct KubernetesCluster: ClusterAPI {
+    private let client: Lazy<KubernetesClient>
+
+    package init(makeClient: @escaping @Sendable () async throws -> KubernetesClient) {
+        client = Lazy(makeClient)
+    }
+
+    package func nodes() async throws -> [ClusterNode] {
+        try await client.value().listNodes().map { node in
+            ClusterNode(name: node.name, uid: node.uid, providerID: node.providerID, ready: node.ready == true, machineID: nil)
+        }
+    }
+
+    package func deleteNode(name: String, uid: String, dryRun: Bool) async throws -> NodeDeletion {
+        let client = try await client.value()
+        do {
+            try await client.deleteNode(name: name, uid: uid, dryRun: dryRun)
+            return .deleted
+        } catch .notFound {
+            return .alreadyGone
+        } catch .conflict {
+            return .replaced
+        }
+    }
+
+    /// The involved object's uid is the node's name, as the kubelet writes node events: that is
+    /// what `kubectl describe node` searches for.
+    package func recordEvent(_ event: NodeEvent) async throws {
+        try await client.value().createEvent(.node(event.node, uid: event.node, reason: event.reason.rawValue, message: event.message,
+                                                   type: event.warning ? .warning : .normal))
+    }
+
+    package func outcome(of error: any Error) -> FailedCallOutcome {
+        (error as? KubernetesError)?.requestMayHaveTakenEffect == true ? .unknown : .nothingHappened
+    }
+}
+
+/// A value made once, on first use, shared by concurrent callers; a failure is kept too (one
+/// run, one answer). The making task inherits the caller's request deadline.
+actor Lazy<Value: Sendable> {
+    private var task: Task<Value, any Error>?
+    private let make: @Sendable () async throws -> Value
+
+    init(_ make: @escaping @Sendable () async throws -> Value) {
+        self.make = make
+    }
+
+    func value() async throws -> Value {
+        if let task { return try await task.value }
+        let made = Task { [make] in try await make() }
+        task = made
+        return try await made.value
+    }
+}
