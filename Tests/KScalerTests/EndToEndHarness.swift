@@ -20,8 +20,10 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
     /// `prometheusURL` overrides the real Prometheus (a stand-in, or a dead port).
     /// `scrapeJobs` > 1 scrapes the cluster under that many jobs, as Prometheus sees two
     /// kube-state-metrics replicas: every series comes once per job.
+    /// `kubernetes` is the config's `kubernetes:` section; by default the API is off, so that no
+    /// kubeconfig of the machine's user is ever picked up.
     init(prometheusURL: String? = nil, extraConfig: String = "", minNodes: Int = 0, maxNodes: Int = 6, leaseTTL: String = "2m",
-         prometheusTimeout: String = "8s", scrapeJobs: Int = 1) async throws {
+         prometheusTimeout: String = "8s", scrapeJobs: Int = 1, kubernetes: String = "{enabled: false}") async throws {
         fixture = try MotoFixture()
         tableName = try await fixture.createTable()
         clusterID = Peers.uniqueName("e2e")
@@ -52,6 +54,7 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
           instance_types: [t3.large]
           subnets: [\(subnet)]
           sizes: {t3.large: {cpu: 2, memory: 8Gi}}
+        kubernetes: \(kubernetes)
         \(extraConfig)
         """
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -60,10 +63,11 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
     /// Runs `body` with a fresh harness and always stops it (Prometheus, exporter, files),
     /// also when `body` throws.
     static func with(prometheusURL: String? = nil, extraConfig: String = "", minNodes: Int = 0, maxNodes: Int = 6, leaseTTL: String = "2m",
-                     prometheusTimeout: String = "8s", scrapeJobs: Int = 1, _ body: (EndToEndHarness) async throws -> Void) async throws {
+                     prometheusTimeout: String = "8s", scrapeJobs: Int = 1, kubernetes: String = "{enabled: false}",
+                     _ body: (EndToEndHarness) async throws -> Void) async throws {
         let harness = try await EndToEndHarness(prometheusURL: prometheusURL, extraConfig: extraConfig, minNodes: minNodes,
                                                 maxNodes: maxNodes, leaseTTL: leaseTTL, prometheusTimeout: prometheusTimeout,
-                                                scrapeJobs: scrapeJobs)
+                                                scrapeJobs: scrapeJobs, kubernetes: kubernetes)
         do {
             try await body(harness)
         } catch {
