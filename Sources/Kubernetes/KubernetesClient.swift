@@ -109,7 +109,10 @@ package struct KubernetesClient: Sendable {
     /// The refusal as its typed case, with the Status body's message when there is one.
     private func failure(_ response: HTTPResponse, _ call: Call, secrets: [String]) -> KubernetesError {
         let status = (try? JSONDecoder().decode(KubeStatus.self, from: response.body)).flatMap { $0.message == nil && $0.reason == nil ? nil : $0 }
-        let message = Self.redacted(status?.message ?? Self.snippet(of: response.body, longestSecret: secrets.map(\.utf8.count).max() ?? 0), secrets)
+        let causes = (status?.details?.causes ?? []).compactMap(\.message).filter { !$0.isEmpty && $0 != status?.message }
+        let text = status.map { ([$0.message ?? "(no message)"] + causes).joined(separator: ": ") }
+            ?? Self.snippet(of: response.body, longestSecret: secrets.map(\.utf8.count).max() ?? 0)
+        let message = Self.redacted(text, secrets)
         let failure = APIFailure(request: call.request, httpStatus: response.status, status: status, message: message, credentials: endpoint.description)
         switch response.status {
         case 401: return .unauthorized(failure)

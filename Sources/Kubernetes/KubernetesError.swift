@@ -4,9 +4,17 @@ import HTTP
 /// "reason":"Conflict","code":409,"message":"…","details":{…}}`.
 package struct KubeStatus: Sendable, Equatable, Decodable {
     package struct Details: Sendable, Equatable, Decodable {
+        /// One reason among several: a refused eviction names its budget here
+        /// (`DisruptionBudget`: "The disruption budget web-pdb needs 2 healthy pods …").
+        package struct Cause: Sendable, Equatable, Decodable {
+            package var reason: String?
+            package var message: String?
+            package var field: String?
+        }
         package var name: String?
         package var group: String?
         package var kind: String?
+        package var causes: [Cause]?
         package var retryAfterSeconds: Int?
     }
 
@@ -80,8 +88,8 @@ package struct APIFailure: Sendable, Equatable {
     package var request: KubeRequest
     package var httpStatus: Int
     package var status: KubeStatus?
-    /// The Status message, or the start of a body that was not a Status; the client's
-    /// credentials cut out.
+    /// The Status message and its causes' messages, or the start of a body that was not a
+    /// Status; the client's credentials cut out.
     package var message: String
     /// Where the credentials came from (`kubeconfig …, user admin (token)`), never the credentials.
     package var credentials: String

@@ -78,6 +78,9 @@ enum PluginProcess {
         // dup2 clears close-on-exec on the copies; the originals close at exec.
         posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
+        // Nothing else of kscaler's (its connection to the API server, files being written)
+        // reaches the plugin, whichever descriptor lacks close-on-exec.
+        _ = addCloseFrom?(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -95,7 +98,13 @@ enum PluginProcess {
         defer { (argv + envp).forEach { free($0) } }
 
         var pid = pid_t()
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        var spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        // "Text file busy": the plugin is open for writing somewhere (being replaced, or a file
+        // just written whose descriptor another process's spawn inherited for a moment).
+        for attempt in 1...5 where spawned == ETXTBSY {
+            usleep(useconds_t(20_000 * attempt))
+            spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        }
         close(stdoutPipe[1])
         close(stderrPipe[1])
         guard spawned == 0 else {
@@ -157,3 +166,8 @@ enum PluginProcess {
         return .success(Output(ending: ending, stdout: stdout, stderr: stderr))
     }
 }
+
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), which Swift cannot see (it is
+/// declared for _GNU_SOURCE only); nil on a C library without it.
+private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
+private let addCloseFrom: AddCloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: AddCloseFrom.self) }

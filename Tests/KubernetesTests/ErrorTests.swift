@@ -65,7 +65,8 @@ import Testing
         let withHeader = ScriptedTransport(status: 429, json: body, headers: [HTTPHeader("Retry-After", "10")])
         let error = await kubernetesError { try await client(withHeader).evict(namespace: "web", pod: "web-0") }
         guard case .tooManyRequests(let failure, let retryAfter)? = error else { Issue.record("got \(String(describing: error))"); return }
-        #expect(failure.message == message)
+        #expect(failure.message == message + ": The disruption budget web-pdb needs 2 healthy pods and has 2 currently")
+        #expect(failure.status?.details?.causes?.first?.reason == "DisruptionBudget")
         #expect(retryAfter == .seconds(10))
         #expect(error?.description.contains("disruption budget") == true)
         #expect(error?.description.contains("retry after 10 s") == true)

@@ -140,8 +140,13 @@ final class ScratchDirectory: Sendable {
     func write(_ relative: String, _ content: String, executable: Bool = false) throws -> String {
         let full = "\(path)/\(relative)"
         try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try content.write(toFile: full, atomically: true, encoding: .utf8)
-        if executable { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: full) }
+        // Close-on-exec: a child another test spawns meanwhile must not inherit the descriptor,
+        // or running this file as a plugin fails with "Text file busy" while that child lives.
+        let fd = open(full, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, executable ? 0o755 : 0o644)
+        guard fd >= 0 else { throw TestSupportError("cannot write \(full): \(String(cString: strerror(errno)))") }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        try handle.write(contentsOf: Data(content.utf8))
+        try handle.close()
         return full
     }
 

@@ -6,7 +6,7 @@ import Kubernetes
 import TestSupport
 import Testing
 
-@Suite struct ClientLoggingTests {
+@Suite struct KubernetesClientLoggingTests {
     @Test func eachRequestIsOneDebugLineWithoutHeadersOrQuery() async throws {
         let log = CapturedLog()
         let transport = ScriptedTransport(json: listJSON(kind: "PodList", items: []))
@@ -39,7 +39,7 @@ import Testing
 
     @Test func anExecPluginRunIsLoggedWithoutItsToken() async throws {
         let scratch = try ScratchDirectory()
-        try writePlugin(scratch)
+        _ = try writePlugin(scratch)
         let path = try scratch.write("kubeconfig", kubeconfigYAML(cluster: "server: https://10.0.0.1:6443", user: execUser(command: "kube-plugin")))
         let endpoint = try KubernetesEndpointResolver(environment: ["PATH": "\(scratch.path)/bin:/usr/bin:/bin"], homeDirectory: scratch.path)
             .fromKubeconfig(path: path)

@@ -1,0 +1,255 @@
+// The client against the stand-in API server (infra/local/ksandbox/kubeapi.py: HTTPS with its
+// own CA, bearer-token and client-certificate users, real Status answers), through the
+// kubeconfigs it writes, CurlTransport and TLS as in production.
+import Foundation
+import HTTP
+import Kubernetes
+import TestSupport
+import Testing
+
+private let serviceAccount = "system:serviceaccount:kube-system:kscaler"
+
+private let seed = """
+    {"nodes": [{"name": "i-0a", "provider_id": "aws:///us-east-1a/i-0a", "ready": true, "labels": {"pool": "workers"}},
+               {"name": "i-0b", "provider_id": "aws:///us-east-1b/i-0b", "ready": false, "labels": {"pool": "workers"}},
+               {"name": "server-0", "ready": true, "labels": {"node-role.kubernetes.io/control-plane": "true"}}],
+     "pods": [{"namespace": "web", "name": "web-0", "node": "i-0a", "owner_kind": "ReplicaSet", "owner_name": "web-5d9", "labels": {"app": "web"}},
+              {"namespace": "web", "name": "web-1", "node": "i-0b", "owner_kind": "ReplicaSet", "owner_name": "web-5d9", "labels": {"app": "web"}},
+              {"namespace": "kube-system", "name": "svclb-traefik-a", "node": "i-0a", "owner_kind": "DaemonSet", "owner_name": "svclb-traefik"}],
+     "pdbs": [{"namespace": "web", "name": "web-pdb", "match_labels": {"app": "web"}, "disruptions_allowed": 0}]}
+    """
+
+/// Starts the stand-in (seeded), runs `body`, stops it whatever happens.
+private func withKubeAPI(_ arguments: [String] = [], seeded: Bool = true, _ body: (KubeAPIProcess) async throws -> Void) async throws {
+    let api = try await KubeAPIProcess.start(arguments)
+    do {
+        if seeded { try await api.seed(json: seed) }
+        try await body(api)
+    } catch {
+        await api.stop()
+        throw error
+    }
+    await api.stop()
+}
+
+/// A client for a kubeconfig, resolved without looking at this machine's environment or home.
+private func client(kubeconfig: String, timeout: Duration = .seconds(30)) throws -> KubernetesClient {
+    let endpoint = try KubernetesEndpointResolver(environment: [:], homeDirectory: "/nonexistent").fromKubeconfig(path: kubeconfig)
+    // Generous connect timeout: a loaded 2-core machine can be slow to finish a handshake.
+    return try KubernetesClient(endpoint: endpoint, timeout: timeout, makeTransport: { CurlTransport(connectTimeout: .seconds(20), tls: $0) })
+}
+
+@Suite(.timeLimit(.minutes(3))) struct KubeAPIIntegrationTests {
+    @Test func aTokenKubeconfigListsNodesAndIsTheServiceAccount() async throws {
+        try await withKubeAPI { api in
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            #expect(kube.endpoint.description == "kubeconfig \(api.kubeconfigToken), context kscaler-standin, user kscaler (token)")
+            #expect(try await kube.version() == "v1.31.0")
+            #expect(try await kube.whoAmI() == serviceAccount)
+
+            let nodes = try await kube.listNodes()
+            #expect(nodes.map(\.name).sorted() == ["i-0a", "i-0b", "server-0"])
+            let a = try #require(nodes.first { $0.name == "i-0a" })
+            #expect(a.providerID == "aws:///us-east-1a/i-0a")
+            #expect(a.ready == true)
+            #expect(!a.uid.isEmpty && !a.resourceVersion.isEmpty)
+            #expect(nodes.first { $0.name == "i-0b" }?.ready == false)
+            #expect(try await kube.listNodes(labelSelector: "pool=workers").map(\.name).sorted() == ["i-0a", "i-0b"])
+            #expect(try await kube.listNodes(labelSelector: "!node-role.kubernetes.io/control-plane").count == 2)
+
+            let pods = try await kube.listPods(nodeName: "i-0a")
+            #expect(pods.map(\.name).sorted() == ["svclb-traefik-a", "web-0"])
+            #expect(pods.first { $0.name == "svclb-traefik-a" }?.isDaemonSetPod == true)
+            #expect(try await kube.listPods(nodeName: "i-0a", namespace: "web").map(\.name) == ["web-0"])
+
+            let budgets = try await kube.listPodDisruptionBudgets(namespace: "web")
+            let budget = try #require(budgets.first)
+            #expect(budget.name == "web-pdb")
+            #expect(budget.disruptionsAllowed == 0)
+            #expect(budget.selects(try #require(pods.first { $0.name == "web-0" })))
+            #expect(!budget.selects(try #require(pods.first { $0.name == "svclb-traefik-a" })))
+
+            let wrongToken = try String(contentsOfFile: api.kubeconfigToken, encoding: .utf8).replacingOccurrences(of: api.token, with: "not-the-token")
+            let scratch = try ScratchDirectory()
+            let refused = try client(kubeconfig: try scratch.write("config", wrongToken))
+            let error = await kubernetesError { _ = try await refused.listNodes() }
+            guard case .unauthorized? = error else { Issue.record("got \(String(describing: error))"); return }
+            #expect(error?.description.contains("not-the-token") == false)
+        }
+    }
+
+    @Test func clientCertificateKubeconfigsWithDataFilesAndRelativePaths() async throws {
+        try await withKubeAPI { api in
+            let scratch = try ScratchDirectory()
+            for name in ["ca.crt", "client.crt", "client.key"] {
+                let source = (api.caFile as NSString).deletingLastPathComponent + "/" + name
+                try scratch.write("pki/\(name)", try String(contentsOfFile: source, encoding: .utf8))
+            }
+            let relative = try scratch.write("config", kubeconfigYAML(
+                cluster: "server: \(api.server)\ncertificate-authority: pki/ca.crt",
+                user: "client-certificate: pki/client.crt\nclient-key: ./pki/client.key"))
+            for kubeconfig in [api.kubeconfigCert, api.kubeconfigCertFiles, relative] {
+                let kube = try client(kubeconfig: kubeconfig)
+                #expect(kube.endpoint.description.hasSuffix("(client certificate)"))
+                #expect(kube.endpoint.tls.clientCertificate != nil)
+                #expect(try await kube.whoAmI() == "kscaler-test", "\(kubeconfig)")
+                #expect(try await kube.listNodes().count == 3)
+            }
+
+            // Without the certificate (and no token) the server sees an anonymous client.
+            let anonymous = try scratch.write("anonymous", kubeconfigYAML(cluster: "server: \(api.server)\ncertificate-authority: pki/ca.crt", user: "{}"))
+            let error = await kubernetesError { _ = try await client(kubeconfig: anonymous).listNodes() }
+            #expect(error?.httpStatus == 401 || error?.httpStatus == 403, "\(String(describing: error))")
+
+            // Another CA's certificate for the server: the TLS handshake fails.
+            let otherCA = try scratch.write("other", kubeconfigYAML(cluster: "server: \(api.server)\ncertificate-authority-data: \(base64(caPEM))",
+                                                                    user: "client-certificate: pki/client.crt\nclient-key: pki/client.key"))
+            let tlsError = await kubernetesError { _ = try await client(kubeconfig: otherCA).version() }
+            guard case .transport(let httpError, _)? = tlsError else { Issue.record("got \(String(describing: tlsError))"); return }
+            #expect(httpError.kind == .tls)
+        }
+    }
+
+    @Test func cordonWithAStaleResourceVersionIsAConflict() async throws {
+        try await withKubeAPI { api in
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            let before = try await kube.getNode(name: "i-0a")
+            #expect(!before.unschedulable)
+            let cordoned = try await kube.cordon(name: "i-0a", resourceVersion: before.resourceVersion)
+            #expect(cordoned.unschedulable)
+            #expect(cordoned.resourceVersion != before.resourceVersion)
+
+            let error = await kubernetesError { _ = try await kube.uncordon(name: "i-0a", resourceVersion: before.resourceVersion) }
+            guard case .conflict(let failure)? = error else { Issue.record("got \(String(describing: error))"); return }
+            #expect(failure.status?.reason == "Conflict")
+            #expect(failure.message.contains("the object has been modified"))
+            #expect(try await kube.getNode(name: "i-0a").unschedulable)
+
+            let uncordoned = try await kube.uncordon(name: "i-0a", resourceVersion: cordoned.resourceVersion)
+            #expect(!uncordoned.unschedulable)
+        }
+    }
+
+    @Test func deleteWithAnotherUIDIsAConflictAndWithItsOwnDeletes() async throws {
+        try await withKubeAPI { api in
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            let node = try await kube.getNode(name: "i-0b")
+            let error = await kubernetesError { try await kube.deleteNode(name: "i-0b", uid: "00000000-0000-4000-8000-000000000000") }
+            guard case .conflict(let failure)? = error else { Issue.record("got \(String(describing: error))"); return }
+            #expect(failure.message.contains("Precondition failed: UID in precondition"), "\(failure.message)")
+            #expect(error?.requestMayHaveTakenEffect == false)
+
+            try await kube.deleteNode(name: "i-0b", uid: node.uid)
+            let gone = await kubernetesError { _ = try await kube.getNode(name: "i-0b") }
+            guard case .notFound? = gone else { Issue.record("got \(String(describing: gone))"); return }
+        }
+    }
+
+    @Test func anEvictionABudgetRefusesIsTooManyRequestsNamingTheBudget() async throws {
+        try await withKubeAPI { api in
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            let pod = try #require(try await kube.listPods(nodeName: "i-0a", namespace: "web").first)
+            let error = await kubernetesError { try await kube.evict(namespace: "web", pod: "web-0", gracePeriodSeconds: 30, uid: pod.uid) }
+            guard case .tooManyRequests(let failure, _)? = error else { Issue.record("got \(String(describing: error))"); return }
+            #expect(failure.message.hasPrefix("Cannot evict pod as it would violate the pod's disruption budget."))
+            #expect(failure.message.contains("The disruption budget web-pdb needs"), "\(failure.message)")
+            #expect(error?.requestMayHaveTakenEffect == false)
+
+            // The budget allows one: the eviction goes through and the pod is gone.
+            try await api.seed(json: #"{"pdbs": [{"namespace": "web", "name": "web-pdb", "match_labels": {"app": "web"}, "disruptions_allowed": 1}]}"#)
+            #expect(try await kube.listPodDisruptionBudgets().first?.disruptionsAllowed == 1)
+            try await kube.evict(namespace: "web", pod: "web-0", gracePeriodSeconds: 30, uid: pod.uid)
+            #expect(try await kube.listPods(nodeName: "i-0a").map(\.name) == ["svclb-traefik-a"])
+
+            let again = await kubernetesError { try await kube.evict(namespace: "web", pod: "web-0") }
+            guard case .notFound? = again else { Issue.record("got \(String(describing: again))"); return }
+        }
+    }
+
+    @Test func accessReviewsAndAForbiddenCallNameThePermission() async throws {
+        try await withKubeAPI { api in
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            let allowed = try await kube.accessReview(verb: "create", group: "", resource: "pods", subresource: "eviction", namespace: "web")
+            #expect(allowed.allowed)
+
+            try await api.setPermissions(json: #"{"\#(serviceAccount)": [{"verb": "create", "group": "", "resource": "pods/eviction"}, {"verb": "patch", "group": "", "resource": "nodes"}]}"#)
+            let denied = try await kube.accessReview(verb: "create", group: "", resource: "pods", subresource: "eviction", namespace: "web")
+            #expect(!denied.allowed)
+            #expect(denied.reason?.contains("denies create on pods/eviction") == true, "\(String(describing: denied.reason))")
+            #expect(try await kube.accessReview(verb: "list", group: "", resource: "nodes").allowed)
+
+            let error = await kubernetesError { _ = try await kube.cordon(name: "i-0a") }
+            guard case .forbidden(let failure, let rule)? = error else { Issue.record("got \(String(describing: error))"); return }
+            #expect(rule == RBACRule(verb: "patch", resource: "nodes"))
+            #expect(failure.message.contains(#"User "\#(serviceAccount)" cannot patch resource "nodes""#), "\(failure.message)")
+            #expect(error?.description.contains(#"grant it with a ClusterRole rule {apiGroups: [""], resources: ["nodes"], verbs: ["patch"]}"#) == true)
+        }
+    }
+
+    @Test func whoAmIOnA127ServerUsesV1beta1() async throws {
+        try await withKubeAPI(["--server-version", "1.27.6"], seeded: false) { api in
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            #expect(try await kube.whoAmI() == serviceAccount)
+            #expect(try await kube.version() == "v1.27.6")
+        }
+    }
+
+    @Test func aNodeEventIsRecordedInDefault() async throws {
+        try await withKubeAPI { api in
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            let node = try await kube.getNode(name: "i-0a")
+            let event = KubeEvent.node(node.name, uid: node.uid, reason: "ScaleDownBlocked",
+                                       message: "web/web-0 is protected by PodDisruptionBudget web-pdb", type: .warning)
+            try await kube.createEvent(event)
+            let response = try await api.request("GET", "/api/v1/namespaces/default/events")
+            struct Events: Decodable { var items: [JSONValue] }
+            let stored = try #require(try JSONDecoder().decode(Events.self, from: response.body).items.first)
+            #expect(stored["metadata"]?["name"] == .string(event.name))
+            #expect(stored["involvedObject"] == ["kind": "Node", "name": "i-0a", "uid": .string(node.uid), "apiVersion": "v1"])
+            #expect(stored["reason"] == "ScaleDownBlocked")
+            #expect(stored["type"] == "Warning")
+            #expect(stored["source"]?["component"] == "kscaler")
+            #expect(stored["count"] == 1)
+
+            // The same name again is refused as existing: a conflict, not a silent duplicate.
+            let again = await kubernetesError { try await kube.createEvent(event) }
+            guard case .conflict(let failure)? = again else { Issue.record("got \(String(describing: again))"); return }
+            #expect(failure.status?.reason == "AlreadyExists")
+        }
+    }
+
+    @Test func listsArePagedWithContinueTokens() async throws {
+        try await withKubeAPI(seeded: false) { api in
+            let nodes = (0..<(KubernetesClient.pageSize + 20)).map { #"{"name": "n-\#($0)"}"# }.joined(separator: ",")
+            try await api.seed(json: #"{"nodes": [\#(nodes)]}"#)
+            _ = try await api.request("DELETE", "/_standin/requests")
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            let listed = try await kube.listNodes()
+            #expect(listed.count == KubernetesClient.pageSize + 20)
+            #expect(Set(listed.map(\.name)).count == listed.count)
+            let log = try await api.request("GET", "/_standin/requests")
+            struct Requests: Decodable { struct Entry: Decodable { var method: String; var path: String }; var requests: [Entry] }
+            let lists = try JSONDecoder().decode(Requests.self, from: log.body).requests.filter { $0.path.hasPrefix("/api/v1/nodes") }
+            #expect(lists.count == 2, "\(lists.map(\.path))")
+        }
+    }
+
+    @Test func aFailedDeleteMayHaveTakenEffectAndASlowAnswerTimesOut() async throws {
+        try await withKubeAPI { api in
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            let node = try await kube.getNode(name: "i-0a")
+            try await api.injectFaults(json: #"[{"method": "DELETE", "path_regex": "^/api/v1/nodes/", "status": 500, "body": "upstream hiccup", "times": 1}]"#)
+            let error = await kubernetesError { try await kube.deleteNode(name: "i-0a", uid: node.uid) }
+            guard case .server(500, let failure)? = error else { Issue.record("got \(String(describing: error))"); return }
+            #expect(failure.message == "upstream hiccup")
+            #expect(error?.requestMayHaveTakenEffect == true)
+
+            try await api.injectFaults(json: #"[{"path_regex": "^/api/v1/pods", "delay_seconds": 5, "times": 1}]"#)
+            let impatient = try client(kubeconfig: api.kubeconfigToken, timeout: .seconds(1))
+            let slow = await kubernetesError { _ = try await impatient.listPods() }
+            guard case .transport(let httpError, let request)? = slow else { Issue.record("got \(String(describing: slow))"); return }
+            #expect(httpError.kind == .timedOut)
+            #expect(request.operation == "list pods")
+        }
+    }
+}
