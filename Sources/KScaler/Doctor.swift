@@ -170,44 +170,40 @@ extension Doctor {
         var checks = [DoctorCheck(name: "kubernetes", passed: true, detail: "\(client.endpoint.server) answers (\(version)); \(runtime.kubernetes.description)")]
         do {
             let user = try await client.whoAmI()
-            checks.append(DoctorCheck(name: "k8s identity", passed: true,
+            checks.append(DoctorCheck(name: "k8s user", passed: true,
                                       detail: user.map { "authenticated as \($0)" } ?? "authenticated (the server has no SelfSubjectReview to say as whom)"))
         } catch {
-            checks.append(DoctorCheck(name: "k8s identity", passed: false, detail: "\(error)"))
+            checks.append(DoctorCheck(name: "k8s user", passed: false, detail: "\(error)"))
             return checks
         }
-        let reviews = await withTaskGroup(of: (Int, Result<AccessReviewResult, KubernetesError>).self) { group in
+        // Each review's verdict as plain values: allowed, or the line that says what is missing.
+        // (A task group returning Result values of a typed throw was miscompiled in release
+        // builds here: the verdicts came back on the wrong permissions.)
+        let verdicts: [Int: String?] = await withTaskGroup(of: (Int, String?).self) { group in
             for (index, permission) in kubernetesPermissions.enumerated() {
                 group.addTask {
-                    do throws(KubernetesError) {
-                        return (index, .success(try await client.accessReview(verb: permission.verb, group: permission.group,
-                                                                            resource: permission.resource, subresource: permission.subresource)))
+                    let resource = permission.resource + (permission.subresource.map { "/\($0)" } ?? "")
+                    do {
+                        let review = try await client.accessReview(verb: permission.verb, group: permission.group,
+                                                                   resource: permission.resource, subresource: permission.subresource)
+                        if review.allowed { return (index, nil) }
+                        let rule = RBACRule(verb: permission.verb, apiGroup: permission.group, resource: resource)
+                        return (index, "\(permission.verb) \(resource): grant \(rule)")
                     } catch {
-                        return (index, .failure(error))
+                        return (index, "\(permission.verb) \(resource): \(error)")
                     }
                 }
             }
-            var results: [(Int, Result<AccessReviewResult, KubernetesError>)] = []
-            for await result in group { results.append(result) }
-            return results.sorted { $0.0 < $1.0 }.map(\.1)
+            var verdicts: [Int: String?] = [:]
+            for await (index, missing) in group { verdicts[index] = missing }
+            return verdicts
         }
-        var missing: [String] = [], failures: [String] = []
-        for (permission, review) in zip(kubernetesPermissions, reviews) {
-            let resource = permission.resource + (permission.subresource.map { "/\($0)" } ?? "")
-            switch review {
-            case .success(let result) where result.allowed:
-                break
-            case .success:
-                missing.append("\(permission.verb) \(resource): grant \(RBACRule(verb: permission.verb, apiGroup: permission.group, resource: resource))")
-            case .failure(let error):
-                failures.append("\(permission.verb) \(resource): \(error)")
-            }
-        }
-        if missing.isEmpty && failures.isEmpty {
+        let missing = kubernetesPermissions.indices.compactMap { verdicts[$0] ?? "review \($0) gave no answer" }
+        if missing.isEmpty {
             checks.append(DoctorCheck(name: "k8s rbac", passed: true, detail: "every permission kscaler needs is allowed: "
                 + kubernetesPermissions.map { "\($0.verb) \($0.resource)\($0.subresource.map { "/\($0)" } ?? "")" }.joined(separator: ", ")))
         } else {
-            checks.append(DoctorCheck(name: "k8s rbac", passed: false, detail: "missing: " + (missing + failures).joined(separator: "; ")
+            checks.append(DoctorCheck(name: "k8s rbac", passed: false, detail: "missing: " + missing.joined(separator: "; ")
                 + " (infra/kubernetes/kscaler-rbac.yaml grants them all)"))
         }
         return checks

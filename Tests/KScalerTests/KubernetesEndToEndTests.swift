@@ -122,9 +122,9 @@ import TestSupport
             harness.exporter.update { $0.pending = [.init(cpu: 1, memory: 512 * 1_048_576)] }
             try await harness.waitForMetrics()
             let cases: [(fault: String, words: String)] = [
-                (#""status": 401"#, "Unauthorized"), (#""status": 403"#, "forbidden"), (#""status": 404"#, "not found"),
-                (#""status": 409"#, "conflict"), (#""status": 429"#, "too many requests"), (#""status": 500"#, "500"),
-                (#""status": 200, "body": "<html>not json"#, "not"),
+                (#""status": 401"#, "refused the credentials"), (#""status": 403"#, "forbids list nodes"), (#""status": 404"#, "not found"),
+                (#""status": 409"#, "conflict"), (#""status": 429"#, "for now (HTTP 429)"), (#""status": 500"#, "500"),
+                (#""status": 200, "body": "<html>not json""#, "not"),
             ]
             for (fault, words) in cases {
                 try await api.clearFaults()
@@ -153,7 +153,7 @@ import TestSupport
             #expect(check.stdout.contains("kubernetes API: server \(api.server), bearer token from SSM \(parameter)"), "\(check.combined)")
 
             let doctor = try await harness.kscaler(["doctor"])
-            #expect(doctor.stdout.contains("ok   k8s identity authenticated as \(Self.serviceAccount)"), "\(doctor.combined)")
+            #expect(doctor.stdout.contains("ok   k8s user     authenticated as \(Self.serviceAccount)"), "\(doctor.combined)")
             #expect(doctor.stdout.contains("ok   k8s rbac"), "\(doctor.combined)")
             #expect(!doctor.combined.contains(api.token))
 
