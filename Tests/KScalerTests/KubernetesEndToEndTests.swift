@@ -78,7 +78,7 @@ import TestSupport
 
     @Test func aNodeIsDeletedAfterKscalersOwnTerminateAlsoWhenTheRunIsKilledInBetween() async throws {
         try await Self.withAPI { api in
-        try await Self.with(api, minNodes: 1, leaseTTL: "10s") { harness in
+        try await Self.with(api, minNodes: 1, leaseTTL: "20s") { harness in
             let older = try #require(try await harness.launchWorkers(1).first)
             try await Task.sleep(for: .seconds(1.1))
             let newer = try #require(try await harness.launchWorkers(1).first)
@@ -91,7 +91,8 @@ import TestSupport
             // Deleting a node (and writing an event) hangs: the run is killed after its terminate.
             try await api.injectFaults(json: #"[{"method": "DELETE", "path_regex": "^/api/v1/nodes/", "delay_seconds": 60, "times": null}, "#
                 + #"{"method": "POST", "path_regex": "/events", "delay_seconds": 60, "times": null}]"#)
-            let run = try LeaseProcessTests.startRun(harness, extra: ["--timeout", "9"])
+            // A run's timeout generous enough that a loaded machine still gets it to its terminate.
+            let run = try LeaseProcessTests.startRun(harness, extra: ["--timeout", "18"])
             let deadline = ContinuousClock.now + .seconds(60)
             while try await harness.instances().count == 2, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(50))
@@ -105,7 +106,7 @@ import TestSupport
             // The killed run's lease expires; the next run finds its record and deletes the Node at once.
             let holder = try await harness.table.holder()
             try await Task.sleep(for: .seconds(max(0, (holder.expiresAt ?? Date()).timeIntervalSinceNow) + 1.1))
-            let (result, report) = try await harness.report("run", ["--timeout", "9"])
+            let (result, report) = try await harness.report("run", ["--timeout", "18"])
             #expect(result.status == 0, "\(result.combined)")
             #expect(report?.actions.contains { $0.kind == .deleteNode && $0.nodes == [newer.id] } == true, "\(result.combined)")
             #expect(try await api.nodeNames() == [older.id])

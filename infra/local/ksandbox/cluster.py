@@ -127,6 +127,9 @@ class SimulatedCluster:
         self.tick_seconds = tick
         self.lock = threading.Lock()
         self.nodes = {}
+        # Node objects deleted through the API: their instance never registers again (a tick that
+        # listed it as live just before the deletion must not bring the node back as a new boot).
+        self.deleted_nodes = set()
         self.pods = {}
         self.launches = 0
         self.sequence = 0
@@ -202,7 +205,7 @@ class SimulatedCluster:
     def _sync_nodes(self, instances, now):
         live = {i.id: i for i in instances}
         for instance in instances:
-            if instance.id in self.nodes:
+            if instance.id in self.nodes or instance.id in self.deleted_nodes:
                 continue
             initial = instance.id in self.initial
             size = self.scenario.size_of(instance.instance_type)
@@ -313,6 +316,7 @@ class SimulatedCluster:
             node = self.nodes.pop(name, None)
             if node is None:
                 return False
+            self.deleted_nodes.add(name)
             for pod in self.pods.values():
                 if pod.node == name:
                     pod.node = ""
