@@ -253,3 +253,56 @@ private func client(kubeconfig: String, timeout: Duration = .seconds(30)) throws
         }
     }
 }
+
+/// The credential shapes a kubeconfig or a pod can hold, each against the stand-in: the server
+/// must see the service account, whatever carried its token there.
+@Suite(.timeLimit(.minutes(3))) struct KubeAPICredentialShapesTests {
+    @Test func aTokenFileAnExecPluginAndThePodsServiceAccountAllAuthenticate() async throws {
+        try await withKubeAPI(seeded: false) { api in
+            let scratch = try ScratchDirectory()
+            let ca = "certificate-authority: \(api.caFile)"
+            // tokenFile: read when the kubeconfig is resolved.
+            let tokenFile = try scratch.write("token-file", kubeconfigYAML(cluster: "server: \(api.server)\n\(ca)", user: "tokenFile: \(api.tokenFile)"))
+            #expect(try await client(kubeconfig: tokenFile).whoAmI() == serviceAccount)
+
+            // An exec plugin that prints the service account's token (never on a command line).
+            let plugin = try scratch.write("bin/token-plugin", """
+                #!/bin/sh
+                printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s"}}' "$(cat '\(api.tokenFile)')"
+                """, executable: true)
+            let exec = try scratch.write("exec", kubeconfigYAML(cluster: "server: \(api.server)\n\(ca)", user: """
+                exec:
+                  apiVersion: client.authentication.k8s.io/v1
+                  command: \(plugin)
+                  interactiveMode: Never
+                """))
+            let viaPlugin = try client(kubeconfig: exec)
+            #expect(viaPlugin.endpoint.description.contains("exec plugin"))
+            #expect(try await viaPlugin.whoAmI() == serviceAccount)
+
+            // In a pod: KUBERNETES_SERVICE_HOST/PORT and the mounted token and CA.
+            let root = scratch.path + "/pod"
+            let mounted = root + KubernetesEndpointResolver.serviceAccountDirectory
+            try FileManager.default.createDirectory(atPath: mounted, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: api.tokenFile, toPath: mounted + "/token")
+            try FileManager.default.copyItem(atPath: api.caFile, toPath: mounted + "/ca.crt")
+            let resolver = KubernetesEndpointResolver(environment: ["KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "\(api.port)"],
+                                                      homeDirectory: "/nonexistent", inClusterRoot: root)
+            let inPod = try KubernetesClient(endpoint: try resolver.resolve(), timeout: .seconds(30),
+                                             makeTransport: { CurlTransport(connectTimeout: .seconds(20), tls: $0) })
+            #expect(try await inPod.whoAmI() == serviceAccount)
+        }
+    }
+
+    @Test func aDryRunDeletionIsCheckedAndChangesNothing() async throws {
+        try await withKubeAPI { api in
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            let node = try await kube.getNode(name: "i-0b")
+            try await kube.deleteNode(name: "i-0b", uid: node.uid, dryRun: true)
+            #expect(try await api.nodeNames().contains("i-0b"))
+            try await api.setPermissions(json: #"{"\#(serviceAccount)": [{"verb": "delete", "group": "", "resource": "nodes"}]}"#)
+            let refused = await kubernetesError { try await kube.deleteNode(name: "i-0b", uid: node.uid, dryRun: true) }
+            guard case .forbidden? = refused else { Issue.record("got \(String(describing: refused))"); return }
+        }
+    }
+}
