@@ -70,7 +70,7 @@ let package = Package(
         ),
         .testTarget(name: "KScalerTests", dependencies: ["KScaler", "TestSupport", .product(name: "Yams", package: "Yams")]),
         // The command line's own code (the log handler's redaction), imported @testable.
-        .testTarget(name: "CLITests", dependencies: ["kscaler", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "CLITests", dependencies: ["kscaler", "KScaler", "KScalerCore", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

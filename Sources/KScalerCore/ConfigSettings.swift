@@ -193,13 +193,12 @@ enum ConfigSettings {
 
     private static var kubernetes: [SettingSpec] {
         [
-            .optional("kubernetes.enabled", "true, false or auto (default: on when a credential source resolves)", \.kubernetes.enabled,
-                      { value -> Result<Bool?, ScalarError> in
-                          if case .string(let text) = value, Scalar.trimmed(text).lowercased() == "auto" || Scalar.trimmed(text).isEmpty {
-                              return .success(nil)
-                          }
-                          return Scalar.bool(value).map(Optional.some)
-                      }, format: { String($0) }),
+            // Listed as `auto` when unset, so `config check` says what the default means.
+            .value("kubernetes.enabled", "true, false or auto (default: on when a credential source resolves)", \.kubernetes.enabled,
+                   { value -> Result<Bool?, ScalarError> in
+                       if case .string(let text) = value, ["auto", ""].contains(Scalar.trimmed(text).lowercased()) { return .success(nil) }
+                       return Scalar.bool(value).map(Optional.some)
+                   }, format: { $0.map { String($0) } ?? "auto" }),
             .optional("kubernetes.kubeconfig", "the kubeconfig file (default $KUBECONFIG, then ~/.kube/config)", \.kubernetes.kubeconfig,
                       TextRule.path.parse, format: { $0 }),
             .optional("kubernetes.context", "the kubeconfig context (default: its current context)", \.kubernetes.context,

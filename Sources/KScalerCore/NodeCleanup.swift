@@ -68,6 +68,15 @@ package struct NodeCleanup: Sendable, Equatable, Codable {
         /// Deleted this run.
         package var due: Bool
 
+        package init(node: ClusterNode, machine: String, since: Date, deleteAt: Date, terminatedByKscaler: Bool, due: Bool) {
+            self.node = node
+            self.machine = machine
+            self.since = since
+            self.deleteAt = deleteAt
+            self.terminatedByKscaler = terminatedByKscaler
+            self.due = due
+        }
+
         private enum CodingKeys: String, CodingKey {
             case node, machine = "instance_id", since, deleteAt = "delete_at", terminatedByKscaler = "terminated_by_kscaler", due
         }
