@@ -8,8 +8,7 @@ import HTTP
 /// It authenticates every request: `token` (the service account
 /// system:serviceaccount:kube-system:kscaler) as a bearer token, or the client certificate in
 /// `clientCertFile`/`clientKeyFile` (user kscaler-test, group kscaler); trust `caFile`. The
-/// control helpers (`state()`, `seed(json:)`, ...) go through `CurlTransport` with the token,
-/// which has no client-certificate support.
+/// control helpers (`state()`, `seed(json:)`, ...) go through `CurlTransport` with the token.
 package final class KubeAPIProcess: @unchecked Sendable {  // Process is not Sendable; only stop() touches it.
     package let port: Int
     /// `https://127.0.0.1:<port>`.
