@@ -131,7 +131,9 @@ import Foundation
             }
         }
         defer { server.stop() }
-        let transport = CurlTransport()
+        // A generous timeout: what is checked is a closed connection, which answers at once; a
+        // loaded CI machine once took longer than the default 10 s to get the stub to close it.
+        let transport = CurlTransport(totalTimeout: .seconds(60))
         _ = try await transport.send(HTTPRequest(method: "POST", url: server.baseURL + "/first", body: Data("1".utf8)))
         let error = await #expect(throws: HTTPError.self) {
             try await transport.send(HTTPRequest(method: "POST", url: server.baseURL + "/second", body: Data("2".utf8)))

@@ -5,7 +5,8 @@ import Testing
 
 /// TLS against a real TLS peer: `openssl s_server` with a throw-away CA that signed its
 /// certificate (for 127.0.0.1) and a client certificate.
-@Suite struct TLSTests {
+/// One `openssl s_server` at a time (see KubeAPIIntegrationTests: process starts in bulk starve a loaded machine).
+@Suite(.serialized) struct TLSTests {
     @Test func anUntrustedCertificateIsRefusedAndATrustedCAFileIsAccepted() async throws {
         let server = try await OpenSSLServer.start()
         let url = "https://127.0.0.1:\(server.port)/"

@@ -39,7 +39,9 @@ private func client(kubeconfig: String, timeout: Duration = .seconds(30)) throws
     return try KubernetesClient(endpoint: endpoint, timeout: timeout, makeTransport: { CurlTransport(connectTimeout: .seconds(20), tls: $0) })
 }
 
-@Suite(.timeLimit(.minutes(3))) struct KubeAPIIntegrationTests {
+// One stand-in at a time: each starts a Python process and mints certificates with openssl, and
+// a dozen of those at once on a loaded 2-core machine starved every other test for seconds.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct KubeAPIIntegrationTests {
     @Test func aTokenKubeconfigListsNodesAndIsTheServiceAccount() async throws {
         try await withKubeAPI { api in
             let kube = try client(kubeconfig: api.kubeconfigToken)
@@ -256,7 +258,7 @@ private func client(kubeconfig: String, timeout: Duration = .seconds(30)) throws
 
 /// The credential shapes a kubeconfig or a pod can hold, each against the stand-in: the server
 /// must see the service account, whatever carried its token there.
-@Suite(.timeLimit(.minutes(3))) struct KubeAPICredentialShapesTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct KubeAPICredentialShapesTests {
     @Test func aTokenFileAnExecPluginAndThePodsServiceAccountAllAuthenticate() async throws {
         try await withKubeAPI(seeded: false) { api in
             let scratch = try ScratchDirectory()
