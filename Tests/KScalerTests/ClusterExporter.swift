@@ -52,6 +52,26 @@ final class ClusterExporter: Sendable {
 
     var target: String { process.address }
 
+    /// A PromQL expression that equals `scrapedSignature` once Prometheus's latest scrape shows
+    /// the cluster as last updated: nodes, pods and Ready nodes, folded into one number, each
+    /// counted once also when two jobs scrape the same exporter.
+    static let scrapedSignatureQuery = """
+        count(count by (node) (kube_node_info)) * 1000000 \
+        + (count(count by (namespace, pod) (kube_pod_info)) or vector(0)) * 1000 \
+        + count(max by (node) (kube_node_status_condition{condition="Ready",status="true"}) == 1)
+        """
+
+    /// What `scrapedSignatureQuery` answers for the cluster as it is now (exporter.py adds a
+    /// control-plane node, and one DaemonSet pod per worker).
+    var scrapedSignature: Int {
+        cluster.withLock { cluster in
+            let nodes = 1 + cluster.workers.count
+            let pods = cluster.workers.reduce(0) { $0 + $1.podCPU.count + 1 } + cluster.pending.count
+            let ready = 1 + cluster.workers.filter(\.ready).count
+            return nodes * 1_000_000 + pods * 1_000 + ready
+        }
+    }
+
     /// Changes the cluster; the next scrape sees the change.
     func update(_ change: (inout Cluster) -> Void) {
         cluster.withLock { cluster in

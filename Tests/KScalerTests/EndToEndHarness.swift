@@ -83,10 +83,12 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// Waits until Prometheus has scraped the current cluster and has a full stabilization
-    /// window of it (3 s in the config above).
+    /// Waits until Prometheus has a full stabilization window (3 s in the config above) of the
+    /// cluster as last updated. Waiting for any 4 s of data is not enough: a window that still
+    /// holds the cluster from before an update leaves the window maxima of new workers empty.
     func waitForMetrics() async throws {
-        try await prometheus?.waitUntil("count_over_time(count(kube_node_info)[4s:1s])", atLeast: 4)
+        let current = "(\(ClusterExporter.scrapedSignatureQuery)) == \(exporter.scrapedSignature)"
+        try await prometheus?.waitUntil("count_over_time((\(current))[4s:1s])", atLeast: 4)
     }
 
     var environment: [String: String] { fixture.moto.environment() }
