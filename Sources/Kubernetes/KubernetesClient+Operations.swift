@@ -211,7 +211,7 @@ extension KubernetesClient {
     /// `/api/v1/nodes/` is a delete-collection), so it is refused.
     private func segment(_ name: String, _ what: String) throws(KubernetesError) -> String {
         guard !name.isEmpty else { throw .invalidRequest("the \(what) is empty") }
-        return Self.percentEncoded(name)
+        return name.percentEncodedAllButUnreserved
     }
 }
 

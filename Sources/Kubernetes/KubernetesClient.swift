@@ -82,7 +82,7 @@ package struct KubernetesClient: Sendable {
             headers.append(HTTPHeader("Content-Type", call.contentType))
             body = json.encoded()
         }
-        let query = call.query.map { "\(Self.percentEncoded($0.0))=\(Self.percentEncoded($0.1))" }.joined(separator: "&")
+        let query = call.query.map { "\($0.0.percentEncodedAllButUnreserved)=\($0.1.percentEncodedAllButUnreserved)" }.joined(separator: "&")
         let url = endpoint.server + call.request.path + (query.isEmpty ? "" : "?" + query)
         let request = HTTPRequest(method: call.request.method, url: url, headers: headers, body: body, timeout: timeout)
 
@@ -179,24 +179,6 @@ package struct KubernetesClient: Sendable {
         let oneLine = printable.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         if oneLine.isEmpty { return "(empty body)" }
         return oneLine.count > 200 ? String(oneLine.prefix(200)) + "…" : oneLine
-    }
-
-    /// Every byte outside RFC 3986's unreserved set percent-encoded: safe in a path segment and
-    /// in a query value (`spec.nodeName=a` → `spec.nodeName%3Da`).
-    static func percentEncoded(_ text: String) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                bytes.append(byte)
-            default:
-                bytes += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// `https://host[:port][/prefix]` without trailing slashes; no credentials, query or fragment.

@@ -75,7 +75,7 @@ package struct PrometheusClient: Sendable {
 
     /// GET with the parameters in the URL, or POST with them as a form body when they are long.
     private func makeRequest(path: String, parameters: [(String, String)]) -> HTTPRequest {
-        let form = parameters.map { "\(Self.formEncoded($0.0))=\(Self.formEncoded($0.1))" }.joined(separator: "&")
+        let form = parameters.map { "\($0.0.percentEncodedAllButUnreserved)=\($0.1.percentEncodedAllButUnreserved)" }.joined(separator: "&")
         let url = baseURL + path
         if form.utf8.count <= Self.maximumGETParametersLength {
             return HTTPRequest(method: "GET", url: url + "?" + form, headers: [HTTPHeader("Accept", "application/json")], timeout: timeout)
@@ -157,23 +157,5 @@ package struct PrometheusClient: Sendable {
     /// Unix seconds with millisecond precision, the form Prometheus itself uses.
     static func unixSeconds(_ time: Date) -> String {
         String((time.timeIntervalSince1970 * 1_000).rounded() / 1_000)
-    }
-
-    /// application/x-www-form-urlencoded, with every byte but the RFC 3986 unreserved set
-    /// percent-encoded (valid in a URL query and in a form body alike).
-    static func formEncoded(_ text: String) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                bytes.append(byte)
-            default:
-                bytes += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
