@@ -16,7 +16,7 @@ extension Evaluator {
         let recorded = state.ghostNodes.filter { !thisRun.contains($0.machine) }
             + acted.terminationRecords.filter { terminated.contains($0.machine) }
         let live = Set(observed.observation.instances.map(\.id)).subtracting(terminated)
-        let cleanup = planNodeCleanup(nodes: nodes, live: live, ended: observed.endedMachines.union(terminated), recorded: recorded,
+        let cleanup = planNodeCleanup(nodes: nodes, live: live, ended: observed.observation.endedMachines.union(terminated), recorded: recorded,
                                       grace: config.kubernetes.ghostGrace, now: now)
         acted.nodeCleanup = cleanup
         acted.notes += cleanup.keptNodes

@@ -24,8 +24,6 @@ struct Observed: Sendable {
     var intentSettled = false
     /// Every Node object the Kubernetes API listed, machines resolved; nil without the API.
     var clusterNodes: [ClusterNode]?
-    /// The fleet's machines that are shutting down or terminated.
-    var endedMachines: Set<String> = []
     var notes: [String] = []
 }
 
@@ -72,7 +70,6 @@ extension Evaluator {
             node.machineID = machines.machineID(node.name, node.providerID)
             return node
         }
-        observed.endedMachines = ended
         guard let intent = state.launchIntent else { return observed }
         let launched = try await fleet.instances(launchID: intent.launchID)
         if launched.isEmpty {
