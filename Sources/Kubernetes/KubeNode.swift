@@ -55,6 +55,13 @@ package struct KubeNode: Sendable, Equatable {
         self.readyTransitionTime = readyTransitionTime
         self.allocatable = allocatable
     }
+
+    /// Allocatable CPU in cores; nil when the node reports none or an unreadable quantity (a
+    /// node that cannot be sized must not look empty).
+    package var allocatableCPU: Double? { allocatable["cpu"].flatMap(KubeQuantity.parse) }
+
+    /// Allocatable memory in bytes; nil as for `allocatableCPU`.
+    package var allocatableMemory: Double? { allocatable["memory"].flatMap(KubeQuantity.parse) }
 }
 
 extension KubeNode: Decodable {

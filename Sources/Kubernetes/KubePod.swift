@@ -30,10 +30,17 @@ package struct KubePod: Sendable, Equatable {
     package var ownerReferences: [OwnerReference]
     /// Set while the pod terminates.
     package var deletionTimestamp: Date?
+    /// What the scheduler reserves for the pod on a node, to tell whether it fits elsewhere.
+    package var requests: ResourceRequests
+    /// Volumes whose data lives on the node and is lost with it: `hostPath`, and `emptyDir`
+    /// not backed by memory (what cluster-autoscaler's skip-nodes-with-local-storage counts;
+    /// its `cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes` annotation, which
+    /// names volumes that may go, is in `annotations`).
+    package var localStorageVolumes: [String]
 
     package init(namespace: String, name: String, uid: String, nodeName: String? = nil, phase: String? = nil,
                  labels: [String: String] = [:], annotations: [String: String] = [:], ownerReferences: [OwnerReference] = [],
-                 deletionTimestamp: Date? = nil) {
+                 deletionTimestamp: Date? = nil, requests: ResourceRequests = .zero, localStorageVolumes: [String] = []) {
         self.namespace = namespace
         self.name = name
         self.uid = uid
@@ -43,6 +50,8 @@ package struct KubePod: Sendable, Equatable {
         self.annotations = annotations
         self.ownerReferences = ownerReferences
         self.deletionTimestamp = deletionTimestamp
+        self.requests = requests
+        self.localStorageVolumes = localStorageVolumes
     }
 
     /// The owner reference marked as controller, if any.
@@ -56,8 +65,50 @@ package struct KubePod: Sendable, Equatable {
     package var isDaemonSetPod: Bool { controller?.kind == "DaemonSet" }
 }
 
+/// CPU in cores and memory in bytes, as a pod requests them.
+package struct ResourceRequests: Sendable, Hashable {
+    package var cpu: Double
+    package var memory: Double
+
+    package init(cpu: Double = 0, memory: Double = 0) {
+        self.cpu = cpu
+        self.memory = memory
+    }
+
+    package static let zero = ResourceRequests()
+
+    package static func + (left: ResourceRequests, right: ResourceRequests) -> ResourceRequests {
+        ResourceRequests(cpu: left.cpu + right.cpu, memory: left.memory + right.memory)
+    }
+
+    /// The larger of each resource (a pod needs the most any phase of it needs).
+    package static func max(_ left: ResourceRequests, _ right: ResourceRequests) -> ResourceRequests {
+        ResourceRequests(cpu: Swift.max(left.cpu, right.cpu), memory: Swift.max(left.memory, right.memory))
+    }
+}
+
 extension KubePod: Decodable {
-    private struct Spec: Decodable { var nodeName: String? }
+    private struct Spec: Decodable {
+        var nodeName: String?
+        var containers: [Container]?
+        var initContainers: [Container]?
+        var overhead: [String: String]?
+        var volumes: [Volume]?
+    }
+    private struct Container: Decodable {
+        struct Resources: Decodable { var requests: [String: String]? }
+        var resources: Resources?
+        /// `Always` on an init container makes it a sidecar, which runs as long as the pod.
+        var restartPolicy: String?
+    }
+    private struct Volume: Decodable {
+        struct EmptyDir: Decodable { var medium: String? }
+        var name: String
+        var emptyDir: EmptyDir?
+        var hostPath: JSONValue?
+
+        var isLocalStorage: Bool { hostPath != nil || (emptyDir != nil && emptyDir?.medium != "Memory") }
+    }
     private struct Status: Decodable { var phase: String? }
     private enum CodingKeys: String, CodingKey { case metadata, spec, status }
 
@@ -66,16 +117,74 @@ extension KubePod: Decodable {
         let metadata = try container.decode(ObjectMeta.self, forKey: .metadata)
         let spec = try container.decodeIfPresent(Spec.self, forKey: .spec)
         let status = try container.decodeIfPresent(Status.self, forKey: .status)
+        let namespace = try metadata.required(\.namespace, "namespace", in: decoder)
+        let name = try metadata.required(\.name, "name", in: decoder)
         self.init(
-            namespace: try metadata.required(\.namespace, "namespace", in: decoder),
-            name: try metadata.required(\.name, "name", in: decoder),
+            namespace: namespace,
+            name: name,
             uid: try metadata.required(\.uid, "uid", in: decoder),
             nodeName: spec?.nodeName.flatMap { $0.isEmpty ? nil : $0 },
             phase: status?.phase,
             labels: metadata.labels ?? [:],
             annotations: metadata.annotations ?? [:],
             ownerReferences: metadata.ownerReferences ?? [],
-            deletionTimestamp: metadata.deletionTimestamp?.date
+            deletionTimestamp: metadata.deletionTimestamp?.date,
+            requests: try spec.map { try Self.requests(of: $0, pod: "\(namespace)/\(name)", at: decoder.codingPath) } ?? .zero,
+            localStorageVolumes: (spec?.volumes ?? []).filter(\.isLocalStorage).map(\.name)
         )
+    }
+
+    /// As the scheduler counts them (resourcehelper.PodRequests): the containers' sum, sidecars
+    /// (restartable init containers) included, or the largest init container with the sidecars
+    /// started before it, whichever is larger; plus the runtime class's overhead. In-place
+    /// resizes and pod-level resources (alpha) are not read.
+    private static func requests(of spec: Spec, pod: String, at path: [any CodingKey]) throws -> ResourceRequests {
+        let specPath = path + [PathKey("spec")]
+        func read(_ list: [String: String]?, _ at: [any CodingKey]) throws -> ResourceRequests {
+            func quantity(_ resource: String) throws -> Double {
+                guard let text = list?[resource] else { return 0 }
+                guard let value = KubeQuantity.parse(text), value >= 0 else {
+                    throw DecodingError.dataCorrupted(.init(codingPath: at + [PathKey(resource)],
+                        debugDescription: "pod \(pod) requests \(resource) \"\(text.prefix(40))\", which is not a non-negative quantity"))
+                }
+                return value
+            }
+            return ResourceRequests(cpu: try quantity("cpu"), memory: try quantity("memory"))
+        }
+        func containerPath(_ list: String, _ index: Int) -> [any CodingKey] {
+            specPath + [PathKey(list), PathKey(index), PathKey("resources"), PathKey("requests")]
+        }
+
+        var running = ResourceRequests.zero
+        for (index, container) in (spec.containers ?? []).enumerated() {
+            running = running + (try read(container.resources?.requests, containerPath("containers", index)))
+        }
+        var sidecars = ResourceRequests.zero
+        var initPeak = ResourceRequests.zero
+        for (index, container) in (spec.initContainers ?? []).enumerated() {
+            let own = try read(container.resources?.requests, containerPath("initContainers", index))
+            if container.restartPolicy == "Always" {
+                running = running + own
+                sidecars = sidecars + own
+                initPeak = .max(initPeak, sidecars)
+            } else {
+                initPeak = .max(initPeak, own + sidecars)
+            }
+        }
+        let overhead = try read(spec.overhead, specPath + [PathKey("overhead")])
+        return .max(running, initPeak) + overhead
+    }
+
+    /// A step of a JSON path, for decoding errors that say where the bad value is.
+    private struct PathKey: CodingKey {
+        var stringValue: String
+        var intValue: Int?
+        init(_ name: String) { stringValue = name }
+        init(_ index: Int) {
+            stringValue = "Index \(index)"
+            intValue = index
+        }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { self.init(intValue) }
     }
 }

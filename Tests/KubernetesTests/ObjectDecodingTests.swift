@@ -61,6 +61,93 @@ import Testing
         #expect(pods[3].controller == nil)
     }
 
+    @Test func aNodesAllocatableIsReadAsCoresAndBytes() throws {
+        let node = try JSONDecoder().decode(KubeNode.self, from: Data(nodeJSON().utf8))
+        #expect(node.allocatableCPU == 2)
+        #expect(node.allocatableMemory == Double(7_921_112 * 1024))
+        let odd = KubeNode(name: "n", uid: "u", resourceVersion: "1", allocatable: ["cpu": "1930m", "memory": "lots"])
+        #expect(odd.allocatableCPU == 1.93)
+        #expect(odd.allocatableMemory == nil)
+        #expect(KubeNode(name: "n", uid: "u", resourceVersion: "1").allocatableCPU == nil)
+    }
+
+    /// A pod's spec with `spec` members inserted, decoded.
+    private func pod(spec: String) throws -> KubePod {
+        try JSONDecoder().decode(KubePod.self, from: Data(#"{"metadata":{"name":"web-0","namespace":"web","uid":"p"},"spec":{\#(spec)}}"#.utf8))
+    }
+
+    @Test func requestsAreTheLargerOfTheContainersSumAndTheLargestInitContainer() throws {
+        let pod = try pod(spec: """
+            "containers":[{"name":"app","resources":{"requests":{"cpu":"250m","memory":"128Mi"},"limits":{"cpu":"4"}}},
+                          {"name":"proxy","resources":{"requests":{"cpu":"500m","memory":"256Mi","ephemeral-storage":"1Gi"}}},
+                          {"name":"bare"}],
+            "initContainers":[{"name":"migrate","resources":{"requests":{"cpu":"1","memory":"128Mi"}}},
+                              {"name":"small","resources":{"requests":{"cpu":"100m"}}}]
+            """)
+        // cpu: the init container (1) beats the sum (0.75); memory: the sum (384Mi) beats it (128Mi).
+        #expect(pod.requests == ResourceRequests(cpu: 1, memory: 384 * 1_048_576))
+    }
+
+    @Test func overheadIsAddedAndSidecarsRunAlongside() throws {
+        let withOverhead = try pod(spec: """
+            "containers":[{"name":"app","resources":{"requests":{"cpu":"500m","memory":"64Mi"}}}],
+            "overhead":{"cpu":"250m","memory":"120Mi"}
+            """)
+        #expect(withOverhead.requests == ResourceRequests(cpu: 0.75, memory: 184 * 1_048_576))
+
+        // A sidecar (restartPolicy Always) counts with the containers, and with every init
+        // container started after it.
+        let withSidecar = try pod(spec: """
+            "containers":[{"name":"app","resources":{"requests":{"cpu":"1","memory":"1Gi"}}}],
+            "initContainers":[{"name":"mesh","restartPolicy":"Always","resources":{"requests":{"cpu":"500m","memory":"64Mi"}}},
+                              {"name":"warm","resources":{"requests":{"cpu":"2","memory":"64Mi"}}}]
+            """)
+        #expect(withSidecar.requests == ResourceRequests(cpu: 2.5, memory: 1024 * 1_048_576 + 64 * 1_048_576))
+    }
+
+    @Test func aPodWithoutResourcesRequestsNothing() throws {
+        #expect(try pod(spec: #""containers":[{"name":"app","image":"i"}]"#).requests == .zero)
+        #expect(try pod(spec: #""containers":[{"name":"app","resources":{}}],"initContainers":[]"#).requests == .zero)
+        let noSpec = try JSONDecoder().decode(KubePod.self, from: Data(#"{"metadata":{"name":"a","namespace":"b","uid":"c"}}"#.utf8))
+        #expect(noSpec.requests == .zero)
+        #expect(noSpec.localStorageVolumes.isEmpty)
+    }
+
+    @Test func localStorageIsHostPathAndDiskBackedEmptyDir() throws {
+        let pod = try pod(spec: """
+            "containers":[{"name":"app"}],
+            "volumes":[{"name":"scratch","emptyDir":{}},
+                       {"name":"config","configMap":{"name":"web-config"}},
+                       {"name":"logs","hostPath":{"path":"/var/log","type":"Directory"}},
+                       {"name":"shm","emptyDir":{"medium":"Memory","sizeLimit":"64Mi"}},
+                       {"name":"kube-api-access-x","projected":{"sources":[{"serviceAccountToken":{"path":"token"}}]}},
+                       {"name":"cache","emptyDir":{"sizeLimit":"1Gi"}}]
+            """)
+        #expect(pod.localStorageVolumes == ["scratch", "logs", "cache"])
+    }
+
+    /// A pod that cannot be sized must not pass for an empty one: the whole answer is refused,
+    /// naming the pod and the field.
+    @Test func anUnreadableRequestFailsTheDecodingNamingPodAndField() async throws {
+        let bad = """
+            {"metadata":{"name":"web-0","namespace":"web","uid":"p1"},
+             "spec":{"containers":[{"name":"app","resources":{"requests":{"cpu":"1"}}},
+                                   {"name":"proxy","resources":{"requests":{"cpu":"lots"}}}]}}
+            """
+        let good = #"{"metadata":{"name":"ok","namespace":"web","uid":"p0"},"spec":{}}"#
+        let kube = try client(ScriptedTransport(json: listJSON(kind: "PodList", items: [good, bad])))
+        let error = await kubernetesError { _ = try await kube.listPods() }
+        guard case .malformedResponse(_, _, let reason)? = error else { Issue.record("got \(String(describing: error))"); return }
+        #expect(reason.contains(#"pod web/web-0 requests cpu "lots""#), "\(reason)")
+        #expect(reason.contains("items[1].spec.containers[1].resources.requests.cpu"), "\(reason)")
+
+        for invalid in [#""overhead":{"memory":"5Xi"}"#, #""initContainers":[{"name":"i","resources":{"requests":{"memory":"-1Gi"}}}]"#] {
+            #expect(throws: DecodingError.self) { try pod(spec: invalid) }
+        }
+        // Other resources are not read, so an odd one does not matter.
+        #expect(try pod(spec: #""containers":[{"name":"a","resources":{"requests":{"example.com/gpu":"x"}}}]"#).requests == .zero)
+    }
+
     @Test func aPDBDecodesItsSelectorAndStatus() throws {
         let text = """
             {"apiVersion":"policy/v1","kind":"PodDisruptionBudget",
