@@ -650,9 +650,15 @@ class KubeState:
 
     @staticmethod
     def pod_object(namespace, name, node_name, owner_kind=None, owner_name=None, labels=None, phase="Running",
-                   requests=None, ready=None, annotations=None):
+                   requests=None, ready=None, annotations=None, init_requests=None, overhead=None, volumes=None):
         """A Pod as the kubelet reports it. `ready` defaults to phase == Running; `requests` is
-        {"cpu": cores or quantity, "memory": bytes or quantity} for its one container."""
+        {"cpu": cores or quantity, "memory": bytes or quantity} for its one container;
+        `init_requests` a list of such, one init container each (init-0, init-1, ...);
+        `overhead` the same shape, written to spec.overhead as is (the real server's RuntimeClass
+        admission fills it in from the pod's runtimeClassName; there is no admission here);
+        `volumes` a list of core/v1 Volume objects, stored as given. No initContainerStatuses
+        are reported, and no kube-api-access volume is added (the real ServiceAccount admission
+        adds one)."""
         ready = (phase == "Running") if ready is None else ready
         now = now_rfc3339()
         meta = {"name": name, "namespace": namespace, "labels": dict(labels or {}), "annotations": dict(annotations or {})}
@@ -666,6 +672,14 @@ class KubeState:
             container["resources"]["requests"] = resources_quantities(requests)
         spec = {"containers": [container], "restartPolicy": "Always", "schedulerName": "default-scheduler",
                 "serviceAccountName": "default", "terminationGracePeriodSeconds": 30, "priority": 0}
+        if init_requests:
+            spec["initContainers"] = [{"name": f"init-{i}", "image": "registry.k8s.io/pause:3.9",
+                                       "resources": {"requests": resources_quantities(r)} if r else {}}
+                                      for i, r in enumerate(init_requests)]
+        if overhead:
+            spec["overhead"] = resources_quantities(overhead)
+        if volumes:
+            spec["volumes"] = copy.deepcopy(volumes)
         if node_name:
             spec["nodeName"] = node_name
         if node_name:
@@ -769,8 +783,9 @@ class KubeState:
             return True
 
     def add_pod(self, namespace, name, node_name, owner_kind=None, owner_name=None, labels=None, phase="Running",
-                requests=None, ready=None, annotations=None):
-        obj = self.pod_object(namespace, name, node_name, owner_kind, owner_name, labels, phase, requests, ready, annotations)
+                requests=None, ready=None, annotations=None, init_requests=None, overhead=None, volumes=None):
+        obj = self.pod_object(namespace, name, node_name, owner_kind, owner_name, labels, phase, requests, ready, annotations,
+                              init_requests, overhead, volumes)
         with self.lock:
             return copy.deepcopy(self._put("pods", obj))
 
@@ -922,7 +937,8 @@ class KubeState:
                 else:
                     self.add_pod(entry["namespace"], entry["name"], entry.get("node", entry.get("node_name")),
                                  entry.get("owner_kind"), entry.get("owner_name"), entry.get("labels"),
-                                 entry.get("phase", "Running"), entry.get("requests"), entry.get("ready"), entry.get("annotations"))
+                                 entry.get("phase", "Running"), entry.get("requests"), entry.get("ready"), entry.get("annotations"),
+                                 entry.get("init_requests"), entry.get("overhead"), entry.get("volumes"))
             for entry in data.get("pdbs") or []:
                 if "metadata" in entry:
                     self._put_whole("poddisruptionbudgets", entry)

@@ -476,6 +476,32 @@ def test_delete_with_a_failing_precondition_is_a_conflict_and_keeps_the_node(api
     assert status == 404 and body["message"] == 'nodes "i-0ccc" not found' and body["details"] == {"name": "i-0ccc", "kind": "nodes"}
 
 
+def test_a_pod_delete_with_another_uid_is_a_conflict_and_keeps_the_pod(api):
+    pod = api.state.pod("default", "web-2")
+    status, body = api.call("DELETE", "/api/v1/namespaces/default/pods/web-2",
+                            {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": "not-its-uid"}})
+    assert status == 409 and body["reason"] == "Conflict"
+    assert body["message"] == (f'Operation cannot be fulfilled on pods "web-2": Precondition failed: UID in precondition: '
+                               f'not-its-uid, UID in object meta: {pod["metadata"]["uid"]}')
+    assert api.state.pod("default", "web-2") is not None
+    status, body = api.call("DELETE", "/api/v1/namespaces/default/pods/web-2",
+                            {"preconditions": {"uid": pod["metadata"]["uid"]}, "gracePeriodSeconds": 5})
+    assert status == 200 and body["kind"] == "Pod" and body["metadata"]["deletionGracePeriodSeconds"] == 5
+    assert api.state.pod("default", "web-2") is None
+
+
+def test_a_seeded_pod_carries_init_containers_overhead_and_volumes(api):
+    api.state.load_json({"pods": [{"namespace": "default", "name": "big", "node": "i-0aaa", "requests": {"cpu": 0.25},
+                                   "init_requests": [{"cpu": 1, "memory": 2 ** 29}, None], "overhead": {"cpu": "250m"},
+                                   "volumes": [{"name": "scratch", "emptyDir": {}}]}]})
+    spec = api.call("GET", "/api/v1/namespaces/default/pods/big")[1]["spec"]
+    assert spec["containers"][0]["resources"] == {"requests": {"cpu": "250m"}}
+    assert spec["initContainers"] == [{"name": "init-0", "image": "registry.k8s.io/pause:3.9",
+                                       "resources": {"requests": {"cpu": "1", "memory": "512Mi"}}},
+                                      {"name": "init-1", "image": "registry.k8s.io/pause:3.9", "resources": {}}]
+    assert spec["overhead"] == {"cpu": "250m"} and spec["volumes"] == [{"name": "scratch", "emptyDir": {}}]
+
+
 def test_eviction_answers_as_the_real_subresource(api):
     evicted = []
     api.state.on_pod_evicted = lambda ns, name: evicted.append((ns, name))
