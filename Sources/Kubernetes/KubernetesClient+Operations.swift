@@ -18,8 +18,7 @@ extension KubernetesClient {
     }
 
     package func getNode(name: String) async throws(KubernetesError) -> KubeNode {
-        let path = "/api/v1/nodes/" + (try segment(name, "node name"))
-        let call = Call(request: KubeRequest(operation: "get node \(name)", method: "GET", path: path), rule: RBACRule(verb: "get", resource: "nodes"))
+        let call = try getNodeCall(name)
         return try decode(KubeNode.self, from: try await exchange(call), call)
     }
 
@@ -54,6 +53,44 @@ extension KubernetesClient {
         try await patchNode(name: name, mergePatch: ["spec": ["unschedulable": nil]], resourceVersion: resourceVersion)
     }
 
+    /// Taints the node with `taint`, replacing any taint with the same key and effect (as
+    /// `kubectl taint --overwrite` does; other taints stay as they are, fields kscaler does not
+    /// model included), and returns the node as it now is. The write carries the
+    /// resourceVersion it was based on, so an edit made in between is never overwritten: on a
+    /// conflict the node is read again and the edit redone, at most three times in all, then
+    /// the conflict is thrown. A node that has the taint already is returned without a write.
+    package func setTaint(node name: String, taint: KubeNode.Taint) async throws(KubernetesError) -> KubeNode {
+        guard !taint.key.isEmpty, !taint.effect.isEmpty else {
+            throw .invalidRequest("a taint for node \(name) needs a key and an effect")
+        }
+        var wanted: [String: JSONValue] = ["key": .string(taint.key), "effect": .string(taint.effect)]
+        if let value = taint.value, !value.isEmpty { wanted["value"] = .string(value) }
+        // The API documents timeAdded as written for NoExecute taints only (eviction counts
+        // tolerationSeconds from it).
+        if taint.effect == "NoExecute" { wanted["timeAdded"] = .string(KubeTime.format(Date())) }
+        return try await editTaints(of: name) { taints in
+            let same = { (raw: JSONValue) in raw["key"] == .string(taint.key) && raw["effect"] == .string(taint.effect) }
+            let matching = taints.filter(same)
+            // Absent and "" are the same value to the API.
+            if matching.count == 1, Self.string(matching[0]["value"]) == (taint.value ?? "") { return nil }
+            guard let first = taints.firstIndex(where: same) else { return taints + [.object(wanted)] }
+            var edited = taints
+            edited[first] = .object(wanted)
+            return edited.enumerated().filter { $0.offset == first || !same($0.element) }.map(\.element)
+        }
+    }
+
+    /// Removes every taint with `key`, whatever its effect, under the same resourceVersion
+    /// precondition and retries as `setTaint`; returns the node as it now is. A node without
+    /// such a taint is returned without a write.
+    package func removeTaint(node name: String, key: String) async throws(KubernetesError) -> KubeNode {
+        guard !key.isEmpty else { throw .invalidRequest("the taint key to remove from node \(name) is empty") }
+        return try await editTaints(of: name) { taints in
+            let kept = taints.filter { $0["key"] != .string(key) }
+            return kept.count == taints.count ? nil : kept
+        }
+    }
+
     /// Deletes the node object, only if it is still the one with `uid` (a node re-registered
     /// under the same name is refused with 409, `.conflict`). `dryRun` asks the server to check
     /// everything, authorisation and preconditions included, and persist nothing (`dryRun=All`).
@@ -80,6 +117,22 @@ extension KubernetesClient {
         let scope = [nodeName.map { "on node \($0)" }, namespace.map { "in namespace \($0)" }].compactMap { $0 }.joined(separator: " ")
         return try await list(Call(request: KubeRequest(operation: "list pods" + (scope.isEmpty ? "" : " \(scope)"), method: "GET", path: path),
                                    rule: RBACRule(verb: "list", resource: "pods", namespace: namespace), query: query))
+    }
+
+    /// Deletes a pod outright, with no PodDisruptionBudget consulted (that is `evict`), only
+    /// if it is still the instance with `uid`: a replacement under the same name (a
+    /// StatefulSet's) is refused with 409, `.conflict`, and kept. A pod already gone is
+    /// `.notFound`. `gracePeriodSeconds` overrides the pod's own termination grace period.
+    package func deletePod(namespace: String, name: String, uid: String, gracePeriodSeconds: Int? = nil) async throws(KubernetesError) {
+        guard !uid.isEmpty else { throw .invalidRequest("deleting pod \(namespace)/\(name) needs its uid, to be sure it is the pod that was read") }
+        let path = "/api/v1/namespaces/\(try segment(namespace, "namespace"))/pods/\(try segment(name, "pod name"))"
+        var body: [String: JSONValue] = ["kind": "DeleteOptions", "apiVersion": "v1", "preconditions": ["uid": .string(uid)]]
+        if let gracePeriodSeconds {
+            guard gracePeriodSeconds >= 0 else { throw .invalidRequest("the grace period to delete pod \(namespace)/\(name) is negative") }
+            body["gracePeriodSeconds"] = .int(gracePeriodSeconds)
+        }
+        _ = try await exchange(Call(request: KubeRequest(operation: "delete pod \(namespace)/\(name)", method: "DELETE", path: path),
+                                    rule: RBACRule(verb: "delete", resource: "pods", namespace: namespace), body: .object(body)))
     }
 
     /// Asks the API server to evict a pod (policy/v1 Eviction), which it does only if every
@@ -191,6 +244,43 @@ extension KubernetesClient {
     }
 
     // MARK: - Helpers
+
+    /// Reads and writes in one taint edit, conflicts included.
+    private static let taintEditAttempts = 3
+
+    /// Reads the node, applies `edit` to its `spec.taints` as the API wrote them (nil: nothing
+    /// to change), and writes the list whole (a merge patch replaces lists) at the
+    /// resourceVersion read; a conflict starts over, up to `taintEditAttempts` times.
+    private func editTaints(of name: String, _ edit: ([JSONValue]) -> [JSONValue]?) async throws(KubernetesError) -> KubeNode {
+        var attempt = 1
+        while true {
+            let call = try getNodeCall(name)
+            let response = try await exchange(call)
+            let node = try decode(KubeNode.self, from: response, call)
+            struct Raw: Decodable {
+                struct Spec: Decodable { var taints: [JSONValue]? }
+                var spec: Spec?
+            }
+            guard let edited = edit(try decode(Raw.self, from: response, call).spec?.taints ?? []) else { return node }
+            do {
+                // null rather than [] for none: the field goes, as the API would omit it anyway.
+                return try await patchNode(name: name, mergePatch: ["spec": ["taints": edited.isEmpty ? .null : .array(edited)]],
+                                           resourceVersion: node.resourceVersion)
+            } catch .conflict where attempt < Self.taintEditAttempts {
+                attempt += 1
+            }
+        }
+    }
+
+    private func getNodeCall(_ name: String) throws(KubernetesError) -> Call {
+        let path = "/api/v1/nodes/" + (try segment(name, "node name"))
+        return Call(request: KubeRequest(operation: "get node \(name)", method: "GET", path: path), rule: RBACRule(verb: "get", resource: "nodes"))
+    }
+
+    private static func string(_ value: JSONValue?) -> String {
+        if case .string(let text)? = value { return text }
+        return ""
+    }
 
     /// Follows `metadata.continue` until the list is complete.
     private func list<Item: Decodable & Sendable>(_ call: Call) async throws(KubernetesError) -> [Item] {

@@ -32,6 +32,32 @@ private func withKubeAPI(_ arguments: [String] = [], seeded: Bool = true, _ body
     await api.stop()
 }
 
+/// `spec.taints` of a node as the stand-in stores it.
+private func storedTaints(_ api: KubeAPIProcess, _ node: String) async throws -> [JSONValue] {
+    let response = try await api.request("GET", "/api/v1/nodes/\(node)")
+    return try JSONDecoder().decode(JSONValue.self, from: response.body)["spec"]?["taints"].flatMap {
+        if case .array(let taints) = $0 { return taints }
+        return nil
+    } ?? []
+}
+
+/// What the stand-in was asked since its log was last cleared (its own control calls left out).
+private func loggedRequests(_ api: KubeAPIProcess) async throws -> [(method: String, path: String, status: Int)] {
+    struct Requests: Decodable {
+        struct Entry: Decodable { var method: String; var path: String; var status: Int }
+        var requests: [Entry]
+    }
+    let log = try await api.request("GET", "/_standin/requests")
+    return try JSONDecoder().decode(Requests.self, from: log.body).requests
+        .filter { !$0.path.hasPrefix("/_standin/") }.map { ($0.method, $0.path, $0.status) }
+}
+
+/// Fault rules not used up yet.
+private func pendingFaults(_ api: KubeAPIProcess) async throws -> Int {
+    struct Faults: Decodable { var faults: [JSONValue] }
+    return try JSONDecoder().decode(Faults.self, from: try await api.request("GET", "/_standin/faults").body).faults.count
+}
+
 /// A client for a kubeconfig, resolved without looking at this machine's environment or home.
 private func client(kubeconfig: String, timeout: Duration = .seconds(30)) throws -> KubernetesClient {
     let endpoint = try KubernetesEndpointResolver(environment: [:], homeDirectory: "/nonexistent").fromKubeconfig(path: kubeconfig)
@@ -165,6 +191,128 @@ private func client(kubeconfig: String, timeout: Duration = .seconds(30)) throws
 
             let again = await kubernetesError { try await kube.evict(namespace: "web", pod: "web-0") }
             guard case .notFound? = again else { Issue.record("got \(String(describing: again))"); return }
+        }
+    }
+
+    @Test func aTaintIsSetReplacedAndRemovedLeavingOtherTaintsAlone() async throws {
+        try await withKubeAPI { api in
+            // Someone else's taint, with a field kscaler does not model (timeAdded).
+            try await api.seed(json: #"{"nodes": [{"name": "i-0a", "ready": true, "taints": [{"key": "dedicated", "value": "batch", "effect": "NoExecute", "timeAdded": "2024-05-01T11:00:00Z"}]}]}"#)
+            let theirs: JSONValue = ["key": "dedicated", "value": "batch", "effect": "NoExecute", "timeAdded": "2024-05-01T11:00:00Z"]
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            let before = try await kube.getNode(name: "i-0a")
+
+            let mark = KubeNode.Taint(key: "kscaler.io/to-be-deleted", value: "1714560000", effect: "NoSchedule")
+            let tainted = try await kube.setTaint(node: "i-0a", taint: mark)
+            #expect(tainted.taints == [KubeNode.Taint(key: "dedicated", value: "batch", effect: "NoExecute"), mark])
+            #expect(tainted.resourceVersion != before.resourceVersion)
+            #expect(try await storedTaints(api, "i-0a") == [theirs, ["key": "kscaler.io/to-be-deleted", "value": "1714560000", "effect": "NoSchedule"]])
+
+            // The same taint again: nothing to write.
+            #expect(try await kube.setTaint(node: "i-0a", taint: mark).resourceVersion == tainted.resourceVersion)
+
+            // Same key and effect: replaced in place. Same key, another effect: a taint of its own.
+            let later = KubeNode.Taint(key: "kscaler.io/to-be-deleted", value: "1714560060", effect: "NoSchedule")
+            #expect(try await kube.setTaint(node: "i-0a", taint: later).taints.map(\.value) == ["batch", "1714560060"])
+            let soft = KubeNode.Taint(key: "kscaler.io/to-be-deleted", effect: "PreferNoSchedule")
+            #expect(try await kube.setTaint(node: "i-0a", taint: soft).taints.count == 3)
+
+            // Removing the key removes it whatever the effect; removing it again writes nothing.
+            let removed = try await kube.removeTaint(node: "i-0a", key: "kscaler.io/to-be-deleted")
+            #expect(removed.taints == [KubeNode.Taint(key: "dedicated", value: "batch", effect: "NoExecute")])
+            #expect(try await storedTaints(api, "i-0a") == [theirs])
+            _ = try await api.request("DELETE", "/_standin/requests")
+            #expect(try await kube.removeTaint(node: "i-0a", key: "kscaler.io/to-be-deleted").resourceVersion == removed.resourceVersion)
+            #expect(try await loggedRequests(api).map(\.method) == ["GET"])
+
+            let missing = await kubernetesError { _ = try await kube.setTaint(node: "i-0zz", taint: mark) }
+            guard case .notFound? = missing else { Issue.record("got \(String(describing: missing))"); return }
+        }
+    }
+
+    /// Someone edits the node between kscaler's read and its write: the write is refused for
+    /// its stale resourceVersion, and the edit is redone on the node as it now is.
+    @Test func aTaintEditRacedByAnotherWriterIsRedoneAndKeepsTheirEdit() async throws {
+        try await withKubeAPI { api in
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            _ = try await api.request("DELETE", "/_standin/requests")
+            // kscaler's patch is held 5 s in the server, after its read.
+            try await api.injectFaults(json: #"[{"method": "PATCH", "path_regex": "^/api/v1/nodes/i-0a$", "delay_seconds": 5, "times": 1}]"#)
+            let mark = KubeNode.Taint(key: "kscaler.io/to-be-deleted", value: "1714560000", effect: "NoSchedule")
+            let tainting = Task { try await kube.setTaint(node: "i-0a", taint: mark) }
+            // The rule is used up once the held patch has arrived; then the other writer edits.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try await pendingFaults(api) > 0 {
+                guard ContinuousClock.now < deadline else { Issue.record("kscaler's patch never arrived"); break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let edit = try await api.request("PATCH", "/api/v1/nodes/i-0a", body: #"{"metadata": {"labels": {"edited": "meanwhile"}}}"#,
+                                             contentType: "application/merge-patch+json")
+            #expect(edit.status == 200)
+
+            let node = try await tainting.value
+            #expect(node.taints.contains(mark))
+            #expect(node.labels["edited"] == "meanwhile")
+            let patches = try await loggedRequests(api).filter { $0.method == "PATCH" }
+            #expect(patches.map(\.status) == [200, 409, 200], "\(patches)")  // theirs, kscaler's stale one, kscaler's again
+        }
+    }
+
+    @Test func aTaintEditGivesUpAfterThreeConflicts() async throws {
+        try await withKubeAPI { api in
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            let conflict = statusJSON(code: 409, reason: "Conflict", message: #"Operation cannot be fulfilled on nodes \"i-0a\": the object has been modified; please apply your changes to the latest version and try again"#)
+            let body = String(decoding: try JSONEncoder().encode(conflict), as: UTF8.self)
+            try await api.injectFaults(json: #"[{"method": "PATCH", "path_regex": "^/api/v1/nodes/i-0a$", "status": 409, "body": \#(body), "times": 3}]"#)
+            _ = try await api.request("DELETE", "/_standin/requests")
+            let error = await kubernetesError { _ = try await kube.setTaint(node: "i-0a", taint: KubeNode.Taint(key: "k", effect: "NoSchedule")) }
+            guard case .conflict(let failure)? = error else { Issue.record("got \(String(describing: error))"); return }
+            #expect(failure.request.operation == "patch node i-0a")
+            #expect(try await loggedRequests(api).map(\.method) == ["GET", "PATCH", "GET", "PATCH", "GET", "PATCH"])
+            #expect(try await kube.getNode(name: "i-0a").taints.isEmpty)
+        }
+    }
+
+    @Test func aPodIsDeletedOnlyByItsOwnUID() async throws {
+        try await withKubeAPI { api in
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            let pod = try #require(try await kube.listPods(namespace: "web").first { $0.name == "web-1" })
+            let error = await kubernetesError { try await kube.deletePod(namespace: "web", name: "web-1", uid: "00000000-0000-4000-8000-000000000000") }
+            guard case .conflict(let failure)? = error else { Issue.record("got \(String(describing: error))"); return }
+            #expect(failure.httpStatus == 409)
+            #expect(failure.message.contains("Precondition failed: UID in precondition"), "\(failure.message)")
+            #expect(try await kube.listPods(namespace: "web").map(\.name) == ["web-0", "web-1"])
+
+            try await kube.deletePod(namespace: "web", name: "web-1", uid: pod.uid, gracePeriodSeconds: 0)
+            #expect(try await kube.listPods(namespace: "web").map(\.name) == ["web-0"])
+            let gone = await kubernetesError { try await kube.deletePod(namespace: "web", name: "web-1", uid: pod.uid) }
+            guard case .notFound? = gone else { Issue.record("got \(String(describing: gone))"); return }
+
+            try await api.setPermissions(json: #"{"\#(serviceAccount)": [{"verb": "delete", "group": "", "resource": "pods"}]}"#)
+            let denied = await kubernetesError { try await kube.deletePod(namespace: "web", name: "web-0", uid: "u") }
+            guard case .forbidden(_, let rule)? = denied else { Issue.record("got \(String(describing: denied))"); return }
+            #expect(rule == RBACRule(verb: "delete", resource: "pods", namespace: "web"))
+        }
+    }
+
+    @Test func podsAreSizedAsTheSchedulerCountsThem() async throws {
+        try await withKubeAPI { api in
+            try await api.seed(json: """
+                {"pods": [{"namespace": "web", "name": "web-0", "node": "i-0a", "owner_kind": "ReplicaSet", "requests": {"cpu": "500m", "memory": "256Mi"},
+                           "init_requests": [{"cpu": 2, "memory": "64Mi"}], "overhead": {"cpu": "250m", "memory": "64Mi"},
+                           "volumes": [{"name": "cache", "emptyDir": {}}, {"name": "config", "configMap": {"name": "web"}},
+                                       {"name": "host", "hostPath": {"path": "/var/lib/web"}}]},
+                          {"namespace": "web", "name": "web-1", "node": "i-0a", "owner_kind": "ReplicaSet"}]}
+                """)
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            let pods = try await kube.listPods(nodeName: "i-0a")
+            let sized = try #require(pods.first { $0.name == "web-0" })
+            #expect(sized.requests == ResourceRequests(cpu: 2.25, memory: 320 * 1_048_576))
+            #expect(sized.localStorageVolumes == ["cache", "host"])
+            #expect(pods.first { $0.name == "web-1" }?.requests == .zero)
+            let node = try await kube.getNode(name: "i-0a")
+            #expect(node.allocatableCPU == 2)
+            #expect(node.allocatableMemory == Double(8 * 1_073_741_824))
         }
     }
 

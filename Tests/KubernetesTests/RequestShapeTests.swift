@@ -89,6 +89,48 @@ import Testing
                                      "preconditions": ["uid": "6f1c2d3e-0000-4000-8000-000000000001"]])
     }
 
+    @Test func deletePodSendsTheUIDAsAPreconditionAndTheGracePeriod() async throws {
+        let transport = ScriptedTransport(json: #"{"kind":"Pod","metadata":{"name":"web-0","namespace":"web","uid":"p1"}}"#)
+        try await client(transport).deletePod(namespace: "web", name: "web-0", uid: "p1", gracePeriodSeconds: 30)
+        let request = try #require(transport.requests.first)
+        #expect(request.method == "DELETE")
+        #expect(request.sent.path == "/api/v1/namespaces/web/pods/web-0")
+        #expect(request.jsonBody == ["kind": "DeleteOptions", "apiVersion": "v1", "preconditions": ["uid": "p1"], "gracePeriodSeconds": 30])
+    }
+
+    /// The whole list goes back (a merge patch replaces lists), other taints as they came,
+    /// at the resourceVersion read.
+    @Test func setTaintPatchesTheWholeListAtTheVersionRead() async throws {
+        let transport = ScriptedTransport { request, _ in
+            json(request.method == "GET" ? nodeJSON(resourceVersion: "4711") : nodeJSON(resourceVersion: "4712"))
+        }
+        let taint = KubeNode.Taint(key: "kscaler.io/to-be-deleted", value: "1714560000", effect: "NoSchedule")
+        _ = try await client(transport).setTaint(node: "n1", taint: taint)
+        #expect(transport.requests.map(\.method) == ["GET", "PATCH"])
+        let patch = transport.requests[1]
+        #expect(patch.sent.path == "/api/v1/nodes/n1")
+        #expect(patch.header("Content-Type") == "application/merge-patch+json")
+        #expect(patch.jsonBody == ["metadata": ["resourceVersion": "4711"], "spec": ["taints": [
+            ["key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule", "timeAdded": "2024-05-01T11:00:00Z"],
+            ["key": "dedicated", "value": "batch", "effect": "NoExecute"],
+            ["key": "kscaler.io/to-be-deleted", "value": "1714560000", "effect": "NoSchedule"],
+        ]]])
+    }
+
+    @Test func removeTaintSendsTheRestAndNullForNone() async throws {
+        let transport = ScriptedTransport { request, _ in json(nodeJSON()) }
+        _ = try await client(transport).removeTaint(node: "n1", key: "dedicated")
+        _ = try await client(transport).removeTaint(node: "n1", key: "node.kubernetes.io/unschedulable")
+        #expect(transport.requests.map(\.method) == ["GET", "PATCH", "GET", "PATCH"])
+        #expect(transport.requests[1].jsonBody?["spec"] == ["taints": [["key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule",
+                                                                        "timeAdded": "2024-05-01T11:00:00Z"]]])
+        let single = ScriptedTransport { request, _ in
+            json(request.method == "GET" ? #"{"metadata":{"name":"n1","uid":"u","resourceVersion":"7"},"spec":{"taints":[{"key":"k","effect":"NoSchedule"}]}}"# : nodeJSON())
+        }
+        _ = try await client(single).removeTaint(node: "n1", key: "k")
+        #expect(single.requests.last?.jsonBody == ["metadata": ["resourceVersion": "7"], "spec": ["taints": nil]])
+    }
+
     @Test func listPodsOnANodeUsesTheFieldSelector() async throws {
         let transport = ScriptedTransport(json: listJSON(kind: "PodList", items: []))
         let kube = try client(transport)
@@ -198,6 +240,12 @@ import Testing
             await kubernetesError { try await kube.evict(namespace: "", pod: "p") },
             await kubernetesError { _ = try await kube.listPods(nodeName: "") },
             await kubernetesError { _ = try await kube.patchNode(name: "n1", mergePatch: ["a", "b"]) },
+            await kubernetesError { try await kube.deletePod(namespace: "web", name: "web-0", uid: "") },
+            await kubernetesError { try await kube.deletePod(namespace: "web", name: "", uid: "u") },
+            await kubernetesError { try await kube.deletePod(namespace: "web", name: "web-0", uid: "u", gracePeriodSeconds: -1) },
+            await kubernetesError { _ = try await kube.setTaint(node: "n1", taint: KubeNode.Taint(key: "", effect: "NoSchedule")) },
+            await kubernetesError { _ = try await kube.setTaint(node: "", taint: KubeNode.Taint(key: "k", effect: "NoSchedule")) },
+            await kubernetesError { _ = try await kube.removeTaint(node: "n1", key: "") },
         ]
         for error in errors {
             guard case .invalidRequest? = error else {
