@@ -4,9 +4,28 @@ Every managed, pending or running instance becomes a worker node named after its
 (provider id aws:///<az>/<id>): it registers NotReady part-way through the boot delay and turns
 Ready at its end, or, for the scenario's `never_ready_share` of launches, never registers (the
 failed-boot path). A control-plane node not named i-… (k3s server) always exists. Pods come
-from the scenario's demand, are placed first-fit decreasing by requests on Ready workers, and
-the rest are unschedulable; a terminated instance vanishes with its pods, which go back to
-pending.
+from the scenario's demand, are placed first-fit decreasing by requests on Ready workers that
+are neither cordoned nor tainted NoSchedule/NoExecute (as clients set them through the API),
+and the rest are unschedulable; a bound pod turns Ready `pod_startup` seconds later. A
+terminated instance vanishes with its pods, which go back to pending.
+
+Evictions and PodDisruptionBudgets: a workload with `pdb_min_available` gets a PDB in the API
+(app=<workload>), whose status the stand-in computes from the pods' readiness; an evicted (or
+deleted) pod leaves its node at once and its controller creates a replacement at once, pending
+until scheduled, Ready after the startup delay. Each node carries one node-exporter DaemonSet
+pod (in the API and in kube-state-metrics), which nothing can move: evicted, it is back at the
+next tick, as the DaemonSet controller would recreate it (DaemonSet pods tolerate cordons).
+
+Where this differs from a real cluster, knowingly:
+  * the scheduler is first-fit decreasing by requests over Ready workers, oldest first (the
+    real one scores and spreads); only taints' effects are read, and no pod has tolerations,
+    so any NoSchedule/NoExecute taint keeps every new pod off a node; a NoExecute taint does
+    not evict the pods already there;
+  * an evicted pod is gone at once (no termination grace period) and its replacement exists at
+    once (no controller lag); the replacement of a Job's pod is created like a ReplicaSet's;
+  * readiness is a fixed delay after binding: no probes, no failures, no image pulls (phase is
+    Running from the binding on, not Ready until the delay is over);
+  * a ReplicaSet scaling down removes pending pods first, then the newest.
 
 It serves what kube-state-metrics and node-exporter would through exporter.py (the exposition
 the Swift tests and the benchmark serve too, against which kscaler's default PromQL is checked):
@@ -64,6 +83,19 @@ class Node:
         return self.gone_at is not None
 
 
+def schedulable(api_node):
+    """Whether the scheduler may place a new pod (no tolerations) on this Node as the API
+    shows it: not cordoned and no NoSchedule/NoExecute taint. No API (None): yes."""
+    if api_node is None:
+        return True
+    spec = api_node.get("spec") or {}
+    return not spec.get("unschedulable") and not any(
+        t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or [])
+
+
+DRAIN_TAINT = "kscaler.io/to-be-deleted"
+
+
 @dataclass
 class Pod:
     namespace: str
@@ -76,10 +108,19 @@ class Pod:
     usage: float
     sequence: int
     node: str = ""
+    # When it turns Ready (bound + the scenario's pod_startup); None while pending.
+    ready_at: float | None = None
 
     @property
     def uid(self):
         return f"uid-{self.namespace}-{self.name}"
+
+    def ready(self, now):
+        return bool(self.node) and self.ready_at is not None and now >= self.ready_at
+
+    def unbind(self):
+        self.node = ""
+        self.ready_at = None
 
 
 @dataclass
@@ -93,6 +134,10 @@ class InstanceLife:
     gone_at: float | None = None
     # When its Node object was deleted through the API (None: never registered, or still there).
     node_deleted_at: float | None = None
+    # Non-DaemonSet pods still bound to its node when the instance was seen gone, or when its
+    # Node was deleted through the API if that came first (a deletion unbinds them). None while
+    # the instance lives. 0 after a complete drain.
+    pods_at_termination: int | None = None
 
 
 @dataclass
@@ -108,6 +153,12 @@ class Sample:
     pods: int
     unschedulable: int
     needed: int
+    # Nodes the API shows cordoned (spec.unschedulable), and those carrying kscaler's
+    # kscaler.io/to-be-deleted taint (a drain in progress).
+    cordoned: int = 0
+    draining: int = 0
+    # Per workload with a PodDisruptionBudget: {"ready": Ready pods, "min_available": pods}.
+    pdbs: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -115,6 +166,8 @@ class ClusterRecord:
     samples: list = field(default_factory=list)
     instances: dict = field(default_factory=dict)
     errors: list = field(default_factory=list)
+    # Pods evicted or deleted through the API: {"at", "namespace", "name", "workload", "node"}.
+    evictions: list = field(default_factory=list)
 
 
 class SimulatedCluster:
@@ -136,8 +189,16 @@ class SimulatedCluster:
         self.started_at = None  # wall time the scenario started; demand is phase 0's before
         self.record = ClusterRecord()
         self.kube_state = kube_state
+        # The Nodes as the API last showed them (cordons and taints are written there).
+        self.api_nodes = {}
         if kube_state is not None:
             kube_state.on_node_deleted = self.delete_node
+            kube_state.on_pod_evicted = self.pod_gone
+            kube_state.on_pod_deleted = self.pod_gone
+            for name, workload in scenario.workloads.items():
+                if workload.pdb_min_available is not None:
+                    kube_state.add_pdb(workload.namespace, f"{name}-pdb", match_labels={"app": name},
+                                       min_available=workload.pdb_min_available)
         self._last_tick = time.time()
         self._stop = threading.Event()
         self._add_control_plane()
@@ -182,7 +243,7 @@ class SimulatedCluster:
                                         ("metrics-server-54fd9b65b", "metrics-server-54fd9b65b-hs8b4", 0.1, 70 * MIB),
                                         ("kube-state-metrics-7f6b9c8d5", "kube-state-metrics-7f6b9c8d5-ztw4k", 0.1, 200 * MIB)):
             self.pods[("kube-system", pod)] = Pod("kube-system", pod, owner, "ReplicaSet", owner, cpu, memory, 0.5, -1,
-                                                  node=CONTROL_PLANE)
+                                                  node=CONTROL_PLANE, ready_at=0)
 
     def now(self):
         return time.time()
@@ -195,6 +256,8 @@ class SimulatedCluster:
         instances = managed_instances(ec2 or self.account.client("ec2"), self.cluster_id)
         now = self.now()
         with self.lock:
+            if self.kube_state is not None:
+                self.api_nodes = {n["metadata"]["name"]: n for n in self.kube_state.nodes()}
             self._sync_nodes(instances, now)
             self._sync_demand(now)
             self._place(now)
@@ -228,16 +291,37 @@ class SimulatedCluster:
                 # Terminated: its pods go back to pending; a Node that registered stays behind,
                 # NotReady (k3s has no cloud controller to delete it), one that never did is gone.
                 node.gone_at = now
-                for pod in self.pods.values():
-                    if pod.node == name:
-                        pod.node = ""
-                self.record.instances[name].gone_at = now
+                life = self.record.instances[name]
+                if life.pods_at_termination is None:
+                    life.pods_at_termination = self._unbind_pods(name)
+                life.gone_at = now
                 if not node.registered(now):
                     del self.nodes[name]
+        for life in self.record.instances.values():
+            # An instance whose Node was deleted through the API before this tick saw it gone.
+            if life.gone_at is None and life.instance_id not in live and life.instance_id not in self.nodes:
+                life.gone_at = now
         for name, node in self.nodes.items():
             life = self.record.instances.get(name)
             if life and life.ready_at is None and node.ready(now):
                 life.ready_at = now
+
+    def _unbind_pods(self, node_name):
+        """Sends the pods bound to a node back to pending; returns how many there were (the
+        node-exporter DaemonSet pod is not one of them: it is derived per node)."""
+        count = 0
+        for pod in self.pods.values():
+            if pod.node == node_name:
+                pod.unbind()
+                count += 1
+        return count
+
+    def _new_pod(self, name, workload):
+        self.sequence += 1
+        pod_name = f"{name}-{self.sequence:05d}"
+        self.pods[(workload.namespace, pod_name)] = Pod(
+            workload.namespace, pod_name, name, workload.kind, f"{name}-{workload.kind.lower()}",
+            workload.cpu, workload.memory, workload.usage, self.sequence)
 
     def _sync_demand(self, now):
         wanted = self._demand(now)
@@ -245,18 +329,16 @@ class SimulatedCluster:
             pods = [p for p in self.pods.values() if p.workload == name]
             missing = wanted.get(name, 0) - len(pods)
             for _ in range(missing):
-                self.sequence += 1
-                pod_name = f"{name}-{self.sequence:05d}"
-                self.pods[(workload.namespace, pod_name)] = Pod(
-                    workload.namespace, pod_name, name, workload.kind, f"{name}-{workload.kind.lower()}",
-                    workload.cpu, workload.memory, workload.usage, self.sequence)
+                self._new_pod(name, workload)
             if missing < 0:
                 # As a ReplicaSet scales down: unscheduled pods first, then the newest.
                 for pod in sorted(pods, key=lambda p: (p.node != "", -p.sequence))[:-missing]:
                     del self.pods[(pod.namespace, pod.name)]
 
     def _place(self, now):
-        workers = sorted((n for n in self.nodes.values() if n.worker and n.ready(now)), key=lambda n: (n.ready_at, n.name))
+        workers = sorted((n for n in self.nodes.values()
+                          if n.worker and n.ready(now) and schedulable(self.api_nodes.get(n.name))),
+                         key=lambda n: (n.ready_at, n.name))
         free = {}
         for node in workers:
             used = [p for p in self.pods.values() if p.node == node.name]
@@ -268,6 +350,7 @@ class SimulatedCluster:
                 room = free[node.name]
                 if pod.cpu <= room[0] + 1e-9 and pod.memory <= room[1] + 1e-9:
                     pod.node = node.name
+                    pod.ready_at = now + self.scenario.pod_startup
                     room[0] -= pod.cpu
                     room[1] -= pod.memory
                     break
@@ -293,7 +376,22 @@ class SimulatedCluster:
             instances=instance_count, registered=sum(n.registered(now) and not n.ghost for n in workers),
             ready=sum(n.ready(now) for n in workers), ghosts=sum(n.ghost for n in workers), pods=len(workload_pods),
             unschedulable=sum(1 for p in workload_pods if not p.node),
-            needed=max(self.min_nodes, self.scenario.nodes_needed(demand, size))))
+            needed=max(self.min_nodes, self.scenario.nodes_needed(demand, size)),
+            cordoned=sum(1 for n in self.api_nodes.values() if (n.get("spec") or {}).get("unschedulable")),
+            draining=sum(1 for n in self.api_nodes.values()
+                         if any(t.get("key") == DRAIN_TAINT for t in (n.get("spec") or {}).get("taints") or [])),
+            pdbs=self._budgets(now)))
+
+    def _budgets(self, now):
+        """Ready pods and minAvailable of each workload with a PDB, from the simulation itself
+        (the API's PDB status follows it at the next sync)."""
+        out = {}
+        for name, workload in self.scenario.workloads.items():
+            if workload.pdb_min_available is None:
+                continue
+            pods = [p for p in self.pods.values() if p.workload == name]
+            out[name] = {"ready": sum(1 for p in pods if p.ready(now)), "min_available": workload.min_available(len(pods))}
+        return out
 
     def _sync_api(self, now):
         """The API shows what the kubelets registered and the pods bound or pending: the same
@@ -306,8 +404,12 @@ class SimulatedCluster:
                  for n in self.nodes.values() if n.registered(now)]
         pods = [dict(namespace=p.namespace, name=p.name, node_name=p.node or None, owner_kind=p.kind, owner_name=p.owner,
                      labels={"app": p.workload}, phase="Running" if p.node else "Pending",
-                     requests={"cpu": p.cpu, "memory": p.memory})
+                     requests={"cpu": p.cpu, "memory": p.memory}, ready=p.ready(now))
                 for p in self.pods.values()]
+        pods += [dict(namespace="kube-system", name=f"node-exporter-{n['name']}", node_name=n["name"], owner_kind="DaemonSet",
+                      owner_name="node-exporter", labels={"app": "node-exporter"}, phase="Running",
+                      requests={"cpu": 0, "memory": DAEMONSET_MEMORY_REQUEST}, ready=True)
+                 for n in nodes]
         self.kube_state.sync(nodes=nodes, pods=pods)
 
     def delete_node(self, name):
@@ -317,13 +419,39 @@ class SimulatedCluster:
             if node is None:
                 return False
             self.deleted_nodes.add(name)
-            for pod in self.pods.values():
-                if pod.node == name:
-                    pod.node = ""
+            bound = self._unbind_pods(name)
             life = self.record.instances.get(name)
             if life is not None:
                 life.node_deleted_at = self.now()
+                if life.pods_at_termination is None:
+                    life.pods_at_termination = bound
             return True
+
+    def pod_gone(self, namespace, name):
+        """The API evicted or deleted a pod (it is gone from the API already): it leaves its
+        node, and its controller creates a replacement at once, pending until scheduled. A
+        node-exporter pod is derived per node: the next sync brings it back, as its DaemonSet would."""
+        with self.lock:
+            pod = self.pods.pop((namespace, name), None)
+            if pod is None:
+                return
+            now = self.now()
+            self.record.evictions.append({"at": now, "namespace": namespace, "name": name, "workload": pod.workload,
+                                          "node": pod.node})
+            workload = self.scenario.workloads.get(pod.workload)
+            if workload is not None:
+                self._new_pod(pod.workload, workload)
+                # The scheduler binds the replacement within milliseconds (it is never seen as an
+                # unschedulable pod if it fits), on the nodes as the API shows them now: the
+                # cordon that came just before this eviction counts.
+                self.api_nodes = {n["metadata"]["name"]: n for n in self.kube_state.nodes()}
+                self._place(now)
+            else:  # a kube-system pod on the control plane: its ReplicaSet recreates it there
+                self.pods[(namespace, name)] = Pod(namespace, name, pod.workload, pod.kind, pod.owner, pod.cpu, pod.memory,
+                                                   pod.usage, pod.sequence, node=pod.node, ready_at=self.now())
+            if self.kube_state is not None:
+                # A tick between the eviction and this hook may have written the pod back.
+                self.kube_state.delete_pod(namespace, name)
 
     # MARK: exposition
 

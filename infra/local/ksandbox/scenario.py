@@ -7,6 +7,7 @@ A scenario is TOML (stdlib `tomllib`):
     [cluster]
     boot_delay = "6s"            # instance seen running -> node Ready
     never_ready_share = 0.0      # share of launched instances whose node never registers
+    pod_startup = "2s"           # a pod bound to a node -> Ready (containers started, probe passed)
     [cluster.instance_sizes]     # allocatable of a worker per instance type
     "t3.large" = { cpu = 2, memory = "8Gi" }
 
@@ -15,6 +16,8 @@ A scenario is TOML (stdlib `tomllib`):
     memory = "1Gi"               # request per pod
     usage = 0.6                  # share of the request really used (what node-exporter sees)
     kind = "ReplicaSet"          # the pods' owner kind (kube_pod_info created_by_kind)
+    pdb_min_available = 2        # optional: a PodDisruptionBudget <name>-pdb selecting app=<name>,
+                                 # minAvailable an int or "N%" (evictions refused below it)
 
     [[phases]]                   # demand over time, one phase after the other
     name = "quiet"
@@ -81,6 +84,16 @@ class Workload:
     usage: float
     kind: str
     namespace: str
+    # minAvailable of the workload's PodDisruptionBudget (an int or "N%"); None: no PDB.
+    pdb_min_available: int | str | None = None
+
+    def min_available(self, expected):
+        """The PDB's minAvailable in pods for `expected` matching pods, as the disruption
+        controller rounds a percentage (up)."""
+        value = self.pdb_min_available
+        if isinstance(value, str):
+            return -(-int(value[:-1]) * expected // 100)
+        return value
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,8 @@ class Scenario:
     instance_sizes: dict
     workloads: dict
     phases: list = field(default_factory=list)
+    # Seconds from a pod's binding to a node until it is Ready.
+    pod_startup: float = 2.0
 
     @property
     def duration(self):
@@ -158,9 +173,11 @@ def parse(data, source="scenario"):
             raise ScenarioError(f"{source}: unknown key {key!r}; known keys are {', '.join(sorted(known))}")
     cluster = data.get("cluster", {})
     for key in cluster:
-        if key not in {"boot_delay", "never_ready_share", "instance_sizes"}:
-            raise ScenarioError(f"{source}: unknown key cluster.{key}; use boot_delay, never_ready_share, instance_sizes")
+        if key not in {"boot_delay", "never_ready_share", "instance_sizes", "pod_startup"}:
+            raise ScenarioError(f"{source}: unknown key cluster.{key}; use boot_delay, never_ready_share, pod_startup, "
+                                "instance_sizes")
     boot_delay = parse_duration(cluster.get("boot_delay", "6s"), "cluster.boot_delay")
+    pod_startup = parse_duration(cluster.get("pod_startup", "2s"), "cluster.pod_startup")
     share = positive_number(cluster.get("never_ready_share", 0.0), "cluster.never_ready_share", allow_zero=True)
     if share > 1:
         raise ScenarioError("cluster.never_ready_share must be between 0 and 1 (a share of launched instances)")
@@ -176,9 +193,10 @@ def parse(data, source="scenario"):
         where = f"workloads.{name}"
         if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name):
             raise ScenarioError(f"{where}: a workload name must be a Kubernetes name (lowercase letters, digits, -)")
-        unknown = set(spec) - {"cpu", "memory", "usage", "kind", "namespace"}
+        unknown = set(spec) - {"cpu", "memory", "usage", "kind", "namespace", "pdb_min_available"}
         if unknown:
-            raise ScenarioError(f"{where}: unknown keys {sorted(unknown)}; use cpu, memory, usage, kind, namespace")
+            raise ScenarioError(f"{where}: unknown keys {sorted(unknown)}; use cpu, memory, usage, kind, namespace, "
+                                "pdb_min_available")
         if "cpu" not in spec or "memory" not in spec:
             raise ScenarioError(f"{where}: cpu and memory requests are required")
         usage = positive_number(spec.get("usage", 0.6), where + ".usage", allow_zero=True)
@@ -187,7 +205,8 @@ def parse(data, source="scenario"):
             raise ScenarioError(f"{where}.kind: {kind!r} is not one of ReplicaSet, StatefulSet, Job, ReplicationController "
                                 "(DaemonSet pods are added per node by the simulator)")
         workloads[name] = Workload(name, positive_number(spec["cpu"], where + ".cpu"), parse_bytes(spec["memory"], where + ".memory"),
-                                   min(usage, 1.0), kind, spec.get("namespace", "default"))
+                                   min(usage, 1.0), kind, spec.get("namespace", "default"),
+                                   parse_min_available(spec.get("pdb_min_available"), where + ".pdb_min_available"))
 
     phases, start = [], 0.0
     for index, spec in enumerate(data.get("phases", [])):
@@ -203,7 +222,18 @@ def parse(data, source="scenario"):
         start += duration
     if not phases or start <= 0:
         raise ScenarioError(f"{source}: no [[phases]] with a duration; a scenario needs at least one")
-    return Scenario(data.get("name", source), boot_delay, share, sizes, workloads, phases)
+    return Scenario(data.get("name", source), boot_delay, share, sizes, workloads, phases, pod_startup)
+
+
+def parse_min_available(value, where):
+    """A PDB's minAvailable: a whole number of pods or a percentage "N%" (0–100); None: no PDB."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{1,3}%", value.strip()) and int(value.strip()[:-1]) <= 100:
+        return value.strip()
+    raise ScenarioError(f"{where}: {value!r} is neither a whole number of pods nor a percentage; write e.g. 2 or \"50%\"")
 
 
 def never_ready(ordinal, share):
