@@ -110,6 +110,15 @@ def describe(run, t0, label):
     failed_boots = run.acted("terminate_failed_boot")
     if failed_boots:
         verb += f", replaced failed boot{'s' if len(failed_boots) > 1 else ''} {', '.join(failed_boots)}"
+    # Whatever else the run did (cordon, evict, uncordon, … as kscaler names them), counted per kind.
+    others = {}
+    for a in (run.report or {}).get("actions", []):
+        if a.get("kind") not in ("launch", "terminate", "terminate_failed_boot", "delete_node"):
+            done = "failed" if a.get("error") else a.get("result", "done")
+            key = f"{a.get('kind', '?')}" + ("" if done == "done" else f" ({done})")
+            others[key] = others.get(key, 0) + max(1, len(a.get("instance_ids") or []))
+    if others:
+        verb += ", " + ", ".join(f"{kind} ×{n}" if n > 1 else kind for kind, n in others.items())
     state = (f"nodes {counts.get('current', '?')} (ready {counts.get('ready', '?')}, booting {counts.get('booting', '?')})"
              f" -> {counts.get('desired', '?')}" if counts else "")
     line = f"{head} {verb:<16} {state}  pending pods {int(pending) if pending is not None else '?'}  [{run.outcome}]"
@@ -119,6 +128,19 @@ def describe(run, t0, label):
         why = shorten(reasons[0], 200) if len(reasons) == 1 else f"{shorten(reasons[0], 95)} → {shorten(reasons[-1], 105)}"
         line += "\n" + " " * 22 + why
     return line
+
+
+def describe_cluster(sample, evictions=0):
+    """The drains and budgets as the simulated cluster shows them, for the live output: None
+    when there is nothing to say (no node cordoned, no PodDisruptionBudget)."""
+    if sample is None or not (sample.cordoned or sample.draining or sample.pdbs or evictions):
+        return None
+    parts = [f"cordoned {sample.cordoned}, draining {sample.draining}"]
+    if evictions:
+        parts.append(f"pods evicted {evictions}")
+    parts += [f"{name} Ready {b['ready']}/minAvailable {b['min_available']}" + (" BELOW" if b["ready"] < b["min_available"] else "")
+              for name, b in sorted(sample.pdbs.items())]
+    return " " * 22 + "cluster: " + ", ".join(parts)
 
 
 def shorten(text, width):

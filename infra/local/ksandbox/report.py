@@ -1,5 +1,7 @@
 """The summary of sandbox results: the figures, a Markdown table side by side, and an SVG
-chart drawn by hand (nodes, ready nodes, unschedulable pods and demand over time)."""
+chart drawn by hand (nodes, ready nodes, unschedulable pods and demand over time; cordoned and
+draining nodes; each PodDisruptionBudget-protected workload's Ready pods against its
+minAvailable)."""
 from dataclasses import dataclass
 from html import escape
 
@@ -22,6 +24,15 @@ class Summary:
     back_to_min_after: float | None     # from the load's drop until the fleet is at min for good
     min_nodes: int
     max_nodes: int
+    # Drains: samples showing a node with kscaler's to-be-deleted taint, the most at once, and
+    # non-DaemonSet pods still bound to a node when its instance went (0 when each was drained).
+    draining_seen: int = 0
+    most_draining: int = 0
+    pods_lost_at_termination: int = 0
+    evictions: int = 0
+    # Per PDB-protected workload: (fewest Ready pods once minAvailable was first reached,
+    # minAvailable then, samples below it).
+    budgets: dict = None
 
     @property
     def overshoot(self):
@@ -87,6 +98,16 @@ def summarize(result):
         if all(x["instances"] <= min_nodes for x in after[i:]):
             back = s["t"] - burst["end"]
             break
+    budgets = {}
+    for name in sorted({w for s in samples for w in s.get("pdbs") or {}}):
+        series = [s["pdbs"][name] for s in samples if name in (s.get("pdbs") or {})]
+        first = next((i for i, b in enumerate(series) if b["ready"] >= b["min_available"]), None)
+        if first is None:
+            budgets[name] = (None, series[-1]["min_available"], 0)
+        else:
+            later = series[first:]
+            budgets[name] = (min(b["ready"] for b in later), series[first]["min_available"],
+                             sum(1 for b in later if b["ready"] < b["min_available"]))
     return Summary(
         label=result["label"], runs=len(lease_runs), burst_phase=burst["name"], burst_start=burst["start"], burst_end=burst["end"],
         seconds_to_schedule=seconds, runs_to_schedule=runs,
@@ -94,7 +115,11 @@ def summarize(result):
         peak_nodes=max(s["instances"] for s in samples), peak_needed=max(s["needed"] for s in samples),
         node_seconds=node_seconds, needed_node_seconds=needed_seconds,
         direction_changes=direction_changes(scale_actions(result)), back_to_min_after=back,
-        min_nodes=min_nodes, max_nodes=max_nodes)
+        min_nodes=min_nodes, max_nodes=max_nodes,
+        draining_seen=sum(1 for s in samples if s.get("draining", 0) > 0),
+        most_draining=max((s.get("draining", 0) for s in samples), default=0),
+        pods_lost_at_termination=sum(i.get("pods_at_termination") or 0 for i in result["instances"]),
+        evictions=len(result.get("evictions") or []), budgets=budgets)
 
 
 def markdown_table(summaries, descriptions):
@@ -119,7 +144,21 @@ def markdown_table(summaries, descriptions):
         ("scale direction changes (flaps; 1 is ideal here)", [str(s.direction_changes) for s in summaries]),
         ("back to min after the load went", [back(s) for s in summaries]),
         ("runs (lease held)", [str(s.runs) for s in summaries]),
+        ("drains: most nodes draining at once / pods evicted",
+         [f"{s.most_draining} / {s.evictions}" for s in summaries]),
+        ("pods still on a node when its instance was terminated (0 after a drain)",
+         [str(s.pods_lost_at_termination) for s in summaries]),
     ]
+    for name in sorted({n for s in summaries for n in s.budgets or {}}):
+        def budget(s, name=name):
+            if name not in (s.budgets or {}):
+                return "—"
+            fewest, minimum, below = s.budgets[name]
+            if fewest is None:
+                return f"never reached minAvailable {minimum}"
+            return f"{fewest} / {minimum}" + (f" (below it in {below} samples)" if below else "")
+        rows.append((f"{name}: fewest Ready pods once minAvailable was reached / minAvailable (PDB)",
+                     [budget(s) for s in summaries]))
     header = "| | " + " | ".join(s.label for s in summaries) + " |"
     lines = [header, "|---|" + "---|" * len(summaries)]
     lines += [f"| {name} | " + " | ".join(values) + " |" for name, values in rows]
@@ -128,35 +167,61 @@ def markdown_table(summaries, descriptions):
 
 # MARK: chart
 
-SERIES = (  # sample key, legend, colour, dashed
-    ("instances", "nodes (managed instances)", "#1f77b4", False),
-    ("ready", "ready nodes", "#2ca02c", False),
-    ("needed", "demand (nodes needed)", "#7f7f7f", True),
-    ("unschedulable", "unschedulable pods", "#d62728", False),
+SERIES = (  # sample key, legend, colour, dash pattern ("" solid)
+    ("instances", "nodes (managed instances)", "#1f77b4", ""),
+    ("ready", "ready nodes", "#2ca02c", ""),
+    ("needed", "demand (nodes needed)", "#7f7f7f", "6 4"),
+    ("unschedulable", "unschedulable pods", "#d62728", ""),
+    ("cordoned", "cordoned nodes", "#ff7f0e", "2 3"),
+    ("draining", "draining (kscaler.io/to-be-deleted)", "#ff7f0e", ""),
 )
+BUDGET_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def chart_series(results):
+    """(value of a sample, legend, colour, dash) for every line: the fixed ones, then each
+    PDB-protected workload's Ready pods and minAvailable."""
+    series = [((lambda s, key=key: s.get(key, 0)), legend, colour, dash) for key, legend, colour, dash in SERIES]
+    names = sorted({w for r in results for s in r["samples"] for w in s.get("pdbs") or {}})
+    for name, colour in zip(names, BUDGET_COLOURS * 4):
+        series.append(((lambda s, name=name: (s.get("pdbs") or {}).get(name, {}).get("ready", 0)),
+                       f"{name} Ready pods", colour, ""))
+        series.append(((lambda s, name=name: (s.get("pdbs") or {}).get(name, {}).get("min_available", 0)),
+                       f"{name} minAvailable (PDB)", colour, "6 4"))
+    return series
 
 
 def svg_chart(results, width=960, panel_height=260):
     """One panel per result, stacked, with a shared legend."""
-    margin_left, margin_right, margin_top, legend_height, gap = 48, 16, 28, 28, 46
+    margin_left, margin_right, margin_top, gap = 48, 16, 28, 46
+    series = chart_series(results)
+    # The legend wraps: as many entries a line as fit.
+    entries, x, y = [], margin_left, 14
+    for _, legend, colour, dash in series + [(None, "▲ scale-up  ▼ scale-down", None, "")]:
+        w = (40 if colour else 0) + 7 * len(legend)
+        if x + w > width - margin_right and x > margin_left:
+            x, y = margin_left, y + 20
+        entries.append((x, y, legend, colour, dash))
+        x += w
+    legend_height = y + 14
     height = legend_height + len(results) * (panel_height + gap)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
              f'<rect width="{width}" height="{height}" fill="white"/>']
-    x = margin_left
-    for _, legend, colour, dashed in SERIES:
-        dash = ' stroke-dasharray="6 4"' if dashed else ""
-        parts.append(f'<line x1="{x}" y1="14" x2="{x + 24}" y2="14" stroke="{colour}" stroke-width="2.5"{dash}/>')
-        parts.append(f'<text x="{x + 30}" y="18">{escape(legend)}</text>')
-        x += 40 + 7 * len(legend)
-    parts.append(f'<text x="{x}" y="18">▲ scale-up  ▼ scale-down</text>')
+    for x, y, legend, colour, dash in entries:
+        if colour is None:
+            parts.append(f'<text x="{x}" y="{y + 4}">{escape(legend)}</text>')
+            continue
+        dash = f' stroke-dasharray="{dash}"' if dash else ""
+        parts.append(f'<line x1="{x}" y1="{y}" x2="{x + 24}" y2="{y}" stroke="{colour}" stroke-width="2.5"{dash}/>')
+        parts.append(f'<text x="{x + 30}" y="{y + 4}">{escape(legend)}</text>')
 
     for index, result in enumerate(results):
         top = legend_height + index * (panel_height + gap) + margin_top
         plot_w, plot_h = width - margin_left - margin_right, panel_height - margin_top
         duration = result["phases"][-1]["end"]
         samples = [s for s in result["samples"] if 0 <= s["t"] <= duration]
-        y_max = max([1] + [s[key] for s in samples for key, *_ in SERIES]) + 1
+        y_max = int(max([1] + [value(s) for s in samples for value, *_ in series])) + 1
 
         def px(t):
             return margin_left + plot_w * t / duration
@@ -178,12 +243,12 @@ def svg_chart(results, width=960, panel_height=260):
         for t in range(0, int(duration) + 1, tick):
             parts.append(f'<text x="{px(t):.1f}" y="{top + plot_h + 16}" text-anchor="middle">{t}s</text>')
         parts.append(f'<rect x="{margin_left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>')
-        for key, _, colour, dashed in SERIES:
+        for value, _, colour, dash in series:
             points = []
             for a, b in zip(samples, samples[1:] + samples[-1:]):
-                points.append(f"{px(a['t']):.1f},{py(a[key]):.1f}")
-                points.append(f"{px(b['t']):.1f},{py(a[key]):.1f}")
-            dash = ' stroke-dasharray="6 4"' if dashed else ""
+                points.append(f"{px(a['t']):.1f},{py(value(a)):.1f}")
+                points.append(f"{px(b['t']):.1f},{py(value(a)):.1f}")
+            dash = f' stroke-dasharray="{dash}"' if dash else ""
             parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
         for t, direction, ids in scale_actions(result):
             if 0 <= t <= duration:

@@ -15,7 +15,7 @@ import yaml
 from . import kubeapi
 from .aws import MotoAccount
 from .cluster import SimulatedCluster
-from .driver import KscalerCommand, RunLoop, describe
+from .driver import KscalerCommand, RunLoop, describe, describe_cluster
 from .peers import REGION, Moto, PeerError, Prometheus
 from .scenario import parse_duration
 
@@ -60,6 +60,8 @@ class Result:
     instances: list
     runs: list
     cluster_errors: list
+    # Pods evicted or deleted through the API (t: seconds since the scenario started).
+    evictions: list = None
 
     def save(self, path):
         Path(path).write_text(json.dumps(asdict(self), indent=1))
@@ -172,8 +174,10 @@ class Sandbox:
         print_lock = threading.Lock()
 
         def on_run(run):
+            record = self.cluster.record
+            state = describe_cluster(record.samples[-1] if record.samples else None, len(record.evictions))
             with print_lock:
-                self.printer(describe(run, self.started_at, run.loop))
+                self.printer(describe(run, self.started_at, run.loop) + (f"\n{state}" if state else ""))
 
         self.loops = [RunLoop(name, self.command, self.timings.interval, stop, on_run, self.started_at + offset)
                       for name, offset in zip(names, offsets)]
@@ -201,7 +205,8 @@ class Sandbox:
                             gone_at=i.gone_at and i.gone_at - t0,
                             node_deleted_at=i.node_deleted_at and i.node_deleted_at - t0) for i in list(record.instances.values())],
             runs=[dict(asdict(r), t=r.started - t0, t_end=r.finished - t0) for r in runs],
-            cluster_errors=list(record.errors))
+            cluster_errors=list(record.errors),
+            evictions=[dict(e, t=round(e["at"] - t0, 3)) for e in list(record.evictions)])
 
     # MARK: stop
 
