@@ -4,6 +4,7 @@ Prometheus and the simulated cluster, with the sandbox's periods shortened furth
 The kscaler binary comes from KSTEST_BINARY (default .build/debug/kscaler). A missing binary
 or peer fails the tests with the reason; nothing is skipped.
 """
+import json
 import os
 import sys
 from dataclasses import asdict
@@ -60,8 +61,29 @@ def play(tmp_path, name, the_scenario, overrides=None, loops=1):
             result = asdict(sandbox.run_scenario())
     except PeerError as error:
         pytest.fail(str(error), pytrace=False)
+    saved = tmp_path / name / "result.json"
+    saved.write_text(json.dumps(result, indent=1))
+    print(f"result (samples, instances, evictions, runs): {saved}")
     assert not result["cluster_errors"], f"the simulator failed: {result['cluster_errors']}"
     return result
+
+
+def scale_runs(result):
+    """(t, 'up' | 'down', instance ids) of the runs that launched or terminated to scale."""
+    out = []
+    for run in result["runs"]:
+        for action in (run["report"] or {}).get("actions", []):
+            if action.get("error") or not action.get("instance_ids"):
+                continue
+            if action["kind"] in ("launch", "terminate"):
+                out.append((run["t"], "up" if action["kind"] == "launch" else "down", action["instance_ids"]))
+    return out
+
+
+def direction_changes(actions):
+    """How often the scale direction changed along scale_runs' actions (1: ups, then downs)."""
+    directions = [d for _, d, _ in actions]
+    return sum(1 for a, b in zip(directions, directions[1:]) if a != b)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """kscaler in a closed loop with the simulated cluster: what an operator must be able to rely on."""
 import pytest
 
-from conftest import BOOT_DELAY, POLICY, TIMINGS, play, scenario
+from conftest import BOOT_DELAY, POLICY, TIMINGS, direction_changes, play, scale_runs, scenario
 
 INTERVAL = TIMINGS.interval
 # A sample or run lands up to one Prometheus scrape (1 s) and one simulator tick after the
@@ -12,18 +12,6 @@ MIN, MAX = 1, 5
 
 def seconds(text):
     return float(text.rstrip("s"))
-
-
-def scale_runs(result):
-    """(t, 'up' | 'down', instance ids) of the runs that launched or terminated to scale."""
-    out = []
-    for run in result["runs"]:
-        for action in (run["report"] or {}).get("actions", []):
-            if action.get("error") or not action.get("instance_ids"):
-                continue
-            if action["kind"] in ("launch", "terminate"):
-                out.append((run["t"], "up" if action["kind"] == "launch" else "down", action["instance_ids"]))
-    return out
 
 
 def samples_between(result, start, end):
@@ -85,9 +73,7 @@ def test_back_to_min_after_the_load_is_gone_and_the_window_passed(burst):
 
 def test_no_up_down_up_and_cooldowns_hold(burst):
     actions = scale_runs(burst)
-    directions = [d for _, d, _ in actions]
-    changes = sum(1 for a, b in zip(directions, directions[1:]) if a != b)
-    assert directions and directions[0] == "up" and changes == 1, f"expected ups then downs, got {actions}"
+    assert actions and actions[0][1] == "up" and direction_changes(actions) == 1, f"expected ups then downs, got {actions}"
     delay = seconds(POLICY["scale_down"]["delay_after_scale_up"])
     cooldown = seconds(POLICY["scale_down"]["cooldown"])
     last_up = max(t for t, d, _ in actions if d == "up")
