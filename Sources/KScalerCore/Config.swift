@@ -39,6 +39,8 @@ package struct KScalerConfig: Sendable, Equatable {
     package var pushgatewayURL: String?
     /// How kscaler reaches the Kubernetes API, and what it does to Node objects.
     package var kubernetes: KubernetesSettings
+    /// How a scale-down drains its node first (with the Kubernetes API).
+    package var drain: DrainPolicy
 
     package init(
         clusterID: String,
@@ -59,7 +61,8 @@ package struct KScalerConfig: Sendable, Equatable {
         lease: LeaseSettings = LeaseSettings(),
         historyRetention: TimeInterval = Defaults.historyRetention,
         pushgatewayURL: String? = nil,
-        kubernetes: KubernetesSettings = KubernetesSettings()
+        kubernetes: KubernetesSettings = KubernetesSettings(),
+        drain: DrainPolicy = DrainPolicy()
     ) {
         self.clusterID = clusterID
         self.region = region
@@ -80,6 +83,7 @@ package struct KScalerConfig: Sendable, Equatable {
         self.historyRetention = historyRetention
         self.pushgatewayURL = pushgatewayURL
         self.kubernetes = kubernetes
+        self.drain = drain
     }
 
     /// Schema defaults that are not inside a nested settings type.
@@ -102,6 +106,14 @@ package struct KScalerConfig: Sendable, Equatable {
         return result
     }
 
+    /// `drain.*`, with the grace for an orphaned taint tied to the lease: no run can still be
+    /// between writing its drain and tainting the node once a lease TTL has passed.
+    private var drainPolicy: DrainPolicy {
+        var policy = drain
+        policy.orphanTaintGrace = max(policy.orphanTaintGrace, TimeInterval(lease.ttl))
+        return policy
+    }
+
     /// The part of the configuration `decide` needs.
     package var policy: Policy {
         Policy(
@@ -114,6 +126,7 @@ package struct KScalerConfig: Sendable, Equatable {
             health: health,
             victims: victims,
             maxClockSkew: lease.maxClockSkew,
+            drain: drainPolicy,
             capacity: WorkerCapacity(
                 machineTypes: workers.instanceTypes,
                 placements: workers.subnets,
@@ -201,6 +214,9 @@ package struct ScaleDownPolicy: Sendable, Equatable {
     package var delayAfterScaleUp: TimeInterval
     /// The window the `*_window_max` signals take their maximum over.
     package var stabilizationWindow: TimeInterval
+    /// Without the Kubernetes API, terminate victims without a drain. Off by default: with no
+    /// API there is no safe scale-down, so none happens unless this is set.
+    package var withoutDrain: Bool
 
     package init(
         cpuThreshold: Double = 0.30,
@@ -208,7 +224,8 @@ package struct ScaleDownPolicy: Sendable, Equatable {
         maxStep: Int = 1,
         cooldown: TimeInterval = 5 * 60,
         delayAfterScaleUp: TimeInterval = 10 * 60,
-        stabilizationWindow: TimeInterval = 10 * 60
+        stabilizationWindow: TimeInterval = 10 * 60,
+        withoutDrain: Bool = false
     ) {
         self.cpuThreshold = cpuThreshold
         self.memoryThreshold = memoryThreshold
@@ -216,6 +233,7 @@ package struct ScaleDownPolicy: Sendable, Equatable {
         self.cooldown = cooldown
         self.delayAfterScaleUp = delayAfterScaleUp
         self.stabilizationWindow = stabilizationWindow
+        self.withoutDrain = withoutDrain
     }
 }
 

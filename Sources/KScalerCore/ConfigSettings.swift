@@ -110,7 +110,7 @@ enum Parse {
 enum ConfigSettings {
     /// Every setting, in documentation order (the order `config check` lists them).
     static var all: [SettingSpec] {
-        connection + Signal.allCases.map(signalQuery) + scaling + workers + kubernetes + bookkeeping
+        connection + Signal.allCases.map(signalQuery) + scaling + workers + kubernetes + drain + bookkeeping
     }
 
     private static var connection: [SettingSpec] {
@@ -152,6 +152,8 @@ enum ConfigSettings {
             .value("scale_down.stabilization_window", "utilisation must stay low this long before a scale-down", \.scaleDown.stabilizationWindow,
                    Parse.checked(Parse.positiveDuration, { $0 >= 1 }, { "must be at least 1s, got \(formatDuration($0))" }, fix: "write a window such as 10m"),
                    format: formatDuration),
+            .value("scale_down.without_drain", "without the Kubernetes API, terminate victims without a drain (default: no scale-down)",
+                   \.scaleDown.withoutDrain, Scalar.bool, format: { String($0) }),
             .value("boot_grace", "a new instance not Ready yet is booting capacity this long", \.bootGrace,
                    Parse.positiveDuration, format: formatDuration),
             .value("provision_timeout", "an instance with no node after this long is a failed boot", \.provisionTimeout,
@@ -212,6 +214,23 @@ enum ConfigSettings {
             .value("kubernetes.ghost_grace", "a Node whose instance is gone is deleted after this long", \.kubernetes.ghostGrace,
                    Parse.positiveDuration, format: formatDuration),
             .value("kubernetes.timeout", "how long one Kubernetes API request may take", \.kubernetes.timeout,
+                   Parse.positiveDuration, format: formatDuration),
+        ]
+    }
+
+    private static var drain: [SettingSpec] {
+        [
+            .value("drain.timeout", "a drain not done after this long is aborted (or forced)", \.drain.timeout,
+                   Parse.positiveDuration, format: formatDuration),
+            .value("drain.delete_bare_pods", "drain nodes running pods without a controller (they are not recreated)",
+                   \.drain.deleteBarePods, Scalar.bool, format: { String($0) }),
+            .value("drain.evict_local_storage", "drain nodes running pods with emptyDir or hostPath volumes (their data is lost)",
+                   \.drain.evictLocalStorage, Scalar.bool, format: { String($0) }),
+            .value("drain.evict_kube_system", "drain nodes running kube-system pods that are not DaemonSet pods",
+                   \.drain.evictKubeSystem, Scalar.bool, format: { String($0) }),
+            .value("drain.force_after_timeout", "at the timeout, delete the pods left and terminate instead of aborting",
+                   \.drain.forceAfterTimeout, Scalar.bool, format: { String($0) }),
+            .value("drain.abort_backoff", "a node whose drain was aborted is not chosen again for this long", \.drain.abortBackoff,
                    Parse.positiveDuration, format: formatDuration),
         ]
     }

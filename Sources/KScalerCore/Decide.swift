@@ -42,6 +42,10 @@ private struct Planner {
     let lastScaleUp: Date?
     let lastScaleDown: Date?
     var reasons: [Reason] = []
+    /// This run's step for each open drain (none while halted: nothing moves on doubt).
+    var drainSteps: [DrainStep] = []
+    /// Nodes whose orphaned kscaler taint is removed this run.
+    var untaint: [String] = []
 
     init(observation: Observation, policy: Policy, now: Date) {
         self.observation = observation
@@ -95,7 +99,8 @@ private struct Planner {
             return Decision(
                 action: action, failedBoots: failedBoots, halt: halt, counts: fleet.counts(after: action, halted: halt != nil),
                 sizing: sizing, launchCandidates: isScaleUp ? candidates : [], reasons: reasons,
-                signals: signals, cooldowns: cooldowns
+                signals: signals, cooldowns: cooldowns,
+                drain: DrainDecision(steps: drainSteps, untaint: untaint, drainVictims: observation.cluster != nil)
             )
         }
 
@@ -112,6 +117,7 @@ private struct Planner {
         }
 
         reasons += fleet.failedBootReasons(failedBoots, policy: policy, now: now)
+        planDrains()
         let action: Decision.Action
         if fleet.current > policy.nodes.max {
             action = boundsScaleDown()
@@ -236,8 +242,15 @@ private struct Planner {
         }
         let metricsNeed = metricsScaleUpNeed(sizing: sizing)
         var metricsCount = metricsNeed
+        let cancelled = drainSteps.filter { $0.action == .cancel }.count
+        if metricsCount > 0 && cancelled > 0 {
+            metricsCount = max(0, metricsCount - cancelled)
+            reasons.append(Reason(.drainsCancelled, "\(metricsNeed) needed, \(cancelled) draining node\(cancelled == 1 ? "" : "s") kept instead "
+                + "(uncordoned: a running node is cheaper and faster than a new one): "
+                + (metricsCount == 0 ? "they cover it" : "\(metricsCount) more to launch")))
+        }
         if metricsCount > 0 && fleet.booting > 0 {
-            metricsCount = max(0, metricsNeed - fleet.booting)
+            metricsCount = max(0, metricsCount - fleet.booting)
             let outcome = metricsCount == 0 ? "they cover it" : "\(metricsCount) more to launch"
             reasons.append(Reason(.bootingCapacity, "\(metricsNeed) needed, \(fleet.booting) already booting "
                 + "(not Ready yet, within provision timeout \(formatDuration(policy.provisionTimeout))): \(outcome)"))
@@ -304,11 +317,95 @@ private struct Planner {
         return Int(min((amount / unit - 1e-9).rounded(.up), 1_000_000))
     }
 
+    // MARK: - Drains
+
+    /// Steps for the open drains. Unschedulable pods cancel them all (scale-up wins); a fleet
+    /// that would end below `nodes.min` keeps its newest drains' nodes.
+    private mutating func planDrains() {
+        guard let cluster = observation.cluster else {
+            if !observation.drains.isEmpty {
+                reasons.append(Reason(.drainsOpen, "\(observation.drains.count) drain\(observation.drains.count == 1 ? "" : "s") open, but the "
+                    + "Kubernetes API is off: \(observation.drains.count == 1 ? "it waits" : "they wait"), the nodes stay cordoned"))
+            }
+            return
+        }
+        let live = Set(observation.instances.map(\.id))
+        let scaleUpWanted = unschedulablePods > 0
+        drainSteps = observation.drains.sorted { ($0.startedAt, $0.node) < ($1.startedAt, $1.node) }.map { drain in
+            planDrainStep(drain, cluster: cluster, machineLive: live.contains(drain.machine), scaleUpWanted: scaleUpWanted,
+                          policy: policy.drain, now: now)
+        }
+        var short = policy.nodes.min - (fleet.current - drainSteps.count(where: \.removesMachine))
+        for index in drainSteps.indices.reversed() where short > 0 && drainSteps[index].removesMachine {
+            drainSteps[index].action = .cancel
+            short -= 1
+            reasons.append(Reason(.drainsCancelled, "drain of node \(drainSteps[index].drain.node) cancelled: finishing it would leave "
+                + "fewer than min \(policy.nodes.min) nodes (an instance went away since it started)"))
+        }
+        untaint = orphanTaints(cluster: cluster, drains: observation.drains, grace: policy.drain.orphanTaintGrace, now: now).map(\.name)
+        for step in drainSteps { reasons.append(Reason(.drainsOpen, describe(step))) }
+        for node in untaint {
+            reasons.append(Reason(.drainsOpen, "node \(node) carries kscaler's taint with no open drain (a crash, or a hand edit): "
+                + "untainted and uncordoned"))
+        }
+    }
+
+    private func describe(_ step: DrainStep) -> String {
+        let drain = step.drain
+        let name = "drain of node \(drain.node) (\(drain.machine), started \(formatDate(drain.startedAt)))"
+        let pods = "\(step.podsLeft) pod\(step.podsLeft == 1 ? "" : "s")"
+        switch step.action {
+        case .evict(let evictable):
+            return "\(name): \(pods) to move, evicting \(evictable.count)" + (step.recordon ? " after cordoning it again" : "")
+                + "; times out \(formatDeadline(drain.deadline, now: now))" + (drain.blockedBy.map { "; last blocked by \($0)" } ?? "")
+        case .wait(let why):
+            return "\(name): waiting, \(why); times out \(formatDeadline(drain.deadline, now: now))"
+        case .terminate:
+            return "\(name): no pod left to move: terminate the instance and delete the node"
+        case .force(_, let blocker):
+            return "\(name): timed out (drain.timeout \(formatDuration(policy.drain.timeout))) with \(pods) left, blocked by "
+                + "\(blocker): drain.force_after_timeout deletes them and terminates"
+        case .abort(let why):
+            return "\(name): aborted, \(why): uncordoned, not chosen again for \(formatDuration(policy.drain.abortBackoff))"
+        case .cancel:
+            return "\(name): cancelled, uncordoned" + (unschedulablePods > 0 ? " (pods are unschedulable: scale-up wins)" : "")
+        case .close(let why):
+            return "\(name): closed, \(why)"
+        }
+    }
+
+    /// Drains still open after this run's steps: they count against `scale_down.max_step`.
+    private var drainsStayingOpen: Int { drainSteps.count(where: \.staysOpen) }
+
     // MARK: - Scale down
 
+    /// Why no scale-down may start this run because of drains, or nil.
+    private var drainBlocker: (Reason.Code, String)? {
+        if observation.cluster == nil && !policy.scaleDown.withoutDrain {
+            return (.drainUnavailable, "no Kubernetes API to drain a node with (kubernetes.enabled, or no credentials found), and "
+                + "scale_down.without_drain is not set: terminating a node without draining it is never done by default")
+        }
+        if drainSteps.contains(where: { step in if case .terminate = step.action { true } else if case .force = step.action { true } else { false } }) {
+            return (.scaleDownCooldown, "a drain finishes this run; the scale-down cooldown starts now")
+        }
+        if drainsStayingOpen >= policy.scaleDown.maxStep {
+            return (.drainsOpen, "\(drainsStayingOpen) drain\(drainsStayingOpen == 1 ? "" : "s") open, scale_down.max_step \(policy.scaleDown.maxStep)")
+        }
+        return nil
+    }
+
     private mutating func boundsScaleDown() -> Decision.Action {
-        let excess = fleet.current - policy.nodes.max
-        let count = min(excess, policy.scaleDown.maxStep)
+        let excess = fleet.current - drainsStayingOpen - policy.nodes.max
+        guard excess > 0 else {
+            reasons.append(Reason(.aboveMaximum, "\(fleet.current) managed nodes > max \(policy.nodes.max), \(drainsStayingOpen) being drained: "
+                + "no new drain needed"))
+            return .none
+        }
+        if let (code, message) = drainBlocker {
+            reasons.append(Reason(code, "scale-down to max \(policy.nodes.max) blocked: " + message))
+            return .none
+        }
+        let count = min(excess, policy.scaleDown.maxStep - drainsStayingOpen)
         reasons.append(Reason(.aboveMaximum, "\(fleet.current) managed nodes > max \(policy.nodes.max): scale down whatever the metrics say"
             + (count < excess ? " (\(count) this run, scale_down.max_step \(policy.scaleDown.maxStep))" : "")))
         return chooseVictims(count: count)
@@ -336,8 +433,10 @@ private struct Planner {
             reasons.append(Reason(code, "scale-down blocked: " + message))
             blocked = true
         }
-        if fleet.current <= policy.nodes.min {
-            block(.atMinimum, "already at min \(policy.nodes.min) node\(policy.nodes.min == 1 ? "" : "s")")
+        let remaining = fleet.current - drainsStayingOpen
+        if remaining <= policy.nodes.min {
+            block(.atMinimum, "already at min \(policy.nodes.min) node\(policy.nodes.min == 1 ? "" : "s")"
+                + (drainsStayingOpen > 0 ? " once the \(drainsStayingOpen) open drain\(drainsStayingOpen == 1 ? "" : "s") finish" : ""))
         }
         if fleet.booting > 0 {
             block(.scaleDownBooting, "\(fleet.booting) node\(fleet.booting == 1 ? " is" : "s are") still booting")
@@ -351,8 +450,9 @@ private struct Planner {
         if let ends = activeEnd(of: policy.scaleDown.cooldown, since: lastScaleDown) {
             block(.scaleDownCooldown, "cooldown since the last scale-down ends \(formatDeadline(ends, now: now))")
         }
+        if !blocked, let (code, message) = drainBlocker { block(code, message) }
         guard !blocked else { return .none }
-        return chooseVictims(count: min(policy.scaleDown.maxStep, fleet.current - policy.nodes.min))
+        return chooseVictims(count: min(policy.scaleDown.maxStep - drainsStayingOpen, remaining - policy.nodes.min))
     }
 
     /// Victims need pod counts to be chosen well; without `pods_per_node` nothing is removed.
@@ -361,17 +461,54 @@ private struct Planner {
             reasons.append(Reason(.victimPodsUnknown, "scale-down blocked: pods_per_node \(problem), needed to pick victims"))
             return .none
         }
-        let victims = selectVictims(count: count, fleet: fleet, policy: policy.victims)
+        let ranked = selectVictims(count: fleet.instances.count, fleet: fleet, policy: policy.victims)
+        let victims = observation.cluster.map { drainable(ranked, count: count, cluster: $0) } ?? Array(ranked.prefix(count))
         guard !victims.isEmpty else {
-            reasons.append(Reason(.noVictims, "scale-down blocked: no running, unprotected managed instance to remove"))
+            reasons.append(Reason(.noVictims, ranked.isEmpty ? "scale-down blocked: no running, unprotected managed instance to remove"
+                : "scale-down blocked: no node can be drained"))
             return .none
         }
         let described = victims.map { victim in
             "\(victim.instanceID) (\(victim.machineType), \(victim.nonDaemonSetPods.map { "\($0) non-DaemonSet pods" } ?? "pods unknown"), "
                 + "launched \(formatDate(victim.launchTime)))"
         }
-        reasons.append(Reason(.victimsChosen, "terminate \(described.joined(separator: ", "))"
+        let verb = observation.cluster == nil ? "terminate" : "drain, then terminate,"
+        reasons.append(Reason(.victimsChosen, "\(verb) \(described.joined(separator: ", "))"
             + (victims.count < count ? "; only \(victims.count) of \(count) wanted could be chosen" : "")))
         return .scaleDown(victims: victims)
+    }
+
+    /// The first `count` victims, in rank order, whose node can be drained: none of its pods
+    /// blocks an eviction, and they all fit on the nodes that stay (first fit, by requests,
+    /// after the nodes chosen before it and those already draining are gone).
+    private mutating func drainable(_ ranked: [Victim], count: Int, cluster: ClusterView) -> [Victim] {
+        let draining = Set(observation.drains.map(\.machine))
+        var room = Room(cluster: cluster, leaving: Set(observation.drains.map(\.node)))
+        var chosen: [Victim] = []
+        var skipped: [String] = []
+        for victim in ranked where chosen.count < count && !draining.contains(victim.instanceID) {
+            guard let node = cluster.node(ofMachine: victim.instanceID) else {
+                skipped.append("\(victim.instanceID) has no Node object to drain")
+                continue
+            }
+            if let blocker = nodeBlocker(node, aborted: observation.abortedDrains, now: now) {
+                skipped.append(blocker)
+                continue
+            }
+            let leaving = cluster.pods(on: node.name).filter(\.mustLeave)
+            let drainPolicy = policy.drain
+            if let blocker = leaving.lazy.compactMap({ evictionBlocker($0, policy: drainPolicy) }).first {
+                skipped.append("node \(node.name): \(blocker)")
+                continue
+            }
+            if let problem = room.place(leaving, leaving: node.name) {
+                skipped.append("node \(node.name): \(problem)")
+                continue
+            }
+            chosen.append(victim)
+        }
+        for why in skipped.prefix(5) { reasons.append(Reason(.notDrainable, "not drained: " + why)) }
+        if skipped.count > 5 { reasons.append(Reason(.notDrainable, "not drained: \(skipped.count - 5) more nodes")) }
+        return chosen
     }
 }

@@ -59,9 +59,12 @@ package struct Decision: Sendable, Equatable, Codable {
     package var reasons: [Reason]
     package var signals: [SignalVerdict]
     package var cooldowns: [CooldownStatus]
+    /// Open drains' steps, orphaned taints, and whether victims are drained first.
+    package var drain: DrainDecision
 
     package init(action: Action, failedBoots: [FailedBoot], halt: Halt?, counts: NodeCounts, sizing: SizingUnit?,
-                launchCandidates: [Offering], reasons: [Reason], signals: [SignalVerdict], cooldowns: [CooldownStatus]) {
+                launchCandidates: [Offering], reasons: [Reason], signals: [SignalVerdict], cooldowns: [CooldownStatus],
+                drain: DrainDecision = DrainDecision()) {
         self.action = action
         self.failedBoots = failedBoots
         self.halt = halt
@@ -71,11 +74,24 @@ package struct Decision: Sendable, Equatable, Codable {
         self.reasons = reasons
         self.signals = signals
         self.cooldowns = cooldowns
+        self.drain = drain
     }
 
     private enum CodingKeys: String, CodingKey {
         case action, failedBoots = "failed_boots", halt, counts, sizing, launchCandidates = "launch_candidates"
-        case reasons, signals, cooldowns
+        case reasons, signals, cooldowns, drain
+    }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(action: try container.decode(Action.self, forKey: .action),
+                  failedBoots: try container.decode([FailedBoot].self, forKey: .failedBoots),
+                  halt: try container.decodeIfPresent(Halt.self, forKey: .halt), counts: try container.decode(NodeCounts.self, forKey: .counts),
+                  sizing: try container.decodeIfPresent(SizingUnit.self, forKey: .sizing),
+                  launchCandidates: try container.decode([Offering].self, forKey: .launchCandidates),
+                  reasons: try container.decode([Reason].self, forKey: .reasons), signals: try container.decode([SignalVerdict].self, forKey: .signals),
+                  cooldowns: try container.decode([CooldownStatus].self, forKey: .cooldowns),
+                  drain: try container.decodeIfPresent(DrainDecision.self, forKey: .drain) ?? DrainDecision())
     }
 }
 
@@ -219,6 +235,14 @@ package struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
         case victimPodsUnknown = "victim_pods_unknown"
         case noVictims = "no_victims"
         case victimsChosen = "victims_chosen"
+        /// Drains are open: how they go this run.
+        case drainsOpen = "drains_open"
+        /// Pods are unschedulable: open drains are cancelled, their nodes count as capacity.
+        case drainsCancelled = "drains_cancelled"
+        /// A candidate node could not be drained (a pod that may not be evicted, no room elsewhere…).
+        case notDrainable = "not_drainable"
+        /// No Kubernetes API and no `scale_down.without_drain`: no scale-down at all.
+        case drainUnavailable = "drain_unavailable"
         /// An operator's target (`Decision.manual`), not the metrics, decided.
         case manualTarget = "manual_target"
         case steady

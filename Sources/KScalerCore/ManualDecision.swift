@@ -22,7 +22,9 @@ extension Decision {
             let isScaleUp = if case .scaleUp = action { true } else { false }
             return Decision(action: action, failedBoots: failedBoots, halt: halt, counts: fleet.counts(after: action, halted: halt != nil),
                             sizing: sizingUnit(capacity: policy.capacity, candidates: candidates),
-                            launchCandidates: isScaleUp ? candidates : [], reasons: reasons, signals: [], cooldowns: [])
+                            launchCandidates: isScaleUp ? candidates : [], reasons: reasons, signals: [], cooldowns: [],
+                            // An operator's scale-down drains too while the API is on; a node that cannot be drained aborts at the timeout.
+                            drain: DrainDecision(drainVictims: observation.cluster != nil))
         }
 
         if let unhealthy = fleet.healthProblem(policy.health) {

@@ -4,8 +4,12 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// A Node object as the Kubernetes API lists it: what tending Node objects needs.
+/// A Node object as the Kubernetes API lists it: what tending and draining nodes needs.
 package struct ClusterNode: Sendable, Equatable, Codable {
+    /// kscaler's taint on a node it drains (as cluster-autoscaler's ToBeDeletedByClusterAutoscaler):
+    /// its value is the Unix time it was put on, its effect NoSchedule.
+    package static let drainTaintKey = "kscaler.io/to-be-deleted"
+
     package var name: String
     /// The object's uid: a deletion is conditional on it, so a node re-registered under the
     /// same name in between is never the one deleted.
@@ -15,16 +19,54 @@ package struct ClusterNode: Sendable, Equatable, Codable {
     package var ready: Bool
     /// The machine behind it, by the fleet's `MachineIdentity`; nil when not one of the fleet's.
     package var machineID: String?
+    /// Cordoned (`spec.unschedulable`).
+    package var unschedulable: Bool
+    /// It carries kscaler's drain taint.
+    package var hasDrainTaint: Bool
+    /// When the drain taint was put on (its value); nil without one, or with a value that is no time.
+    package var drainTaintedAt: Date?
+    /// Another NoSchedule or NoExecute taint: pods moved off a drained node are not counted on it.
+    package var hasOtherNoScheduleTaint: Bool
+    /// Annotated `kscaler.io/scale-down-disabled` or cluster-autoscaler's `scale-down-disabled` "true".
+    package var scaleDownDisabled: Bool
+    /// What pods may request on it; nil when the API did not say.
+    package var allocatable: Resources?
 
-    package init(name: String, uid: String, providerID: String?, ready: Bool, machineID: String?) {
+    package init(name: String, uid: String, providerID: String?, ready: Bool, machineID: String?, unschedulable: Bool = false,
+                 hasDrainTaint: Bool = false, drainTaintedAt: Date? = nil, hasOtherNoScheduleTaint: Bool = false,
+                 scaleDownDisabled: Bool = false, allocatable: Resources? = nil) {
         self.name = name
         self.uid = uid
         self.providerID = providerID
         self.ready = ready
         self.machineID = machineID
+        self.unschedulable = unschedulable
+        self.hasDrainTaint = hasDrainTaint
+        self.drainTaintedAt = drainTaintedAt
+        self.hasOtherNoScheduleTaint = hasOtherNoScheduleTaint
+        self.scaleDownDisabled = scaleDownDisabled
+        self.allocatable = allocatable
     }
 
-    private enum CodingKeys: String, CodingKey { case name, uid, providerID = "provider_id", ready, machineID = "instance_id" }
+    private enum CodingKeys: String, CodingKey {
+        case name, uid, providerID = "provider_id", ready, machineID = "instance_id", unschedulable, hasDrainTaint = "drain_taint"
+        case drainTaintedAt = "drain_tainted_at", hasOtherNoScheduleTaint = "other_no_schedule_taint"
+        case scaleDownDisabled = "scale_down_disabled", allocatable
+    }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try container.decode(String.self, forKey: .name), uid: try container.decode(String.self, forKey: .uid),
+                  providerID: try container.decodeIfPresent(String.self, forKey: .providerID),
+                  ready: try container.decode(Bool.self, forKey: .ready),
+                  machineID: try container.decodeIfPresent(String.self, forKey: .machineID),
+                  unschedulable: try container.decodeIfPresent(Bool.self, forKey: .unschedulable) ?? false,
+                  hasDrainTaint: try container.decodeIfPresent(Bool.self, forKey: .hasDrainTaint) ?? false,
+                  drainTaintedAt: try container.decodeIfPresent(Date.self, forKey: .drainTaintedAt),
+                  hasOtherNoScheduleTaint: try container.decodeIfPresent(Bool.self, forKey: .hasOtherNoScheduleTaint) ?? false,
+                  scaleDownDisabled: try container.decodeIfPresent(Bool.self, forKey: .scaleDownDisabled) ?? false,
+                  allocatable: try container.decodeIfPresent(Resources.self, forKey: .allocatable))
+    }
 }
 
 /// A Node object whose machine is gone, remembered in the state until it is deleted.

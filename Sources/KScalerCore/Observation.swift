@@ -204,14 +204,24 @@ package struct Observation: Sendable, Equatable, Codable {
     /// ours), and those kscaler recorded terminating: a node of one is a ghost, never counted.
     package var endedMachines: Set<String>
     package var state: ScalerState
+    /// The Kubernetes API's nodes and pods; nil when kscaler runs without the API. Not part of
+    /// the report's JSON (a cluster's every pod): the drains and victims say what mattered.
+    package var cluster: ClusterView?
+    /// The drains open in the state item, and the recent aborts (their nodes are skipped).
+    package var drains: [OpenDrain]
+    package var abortedDrains: [AbortedDrain]
 
     package init(readings: [Signal: Reading], nodes: [NodeObservation], instances: [ManagedInstance],
-                 endedMachines: Set<String> = [], state: ScalerState = ScalerState()) {
+                 endedMachines: Set<String> = [], state: ScalerState = ScalerState(), cluster: ClusterView? = nil,
+                 drains: [OpenDrain] = [], abortedDrains: [AbortedDrain] = []) {
         self.readings = readings
         self.nodes = nodes
         self.instances = instances
         self.endedMachines = endedMachines
         self.state = state
+        self.cluster = cluster
+        self.drains = drains
+        self.abortedDrains = abortedDrains
     }
 
     /// Nodes whose machine is gone (a terminated instance's Node object left behind): not
@@ -221,7 +231,7 @@ package struct Observation: Sendable, Equatable, Codable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case readings, nodes, instances, endedMachines = "ended_instances", state
+        case readings, nodes, instances, endedMachines = "ended_instances", state, drains, abortedDrains = "aborted_drains"
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -231,6 +241,8 @@ package struct Observation: Sendable, Equatable, Codable {
         try container.encode(instances, forKey: .instances)
         try container.encode(endedMachines.sorted(), forKey: .endedMachines)
         try container.encode(state, forKey: .state)
+        try container.encode(drains, forKey: .drains)
+        try container.encode(abortedDrains, forKey: .abortedDrains)
     }
 
     package init(from decoder: any Decoder) throws {
@@ -240,6 +252,9 @@ package struct Observation: Sendable, Equatable, Codable {
         instances = try container.decode([ManagedInstance].self, forKey: .instances)
         endedMachines = Set(try container.decodeIfPresent([String].self, forKey: .endedMachines) ?? [])
         state = try container.decode(ScalerState.self, forKey: .state)
+        cluster = nil
+        drains = try container.decodeIfPresent([OpenDrain].self, forKey: .drains) ?? []
+        abortedDrains = try container.decodeIfPresent([AbortedDrain].self, forKey: .abortedDrains) ?? []
     }
 
     package func reading(_ signal: Signal) -> Reading { readings[signal] ?? .noData }

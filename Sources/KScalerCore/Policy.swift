@@ -17,6 +17,7 @@ package struct Policy: Sendable, Equatable {
     package var victims: VictimPolicy
     /// A cooldown stamp further in the future than this is not trusted (see `LeaseSettings`).
     package var maxClockSkew: TimeInterval
+    package var drain: DrainPolicy
     package var capacity: WorkerCapacity
 
     package init(
@@ -29,6 +30,7 @@ package struct Policy: Sendable, Equatable {
         health: HealthGate = HealthGate(),
         victims: VictimPolicy = VictimPolicy(),
         maxClockSkew: TimeInterval = LeaseSettings().maxClockSkew,
+        drain: DrainPolicy = DrainPolicy(),
         capacity: WorkerCapacity
     ) {
         self.nodes = nodes
@@ -40,6 +42,7 @@ package struct Policy: Sendable, Equatable {
         self.health = health
         self.victims = victims
         self.maxClockSkew = maxClockSkew
+        self.drain = drain
         self.capacity = capacity
     }
 }

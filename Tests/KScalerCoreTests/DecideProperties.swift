@@ -53,7 +53,7 @@ private func randomPolicy(_ random: inout Randomness) -> Policy {
         scaleUp: ScaleUpPolicy(cpuThreshold: cpuUp, memoryThreshold: memoryUp, maxStep: random.int(1...10), cooldown: Double(random.int(10...600))),
         scaleDown: ScaleDownPolicy(cpuThreshold: random.double(0.05...(cpuUp - 0.01)), memoryThreshold: random.double(0.05...(memoryUp - 0.01)),
                                    maxStep: random.int(1...4), cooldown: Double(random.int(10...600)),
-                                   delayAfterScaleUp: Double(random.int(10...1200)), stabilizationWindow: 600),
+                                   delayAfterScaleUp: Double(random.int(10...1200)), stabilizationWindow: 600, withoutDrain: true),
         bootGrace: bootGrace,
         provisionTimeout: bootGrace + Double(random.int(0...1200)),
         unavailableFor: Double(random.int(60...3600)),

@@ -23,10 +23,14 @@ extension Policy {
         min: Int = 1, max: Int = 10,
         scaleUp: ScaleUpPolicy = ScaleUpPolicy(), scaleDown: ScaleDownPolicy = ScaleDownPolicy(),
         health: HealthGate = HealthGate(), victims: VictimPolicy = VictimPolicy(),
-        instanceTypes: [String] = ["t3.large", "t3.xlarge"], subnets: [String] = ["subnet-a", "subnet-b"]
+        instanceTypes: [String] = ["t3.large", "t3.xlarge"], subnets: [String] = ["subnet-a", "subnet-b"],
+        withoutDrain: Bool = true, drain: DrainPolicy = DrainPolicy()
     ) -> Policy {
-        Policy(
-            nodes: NodeBounds(min: min, max: max), scaleUp: scaleUp, scaleDown: scaleDown, health: health, victims: victims,
+        // Most tests here observe no Kubernetes API: they exercise the terminate-only scale-down.
+        var scaleDown = scaleDown
+        scaleDown.withoutDrain = withoutDrain
+        return Policy(
+            nodes: NodeBounds(min: min, max: max), scaleUp: scaleUp, scaleDown: scaleDown, health: health, victims: victims, drain: drain,
             capacity: WorkerCapacity(
                 machineTypes: instanceTypes, placements: subnets,
                 sizes: ["t3.large": WorkerSize(cpuCores: 2, memoryBytes: 8 * gib), "t3.xlarge": WorkerSize(cpuCores: 4, memoryBytes: 16 * gib)]
@@ -89,8 +93,14 @@ struct Cluster {
 
     mutating func set(_ signal: Signal, _ reading: Reading) { readings[signal] = reading }
 
+    /// The Kubernetes API's view; nil: kscaler runs without the API.
+    var cluster: ClusterView?
+    var drains: [OpenDrain] = []
+    var abortedDrains: [AbortedDrain] = []
+
     var observation: Observation {
-        Observation(readings: readings, nodes: nodes, instances: instances, endedMachines: endedMachines, state: state)
+        Observation(readings: readings, nodes: nodes, instances: instances, endedMachines: endedMachines, state: state,
+                    cluster: cluster, drains: drains, abortedDrains: abortedDrains)
     }
 
     func decide(_ policy: Policy = .test()) -> Decision {
