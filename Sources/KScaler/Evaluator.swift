@@ -202,6 +202,9 @@ package struct Evaluator: Sendable {
             if let intent = acted.intent { after.launchIntent = intent }
             after = after.applying(acted.changes, pool: config.workers.pool)
             if let ghosts = acted.ghostRecords { after.ghostNodes = ghosts }
+            if let drains = acted.drains { after.drains = drains }
+            if let aborted = acted.abortedDrains { after.abortedDrains = aborted }
+            report.drainDurations = acted.drainDurations
             if let error = acted.error { report.errors.append(describeError(error)) }
         } catch {
             report.errors.append(describeError(error))

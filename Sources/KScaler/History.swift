@@ -24,6 +24,20 @@ package struct RunEvent: Sendable, Equatable, Codable {
             case launch, terminate, terminateFailedBoot = "terminate_failed_boot"
             /// A Node object deleted through the Kubernetes API (its machine gone).
             case deleteNode = "delete_node"
+            /// A drain started: the node cordoned and tainted, the drain recorded.
+            case drainStart = "drain_start"
+            /// Pods evicted from a draining node (`detail`: what blocked the others).
+            case evict
+            /// The drain's timeout passed with `force_after_timeout`: the pods left were deleted.
+            case forceDelete = "drain_force"
+            /// The drain's timeout passed: the node uncordoned, not chosen again for a while.
+            case drainAbort = "drain_abort"
+            /// Pods became unschedulable (or the minimum was at stake): the node uncordoned.
+            case drainCancel = "drain_cancel"
+            /// Nothing left to drain (the node or its machine went away): the record dropped.
+            case drainClose = "drain_close"
+            /// kscaler's taint found on a node with no open drain: removed, node uncordoned.
+            case untaint
         }
 
         package enum Result: String, Sendable, Codable {
@@ -44,11 +58,16 @@ package struct RunEvent: Sendable, Equatable, Codable {
         /// Done by an earlier run that crashed before recording it; this run found it (by its
         /// launch id) and records it, so every launch reaches the history.
         package var recovered: Bool
-        /// The Node objects acted on (`delete_node`); nil for machine actions.
+        /// The Node objects acted on (`delete_node`, the drain kinds); nil for machine actions.
         package var nodes: [String]?
+        /// The pods evicted or deleted (`namespace/name`).
+        package var pods: [String]?
+        /// Why, for the drain kinds: what blocked an eviction, why a drain was aborted or closed.
+        package var detail: String?
 
         package init(kind: Kind, instanceIDs: [String], nodes: [String]? = nil, machineType: String? = nil, placement: String? = nil,
-                    launchID: String? = nil, result: Result = .done, error: String? = nil, recovered: Bool = false) {
+                    launchID: String? = nil, result: Result = .done, error: String? = nil, recovered: Bool = false,
+                    pods: [String]? = nil, detail: String? = nil) {
             self.kind = kind
             self.instanceIDs = instanceIDs
             self.nodes = nodes
@@ -58,11 +77,13 @@ package struct RunEvent: Sendable, Equatable, Codable {
             self.result = result
             self.error = error
             self.recovered = recovered
+            self.pods = pods
+            self.detail = detail
         }
 
         enum CodingKeys: String, CodingKey {
             case kind, instanceIDs = "instance_ids", machineType = "instance_type", placement = "subnet_id", launchID = "launch_id"
-            case result, error, recovered, nodes
+            case result, error, recovered, nodes, pods, detail
         }
 
         /// Events written before `result` and `recovered` existed read as they meant.
@@ -77,6 +98,8 @@ package struct RunEvent: Sendable, Equatable, Codable {
             result = try container.decodeIfPresent(Result.self, forKey: .result) ?? (error == nil ? .done : .failed)
             recovered = try container.decodeIfPresent(Bool.self, forKey: .recovered) ?? false
             nodes = try container.decodeIfPresent([String].self, forKey: .nodes)
+            pods = try container.decodeIfPresent([String].self, forKey: .pods)
+            detail = try container.decodeIfPresent(String.self, forKey: .detail)
         }
     }
 

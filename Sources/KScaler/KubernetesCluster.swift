@@ -96,7 +96,82 @@ package struct KubernetesCluster: ClusterAPI {
 
     package func nodes() async throws -> [ClusterNode] {
         try await client.value().listNodes().map { node in
-            ClusterNode(name: node.name, uid: node.uid, providerID: node.providerID, ready: node.ready == true, machineID: nil)
+            let drainTaint = node.taints.first { $0.key == ClusterNode.drainTaintKey }
+            let allocatable = node.allocatableCPU.flatMap { cpu in node.allocatableMemory.map { Resources(cpu: cpu, memory: $0) } }
+            return ClusterNode(
+                name: node.name, uid: node.uid, providerID: node.providerID, ready: node.ready == true, machineID: nil,
+                unschedulable: node.unschedulable, hasDrainTaint: drainTaint != nil,
+                drainTaintedAt: drainTaint?.value.flatMap(TimeInterval.init).map(Date.init(timeIntervalSince1970:)),
+                hasOtherNoScheduleTaint: node.taints.contains { $0.key != ClusterNode.drainTaintKey && $0.effect != "PreferNoSchedule" },
+                scaleDownDisabled: Self.scaleDownDisabledAnnotations.contains { node.annotations[$0]?.lowercased() == "true" },
+                allocatable: allocatable)
+        }
+    }
+
+    /// kscaler's own, and cluster-autoscaler's, so a node already opted out stays out.
+    static let scaleDownDisabledAnnotations = ["kscaler.io/scale-down-disabled", "cluster-autoscaler.kubernetes.io/scale-down-disabled"]
+    static let safeToEvictAnnotations = ["kscaler.io/safe-to-evict", "cluster-autoscaler.kubernetes.io/safe-to-evict"]
+
+    /// Pods and budgets are listed concurrently; each pod carries the budgets selecting it.
+    package func pods() async throws -> [ClusterPod] {
+        let client = try await client.value()
+        async let podList = client.listPods()
+        async let budgetList = client.listPodDisruptionBudgets()
+        let (pods, budgets) = try await (podList, budgetList)
+        let budgetsByNamespace = Dictionary(grouping: budgets, by: \.namespace)
+        return pods.map { pod in
+            let owner: ClusterPod.Owner = if pod.isMirror { .mirror } else if pod.isDaemonSetPod { .daemonSet }
+                else if let controller = pod.controller { .controller(kind: controller.kind) } else { .none }
+            let safe = Self.safeToEvictAnnotations.compactMap { pod.annotations[$0]?.lowercased() }
+            return ClusterPod(
+                namespace: pod.namespace, name: pod.name, uid: pod.uid, node: pod.nodeName, owner: owner,
+                finished: pod.phase == "Succeeded" || pod.phase == "Failed", terminating: pod.deletionTimestamp != nil,
+                localStorage: pod.localStorageVolumes, safeToEvict: safe.contains("false") ? false : safe.contains("true") ? true : nil,
+                requests: Resources(cpu: pod.requests.cpu, memory: pod.requests.memory),
+                budgets: (budgetsByNamespace[pod.namespace] ?? []).filter { $0.selects(pod) }
+                    .map { PodBudget(name: $0.name, disruptionsAllowed: $0.disruptionsAllowed) })
+        }
+    }
+
+    package func cordonForDrain(node: String, at: Date) async throws {
+        let client = try await client.value()
+        let value = String(Int(at.timeIntervalSince1970))
+        let tainted = try await client.setTaint(node: node, taint: KubeNode.Taint(key: ClusterNode.drainTaintKey, value: value, effect: "NoSchedule"))
+        if !tainted.unschedulable { _ = try await client.cordon(name: node) }
+    }
+
+    package func releaseDrain(node: String) async throws {
+        let client = try await client.value()
+        do {
+            let untainted = try await client.removeTaint(node: node, key: ClusterNode.drainTaintKey)
+            if untainted.unschedulable { _ = try await client.uncordon(name: node) }
+        } catch .notFound {
+            return
+        }
+    }
+
+    package func evict(_ pod: ClusterPod) async throws -> Eviction {
+        let client = try await client.value()
+        do {
+            try await client.evict(namespace: pod.namespace, pod: pod.name, uid: pod.uid)
+            return .evicted
+        } catch .notFound {
+            return .gone
+        } catch .conflict {
+            return .gone  // the uid precondition: the pod of that name now is another one
+        } catch .tooManyRequests(let failure, _) {
+            return .blocked(failure.message)
+        }
+    }
+
+    package func deletePod(_ pod: ClusterPod) async throws {
+        let client = try await client.value()
+        do {
+            try await client.deletePod(namespace: pod.namespace, name: pod.name, uid: pod.uid)
+        } catch .notFound {
+            return
+        } catch .conflict {
+            return
         }
     }
 

@@ -51,6 +51,8 @@ package struct RunReport: Sendable, Codable {
     package var actions: [RunEvent.ActionRecord]
     /// The Node objects found ghosts and what became of them; nil without the Kubernetes API.
     package var nodeCleanup: NodeCleanup?
+    /// How long each drain that finished (its machine terminated) this run took, in seconds.
+    package var drainDurations: [TimeInterval] = []
     /// Facts worth a line that are not decisions (a resumed launch intent, a released lease).
     package var notes: [String]
     package var errors: [String]
@@ -69,7 +71,8 @@ package struct RunReport: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case runID = "run_id", mode, clusterID = "cluster_id", startedAt = "started_at", finishedAt = "finished_at", outcome
-        case lease, leaseReleased = "lease_released", observation, decision, actions, nodeCleanup = "node_cleanup", notes, errors
+        case lease, leaseReleased = "lease_released", observation, decision, actions, nodeCleanup = "node_cleanup"
+        case drainDurations = "drain_durations", notes, errors
     }
 
     /// The history event for this run, or nil when it neither decided, did nor failed anything

@@ -43,6 +43,11 @@ struct Acted: Sendable {
     /// The state's ghost list to record, when node tending ran.
     var ghostRecords: [GhostNode]?
     var nodeCleanup: NodeCleanup?
+    /// The state's open drains and recent aborts to record, when a drain step changed them.
+    var drains: [OpenDrain]?
+    var abortedDrains: [AbortedDrain]?
+    /// How long each drain that finished this run took (for the Pushgateway).
+    var drainDurations: [TimeInterval] = []
     var notes: [String] = []
     var error: (any Error)?
 }
@@ -55,21 +60,25 @@ extension Evaluator {
         let machines = fleet.machines
         async let metricsObservation = metrics.observe(queries: config.queries(workerNodes: machines.workerNodeNames), now: clock())
         async let listingResult = fleet.listMachines()
-        async let clusterNodesResult = listClusterNodes()
+        async let clusterResult = listCluster()
         let readings = await metricsObservation
         let listing = try await listingResult
-        let clusterNodes = try await clusterNodesResult
+        let cluster = try await clusterResult.map { listed in
+            ClusterView(nodes: listed.nodes.map { node in
+                var node = node
+                node.machineID = machines.machineID(node.name, node.providerID)
+                return node
+            }, pods: listed.pods)
+        }
         let nodes = readings.nodes.map { $0.identified(by: machines) }
         // kscaler's own terminations count as ended even once EC2 stops listing them.
         let live = Set(listing.live.map(\.id))
         let ended = listing.ended.union(state.ghostNodes.map(\.machine).filter { !live.contains($0) })
+        let now = clock()
         var observed = Observed(observation: Observation(readings: readings.readings, nodes: nodes, instances: listing.live,
-                                                         endedMachines: ended, state: state.pool(config.workers.pool)))
-        observed.clusterNodes = clusterNodes?.map { node in
-            var node = node
-            node.machineID = machines.machineID(node.name, node.providerID)
-            return node
-        }
+                                                         endedMachines: ended, state: state.pool(config.workers.pool), cluster: cluster,
+                                                         drains: state.drains, abortedDrains: state.abortedDrains.filter { $0.until > now }))
+        observed.clusterNodes = cluster?.nodes
         guard let intent = state.launchIntent else { return observed }
         let launched = try await fleet.instances(launchID: intent.launchID)
         if launched.isEmpty {
@@ -88,13 +97,15 @@ extension Evaluator {
         return observed
     }
 
-    /// The API's Node objects, or nil when kscaler runs without the API.
-    private func listClusterNodes() async throws -> [ClusterNode]? {
+    /// The API's nodes and pods (listed concurrently), or nil when kscaler runs without the API.
+    private func listCluster() async throws -> ClusterView? {
         guard let cluster else { return nil }
+        async let nodes = cluster.nodes()
+        async let pods = cluster.pods()
         do {
-            return try await cluster.nodes()
+            return ClusterView(nodes: try await nodes, pods: try await pods)
         } catch {
-            throw KubernetesCallFailed(what: "listing the Node objects", error: error)
+            throw KubernetesCallFailed(what: "listing the nodes and pods", error: error)
         }
     }
 
@@ -106,7 +117,8 @@ extension Evaluator {
     /// and the next run looks first).
     func act(_ decision: Decision, mode: ActMode, state: StateDocument, observed: Observed) async -> Acted {
         var acted = Acted()
-        guard decision.action != .none || !decision.failedBoots.isEmpty else { return acted }
+        guard decision.action != .none || !decision.failedBoots.isEmpty || !decision.drain.steps.isEmpty
+                || !decision.drain.untaint.isEmpty else { return acted }
         let now = clock()
         let recorded = state.pool(config.workers.pool).unavailableOfferings
         var unavailable = recorded.filter { $0.until > now }
@@ -114,9 +126,13 @@ extension Evaluator {
             try await withinActionWindow(mode, now: now) {
                 try await terminateFailedBoots(decision, mode: mode, state: state, observed: observed, into: &acted)
                 unavailable += mode.isDryRun ? [] : decision.failedBoots.map(\.unavailable)
+                // Open drains go first: a cancelled one gives its node back before any launch.
+                try await advanceDrains(decision.drain, mode: mode, state: state, observed: observed, now: now, into: &acted)
                 switch decision.action {
                 case .none:
                     break
+                case .scaleDown(let victims) where decision.drain.drainVictims:
+                    try await startDrains(victims, mode: mode, state: state, observed: observed, now: now, into: &acted)
                 case .scaleUp(let count):
                     unavailable += try await launch(count, decision: decision, mode: mode, state: state, retryLaunchID: observed.retryLaunchID,
                                                     now: now, into: &acted)
@@ -154,7 +170,7 @@ extension Evaluator {
     /// Terminates machines. With the Kubernetes API, their Node objects are written into the
     /// state's ghost list first (for real), so that a run killed right after the call still has
     /// its Nodes deleted by the next run.
-    private func terminate(_ kind: RunEvent.ActionRecord.Kind, _ ids: [String], mode: ActMode, state: StateDocument, observed: Observed,
+    func terminate(_ kind: RunEvent.ActionRecord.Kind, _ ids: [String], mode: ActMode, state: StateDocument, observed: Observed,
                            into acted: inout Acted) async throws {
         let targets = Set(ids)
         let records = (observed.clusterNodes ?? []).filter { node in node.machineID.map(targets.contains) == true }

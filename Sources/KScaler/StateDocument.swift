@@ -16,18 +16,20 @@ package struct StateDocument: Sendable, Equatable, Codable {
     package var pools: [String: ScalerState]
     /// A launch written before RunInstances is called (see `LaunchIntent`).
     package var launchIntent: LaunchIntent?
-    /// Scale-downs in progress, advanced run by run. No run drains
-    /// yet; the list is kept as it is through every write.
+    /// Scale-downs in progress, advanced run by run (`planDrainStep`).
     package var drains: [OpenDrain]
+    /// Drains aborted recently: their nodes are not chosen again until the entry's `until`.
+    package var abortedDrains: [AbortedDrain]
     /// Nodes whose machine is gone, still to delete from the cluster (`planNodeCleanup`).
     package var ghostNodes: [GhostNode]
 
     package init(pools: [String: ScalerState] = [:], launchIntent: LaunchIntent? = nil, drains: [OpenDrain] = [],
-                ghostNodes: [GhostNode] = []) {
+                abortedDrains: [AbortedDrain] = [], ghostNodes: [GhostNode] = []) {
         version = Self.currentVersion
         self.pools = pools
         self.launchIntent = launchIntent
         self.drains = drains
+        self.abortedDrains = abortedDrains
         self.ghostNodes = ghostNodes
     }
 
@@ -47,7 +49,7 @@ package struct StateDocument: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, pools, launchIntent = "launch_intent", drains, ghostNodes = "ghost_nodes"
+        case version, pools, launchIntent = "launch_intent", drains, abortedDrains = "aborted_drains", ghostNodes = "ghost_nodes"
     }
 
     package init(from decoder: any Decoder) throws {
@@ -60,6 +62,7 @@ package struct StateDocument: Sendable, Equatable, Codable {
         pools = try container.decodeIfPresent([String: ScalerState].self, forKey: .pools) ?? [:]
         launchIntent = try container.decodeIfPresent(LaunchIntent.self, forKey: .launchIntent)
         drains = try container.decodeIfPresent([OpenDrain].self, forKey: .drains) ?? []
+        abortedDrains = try container.decodeIfPresent([AbortedDrain].self, forKey: .abortedDrains) ?? []
         ghostNodes = try container.decodeIfPresent([GhostNode].self, forKey: .ghostNodes) ?? []
     }
 }
@@ -79,26 +82,6 @@ package struct LaunchIntent: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey { case launchID = "launch_id", count, createdAt = "created_at" }
-}
-
-/// A node being drained before its machine is terminated.
-package struct OpenDrain: Sendable, Equatable, Codable {
-    package var node: String
-    package var machine: String
-    package var startedAt: Date
-    package var deadline: Date
-    /// Why the last step could not go on (a PodDisruptionBudget, say); nil while it progresses.
-    package var blockedBy: String?
-
-    package init(node: String, machine: String, startedAt: Date, deadline: Date, blockedBy: String? = nil) {
-        self.node = node
-        self.machine = machine
-        self.startedAt = startedAt
-        self.deadline = deadline
-        self.blockedBy = blockedBy
-    }
-
-    enum CodingKeys: String, CodingKey { case node, machine, startedAt = "started_at", deadline, blockedBy = "blocked_by" }
 }
 
 /// What a run changes in the state when it finishes.

@@ -103,6 +103,9 @@ enum ReportPrinter {
         case (.deleteNode, .done): "deleted node \(action.nodes?.joined(separator: ", ") ?? "?")"
         case (.deleteNode, .failed): "delete node \(action.nodes?.joined(separator: ", ") ?? "?") FAILED (kept for the next run)"
         case (.deleteNode, .unknown): "delete node \(action.nodes?.joined(separator: ", ") ?? "?") RESULT UNKNOWN (the next run looks again)"
+        case (.drainStart, let result), (.evict, let result), (.forceDelete, let result), (.drainAbort, let result),
+             (.drainCancel, let result), (.drainClose, let result), (.untaint, let result):
+            drainAction(action, result: result, plan: plan)
         }
         var parts = [what + (action.recovered ? " (by an earlier run that ended before recording it)" : "")]
         if let type = action.machineType { parts.append(type) }
@@ -111,6 +114,28 @@ enum ReportPrinter {
         if let launchID = action.launchID { parts.append("launch id \(launchID)") }
         if let error = action.error { parts.append(error) }
         return parts.joined(separator: " · ")
+    }
+
+    /// The drain kinds: what happened to which node, and any pods named.
+    private static func drainAction(_ action: RunEvent.ActionRecord, result: RunEvent.ActionRecord.Result, plan: Bool) -> String {
+        let node = action.nodes?.joined(separator: ", ") ?? "?"
+        let pods = action.pods.map { $0.isEmpty ? "" : " (\($0.joined(separator: ", ")))" } ?? ""
+        let verb: String = switch action.kind {
+        case .drainStart: plan ? "would cordon and drain node \(node)" : "cordoned node \(node), drain started"
+        case .evict: plan ? "would evict \(action.pods?.count ?? 0) pods from node \(node)\(pods)"
+            : "evicted \(action.pods?.count ?? 0) pods from node \(node)\(pods)"
+        case .forceDelete: plan ? "would delete the pods left on node \(node)\(pods)" : "deleted the pods left on node \(node)\(pods)"
+        case .drainAbort: plan ? "would abort the drain of node \(node)" : "aborted the drain of node \(node), uncordoned"
+        case .drainCancel: plan ? "would cancel the drain of node \(node)" : "cancelled the drain of node \(node), uncordoned"
+        case .drainClose: "closed the drain of node \(node)"
+        default: plan ? "would remove kscaler's taint from node \(node)" : "removed kscaler's taint from node \(node), uncordoned"
+        }
+        let status = switch result {
+        case .done: ""
+        case .failed: " FAILED (the next run tries again)"
+        case .unknown: " RESULT UNKNOWN (the next run looks again)"
+        }
+        return verb + status + (action.detail.map { ": \($0)" } ?? "")
     }
 
     static func format(_ value: Double) -> String {

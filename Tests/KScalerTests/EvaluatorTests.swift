@@ -34,7 +34,9 @@ import Testing
         func giveBack(owner: String) async throws { journal.add("giveBack \(owner)") }
         func readState() async throws -> StateDocument { journal.add("readState"); return StateDocument() }
         func write(_ document: StateDocument, lease: Lease) async throws {
-            if document.ghostNodes.isEmpty {
+            if document.ghostNodes.isEmpty && document.launchIntent == nil && !document.drains.isEmpty {
+                journal.add("write drains \(document.drains.map(\.machine).joined(separator: ","))")
+            } else if document.ghostNodes.isEmpty {
                 journal.add("intent \(document.launchIntent?.count ?? 0)")
             } else {
                 journal.add("write ghosts \(document.ghostNodes.map(\.machine).joined(separator: ","))")
@@ -109,6 +111,8 @@ import Testing
     static let config = KScalerConfig(
         clusterID: "demo", table: "kscaler", prometheus: PrometheusSettings(url: "http://127.0.0.1:9090"),
         nodes: NodeBounds(min: 1, max: 10),
+        // Without a Kubernetes API (most tests here), the terminate-only scale-down.
+        scaleDown: ScaleDownPolicy(withoutDrain: true),
         workers: WorkerSettings(imageID: "ami-1", instanceTypes: ["t3.large"], subnets: ["subnet-a"],
                                 sizes: ["t3.large": WorkerSize(cpuCores: 2, memoryBytes: 8 << 30)],
                                 join: .defaults(clusterID: "demo")),

@@ -17,6 +17,9 @@ import Testing
         var nodes: [ClusterNode]
         var listFails = false
         var deleteFails = false
+        var pods: [ClusterPod] = []
+        /// Evictions answer 429 with this message (a disruption budget).
+        var evictionBlockedBy: String?
 
         func nodes() async throws -> [ClusterNode] {
             journal.add("nodes")
@@ -29,11 +32,26 @@ import Testing
             return .deleted
         }
         func recordEvent(_ event: NodeEvent) async throws { journal.add("event \(event.reason.rawValue) \(event.node)") }
+        func pods() async throws -> [ClusterPod] { pods }
+        func cordonForDrain(node: String, at: Date) async throws { journal.add("cordon \(node)") }
+        func releaseDrain(node: String) async throws { journal.add("uncordon \(node)") }
+        func evict(_ pod: ClusterPod) async throws -> Eviction {
+            journal.add("evict \(pod.reference)")
+            return evictionBlockedBy.map(Eviction.blocked) ?? .evicted
+        }
+        func deletePod(_ pod: ClusterPod) async throws { journal.add("delete pod \(pod.reference)") }
         func outcome(of error: any Error) -> FailedCallOutcome { .nothingHappened }
     }
 
-    static func node(_ name: String, ready: Bool = true) -> ClusterNode {
-        ClusterNode(name: name, uid: "uid-\(name)", providerID: "aws:///us-east-1a/\(name)", ready: ready, machineID: name)
+    static func node(_ name: String, ready: Bool = true, draining: Bool = false) -> ClusterNode {
+        ClusterNode(name: name, uid: "uid-\(name)", providerID: "aws:///us-east-1a/\(name)", ready: ready, machineID: name,
+                    unschedulable: draining, hasDrainTaint: draining, drainTaintedAt: draining ? t0 : nil,
+                    allocatable: Resources(cpu: 2, memory: 8 * 1_073_741_824))
+    }
+
+    static func pod(_ name: String, on node: String) -> ClusterPod {
+        ClusterPod(namespace: "default", name: name, uid: "uid-\(name)", node: node, owner: .controller(kind: "ReplicaSet"),
+                   requests: Resources(cpu: 0.1, memory: 1e8))
     }
 
     func evaluator(_ journal: T.Journal, state: StateDocument = StateDocument(), live: [String], ended: Set<String> = [],
@@ -54,22 +72,79 @@ import Testing
 
     let invocation = Evaluator.Invocation(runID: "run-1", owner: "me")
 
-    @Test func aScaleDownRecordsTheNodeBeforeTerminatingAndDeletesItInTheSameRun() async throws {
+    @Test func aScaleDownDrainsOverRunsThenRecordsTheNodeBeforeTerminatingAndDeletesItInTheSameRun() async throws {
+        // Run 1: the drain is written into the state before the node is cordoned; nothing is terminated.
         let journal = T.Journal()
-        let report = await evaluator(journal, live: ["i-a", "i-b"], cluster: FakeCluster(journal: journal, nodes: [Self.node("i-a"), Self.node("i-b")]),
-                                     utilization: 0.1).run(invocation)
-        #expect(report.outcome == .acted, "\(report.errors)")
+        var cluster = FakeCluster(journal: journal, nodes: [Self.node("i-a"), Self.node("i-b")])
+        cluster.pods = [Self.pod("web-1", on: "i-a"), Self.pod("web-2", on: "i-b"), Self.pod("web-3", on: "i-b")]
+        let first = await evaluator(journal, live: ["i-a", "i-b"], cluster: cluster, utilization: 0.1).run(invocation)
+        #expect(first.outcome == .acted, "\(first.errors)")
+        #expect(first.actions.map(\.kind) == [.drainStart])
+        let victim = try #require(first.actions.first?.instanceIDs.first)
+        #expect(victim == "i-a")  // the fewest pods (FakeMetrics), newest first among equals
         let entries = journal.all
-        let victim = try #require(report.decision.flatMap { if case .scaleDown(let v) = $0.action { v.first?.instanceID } else { nil } })
-        let written = try #require(entries.firstIndex(of: "write ghosts \(victim)"))
-        let terminated = try #require(entries.firstIndex(of: "terminate \(victim) dryRun=false"))
-        let event = try #require(entries.firstIndex(of: "event ScaleDown \(victim)"))
-        let deleted = try #require(entries.firstIndex(of: "delete \(victim) uid-\(victim) dryRun=false"))
-        #expect(written < terminated && terminated < event && event < deleted)
+        let written = try #require(entries.firstIndex(of: "write drains i-a"))
+        let cordoned = try #require(entries.firstIndex(of: "cordon i-a"))
+        #expect(written < cordoned)
+        #expect(entries.contains("event ScaleDownDrainStarted i-a"))
+        #expect(!entries.contains { $0.hasPrefix("terminate") || $0.hasPrefix("evict") })
+        let afterFirst = try #require(journal.finished.withLock { $0 })
+        #expect(afterFirst.drains.map(\.node) == ["i-a"])
+        #expect(afterFirst.drains.first?.deadline == Self.t0.addingTimeInterval(5 + 600))
+
+        // Run 2: a disruption budget refuses the eviction; the drain stays open and says why.
+        let second = T.Journal()
+        cluster = FakeCluster(journal: second, nodes: [Self.node("i-a", draining: true), Self.node("i-b")], pods: cluster.pods,
+                              evictionBlockedBy: "Cannot evict pod as it would violate the pod's disruption budget.")
+        let blocked = await evaluator(second, state: afterFirst, live: ["i-a", "i-b"], cluster: cluster, utilization: 0.1,
+                                      clock: Self.t0.addingTimeInterval(65)).run(invocation)
+        #expect(second.all.contains("evict default/web-1"))
+        #expect(!second.all.contains { $0.hasPrefix("terminate") || $0.hasPrefix("cordon") })
+        #expect(blocked.actions.map(\.kind) == [.evict])
+        #expect(blocked.actions.first?.pods == [])
+        let afterSecond = try #require(second.finished.withLock { $0 })
+        #expect(afterSecond.drains.first?.blockedBy?.contains("disruption budget") == true)
+
+        // Run 3: the pod is gone (evicted, rescheduled elsewhere): terminate, then delete the Node in the same run.
+        let third = T.Journal()
+        cluster = FakeCluster(journal: third, nodes: [Self.node("i-a", draining: true), Self.node("i-b")],
+                              pods: [Self.pod("web-2", on: "i-b"), Self.pod("web-3", on: "i-b"), Self.pod("web-4", on: "i-b")])
+        let report = await evaluator(third, state: afterSecond, live: ["i-a", "i-b"], cluster: cluster, utilization: 0.1,
+                                     clock: Self.t0.addingTimeInterval(125)).run(invocation)
+        #expect(report.outcome == .acted, "\(report.errors)")
+        let steps = third.all
+        let ghostWritten = try #require(steps.firstIndex(of: "write ghosts i-a"))
+        let terminated = try #require(steps.firstIndex(of: "terminate i-a dryRun=false"))
+        let event = try #require(steps.firstIndex(of: "event ScaleDown i-a"))
+        let deleted = try #require(steps.firstIndex(of: "delete i-a uid-i-a dryRun=false"))
+        #expect(ghostWritten < terminated && terminated < event && event < deleted)
         #expect(report.actions.map(\.kind) == [.terminate, .deleteNode])
-        #expect(report.actions.last?.nodes == [victim])
-        // The Node is gone: nothing left to remember.
-        #expect(journal.finished.withLock { $0 }?.ghostNodes == [])
+        #expect(report.drainDurations == [120])
+        let done = try #require(third.finished.withLock { $0 })
+        #expect(done.drains.isEmpty)
+        #expect(done.ghostNodes.isEmpty)
+        #expect(done.pool("default").lastScaleDownAt == Self.t0.addingTimeInterval(125))
+    }
+
+    @Test func unschedulablePodsCancelAnOpenDrainBeforeAnythingIsLaunched() async throws {
+        let journal = T.Journal()
+        var cluster = FakeCluster(journal: journal, nodes: [Self.node("i-a", draining: true), Self.node("i-b")])
+        cluster.pods = [Self.pod("web-1", on: "i-a")]
+        let state = StateDocument(drains: [OpenDrain(node: "i-a", machine: "i-a", startedAt: Self.t0, deadline: Self.t0.addingTimeInterval(600))])
+        var config = T.config
+        config.kubernetes.ghostGrace = 120
+        let lease = Lease(clusterID: "demo", owner: "me", token: 7, acquiredAt: Self.t0, expiresAt: Self.t0.addingTimeInterval(120))
+        let evaluator = Evaluator(config: config, store: T.FakeStore(journal: journal, acquisition: .acquired(lease, state)),
+                                  fleet: T.FakeFleet(journal: journal, instances: [T.instance("i-a"), T.instance("i-b")]),
+                                  metrics: T.metrics(journal, ids: ["i-a", "i-b"], unschedulable: 1), cluster: cluster,
+                                  clock: { Self.t0.addingTimeInterval(5) })
+        let report = await evaluator.run(invocation)
+        let entries = journal.all
+        let uncordoned = try #require(entries.firstIndex(of: "uncordon i-a"))
+        #expect(report.actions.first?.kind == .drainCancel)
+        if let launched = entries.firstIndex(where: { $0.hasPrefix("launch") }) { #expect(uncordoned < launched) }
+        #expect(entries.contains("event ScaleDownDrainCancelled i-a"))
+        #expect(journal.finished.withLock { $0 }?.drains == [])
     }
 
     @Test func aGhostWaitsOutTheGraceThenIsDeletedWithAnEvent() async throws {
@@ -114,7 +189,7 @@ import Testing
         let report = await evaluator(journal, live: ["i-a", "i-b"], cluster: cluster, utilization: 0.1).run(invocation)
         #expect(report.outcome == .failed)
         #expect(!journal.all.contains { $0.hasPrefix("terminate") || $0.hasPrefix("launch") || $0.hasPrefix("delete") || $0.hasPrefix("write") })
-        #expect(report.errors.contains { $0.hasPrefix("Kubernetes API: listing the Node objects failed") })
+        #expect(report.errors.contains { $0.hasPrefix("Kubernetes API: listing the nodes and pods failed") })
     }
 
     @Test func aFailedDeletionIsKeptForTheNextRun() async {
