@@ -46,7 +46,7 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
         prometheus: {url: "\(prometheusURL ?? prometheus!.baseURL)", staleness: 1m, timeout: \(prometheusTimeout)}
         nodes: {min: \(minNodes), max: \(maxNodes)}
         scale_up: {cooldown: 1s}
-        scale_down: {cooldown: 1s, delay_after_scale_up: 1s, stabilization_window: 3s}
+        scale_down: {cooldown: 1s, delay_after_scale_up: 1s, stabilization_window: 3s, without_drain: true}
         boot_grace: 1s
         lease: {ttl: \(leaseTTL), safety_margin: 1s}
         workers:

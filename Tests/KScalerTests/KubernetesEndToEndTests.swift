@@ -14,9 +14,9 @@ import TestSupport
     static let serviceAccount = "system:serviceaccount:kube-system:kscaler"
 
     /// A harness whose kscaler reaches `api` with its token kubeconfig.
-    static func with(_ api: KubeAPIProcess, minNodes: Int = 0, leaseTTL: String = "2m", ghostGrace: String = "2s",
+    static func with(_ api: KubeAPIProcess, minNodes: Int = 0, leaseTTL: String = "2m", ghostGrace: String = "2s", extraConfig: String = "",
                      _ body: (EndToEndHarness) async throws -> Void) async throws {
-        try await EndToEndHarness.with(minNodes: minNodes, leaseTTL: leaseTTL,
+        try await EndToEndHarness.with(extraConfig: extraConfig, minNodes: minNodes, leaseTTL: leaseTTL,
                                        kubernetes: "{kubeconfig: \(api.kubeconfigToken), ghost_grace: \(ghostGrace)}", body)
     }
 
@@ -88,7 +88,14 @@ import TestSupport
             }
             try await Task.sleep(for: .seconds(1.1))
             try await harness.waitForMetrics()
-            // Deleting a node (and writing an event) hangs: the run is killed after its terminate.
+            // The first run drains the newer node: cordoned and tainted, nothing terminated yet.
+            let (started, drained) = try await harness.report("run", ["--timeout", "18"])
+            #expect(started.status == 0, "\(started.combined)")
+            #expect(drained?.actions.map(\.kind) == [.drainStart], "\(started.combined)")
+            #expect(drained?.actions.first?.nodes == [newer.id])
+            #expect(try await harness.instances().count == 2)
+            // It has no pod to evict (the stand-in lists none): the next run terminates it.
+            // Deleting a node (and writing an event) hangs: that run is killed after its terminate.
             try await api.injectFaults(json: #"[{"method": "DELETE", "path_regex": "^/api/v1/nodes/", "delay_seconds": 60, "times": null}, "#
                 + #"{"method": "POST", "path_regex": "/events", "delay_seconds": 60, "times": null}]"#)
             // A run's timeout generous enough that a loaded machine still gets it to its terminate.
@@ -132,7 +139,7 @@ import TestSupport
                 try await api.injectFaults(json: #"[{"method": "GET", "path_regex": "^/api/v1/nodes", \#(fault), "times": null}]"#)
                 let result = try await harness.kscaler(["run", "--timeout", "20", "--log-level", "debug"])
                 #expect(result.status == 3, "\(fault): \(result.combined)")
-                #expect(result.combined.contains("Kubernetes API: listing the Node objects failed"), "\(fault): \(result.combined)")
+                #expect(result.combined.contains("Kubernetes API: listing the nodes and pods failed"), "\(fault): \(result.combined)")
                 #expect(result.combined.lowercased().contains(words.lowercased()), "\(fault): \(result.combined)")
                 #expect(!result.combined.contains(api.token), "\(fault): the token leaked")
                 #expect(try await harness.instances().isEmpty, "\(fault): launched although the API failed")
