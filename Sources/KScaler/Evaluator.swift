@@ -205,6 +205,7 @@ package struct Evaluator: Sendable {
             if let drains = acted.drains { after.drains = drains }
             if let aborted = acted.abortedDrains { after.abortedDrains = aborted }
             report.drainDurations = acted.drainDurations
+            report.drainsOpen = after.drains.count
             if let error = acted.error { report.errors.append(describeError(error)) }
         } catch {
             report.errors.append(describeError(error))

@@ -56,6 +56,11 @@ package struct Pushgateway: Sendable {
             gauge("kscaler_last_run_decision", "The last decision by kind (1 for the one taken).",
                   ["none", "scale_up", "scale_down"].map { ("{action=\"\($0)\"}", $0 == decision.action.kindName ? 1 : 0) })
         }
+        gauge("kscaler_drains_open", "Scale-down drains open after the last run.", [("", Double(report.drainsOpen))])
+        if let longest = report.drainDurations.max() {
+            gauge("kscaler_drain_duration_seconds", "How long the drain the last run finished took, from cordon to terminate "
+                + "(the longest, when several finished).", [("", longest)])
+        }
         let kinds: [RunEvent.ActionRecord.Kind] = [.launch, .terminate, .terminateFailedBoot]
         gauge("kscaler_last_run_instances", "Instances the last run launched or terminated, by kind.",
               kinds.map { kind in ("{kind=\"\(kind.rawValue)\"}", Double(report.actions.filter { $0.kind == kind && $0.error == nil }.reduce(0) { $0 + $1.instanceIDs.count })) })

@@ -53,6 +53,8 @@ package struct RunReport: Sendable, Codable {
     package var nodeCleanup: NodeCleanup?
     /// How long each drain that finished (its machine terminated) this run took, in seconds.
     package var drainDurations: [TimeInterval] = []
+    /// Drains open once the run is over (the state's list; for a plan, as it stands).
+    package var drainsOpen: Int = 0
     /// Facts worth a line that are not decisions (a resumed launch intent, a released lease).
     package var notes: [String]
     package var errors: [String]
@@ -72,7 +74,7 @@ package struct RunReport: Sendable, Codable {
     enum CodingKeys: String, CodingKey {
         case runID = "run_id", mode, clusterID = "cluster_id", startedAt = "started_at", finishedAt = "finished_at", outcome
         case lease, leaseReleased = "lease_released", observation, decision, actions, nodeCleanup = "node_cleanup"
-        case drainDurations = "drain_durations", notes, errors
+        case drainDurations = "drain_durations", drainsOpen = "drains_open", notes, errors
     }
 
     /// The history event for this run, or nil when it neither decided, did nor failed anything

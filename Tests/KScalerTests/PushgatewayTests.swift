@@ -80,6 +80,19 @@ import TestSupport
         }
     }
 
+    @Test func theExpositionCarriesOpenDrainsAndTheLongestFinishedDrain() throws {
+        var report = Self.report(outcome: .acted)
+        let quiet = Pushgateway.exposition(report).split(separator: "\n")
+        #expect(quiet.contains("kscaler_drains_open 0"))
+        #expect(!quiet.contains { $0.hasPrefix("kscaler_drain_duration_seconds") }, "no drain finished: no duration")
+        report.drainsOpen = 2
+        report.drainDurations = [95, 312.5]
+        let lines = Pushgateway.exposition(report).split(separator: "\n")
+        #expect(lines.contains("kscaler_drains_open 2"))
+        #expect(lines.contains("kscaler_drain_duration_seconds 312.5"))
+        #expect(lines.contains("# TYPE kscaler_drain_duration_seconds gauge"))
+    }
+
     @Test func aPushgatewayErrorIsReported() async throws {
         let broken = try StubHTTPServer { _ in .text("text format parsing error", status: 400) }
         defer { broken.stop() }
