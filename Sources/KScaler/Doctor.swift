@@ -151,7 +151,7 @@ extension Doctor {
     package static func kubernetesChecks(runtime: Runtime) async -> [DoctorCheck] {
         guard runtime.kubernetes.isOn else {
             return [DoctorCheck(name: "kubernetes", passed: true,
-                                detail: runtime.kubernetes.description + ": nodes are terminated without a drain and their Node objects are left behind")]
+                                detail: runtime.kubernetes.description + ": no drain, so no scale-down unless scale_down.without_drain, and the Node objects of terminated instances are left behind")]
         }
         let client: KubernetesClient
         do {

@@ -173,8 +173,9 @@ package struct Evaluator: Sendable {
     // MARK: the steps
 
     /// Said by every plan, and by every run that terminates, while the API is off.
-    package static let withoutKubernetes = "the Kubernetes API is off (kubernetes.enabled, or no credentials found): nodes are terminated "
-        + "without a drain and their Node objects are left behind, NotReady (kscaler does not count them); `kscaler config check` says why"
+    package static let withoutKubernetes = "the Kubernetes API is off (kubernetes.enabled, or no credentials found): no node is drained, "
+        + "so there is no scale-down unless scale_down.without_drain terminates nodes without one, and the Node objects of terminated "
+        + "instances are left behind, NotReady (kscaler does not count them); `kscaler config check` says why"
 
     /// Observe, decide, act; each step returns what it found or did, and any failure ends the
     /// steps with what had happened so far. Returns the report and the state to record.
