@@ -66,7 +66,6 @@ extension Evaluator {
                 // The ghost record is written before the call (see `terminate`); the drain closes
                 // with it, and a run killed in between closes it next time (machine gone).
                 close(drain)
-                acted.drains = drains
                 do {
                     try await terminate(.terminate, [drain.machine], mode: mode, state: state, observed: observed, into: &acted)
                 } catch {
@@ -125,8 +124,10 @@ extension Evaluator {
             }
             acted.actions.append(record)
         }
-        if let failed = acted.actions.first(where: { $0.result != .done && $0.kind != .launch }), acted.error == nil, let error = failed.error {
-            acted.error = DrainStepFailed(description: error)
+        // A failed drain call makes the run's outcome say so (exit 4 or 5), like any failed action.
+        let drainKinds: Set<RunEvent.ActionRecord.Kind> = [.evict, .forceDelete, .drainAbort, .drainCancel, .untaint]
+        if acted.error == nil, let failed = acted.actions.first(where: { drainKinds.contains($0.kind) && $0.result != .done }) {
+            acted.error = DrainStepFailed(description: failed.error ?? "a drain step failed")
         }
     }
 

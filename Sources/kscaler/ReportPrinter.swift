@@ -56,6 +56,11 @@ enum ReportPrinter {
             lines.append("decision    \(describe(decision.action))")
             for reason in decision.reasons { lines.append("  - \(reason.message)") }
         }
+        if let steps = report.decision?.drain.steps, !steps.isEmpty {
+            lines.append("")
+            lines.append("drains      nodes being emptied before their instance is terminated")
+            for step in steps { lines.append("  " + pad(step.drain.node, 24) + pad(step.drain.machine, 24) + describe(step, now: now)) }
+        }
         if let cleanup = report.nodeCleanup, !cleanup.ghosts.isEmpty {
             lines.append("")
             lines.append("ghosts      Node objects whose instance is gone")
@@ -75,6 +80,26 @@ enum ReportPrinter {
         lines.append("")
         lines.append("outcome     \(report.outcome.rawValue) (\(span(report.finishedAt.timeIntervalSince(report.startedAt))))")
         return lines.joined(separator: "\n")
+    }
+
+    /// One open drain: pods left, what blocks it, its deadline, and this run's step.
+    static func describe(_ step: DrainStep, now: Date) -> String {
+        let drain = step.drain
+        var parts = ["\(step.podsLeft) pod\(step.podsLeft == 1 ? "" : "s") left",
+                     "started \(time(drain.startedAt))",
+                     "deadline \(time(drain.deadline))" + (drain.deadline > now ? " (in \(span(drain.deadline.timeIntervalSince(now))))" : " (passed)")]
+        if let blocker = drain.blockedBy { parts.append("blocked by \(blocker)") }
+        let next: String = switch step.action {
+        case .evict(let pods): "evict \(pods.map(\.reference).joined(separator: ", "))" + (step.recordon ? " after cordoning again" : "")
+        case .wait(let why): "wait: \(why)"
+        case .terminate: "terminate and delete the node"
+        case .force(let pods, _): "timed out: delete \(pods.map(\.reference).joined(separator: ", ")) and terminate"
+        case .abort(let why): "abort and uncordon: \(why)"
+        case .cancel: "cancel and uncordon (pods are unschedulable, or the minimum is at stake)"
+        case .close(let why): "close: \(why)"
+        }
+        parts.append("this run: " + next)
+        return parts.joined(separator: " · ")
     }
 
     static func describe(_ action: Decision.Action) -> String {

@@ -36,4 +36,27 @@ import Testing
         #expect(text.contains("terminated by kscaler · deleted now"), "\(text)")
         #expect(text.contains("action      deleted node i-0aaa"), "\(text)")
     }
+
+    @Test func planAndRunListEachOpenDrainWithPodsLeftBlockerDeadlineAndStep() throws {
+        var report = RunReport(runID: "run-2", mode: .plan, clusterID: "demo", startedAt: Self.now)
+        let blocked = OpenDrain(node: "i-0ccc", machine: "i-0ccc", startedAt: Self.now.addingTimeInterval(-120),
+                                deadline: Self.now.addingTimeInterval(480), blockedBy: "pod web/web-1: Cannot evict pod as it would violate the pod's disruption budget.")
+        let done = OpenDrain(node: "i-0ddd", machine: "i-0ddd", startedAt: Self.now.addingTimeInterval(-60), deadline: Self.now.addingTimeInterval(540))
+        let pod = ClusterPod(namespace: "web", name: "web-1", uid: "u", node: "i-0ccc", owner: .controller(kind: "ReplicaSet"))
+        let decision = Decision(action: .none, failedBoots: [], halt: nil, counts: NodeCounts(current: 2, ready: 2, booting: 0, desired: 2, clusterNodes: 3, clusterNotReady: 0),
+                                sizing: nil, launchCandidates: [], reasons: [], signals: [], cooldowns: [],
+                                drain: DrainDecision(steps: [DrainStep(drain: blocked, action: .evict([pod]), podsLeft: 1),
+                                                             DrainStep(drain: done, action: .terminate)], drainVictims: true))
+        report.decision = decision
+        let text = ReportPrinter.human(report, bounds: NodeBounds(), now: Self.now)
+        #expect(text.contains("drains      nodes being emptied before their instance is terminated"), "\(text)")
+        let line = try #require(text.split(separator: "\n").first { $0.contains("i-0ccc") && $0.contains("pod left") })
+        #expect(line.contains("1 pod left") && line.contains("deadline 2027-01-15T08:08:00Z (in 8m)"), "\(line)")
+        #expect(line.contains("blocked by pod web/web-1: Cannot evict pod") && line.contains("this run: evict web/web-1"), "\(line)")
+        #expect(text.contains("this run: terminate and delete the node"), "\(text)")
+        // The JSON carries the same steps.
+        let json = try JSONEncoder().encode(decision)
+        let decoded = try JSONDecoder().decode(Decision.self, from: json)
+        #expect(decoded.drain == decision.drain)
+    }
 }

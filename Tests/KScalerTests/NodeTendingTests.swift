@@ -147,6 +147,24 @@ import Testing
         #expect(journal.finished.withLock { $0 }?.drains == [])
     }
 
+    @Test func aRunThatLostItsLeaseBeforeRecordingTheDrainTouchesNoNode() async throws {
+        // The state write before the cordon is refused (the lease was taken over): the loser
+        // cordons nothing, evicts nothing, terminates nothing.
+        let journal = T.Journal()
+        var cluster = FakeCluster(journal: journal, nodes: [Self.node("i-a"), Self.node("i-b")])
+        cluster.pods = [Self.pod("web-1", on: "i-a")]
+        let lease = Lease(clusterID: "demo", owner: "me", token: 7, acquiredAt: Self.t0, expiresAt: Self.t0.addingTimeInterval(120))
+        let evaluator = Evaluator(config: T.config, store: T.FakeStore(journal: journal, acquisition: .acquired(lease, StateDocument()), intentFails: true),
+                                  fleet: T.FakeFleet(journal: journal, instances: [T.instance("i-a"), T.instance("i-b")]),
+                                  metrics: T.metrics(journal, ids: ["i-a", "i-b"], unschedulable: 0, utilization: 0.1), cluster: cluster,
+                                  clock: { Self.t0.addingTimeInterval(5) })
+        let report = await evaluator.run(invocation)
+        #expect(journal.all.contains { $0.hasPrefix("write drains") })
+        #expect(!journal.all.contains { $0.hasPrefix("cordon") || $0.hasPrefix("evict") || $0.hasPrefix("terminate") || $0.hasPrefix("event") })
+        #expect(report.actions.isEmpty)
+        #expect(!report.errors.isEmpty)
+    }
+
     @Test func aGhostWaitsOutTheGraceThenIsDeletedWithAnEvent() async throws {
         let journal = T.Journal()
         let nodes = [Self.node("i-a"), Self.node("i-dead", ready: false)]
