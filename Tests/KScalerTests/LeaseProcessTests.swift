@@ -15,14 +15,14 @@ import TestSupport
     }
 
     /// Starts `kscaler run --output json` without waiting for it.
-    static func startRun(_ harness: EndToEndHarness, extra: [String] = []) throws -> (Process, Pipe, Pipe) {
+    static func startRun(_ harness: EndToEndHarness, extra: [String] = []) throws -> (SpawnedProcess, Pipe, Pipe) {
         let out = Pipe(), err = Pipe()
         let process = try KScalerProcess.start(["run", "--output", "json", "--config", harness.configPath] + extra,
                                                environment: harness.environment, stdout: out, stderr: err)
         return (process, out, err)
     }
 
-    static func finish(_ run: (Process, Pipe, Pipe)) async -> (status: Int32, report: RunReport?, output: String) {
+    static func finish(_ run: (SpawnedProcess, Pipe, Pipe)) async -> (status: Int32, report: RunReport?, output: String) {
         let (process, out, err) = run
         let output = await ChildProcess.collect(process, stdout: out, stderr: err)
         return (output.status, try? EndToEndHarness.decoder.decode(RunReport.self, from: output.stdout),

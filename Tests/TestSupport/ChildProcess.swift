@@ -7,28 +7,15 @@ import Foundation
 /// readiness poll that then "times out" with the line it waited for already written. Blocking
 /// waits (reading a pipe to its end, waiting for an exit) run on threads of their own.
 package enum ChildProcess {
-    /// Starts `executable`. A child inherits the spawning thread's signal mask, and Swift's
-    /// concurrency threads block SIGTERM: the mask is emptied just for the spawn, or the child
-    /// would ignore `terminate()` (and kscaler could not be tested with SIGTERM at all).
+    /// Starts `executable` (its environment: `environment`, or this process's). `stdout`,
+    /// `stderr` and `stdin` are a `Pipe`, a `FileHandle` or nil (/dev/null).
     package static func launch(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-                              stdout: Any? = nil, stderr: Any? = nil, stdin: Any? = nil) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        process.standardOutput = stdout ?? FileHandle.nullDevice
-        process.standardError = stderr ?? FileHandle.nullDevice
-        process.standardInput = stdin ?? FileHandle.nullDevice
-        var empty = sigset_t(), previous = sigset_t()
-        sigemptyset(&empty)
-        pthread_sigmask(SIG_SETMASK, &empty, &previous)
-        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        try process.run()
-        return process
+                              stdout: Any? = nil, stderr: Any? = nil, stdin: Any? = nil) throws -> SpawnedProcess {
+        try SpawnedProcess(executable, arguments, environment: environment, stdin: stdin, stdout: stdout, stderr: stderr)
     }
 
     /// Starts `executable` with stdout and stderr going to `log` (created empty).
-    package static func launch(_ executable: String, _ arguments: [String], log: URL, stdin: Any? = nil) throws -> Process {
+    package static func launch(_ executable: String, _ arguments: [String], log: URL, stdin: Any? = nil) throws -> SpawnedProcess {
         guard FileManager.default.createFile(atPath: log.path, contents: nil) else {
             throw TestSupportError("cannot create \(log.path)")
         }
@@ -46,7 +33,7 @@ package enum ChildProcess {
     /// Drains both pipes while the child runs (so neither fills up and stalls it), waits for
     /// it to exit, and SIGTERMs it (then SIGKILLs it) should it outlive `timeout`. Every
     /// blocking read and wait happens on a thread of its own.
-    package static func collect(_ process: Process, stdout: Pipe, stderr: Pipe, timeout: Duration = .seconds(120)) async -> Output {
+    package static func collect(_ process: SpawnedProcess, stdout: Pipe, stderr: Pipe, timeout: Duration = .seconds(120)) async -> Output {
         async let out = onOwnThread { stdout.fileHandleForReading.readDataToEndOfFile() }
         async let err = onOwnThread { stderr.fileHandleForReading.readDataToEndOfFile() }
         let deadline = ContinuousClock.now + timeout
@@ -59,7 +46,7 @@ package enum ChildProcess {
     }
 
     /// Terminates, waits up to `grace`, then SIGKILLs (the process and its process group).
-    package static func stop(_ process: Process, grace: Duration = .seconds(5)) async {
+    package static func stop(_ process: SpawnedProcess, grace: Duration = .seconds(5)) async {
         if process.isRunning { process.terminate() }
         let deadline = ContinuousClock.now + grace
         while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }

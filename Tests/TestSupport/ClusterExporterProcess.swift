@@ -3,7 +3,7 @@ import Foundation
 /// The simulated cluster's kube-state-metrics and node-exporter (infra/local/ksandbox/exporter.py,
 /// the one exposition the sandbox and the benchmark serve too), run as a process on 127.0.0.1.
 /// It exits by itself after 900 s, and as soon as its stdin closes (the test process is gone).
-package final class ClusterExporterProcess: @unchecked Sendable {  // Process is not Sendable; only stop() touches it.
+package final class ClusterExporterProcess: @unchecked Sendable {  // immutable after init; only stop() acts on the child.
     /// Where Prometheus scrapes kube-state-metrics as a static target (`metrics_path`).
     package static let kubeStateMetricsPath = "/kube-state-metrics/metrics"
 
@@ -13,14 +13,14 @@ package final class ClusterExporterProcess: @unchecked Sendable {  // Process is
     package var address: String { "127.0.0.1:\(port)" }
     /// Prometheus's `http_sd_configs` URL for every target of the cluster.
     package var serviceDiscoveryURL: String { "http://\(address)/sd" }
-    private let process: Process
+    private let process: SpawnedProcess
     private let directory: URL
 
     package static let script = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("infra/local/ksandbox/exporter.py")
 
-    private init(port: Int, targets: Int, process: Process, directory: URL) {
+    private init(port: Int, targets: Int, process: SpawnedProcess, directory: URL) {
         self.port = port
         self.targets = targets
         self.process = process
@@ -32,7 +32,7 @@ package final class ClusterExporterProcess: @unchecked Sendable {  // Process is
     package static func start(_ arguments: [String]) async throws -> ClusterExporterProcess {
         let directory = try ChildProcess.temporaryDirectory("kscaler-cluster-exporter")
         let log = directory.appendingPathComponent("exporter.log")
-        let process: Process
+        let process: SpawnedProcess
         do {
             process = try ChildProcess.launch(
                 "/usr/bin/env", ["python3", script.path] + arguments + ["--lifetime", "900", "--exit-on-stdin-eof"],

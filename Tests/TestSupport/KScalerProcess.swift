@@ -30,7 +30,7 @@ package enum KScalerProcess {
 
     /// Starts kscaler with exactly `environment` (nothing inherited) and returns the process;
     /// output goes to the given pipes.
-    package static func start(_ arguments: [String], environment: [String: String], stdout: Pipe, stderr: Pipe) throws -> Process {
+    package static func start(_ arguments: [String], environment: [String: String], stdout: Pipe, stderr: Pipe) throws -> SpawnedProcess {
         try ChildProcess.launch(try binaryPath(), arguments, environment: environment, stdout: stdout, stderr: stderr)
     }
 

@@ -9,7 +9,7 @@ import HTTP
 /// system:serviceaccount:kube-system:kscaler) as a bearer token, or the client certificate in
 /// `clientCertFile`/`clientKeyFile` (user kscaler-test, group kscaler); trust `caFile`. The
 /// control helpers (`state()`, `seed(json:)`, ...) go through `CurlTransport` with the token.
-package final class KubeAPIProcess: @unchecked Sendable {  // Process is not Sendable; only stop() touches it.
+package final class KubeAPIProcess: @unchecked Sendable {  // immutable after init; only stop() acts on the child.
     package let port: Int
     /// `https://127.0.0.1:<port>`.
     package let server: String
@@ -23,7 +23,7 @@ package final class KubeAPIProcess: @unchecked Sendable {  // Process is not Sen
     package let kubeconfigCertFiles: String
     /// The bearer token (from `tokenFile`); never print it.
     package let token: String
-    private let process: Process
+    private let process: SpawnedProcess
     private let directory: URL
     private let transport: CurlTransport
 
@@ -43,7 +43,7 @@ package final class KubeAPIProcess: @unchecked Sendable {  // Process is not Sen
         let kubeconfig_cert_files: String
     }
 
-    private init(_ announced: Announcement, token: String, process: Process, directory: URL) {
+    private init(_ announced: Announcement, token: String, process: SpawnedProcess, directory: URL) {
         port = announced.port
         server = announced.server
         caFile = announced.ca_file
@@ -64,7 +64,7 @@ package final class KubeAPIProcess: @unchecked Sendable {  // Process is not Sen
     package static func start(_ arguments: [String] = []) async throws -> KubeAPIProcess {
         let directory = try ChildProcess.temporaryDirectory("kscaler-kubeapi")
         let log = directory.appendingPathComponent("kubeapi.log")
-        let process: Process
+        let process: SpawnedProcess
         do {
             process = try ChildProcess.launch(
                 "/usr/bin/env",

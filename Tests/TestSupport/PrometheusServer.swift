@@ -3,12 +3,12 @@ import HTTP
 
 /// A real Prometheus (the Debian package's binary) on 127.0.0.1, for tests. `timeout` wraps it
 /// so it ends by itself should the test process die without stopping it.
-package final class PrometheusServer: @unchecked Sendable {  // Process is not Sendable; only stop() touches it.
+package final class PrometheusServer: @unchecked Sendable {  // immutable after init; only stop() acts on the child.
     package let baseURL: String
     package let directory: URL
-    private let process: Process
+    private let process: SpawnedProcess
 
-    private init(baseURL: String, directory: URL, process: Process) {
+    private init(baseURL: String, directory: URL, process: SpawnedProcess) {
         self.baseURL = baseURL
         self.directory = directory
         self.process = process
