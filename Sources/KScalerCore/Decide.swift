@@ -484,10 +484,13 @@ private struct Planner {
     private mutating func drainable(_ ranked: [Victim], count: Int, cluster: ClusterView) -> [Victim] {
         let draining = Set(observation.drains.map(\.machine))
         var room = Room(cluster: cluster, leaving: Set(observation.drains.map(\.node)))
+        // Indexed once: the ranking may pass over many nodes before it finds drainable ones.
+        let nodeOfMachine = Dictionary(cluster.nodes.compactMap { node in node.machineID.map { ($0, node) } }, uniquingKeysWith: { first, _ in first })
+        let podsOnNode = Dictionary(grouping: cluster.pods.filter { $0.node != nil && $0.mustLeave }) { $0.node ?? "" }
         var chosen: [Victim] = []
         var skipped: [String] = []
         for victim in ranked where chosen.count < count && !draining.contains(victim.instanceID) {
-            guard let node = cluster.node(ofMachine: victim.instanceID) else {
+            guard let node = nodeOfMachine[victim.instanceID] else {
                 skipped.append("\(victim.instanceID) has no Node object to drain")
                 continue
             }
@@ -495,7 +498,7 @@ private struct Planner {
                 skipped.append(blocker)
                 continue
             }
-            let leaving = cluster.pods(on: node.name).filter(\.mustLeave)
+            let leaving = podsOnNode[node.name] ?? []
             let drainPolicy = policy.drain
             if let blocker = leaving.lazy.compactMap({ evictionBlocker($0, policy: drainPolicy) }).first {
                 skipped.append("node \(node.name): \(blocker)")

@@ -315,16 +315,21 @@ struct Room {
     private var free: [(node: String, room: Resources)]
 
     /// Room on every Ready, schedulable node that no NoSchedule taint closes and no drain empties.
+    /// One pass over the pods (a cluster may list tens of thousands), not one per node.
     init(cluster: ClusterView, leaving: Set<String>) {
+        var used: [String: Resources] = [:]
+        for pod in cluster.pods where !pod.finished {
+            guard let node = pod.node else { continue }
+            let sum = used[node, default: .zero]
+            used[node] = Resources(cpu: sum.cpu + pod.requests.cpu, memory: sum.memory + pod.requests.memory)
+        }
         let targets = cluster.nodes.filter { node in
             node.ready && !node.unschedulable && !node.hasDrainTaint && !node.hasOtherNoScheduleTaint && !leaving.contains(node.name)
         }
         free = targets.sorted { $0.name < $1.name }.compactMap { node in
             guard let allocatable = node.allocatable else { return nil }
-            let used = cluster.pods(on: node.name).filter { !$0.finished }.reduce(Resources.zero) { sum, pod in
-                Resources(cpu: sum.cpu + pod.requests.cpu, memory: sum.memory + pod.requests.memory)
-            }
-            return (node.name, Resources(cpu: allocatable.cpu - used.cpu, memory: allocatable.memory - used.memory))
+            let taken = used[node.name, default: .zero]
+            return (node.name, Resources(cpu: allocatable.cpu - taken.cpu, memory: allocatable.memory - taken.memory))
         }
     }
 

@@ -6,7 +6,9 @@ import Foundation
 import KScalerCore
 
 /// `decide()` on a cluster of `workers` managed Ready workers holding 10 non-DaemonSet pods
-/// each on average, on a scale-up run (busy) and on a scale-down run (idle).
+/// each on average (and a DaemonSet pod), as Prometheus and the Kubernetes API list them, on a
+/// scale-up run (busy) and on a scale-down run (idle: the victims' drainability and the first
+/// fit of their pods are the work).
 enum DecideBenchmark {
     static let now = Date(timeIntervalSince1970: 1_800_000_000)
     static let gib: Int64 = 1 << 30
@@ -14,13 +16,22 @@ enum DecideBenchmark {
     static func observation(workers: Int, busy: Bool) -> Observation {
         var instances: [ManagedInstance] = []
         var nodes = [NodeObservation(name: "control-plane", instanceID: nil, ready: true, nonDaemonSetPods: 4)]
+        var clusterNodes: [ClusterNode] = []
+        var pods: [ClusterPod] = []
         for index in 0..<workers {
             let id = "i-\(String(0x10000000 + index, radix: 16))"
             instances.append(ManagedInstance(
                 id: id, machineType: "t3.large", placement: index % 2 == 0 ? "subnet-a" : "subnet-b", zone: "us-east-1a",
                 launchTime: now.addingTimeInterval(-Double(3600 + index * 7)), state: .running, protected: index % 50 == 0
             ))
-            nodes.append(NodeObservation(name: id, instanceID: id, ready: true, nonDaemonSetPods: (index * 37) % 21))
+            let count = (index * 37) % 21
+            nodes.append(NodeObservation(name: id, instanceID: id, ready: true, nonDaemonSetPods: count))
+            clusterNodes.append(ClusterNode(name: id, uid: "uid-\(id)", providerID: "aws:///us-east-1a/\(id)", ready: true, machineID: id,
+                                            allocatable: Resources(cpu: 2, memory: 8 * Double(gib))))
+            pods += (0..<count).map { ClusterPod(namespace: "default", name: "\(id)-\($0)", uid: "\(id)-\($0)", node: id,
+                                                 owner: .controller(kind: "ReplicaSet"), requests: Resources(cpu: 0.05, memory: 1e8)) }
+            pods.append(ClusterPod(namespace: "default", name: "ds-\(id)", uid: "ds-\(id)", node: id, owner: .daemonSet,
+                                   requests: Resources(cpu: 0.01, memory: 5e7)))
         }
         let utilization = busy ? 0.85 : 0.1
         return Observation(
@@ -34,7 +45,8 @@ enum DecideBenchmark {
             ],
             nodes: nodes,
             instances: instances,
-            state: ScalerState(lastScaleUpAt: now.addingTimeInterval(-7200), lastScaleDownAt: now.addingTimeInterval(-7200))
+            state: ScalerState(lastScaleUpAt: now.addingTimeInterval(-7200), lastScaleDownAt: now.addingTimeInterval(-7200)),
+            cluster: ClusterView(nodes: clusterNodes, pods: pods)
         )
     }
 
