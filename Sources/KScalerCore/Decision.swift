@@ -191,19 +191,36 @@ package struct SizingUnit: Sendable, Equatable, Codable {
     private enum CodingKeys: String, CodingKey { case machineType = "instance_type", size }
 }
 
-/// Where to launch: a machine type (keys `workers.sizes`) and a placement, both opaque to the
-/// core (EC2: an instance type and a subnet); nil fields are left to the backend's template.
-/// The JSON keys stay those of version one (`instance_type`, `subnet_id`).
+/// Where to launch: a machine type (keys `workers.sizes`), a placement and a market, the
+/// first two opaque to the core (EC2: an instance type and a subnet); nil fields are left to
+/// the backend's template. The JSON keys stay those of version one (`instance_type`, `subnet_id`).
 package struct Offering: Sendable, Equatable, Codable {
     package var machineType: String?
     package var placement: String?
+    /// Spot or on-demand (EC2: `InstanceMarketOptions`).
+    package var market: Market
 
-    package init(machineType: String?, placement: String?) {
+    package init(machineType: String?, placement: String?, market: Market = .onDemand) {
         self.machineType = machineType
         self.placement = placement
+        self.market = market
     }
 
-    private enum CodingKeys: String, CodingKey { case machineType = "instance_type", placement = "subnet_id" }
+    private enum CodingKeys: String, CodingKey { case machineType = "instance_type", placement = "subnet_id", market }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        machineType = try container.decodeIfPresent(String.self, forKey: .machineType)
+        placement = try container.decodeIfPresent(String.self, forKey: .placement)
+        market = try container.decodeIfPresent(Market.self, forKey: .market) ?? .onDemand
+    }
+}
+
+/// How a machine is bought.
+package enum Market: String, Sendable, Equatable, Codable, CaseIterable {
+    case onDemand = "on-demand"
+    /// Spare capacity at a discount, which the provider may take back at short notice.
+    case spot
 }
 
 /// One line of explanation: a stable code for machines, a sentence with the values compared for people.

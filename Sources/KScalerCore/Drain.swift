@@ -84,10 +84,15 @@ package struct ClusterPod: Sendable, Equatable {
     package var requests: Resources
     /// The PodDisruptionBudgets selecting it, with the disruptions each allows now.
     package var budgets: [PodBudget]
+    /// The scheduler could not place it (`PodScheduled` False, reason `Unschedulable`): a pod a
+    /// pool may be grown for.
+    package var unschedulable: Bool
+    /// Its nodeSelector, required node affinity and tolerations: which pools can take it.
+    package var placement: PlacementConstraints
 
     package init(namespace: String, name: String, uid: String, node: String?, owner: Owner, finished: Bool = false,
                  terminating: Bool = false, localStorage: [String] = [], safeToEvict: Bool? = nil, requests: Resources = .zero,
-                 budgets: [PodBudget] = []) {
+                 budgets: [PodBudget] = [], unschedulable: Bool = false, placement: PlacementConstraints = .none) {
         self.namespace = namespace
         self.name = name
         self.uid = uid
@@ -99,6 +104,8 @@ package struct ClusterPod: Sendable, Equatable {
         self.safeToEvict = safeToEvict
         self.requests = requests
         self.budgets = budgets
+        self.unschedulable = unschedulable
+        self.placement = placement
     }
 
     package var reference: String { "\(namespace)/\(name)" }

@@ -139,9 +139,16 @@ package struct ManagedInstance: Sendable, Equatable, Codable {
     package var state: State
     /// Tagged `kscaler:protected=true`: never a victim, never terminated as a failed boot.
     package var protected: Bool
+    /// The pool it was launched for (EC2: tag `kscaler:pool`); nil when untagged.
+    package var pool: String?
+    package var market: Market
+    /// The backend says it is being taken back (EC2: a Spot instance `marked-for-termination`):
+    /// no longer capacity, and its node is drained.
+    package var interrupted: Bool
 
     package init(id: String, machineType: String, placement: String?, zone: String?,
-                launchTime: Date, state: State, protected: Bool = false) {
+                launchTime: Date, state: State, protected: Bool = false, pool: String? = nil, market: Market = .onDemand,
+                interrupted: Bool = false) {
         self.id = id
         self.machineType = machineType
         self.placement = placement
@@ -149,28 +156,65 @@ package struct ManagedInstance: Sendable, Equatable, Codable {
         self.launchTime = launchTime
         self.state = state
         self.protected = protected
+        self.pool = pool
+        self.market = market
+        self.interrupted = interrupted
     }
 
     private enum CodingKeys: String, CodingKey {
         case id, machineType = "instance_type", placement = "subnet_id", zone = "availability_zone"
-        case launchTime = "launch_time", state, protected
+        case launchTime = "launch_time", state, protected, pool, market, interrupted
+    }
+
+    /// Reports written before pools read as on-demand machines of no pool.
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try container.decode(String.self, forKey: .id), machineType: try container.decode(String.self, forKey: .machineType),
+                  placement: try container.decodeIfPresent(String.self, forKey: .placement),
+                  zone: try container.decodeIfPresent(String.self, forKey: .zone),
+                  launchTime: try container.decode(Date.self, forKey: .launchTime), state: try container.decode(State.self, forKey: .state),
+                  protected: try container.decodeIfPresent(Bool.self, forKey: .protected) ?? false,
+                  pool: try container.decodeIfPresent(String.self, forKey: .pool),
+                  market: try container.decodeIfPresent(Market.self, forKey: .market) ?? .onDemand,
+                  interrupted: try container.decodeIfPresent(Bool.self, forKey: .interrupted) ?? false)
     }
 }
 
-/// A (machine type, placement) to skip until a time; `placement` nil means every placement.
+/// A (machine type, placement, market) to skip until a time; `placement` nil means every placement.
+/// Spot and on-demand capacity run out separately: one being short says nothing of the other.
 package struct UnavailableOffering: Sendable, Equatable, Codable {
     package var machineType: String
     package var placement: String?
     package var until: Date
+    package var market: Market
 
-    package init(machineType: String, placement: String?, until: Date) {
+    package init(machineType: String, placement: String?, until: Date, market: Market = .onDemand) {
         self.machineType = machineType
         self.placement = placement
         self.until = until
+        self.market = market
     }
 
     private enum CodingKeys: String, CodingKey {
-        case machineType = "instance_type", placement = "subnet_id", until
+        case machineType = "instance_type", placement = "subnet_id", until, market
+    }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        machineType = try container.decode(String.self, forKey: .machineType)
+        placement = try container.decodeIfPresent(String.self, forKey: .placement)
+        until = try container.decode(Date.self, forKey: .until)
+        market = try container.decodeIfPresent(Market.self, forKey: .market) ?? .onDemand
+    }
+
+    /// The synthesised form would write `market` for every on-demand entry: state items and
+    /// reports of a cluster without Spot stay as they were.
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(machineType, forKey: .machineType)
+        try container.encodeIfPresent(placement, forKey: .placement)
+        try container.encode(until, forKey: .until)
+        if market != .onDemand { try container.encode(market, forKey: .market) }
     }
 }
 
