@@ -73,7 +73,8 @@ extension Evaluator {
                     continue
                 }
                 if !mode.isDryRun {
-                    acted.changes.lastScaleDownAt = now
+                    let pool = stateKey(of: observed.observation.instances.first { $0.id == drain.machine })
+                    acted.poolChanges[pool, default: StateChanges()].lastScaleDownAt = now
                     acted.drainDurations.append(now.timeIntervalSince(drain.startedAt))
                 }
             case .abort(let why), .close(let why):

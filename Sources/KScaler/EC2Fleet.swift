@@ -18,6 +18,11 @@ package struct EC2Fleet: Fleet {
         /// `run`, `plan` and `config check` exit 2 before that).
         case unrenderable(String)
 
+        /// The text to pass to RunInstances; nil when the launch template carries its own.
+        package var rendered: String? {
+            if case .rendered(let text) = self { text } else { nil }
+        }
+
         package init(for config: KScalerConfig) {
             do {
                 self = try UserDataRenderer.workerUserData(for: config).map(UserData.rendered) ?? .fromLaunchTemplate
@@ -27,20 +32,50 @@ package struct EC2Fleet: Fleet {
         }
     }
 
+    /// One pool's launch settings and what its workers boot with.
+    package struct Pool: Sendable, Equatable {
+        package var workers: WorkerSettings
+        package var userData: UserData
+
+        package init(workers: WorkerSettings, userData: UserData) {
+            self.workers = workers
+            self.userData = userData
+        }
+    }
+
     let ec2: EC2Client
     let clusterID: String
-    let workers: WorkerSettings
+    /// The pool a plan without one launches into (a `workers:` configuration's only pool).
+    let defaultPool: Pool
+    let pools: [String: Pool]
     /// Instance ids never to terminate, besides those tagged protected.
     let protectedInstances: Set<String>
-    package let userData: UserData
 
     package init(ec2: EC2Client, clusterID: String, workers: WorkerSettings, protectedInstances: Set<String>, userData: UserData) {
+        self.init(ec2: ec2, clusterID: clusterID, pools: [Pool(workers: workers, userData: userData)], protectedInstances: protectedInstances)
+    }
+
+    /// - Parameter pools: not empty; the first is the one a plan naming no pool launches into.
+    package init(ec2: EC2Client, clusterID: String, pools: [Pool], protectedInstances: Set<String>) {
         self.ec2 = ec2
         self.clusterID = clusterID
-        self.workers = workers
+        defaultPool = pools[0]
+        self.pools = Dictionary(pools.map { ($0.workers.pool, $0) }, uniquingKeysWith: { first, _ in first })
         self.protectedInstances = protectedInstances
-        self.userData = userData
     }
+
+    /// Every configured pool, each with its user data rendered once.
+    package init(ec2: EC2Client, config: KScalerConfig) {
+        self.init(ec2: ec2, clusterID: config.clusterID,
+                  pools: config.workerPools.map { Pool(workers: $0.workers, userData: UserData(for: config.scoped(to: $0))) },
+                  protectedInstances: config.victims.protectedInstances)
+    }
+
+    /// The pool a plan launches into.
+    func pool(of plan: LaunchPlan) -> Pool { plan.pool.flatMap { pools[$0] } ?? defaultPool }
+
+    /// The default pool's user data (what a `workers:` configuration launches with).
+    package var userData: UserData { defaultPool.userData }
 
     /// kscaler's EC2 workers are named after their instance id (the user data names the node: userdata/); a node
     /// named otherwise is matched by its provider id `aws:///<az>/<instance-id>`.
@@ -89,7 +124,7 @@ package struct EC2Fleet: Fleet {
     }
 
     package func launch(_ plan: LaunchPlan, dryRun: Bool) async throws -> LaunchResult {
-        if case .unrenderable(let problem) = userData {
+        if case .unrenderable(let problem) = pool(of: plan).userData {
             throw LaunchFailure(unavailable: [], reason: "the worker user data cannot be rendered from this configuration: \(problem)")
         }
         let candidates = plan.candidates.isEmpty ? [Offering(machineType: nil, placement: nil)] : plan.candidates
@@ -135,6 +170,8 @@ package struct EC2Fleet: Fleet {
     }
 
     func request(_ plan: LaunchPlan, offering: Offering, attempt: Int) -> RunInstancesRequest {
+        let pool = pool(of: plan)
+        let workers = pool.workers
         let tags = [Self.clusterTag: clusterID, Self.poolTag: workers.pool, Self.launchIDTag: plan.launchID,
                     "Name": "kscaler-\(clusterID)-\(workers.pool)"]
         let template = workers.launchTemplate.map { reference -> LaunchTemplateReference in
@@ -148,15 +185,13 @@ package struct EC2Fleet: Fleet {
             subnetID: offering.placement, securityGroupIDs: workers.securityGroups,
             instanceProfile: workers.instanceProfile.map(IAMInstanceProfile.init(nameOrARN:)),
             instanceTags: tags, volumeTags: [Self.clusterTag: clusterID, Self.poolTag: workers.pool],
-            userData: renderedUserData.map { Data($0.utf8) },
-            // One token per (launch, offering): a retry of the same attempt is deduplicated by
-            // EC2; a different offering is a different request, which EC2 requires.
-            clientToken: attempt == 0 ? plan.launchID : "\(plan.launchID)-\(attempt)")
+            userData: pool.userData.rendered.map { Data($0.utf8) },
+            // One token per (launch, pool, offering): a retry of the same attempt is deduplicated
+            // by EC2; another pool or offering is a different request, which EC2 requires.
+            clientToken: plan.launchID + (plan.pool.map { "-\($0)" } ?? "") + (attempt == 0 ? "" : "-\(attempt)"))
     }
 
-    var renderedUserData: String? {
-        if case .rendered(let text) = userData { text } else { nil }
-    }
+    var renderedUserData: String? { defaultPool.userData.rendered }
 
     static func managed(_ instance: EC2Instance) -> ManagedInstance? {
         let state: ManagedInstance.State
@@ -167,7 +202,7 @@ package struct EC2Fleet: Fleet {
         }
         return ManagedInstance(id: instance.id, machineType: instance.instanceType, placement: instance.subnetID,
                                zone: instance.availabilityZone, launchTime: instance.launchTime, state: state,
-                               protected: instance.tags[protectedTag] == "true")
+                               protected: instance.tags[protectedTag] == "true", pool: instance.tags[poolTag])
     }
 }
 

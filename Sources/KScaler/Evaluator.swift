@@ -193,7 +193,7 @@ package struct Evaluator: Sendable {
             if let nodes = observed.clusterNodes {
                 await tendNodes(nodes, observed: observed, mode: mode, state: state, into: &acted)
             }
-            report.actions += acted.actions
+            report.actions += config.pools == nil ? acted.actions : acted.actions.map { naming(pool: $0, observed.observation.instances) }
             report.nodeCleanup = acted.nodeCleanup
             if cluster == nil, mode.isDryRun || acted.actions.contains(where: { $0.kind == .terminate || $0.kind == .terminateFailedBoot }) {
                 report.notes.append(Self.withoutKubernetes)
@@ -202,6 +202,7 @@ package struct Evaluator: Sendable {
             // A launch written as a new intent decides about it; else the lookup above does.
             if let intent = acted.intent { after.launchIntent = intent }
             after = after.applying(acted.changes, pool: config.workers.pool)
+            for (pool, changes) in acted.poolChanges.sorted(by: { $0.key < $1.key }) { after = after.applying(changes, pool: pool) }
             if let ghosts = acted.ghostRecords { after.ghostNodes = ghosts }
             if let drains = acted.drains { after.drains = drains }
             if let aborted = acted.abortedDrains { after.abortedDrains = aborted }
@@ -216,6 +217,15 @@ package struct Evaluator: Sendable {
         }
         report.outcome = outcome(of: report)
         return (report, after)
+    }
+
+    /// `record` with the pool of the machines it acted on, when they are all of one.
+    func naming(pool record: RunEvent.ActionRecord, _ machines: [ManagedInstance]) -> RunEvent.ActionRecord {
+        guard record.pool == nil else { return record }
+        let pools = Set(record.instanceIDs.compactMap { id in machines.first { $0.id == id }?.pool })
+        var record = record
+        if pools.count == 1 { record.pool = pools.first }
+        return record
     }
 
     /// What this run came to: its own actions' results first; else nothing, unless it failed

@@ -7,11 +7,14 @@ package struct LaunchPlan: Sendable, Equatable {
     package var launchID: String
     package var count: Int
     package var candidates: [Offering]
+    /// The pool to launch into (its launch settings and user data); nil: the fleet's only one.
+    package var pool: String?
 
-    package init(launchID: String, count: Int, candidates: [Offering]) {
+    package init(launchID: String, count: Int, candidates: [Offering], pool: String? = nil) {
         self.launchID = launchID
         self.count = count
         self.candidates = candidates
+        self.pool = pool
     }
 }
 

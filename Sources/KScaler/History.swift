@@ -64,10 +64,14 @@ package struct RunEvent: Sendable, Equatable, Codable {
         package var pods: [String]?
         /// Why, for the drain kinds: what blocked an eviction, why a drain was aborted or closed.
         package var detail: String?
+        /// The pool acted on, with `pools:` (a launch's, a victim's, a drained node's).
+        package var pool: String?
+        /// A launch's market (`spot`, `on-demand`).
+        package var market: Market?
 
         package init(kind: Kind, instanceIDs: [String], nodes: [String]? = nil, machineType: String? = nil, placement: String? = nil,
                     launchID: String? = nil, result: Result = .done, error: String? = nil, recovered: Bool = false,
-                    pods: [String]? = nil, detail: String? = nil) {
+                    pods: [String]? = nil, detail: String? = nil, pool: String? = nil, market: Market? = nil) {
             self.kind = kind
             self.instanceIDs = instanceIDs
             self.nodes = nodes
@@ -79,11 +83,13 @@ package struct RunEvent: Sendable, Equatable, Codable {
             self.recovered = recovered
             self.pods = pods
             self.detail = detail
+            self.pool = pool
+            self.market = market
         }
 
         enum CodingKeys: String, CodingKey {
             case kind, instanceIDs = "instance_ids", machineType = "instance_type", placement = "subnet_id", launchID = "launch_id"
-            case result, error, recovered, nodes, pods, detail
+            case result, error, recovered, nodes, pods, detail, pool, market
         }
 
         /// Events written before `result` and `recovered` existed read as they meant.
@@ -100,6 +106,8 @@ package struct RunEvent: Sendable, Equatable, Codable {
             nodes = try container.decodeIfPresent([String].self, forKey: .nodes)
             pods = try container.decodeIfPresent([String].self, forKey: .pods)
             detail = try container.decodeIfPresent(String.self, forKey: .detail)
+            pool = try container.decodeIfPresent(String.self, forKey: .pool)
+            market = try container.decodeIfPresent(Market.self, forKey: .market)
         }
     }
 

@@ -35,6 +35,8 @@ struct Acted: Sendable {
     /// The launch intent written before launching: recorded unless `changes` clears it
     /// (the launch's result is known).
     var intent: LaunchIntent?
+    /// Cooldown stamps and unavailable offerings to record, by pool (the state item's key).
+    var poolChanges: [String: StateChanges] = [:]
     /// The state as last written during the run (an intent, ghost records before a terminate):
     /// the next write before an action builds on it.
     var written: StateDocument?
@@ -58,7 +60,9 @@ extension Evaluator {
     func observe(state: StateDocument) async throws -> Observed {
         try Task.checkCancellation()
         let machines = fleet.machines
-        async let metricsObservation = metrics.observe(queries: config.queries(workerNodes: machines.workerNodeNames), now: clock())
+        // With pools, utilisation is each pool's own (below, once its machines are known).
+        let queries = config.queries(workerNodes: machines.workerNodeNames).filter { config.pools == nil || !Signal.utilization.contains($0.key) }
+        async let metricsObservation = metrics.observe(queries: queries, now: clock())
         async let listingResult = fleet.listMachines()
         async let clusterResult = listCluster()
         let readings = await metricsObservation
@@ -75,9 +79,15 @@ extension Evaluator {
         let live = Set(listing.live.map(\.id))
         let ended = listing.ended.union(state.ghostNodes.map(\.machine).filter { !live.contains($0) })
         let now = clock()
-        var observed = Observed(observation: Observation(readings: readings.readings, nodes: nodes, instances: listing.live,
-                                                         endedMachines: ended, state: state.pool(config.workers.pool), cluster: cluster,
-                                                         drains: state.drains, abortedDrains: state.abortedDrains.filter { $0.until > now }))
+        var observation = Observation(readings: readings.readings, nodes: nodes, instances: listing.live, endedMachines: ended,
+                                      state: state.pool(config.workers.pool), cluster: cluster, drains: state.drains,
+                                      abortedDrains: state.abortedDrains.filter { $0.until > now })
+        if let pools = config.pools {
+            observation.state = ScalerState()
+            observation.poolStates = Dictionary(pools.keys.map { ($0, state.pool($0)) }, uniquingKeysWith: { first, _ in first })
+            observation.poolReadings = await poolUtilization(machines: listing.live)
+        }
+        var observed = Observed(observation: observation)
         observed.clusterNodes = cluster?.nodes
         guard let intent = state.launchIntent else { return observed }
         let launched = try await fleet.instances(launchID: intent.launchID)
@@ -95,6 +105,28 @@ extension Evaluator {
         }
         observed.intentSettled = true
         return observed
+    }
+
+    /// Each pool's utilisation signals, measured on its own machines' nodes: the default
+    /// queries with the pool's instance ids as the worker selector, all pools concurrently.
+    /// (A signal overridden under `signals.` is the cluster's; `config check` says pools use
+    /// kscaler's own utilisation queries.)
+    private func poolUtilization(machines: [ManagedInstance]) async -> [String: [Signal: Reading]] {
+        let window = max(1, Int(config.scaleDown.stabilizationWindow.rounded()))
+        return await withTaskGroup(of: (String, [Signal: Reading]).self) { group in
+            for pool in config.workerPools {
+                let ids = machines.filter { $0.pool == pool.name }.map(\.id).sorted()
+                // No machine: a selector no node name can match (a colon is not allowed in one).
+                let selector = ids.isEmpty ? "kscaler:none" : ids.joined(separator: "|")
+                let queries = Dictionary(Signal.utilization.map { signal in
+                    (signal, DefaultQueries.query(for: signal, mode: config.utilization, windowSeconds: window, workerNodes: selector))
+                }, uniquingKeysWith: { first, _ in first })
+                group.addTask { (pool.name, await metrics.observe(queries: queries, now: clock()).readings) }
+            }
+            var readings: [String: [Signal: Reading]] = [:]
+            for await (pool, poolReadings) in group { readings[pool] = poolReadings }
+            return readings
+        }
     }
 
     /// The API's nodes and pods (listed concurrently), or nil when kscaler runs without the API.
@@ -120,12 +152,17 @@ extension Evaluator {
         guard decision.action != .none || !decision.failedBoots.isEmpty || !decision.drain.steps.isEmpty
                 || !decision.drain.untaint.isEmpty else { return acted }
         let now = clock()
-        let recorded = state.pool(config.workers.pool).unavailableOfferings
-        var unavailable = recorded.filter { $0.until > now }
+        // Unavailable offerings are each pool's own memory.
+        let poolOfMachine = Dictionary(observed.observation.instances.map { ($0.id, stateKey(of: $0)) }, uniquingKeysWith: { first, _ in first })
+        let poolNames = config.workerPools.map(\.name)
+        let recorded = Dictionary(poolNames.map { ($0, state.pool($0).unavailableOfferings) }, uniquingKeysWith: { first, _ in first })
+        var unavailable = recorded.mapValues { $0.filter { $0.until > now } }
         do {
             try await withinActionWindow(mode, now: now) {
                 try await terminateFailedBoots(decision, mode: mode, state: state, observed: observed, into: &acted)
-                unavailable += mode.isDryRun ? [] : decision.failedBoots.map(\.unavailable)
+                if !mode.isDryRun {
+                    for boot in decision.failedBoots { unavailable[poolOfMachine[boot.instanceID] ?? config.workers.pool, default: []].append(boot.unavailable) }
+                }
                 // Open drains go first: a cancelled one gives its node back before any launch.
                 try await advanceDrains(decision.drain, mode: mode, state: state, observed: observed, now: now, into: &acted)
                 switch decision.action {
@@ -133,19 +170,41 @@ extension Evaluator {
                     break
                 case .scaleDown(let victims) where decision.drain.drainVictims:
                     try await startDrains(victims, mode: mode, state: state, observed: observed, now: now, into: &acted)
-                case .scaleUp(let count):
-                    unavailable += try await launch(count, decision: decision, mode: mode, state: state, retryLaunchID: observed.retryLaunchID,
-                                                    now: now, into: &acted)
+                case .scaleUp:
+                    let launchID = observed.retryLaunchID ?? Self.newLaunchID()
+                    var definite = true
+                    for launch in decision.launches {
+                        let pool = launch.pool ?? config.workers.pool
+                        let outcome = try await self.launch(launch.count, pool: launch.pool, candidates: launch.candidates, launchID: launchID,
+                                                            total: decision.launches.map(\.count).reduce(0, +), mode: mode, state: state,
+                                                            now: now, into: &acted)
+                        unavailable[pool, default: []] += outcome.unavailable
+                        if !mode.isDryRun, outcome.launched { acted.poolChanges[pool, default: StateChanges()].lastScaleUpAt = now }
+                        definite = definite && outcome.definite
+                    }
+                    // Every launch's result is known (a launch whose result is not threw above):
+                    // the intent has done its work.
+                    if !mode.isDryRun && definite { acted.changes.clearLaunchIntent = true }
                 case .scaleDown(let victims):
                     try await terminate(.terminate, victims.map(\.instanceID), mode: mode, state: state, observed: observed, into: &acted)
-                    if !mode.isDryRun { acted.changes.lastScaleDownAt = now }
+                    if !mode.isDryRun { acted.poolChanges[victims.first?.pool ?? config.workers.pool, default: StateChanges()].lastScaleDownAt = now }
                 }
             }
         } catch {
             acted.error = error
         }
-        if !mode.isDryRun, unavailable != recorded { acted.changes.unavailableOfferings = unavailable }
+        if !mode.isDryRun {
+            for (pool, entries) in unavailable where entries != recorded[pool] ?? [] {
+                acted.poolChanges[pool, default: StateChanges()].unavailableOfferings = entries
+            }
+        }
         return acted
+    }
+
+    /// The pool whose state a machine's actions change: its own with `pools:`; a `workers:`
+    /// configuration keeps one state whatever its machines are tagged.
+    func stateKey(of machine: ManagedInstance?) -> String {
+        config.pools == nil ? config.workers.pool : machine?.pool ?? config.workers.pool
     }
 
     /// For real: no action is started once the run is cancelled or with less lease left than
@@ -198,41 +257,41 @@ extension Evaluator {
         if !mode.isDryRun { logger.notice("terminated", metadata: ["kind": "\(kind.rawValue)", "instances": "\(ids.joined(separator: ","))"]) }
     }
 
-    /// Launches `count` (for real: after writing the intent, so a crash cannot launch twice) and
-    /// records it. Returns the offerings found out of capacity on the way.
-    private func launch(_ count: Int, decision: Decision, mode: ActMode, state: StateDocument, retryLaunchID: String?, now: Date, into acted: inout Acted) async throws -> [UnavailableOffering] {
-        let launchID = retryLaunchID ?? Self.newLaunchID()
-        if case .real(let lease) = mode {
+    /// Launches `count` into `pool` (for real: after writing the run's intent, once for all its
+    /// launches, so a crash cannot launch twice) and records it. Returns the offerings found out
+    /// of capacity on the way, whether anything launched, and whether the result is definite.
+    private func launch(_ count: Int, pool: String?, candidates: [Offering], launchID: String, total: Int, mode: ActMode,
+                        state: StateDocument, now: Date, into acted: inout Acted) async throws -> (unavailable: [UnavailableOffering], launched: Bool, definite: Bool) {
+        if case .real(let lease) = mode, acted.intent == nil {
             var withIntent = acted.written ?? state
-            withIntent.launchIntent = LaunchIntent(launchID: launchID, count: count, createdAt: now)
+            withIntent.launchIntent = LaunchIntent(launchID: launchID, count: total, createdAt: now)
             try await store.write(withIntent, lease: lease)
             acted.written = withIntent
             acted.intent = withIntent.launchIntent
         }
-        let plan = LaunchPlan(launchID: launchID, count: count, candidates: decision.launchCandidates)
+        let plan = LaunchPlan(launchID: launchID, count: count, candidates: candidates, pool: pool)
         do {
             let result = try await fleet.launch(plan, dryRun: mode.isDryRun)
             let offering = result.offering ?? plan.candidates.first
             acted.actions.append(.init(kind: .launch, instanceIDs: result.instances.map(\.id), machineType: offering?.machineType,
-                                       placement: offering?.placement, launchID: launchID))
+                                       placement: offering?.placement, launchID: launchID, pool: pool,
+                                       market: config.pools == nil ? nil : offering?.market))
             if !mode.isDryRun {
-                acted.changes.lastScaleUpAt = now
-                acted.changes.clearLaunchIntent = true
                 logger.notice("launched", metadata: ["count": "\(result.instances.count)", "launch_id": "\(launchID)",
-                                                     "instances": "\(result.instances.map(\.id).joined(separator: ","))"])
+                                                     "instances": "\(result.instances.map(\.id).joined(separator: ","))"]
+                    .merging(pool.map { ["pool": "\($0)"] } ?? [:], uniquingKeysWith: { first, _ in first }))
             }
-            return result.unavailable.map { unavailableEntry($0, now: now) }
+            return (result.unavailable.map { unavailableEntry($0, now: now) }, true, true)
         } catch let failure as LaunchFailure {
             // Definitive: EC2 refused every offering; nothing was launched.
-            acted.actions.append(.init(kind: .launch, instanceIDs: [], launchID: launchID, result: .failed, error: failure.description))
-            if !mode.isDryRun { acted.changes.clearLaunchIntent = true }
+            acted.actions.append(.init(kind: .launch, instanceIDs: [], launchID: launchID, result: .failed, error: failure.description, pool: pool))
             acted.error = failure
-            return failure.unavailable.map { unavailableEntry($0, now: now) }
+            return (failure.unavailable.map { unavailableEntry($0, now: now) }, false, true)
         } catch {
             // The intent stays either way: the next run looks the launch id up before launching
             // again, and reuses it (EC2 deduplicates its ClientToken).
             acted.actions.append(.init(kind: .launch, instanceIDs: [], launchID: launchID, result: result(of: error, mode: mode),
-                                       error: describeError(error)))
+                                       error: describeError(error), pool: pool))
             throw error
         }
     }
@@ -245,7 +304,7 @@ extension Evaluator {
 
     func unavailableEntry(_ offering: Offering, now: Date) -> UnavailableOffering {
         UnavailableOffering(machineType: offering.machineType ?? "launch-template", placement: offering.placement,
-                            until: now.addingTimeInterval(config.unavailableFor))
+                            until: now.addingTimeInterval(config.unavailableFor), market: offering.market)
     }
 
     /// A launch id: sortable by time, unique, valid as an EC2 ClientToken (≤ 64 ASCII).

@@ -34,8 +34,7 @@ package struct Runtime: Sendable {
             config: config, aws: aws,
             table: KScalerTable(dynamoDB: DynamoDBClient(client: aws.client(for: .dynamoDB, displayName: "DynamoDB")),
                                 tableName: config.table, clusterID: config.clusterID, pool: config.workers.pool),
-            fleet: EC2Fleet(ec2: aws.ec2, clusterID: config.clusterID, workers: config.workers,
-                            protectedInstances: config.victims.protectedInstances, userData: EC2Fleet.UserData(for: config)),
+            fleet: EC2Fleet(ec2: aws.ec2, config: config),
             kubernetes: kubernetes, transport: transport)
     }
 

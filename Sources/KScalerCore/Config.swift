@@ -41,6 +41,10 @@ package struct KScalerConfig: Sendable, Equatable {
     package var kubernetes: KubernetesSettings
     /// How a scale-down drains its node first (with the Kubernetes API).
     package var drain: DrainPolicy
+    /// `pools:`, by name; nil when the configuration has `workers:` (one pool, `workers.pool`).
+    package var pools: [String: PoolSettings]?
+    /// Which pool grows for pods several pools can take.
+    package var expander: Expander
 
     package init(
         clusterID: String,
@@ -62,7 +66,9 @@ package struct KScalerConfig: Sendable, Equatable {
         historyRetention: TimeInterval = Defaults.historyRetention,
         pushgatewayURL: String? = nil,
         kubernetes: KubernetesSettings = KubernetesSettings(),
-        drain: DrainPolicy = DrainPolicy()
+        drain: DrainPolicy = DrainPolicy(),
+        pools: [String: PoolSettings]? = nil,
+        expander: Expander = .priority
     ) {
         self.clusterID = clusterID
         self.region = region
@@ -84,6 +90,31 @@ package struct KScalerConfig: Sendable, Equatable {
         self.pushgatewayURL = pushgatewayURL
         self.kubernetes = kubernetes
         self.drain = drain
+        self.pools = pools
+        self.expander = expander
+    }
+
+    /// The pools kscaler launches into, highest priority first (ties by name): `pools:`, or
+    /// `workers:` as the one pool it always was.
+    package var workerPools: [PoolSettings] {
+        guard let pools else {
+            return [PoolSettings(workers: workers, nodes: nodes, scaleUp: scaleUp, scaleDown: scaleDown)]
+        }
+        return pools.values.sorted { ($1.priority, $0.name) < ($0.priority, $1.name) }
+    }
+
+    /// This configuration as one pool sees it: `workers` is the pool's (what its user data and
+    /// launches are made from).
+    package func scoped(to pool: PoolSettings) -> KScalerConfig {
+        var config = self
+        config.workers = pool.workers
+        return config
+    }
+
+    /// The pool pods are assumed to fit when kscaler cannot read their constraints (no
+    /// Kubernetes API): the one named `default`, else the first by priority.
+    package var defaultPool: PoolSettings? {
+        workerPools.first { $0.name == "default" } ?? workerPools.first
     }
 
     /// Schema defaults that are not inside a nested settings type.
@@ -131,7 +162,10 @@ package struct KScalerConfig: Sendable, Equatable {
                 machineTypes: workers.instanceTypes,
                 placements: workers.subnets,
                 sizes: workers.sizes
-            )
+            ),
+            pools: pools == nil ? nil : workerPools.map(\.policy),
+            defaultPool: defaultPool?.name,
+            expander: expander
         )
     }
 }
@@ -379,6 +413,70 @@ package struct WorkerSettings: Sendable, Equatable {
         self.labels = labels
         self.taints = taints
         self.join = join
+    }
+}
+
+/// How a pool buys its machines.
+package enum CapacityType: String, Sendable, Equatable, CaseIterable, Codable {
+    case onDemand = "on-demand"
+    case spot
+    /// Spot first; on-demand when no Spot offering has capacity.
+    case spotThenOnDemand = "spot-then-on-demand"
+
+    /// The markets to try, in order.
+    package var markets: [Market] {
+        switch self {
+        case .onDemand: [.onDemand]
+        case .spot: [.spot]
+        case .spotThenOnDemand: [.spot, .onDemand]
+        }
+    }
+}
+
+/// Which pool grows for pending pods that more than one pool can take (cluster-autoscaler's
+/// expanders of the same names).
+package enum Expander: String, Sendable, Equatable, CaseIterable, Codable {
+    /// The pool with the highest `priority` (ties: by name).
+    case priority
+    /// The pool whose new nodes would be fullest: least CPU and memory left unrequested.
+    case leastWaste = "least-waste"
+    /// The pool whose new nodes cost least per hour, by its `prices`; pools without a price last.
+    case cheapest
+}
+
+/// One pool of workers: how they launch (`workers` with the pool's name in `workers.pool`),
+/// its bounds, its market, its priority and its scale-up/scale-down settings (the top-level
+/// ones with the pool's overrides on top).
+package struct PoolSettings: Sendable, Equatable {
+    package var workers: WorkerSettings
+    package var nodes: NodeBounds
+    package var capacityType: CapacityType
+    /// Higher wins with the priority expander, and goes first when the cluster cap is short.
+    package var priority: Int
+    /// Hourly price per instance type as this pool buys it (the cheapest expander).
+    package var prices: [String: Double]
+    package var scaleUp: ScaleUpPolicy
+    package var scaleDown: ScaleDownPolicy
+
+    package init(workers: WorkerSettings, nodes: NodeBounds, capacityType: CapacityType = .onDemand, priority: Int = 0,
+                 prices: [String: Double] = [:], scaleUp: ScaleUpPolicy = ScaleUpPolicy(), scaleDown: ScaleDownPolicy = ScaleDownPolicy()) {
+        self.workers = workers
+        self.nodes = nodes
+        self.capacityType = capacityType
+        self.priority = priority
+        self.prices = prices
+        self.scaleUp = scaleUp
+        self.scaleDown = scaleDown
+    }
+
+    package var name: String { workers.pool }
+
+    /// What `decide` needs of the pool.
+    package var policy: PoolPolicy {
+        PoolPolicy(name: name, nodes: nodes, scaleUp: scaleUp, scaleDown: scaleDown,
+                   capacity: WorkerCapacity(machineTypes: workers.instanceTypes, placements: workers.subnets, sizes: workers.sizes,
+                                            markets: capacityType.markets),
+                   capacityType: capacityType, priority: priority, labels: workers.labels, taints: workers.taints, prices: prices)
     }
 }
 

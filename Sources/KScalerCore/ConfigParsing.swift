@@ -46,8 +46,39 @@ extension ConfigReader {
                    fix: "make lease.safety_margin shorter than lease.ttl (defaults \(formatDuration(defaults.safetyMargin)) and "
                        + "\(formatDuration(defaults.ttl))), or no run could ever act")
         }
-        checkWorkers(config.workers, given: given)
+        if given("pools") {
+            checkPools(config, given: given)
+        } else {
+            checkWorkers(config.workers, given: given)
+        }
         checkKubernetes(config.kubernetes, given: given)
+    }
+
+    /// `pools:` replaces `workers:` (which is one pool), and each pool has its own min.
+    private mutating func checkPools(_ config: KScalerConfig, given: (String) -> Bool) {
+        if given("workers") {
+            report("workers", "is set together with pools", fix: "move the workers settings into a pool (workers: is the one pool named default)")
+        }
+        if given("nodes.min") {
+            report("nodes.min", "is per pool with pools", fix: "remove nodes.min and set min in each pool; nodes.max stays the cap across pools")
+        }
+        if config.pools?.isEmpty == true, !isBroken("pools") {
+            report("pools", "has no pool", fix: "name at least one pool, e.g. pools: {general: {launch_template: {name: …}, sizes: {…}}}")
+        }
+        if let pools = config.pools, pools.values.map(\.nodes.min).reduce(0, +) > config.nodes.max, !isBroken("nodes.max") {
+            report("nodes.max", "the pools' min add up to \(pools.values.map(\.nodes.min).reduce(0, +)), above the cluster-wide max \(config.nodes.max)",
+                   fix: "raise nodes.max or lower the pools' min")
+        }
+    }
+
+    /// What `workers:` is checked for, for one pool read at the top-level spellings
+    /// (`PoolSection` moves the problems under the pool), and its own min ≤ max.
+    mutating func checkPool(_ pool: KScalerConfig, given: (String) -> Bool) {
+        checkThresholds(up: pool.scaleUp, down: pool.scaleDown)
+        if pool.nodes.min > pool.nodes.max, !isBroken("nodes.min"), !isBroken("nodes.max") {
+            report("nodes.min", "min \(pool.nodes.min) is above max \(pool.nodes.max)", fix: "make nodes.min at most nodes.max")
+        }
+        checkWorkers(pool.workers, given: given)
     }
 
     /// The token-in-SSM path needs its server and its token together, and is one way to reach
@@ -71,7 +102,7 @@ extension ConfigReader {
     }
 
     /// Down-thresholds must sit below up-thresholds, or one run's scale-down is the next one's scale-up.
-    private mutating func checkThresholds(up: ScaleUpPolicy, down: ScaleDownPolicy) {
+    mutating func checkThresholds(up: ScaleUpPolicy, down: ScaleDownPolicy) {
         let defaults = (up: ScaleUpPolicy(), down: ScaleDownPolicy())
         for (resource, downValue, upValue) in [("cpu", down.cpuThreshold, up.cpuThreshold),
                                                ("memory", down.memoryThreshold, up.memoryThreshold)] {
@@ -85,7 +116,7 @@ extension ConfigReader {
 
     /// A launch template, or an image, instance types and subnets; and a size for every
     /// instance type (the sizing unit for scale-ups), or at least one with a template alone.
-    private mutating func checkWorkers(_ workers: WorkerSettings, given: (String) -> Bool) {
+    mutating func checkWorkers(_ workers: WorkerSettings, given: (String) -> Bool) {
         let usesTemplate = given("workers.launch_template")
         if !usesTemplate {
             let fix = "set workers.launch_template (id or name), or both workers.image_id and workers.instance_types"

@@ -52,12 +52,7 @@ indirect enum SchemaNode: Sendable {
 /// environment-variable names and the listing all follow it.
 enum ConfigSchema {
     static let root: SchemaNode = ConfigSettings.all.reduce(SchemaNode.section([])) { tree, setting in
-        let node: SchemaNode = switch setting.shape {
-        case .value: .leaf
-        case .dictionary: .dictionary
-        case .section(let keys): .section(keys.map { ($0, .leaf) })
-        }
-        return tree.inserting(node, at: setting.path[...])
+        tree.inserting(SchemaNode(setting.shape), at: setting.path[...])
     }
 
     static func node(at path: [String]) -> SchemaNode? {

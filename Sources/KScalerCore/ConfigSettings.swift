@@ -17,6 +17,8 @@ struct SettingSpec {
         case dictionary
         /// A map of fixed keys read together (their meaning depends on each other).
         case section([String])
+        /// A map of user-chosen names to sections of one schema (`pools.<name>`).
+        case named(SchemaNode)
     }
 
     let path: [String]
@@ -110,7 +112,22 @@ enum Parse {
 enum ConfigSettings {
     /// Every setting, in documentation order (the order `config check` lists them).
     static var all: [SettingSpec] {
-        connection + Signal.allCases.map(signalQuery) + scaling + workers + kubernetes + drain + bookkeeping
+        connection + Signal.allCases.map(signalQuery) + scaling + workers + [expander, pools] + kubernetes + drain + bookkeeping
+    }
+
+    /// The settings a pool section takes, by their top-level spelling: every `workers.*` key
+    /// but the pool's name (its key), `nodes.min`/`nodes.max` (a pool's `min`/`max`) and the
+    /// scale-up/scale-down settings a pool may override.
+    static var poolScoped: [SettingSpec] {
+        let overridable: Set<String> = ["scale_up.cpu_threshold", "scale_up.memory_threshold", "scale_up.max_step", "scale_up.cooldown",
+                                        "scale_down.cpu_threshold", "scale_down.memory_threshold", "scale_down.max_step",
+                                        "scale_down.cooldown", "scale_down.delay_after_scale_up", "nodes.min", "nodes.max"]
+        return workers.filter { $0.dotted != "workers.pool" } + scaling.filter { overridable.contains($0.dotted) }
+    }
+
+    /// A top-level path as it is spelled inside `pools.<name>`: `workers.sizes` → `sizes`, `nodes.min` → `min`.
+    static func poolKey(_ path: [String]) -> [String] {
+        ["workers", "nodes"].contains(path.first) ? Array(path.dropFirst()) : path
     }
 
     private static var connection: [SettingSpec] {
@@ -192,6 +209,25 @@ enum ConfigSettings {
             joinParameter("workers.join.server_url_parameter", "the SSM parameter holding the server URL", \.serverURLParameter),
         ]
     }
+
+    private static var expander: SettingSpec {
+        .value("expander", "with pools: which pool grows for pods several can take (priority, least-waste, cheapest)", \.expander,
+               Parse.oneOf(Expander.self), format: \.rawValue)
+    }
+
+    private static var pools: SettingSpec { SettingSpec(
+        path: ["pools"], shape: .named(PoolSection.schema),
+        summary: "named pools of workers, each with the workers keys, min, max, capacity_type, priority, prices and overrides",
+        read: { reader, value, config in
+            guard case .map(let entries)? = value else { return }
+            var pools: [String: PoolSettings] = [:]
+            for (name, entry) in entries.sorted(by: { $0.key < $1.key }) {
+                if let pool = PoolSection.read(name: name, entry, base: config, into: &reader) { pools[name] = pool }
+            }
+            config.pools = pools
+        },
+        listing: { config, _ in PoolSection.lines(config) },
+        environment: { _ in [] }) }
 
     private static var kubernetes: [SettingSpec] {
         [

@@ -28,12 +28,17 @@ import Foundation
 ///    failed boots being replaced.
 ///
 /// Every period (cooldown, grace, timeout) is over exactly at its end: `now >= start + length`.
+///
+/// With `pools:` (`policy.pools`), the same rules hold for each pool on its own machines, its
+/// own bounds, cooldowns and utilisation, and the unschedulable pods routed to it; see
+/// `decidePooled` for how the parts are put together.
 package func decide(_ observation: Observation, policy: Policy, now: Date) -> Decision {
+    if let pools = policy.pools { return decidePooled(observation, policy: policy, pools: pools, now: now) }
     var planner = Planner(observation: observation, policy: policy, now: now)
     return planner.decide()
 }
 
-private struct Planner {
+struct Planner {
     let observation: Observation
     let policy: Policy
     let now: Date
@@ -58,7 +63,7 @@ private struct Planner {
         }
         // The recorded stamp or the newest launch, whichever is later (see `Observation.lastScaleUpAt`).
         lastScaleUp = [trust(observation.state.lastScaleUpAt, "last_scale_up_at"),
-                       trust(observation.instances.map(\.launchTime).max(), "the newest launch time")].compactMap { $0 }.max()
+                       trust(fleet.instances.map(\.launchTime).max(), "the newest launch time")].compactMap { $0 }.max()
         lastScaleDown = trust(observation.state.lastScaleDownAt, "last_scale_down_at")
         reasons = warnings
         let ghosts = observation.ghostNodes.map(\.name).sorted()
@@ -147,7 +152,7 @@ private struct Planner {
     /// there is nothing to measure (the default queries rightly answer no data), and demanding
     /// it would leave a fresh or emptied cluster stuck below `nodes.min` with pods pending.
     /// Scale-down still needs the window maxima; without them it is blocked (`planScaleDown`).
-    private func requiredSignals() -> Set<Signal> {
+    func requiredSignals() -> Set<Signal> {
         var required: Set<Signal> = [.unschedulablePods, .nodeReady]
         if fleet.ready > 0 {
             required.formUnion([.cpuUtilization, .memoryUtilization, .cpuUtilizationWindowMax, .memoryUtilizationWindowMax])
@@ -158,7 +163,7 @@ private struct Planner {
         return required
     }
 
-    private func signalVerdicts(required: Set<Signal>) -> [SignalVerdict] {
+    func signalVerdicts(required: Set<Signal>) -> [SignalVerdict] {
         Signal.allCases.map { signal in
             let reading = observation.reading(signal).normalized
             let isRequired = required.contains(signal)

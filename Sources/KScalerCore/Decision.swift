@@ -61,10 +61,16 @@ package struct Decision: Sendable, Equatable, Codable {
     package var cooldowns: [CooldownStatus]
     /// Open drains' steps, orphaned taints, and whether victims are drained first.
     package var drain: DrainDecision
+    /// With `pools:`, each pool's part (highest priority first); `action` is then their sum:
+    /// a scale-up launches in each pool as its part says, a scale-down's victims name their
+    /// pool. Empty for a `workers:` configuration.
+    package var pools: [PoolOutcome]
+    /// Unschedulable pods no pool can take, each with why: nothing is launched for them.
+    package var unservablePods: [UnservablePod]
 
     package init(action: Action, failedBoots: [FailedBoot], halt: Halt?, counts: NodeCounts, sizing: SizingUnit?,
                 launchCandidates: [Offering], reasons: [Reason], signals: [SignalVerdict], cooldowns: [CooldownStatus],
-                drain: DrainDecision = DrainDecision()) {
+                drain: DrainDecision = DrainDecision(), pools: [PoolOutcome] = [], unservablePods: [UnservablePod] = []) {
         self.action = action
         self.failedBoots = failedBoots
         self.halt = halt
@@ -75,11 +81,23 @@ package struct Decision: Sendable, Equatable, Codable {
         self.signals = signals
         self.cooldowns = cooldowns
         self.drain = drain
+        self.pools = pools
+        self.unservablePods = unservablePods
+    }
+
+    /// The launches to make: one per pool that scales up (a `workers:` configuration's one
+    /// pool is `nil`: the fleet's own).
+    package var launches: [(pool: String?, count: Int, candidates: [Offering])] {
+        guard case .scaleUp(let count) = action else { return [] }
+        guard !pools.isEmpty else { return [(nil, count, launchCandidates)] }
+        return pools.compactMap { pool in
+            if case .scaleUp(let count) = pool.action, count > 0 { (pool.name, count, pool.launchCandidates) } else { nil }
+        }
     }
 
     private enum CodingKeys: String, CodingKey {
         case action, failedBoots = "failed_boots", halt, counts, sizing, launchCandidates = "launch_candidates"
-        case reasons, signals, cooldowns, drain
+        case reasons, signals, cooldowns, drain, pools, unservablePods = "unservable_pods"
     }
 
     package init(from decoder: any Decoder) throws {
@@ -91,7 +109,62 @@ package struct Decision: Sendable, Equatable, Codable {
                   launchCandidates: try container.decode([Offering].self, forKey: .launchCandidates),
                   reasons: try container.decode([Reason].self, forKey: .reasons), signals: try container.decode([SignalVerdict].self, forKey: .signals),
                   cooldowns: try container.decode([CooldownStatus].self, forKey: .cooldowns),
-                  drain: try container.decodeIfPresent(DrainDecision.self, forKey: .drain) ?? DrainDecision())
+                  drain: try container.decodeIfPresent(DrainDecision.self, forKey: .drain) ?? DrainDecision(),
+                  pools: try container.decodeIfPresent([PoolOutcome].self, forKey: .pools) ?? [],
+                  unservablePods: try container.decodeIfPresent([UnservablePod].self, forKey: .unservablePods) ?? [])
+    }
+}
+
+/// One pool's part of a pooled decision.
+package struct PoolOutcome: Sendable, Equatable, Codable {
+    package var name: String
+    package var action: Decision.Action
+    package var counts: NodeCounts
+    package var min: Int
+    package var max: Int
+    package var capacityType: CapacityType
+    package var sizing: SizingUnit?
+    package var launchCandidates: [Offering]
+    package var cooldowns: [CooldownStatus]
+    /// The unschedulable pods routed to this pool, and what they request.
+    package var pendingPods: Int
+    package var pendingRequests: Resources
+    /// Its utilisation signals, measured on its own nodes.
+    package var signals: [SignalVerdict]
+
+    package init(name: String, action: Decision.Action, counts: NodeCounts, min: Int, max: Int, capacityType: CapacityType,
+                 sizing: SizingUnit?, launchCandidates: [Offering], cooldowns: [CooldownStatus], pendingPods: Int, pendingRequests: Resources,
+                 signals: [SignalVerdict] = []) {
+        self.name = name
+        self.action = action
+        self.counts = counts
+        self.min = min
+        self.max = max
+        self.capacityType = capacityType
+        self.sizing = sizing
+        self.launchCandidates = launchCandidates
+        self.cooldowns = cooldowns
+        self.pendingPods = pendingPods
+        self.pendingRequests = pendingRequests
+        self.signals = signals
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, action, counts, min, max, capacityType = "capacity_type", sizing, launchCandidates = "launch_candidates", cooldowns
+        case pendingPods = "pending_pods", pendingRequests = "pending_requests", signals
+    }
+}
+
+/// An unschedulable pod no pool can take.
+package struct UnservablePod: Sendable, Equatable, Codable {
+    /// `namespace/name`.
+    package var pod: String
+    /// Why, pool by pool ("batch: no toleration for taint dedicated=batch:NoSchedule").
+    package var reasons: [String]
+
+    package init(pod: String, reasons: [String]) {
+        self.pod = pod
+        self.reasons = reasons
     }
 }
 
@@ -102,18 +175,21 @@ package struct Victim: Sendable, Equatable, Codable {
     package var launchTime: Date
     package var nodeName: String?
     package var nonDaemonSetPods: Int?
+    /// Its pool, with `pools:`.
+    package var pool: String?
 
-    package init(instanceID: String, machineType: String, launchTime: Date, nodeName: String?, nonDaemonSetPods: Int?) {
+    package init(instanceID: String, machineType: String, launchTime: Date, nodeName: String?, nonDaemonSetPods: Int?, pool: String? = nil) {
         self.instanceID = instanceID
         self.machineType = machineType
         self.launchTime = launchTime
         self.nodeName = nodeName
         self.nonDaemonSetPods = nonDaemonSetPods
+        self.pool = pool
     }
 
     private enum CodingKeys: String, CodingKey {
         case instanceID = "instance_id", machineType = "instance_type", launchTime = "launch_time"
-        case nodeName = "node_name", nonDaemonSetPods = "non_daemonset_pods"
+        case nodeName = "node_name", nonDaemonSetPods = "non_daemonset_pods", pool
     }
 }
 
@@ -262,6 +338,10 @@ package struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
         case drainUnavailable = "drain_unavailable"
         /// An operator's target (`Decision.manual`), not the metrics, decided.
         case manualTarget = "manual_target"
+        /// Unschedulable pods no pool can take: nothing is launched for them.
+        case unservablePods = "unservable_pods"
+        /// How the pools' parts were put together: the cluster cap, one direction per run.
+        case pools
         case steady
     }
 

@@ -44,9 +44,14 @@ struct FleetView {
     let clusterNotReady: Int
     /// Nodes left out of both counts because their machine is gone.
     let ghosts: Int
+    /// Machines the backend is taking back (a Spot interruption), not failed boots: no longer capacity.
+    let interrupted: Int
 
     init(observation: Observation, policy: Policy, now: Date) {
-        instances = observation.instances
+        let all = observation.instances
+        // One pool's part of a pooled decision: its machines are the fleet; every machine's
+        // status still feeds the health gate.
+        instances = policy.fleetPool.map { pool in all.filter { $0.pool == pool } } ?? all
         var nodes: [String: NodeObservation] = [:]
         for node in observation.nodes {
             guard let id = node.instanceID else { continue }
@@ -57,7 +62,7 @@ struct FleetView {
         nodeByInstanceID = nodes
 
         var statuses: [String: InstanceStatus] = [:]
-        for instance in instances {
+        for instance in all {
             let node = nodes[instance.id]
             let age = now.timeIntervalSince(instance.launchTime)
             statuses[instance.id] =
@@ -75,8 +80,9 @@ struct FleetView {
         }
         failedBoots = failed.filter { !isProtected($0) }
         protectedFailedBoots = failed.filter(isProtected)
-        ready = statuses.values.count(where: { $0 == .ready })
-        booting = statuses.values.count(where: { $0 == .booting || $0 == .unregistered })
+        ready = instances.count(where: { statuses[$0.id] == .ready })
+        booting = instances.count(where: { statuses[$0.id] == .booting || statuses[$0.id] == .unregistered })
+        interrupted = instances.count(where: { $0.interrupted && statuses[$0.id] != .failedBoot })
 
         // A ghost (its machine gone) is no node of the cluster: counting it would trip the gate
         // after a few scale-downs on a cluster whose Node objects nobody deletes.
@@ -89,7 +95,8 @@ struct FleetView {
     }
 
     /// Managed instances that count as capacity: failed boots about to be terminated do not.
-    var current: Int { instances.count - failedBoots.count }
+    /// Interrupted machines (a Spot reclaim) do not either: they are gone in minutes.
+    var current: Int { instances.count - failedBoots.count - interrupted }
 
     func status(of instance: ManagedInstance) -> InstanceStatus { statusByID[instance.id] ?? .unregistered }
 
@@ -113,7 +120,7 @@ struct FleetView {
         failedBoots.map { instance in
             FailedBoot(instanceID: instance.id, launchTime: instance.launchTime,
                        unavailable: UnavailableOffering(machineType: instance.machineType, placement: instance.placement,
-                                                        until: now.addingTimeInterval(policy.unavailableFor)))
+                                                        until: now.addingTimeInterval(policy.unavailableFor), market: instance.market))
         }
     }
 

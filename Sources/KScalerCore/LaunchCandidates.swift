@@ -4,9 +4,10 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// (machine type, placement) pairs to try in order: machine types in configured order, and for
-/// each, placements with the fewest managed machines first (ties: configured order), skipping
-/// offerings marked unavailable until after `now`. Both are opaque here (EC2: instance type and
+/// (machine type, placement, market) to try in order: markets in order (spot before on-demand),
+/// within each machine types in configured order, and for each, placements with the fewest
+/// managed machines first (ties: configured order), skipping offerings marked unavailable (in
+/// that market) until after `now`. Both are opaque here (EC2: instance type and
 /// subnet). With a template alone (no types configured) the type is the template's, so any
 /// unavailable entry for a placement skips it.
 func launchCandidates(capacity: WorkerCapacity, instances: [ManagedInstance], unavailable: [UnavailableOffering], now: Date) -> [Offering] {
@@ -19,13 +20,16 @@ func launchCandidates(capacity: WorkerCapacity, instances: [ManagedInstance], un
             .map(\.element)
     let types: [String?] = capacity.machineTypes.isEmpty ? [nil] : capacity.machineTypes
     var offerings: [Offering] = []
-    for type in types {
-        for placement in placements {
-            let blocked = inEffect.contains { entry in
-                guard let type else { return placement != nil && entry.placement == placement }
-                return entry.machineType == type && (entry.placement == nil || entry.placement == placement)
+    for market in capacity.markets {
+        for type in types {
+            for placement in placements {
+                let blocked = inEffect.contains { entry in
+                    guard entry.market == market else { return false }
+                    guard let type else { return placement != nil && entry.placement == placement }
+                    return entry.machineType == type && (entry.placement == nil || entry.placement == placement)
+                }
+                if !blocked { offerings.append(Offering(machineType: type, placement: placement, market: market)) }
             }
-            if !blocked { offerings.append(Offering(machineType: type, placement: placement)) }
         }
     }
     return offerings

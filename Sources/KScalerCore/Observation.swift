@@ -254,10 +254,15 @@ package struct Observation: Sendable, Equatable, Codable {
     /// The drains open in the state item, and the recent aborts (their nodes are skipped).
     package var drains: [OpenDrain]
     package var abortedDrains: [AbortedDrain]
+    /// With `pools:`: each pool's utilisation signals (its own nodes), and its state (cooldowns,
+    /// unavailable offerings). `readings` and `state` then hold the cluster's and nothing.
+    package var poolReadings: [String: [Signal: Reading]]
+    package var poolStates: [String: ScalerState]
 
     package init(readings: [Signal: Reading], nodes: [NodeObservation], instances: [ManagedInstance],
                  endedMachines: Set<String> = [], state: ScalerState = ScalerState(), cluster: ClusterView? = nil,
-                 drains: [OpenDrain] = [], abortedDrains: [AbortedDrain] = []) {
+                 drains: [OpenDrain] = [], abortedDrains: [AbortedDrain] = [], poolReadings: [String: [Signal: Reading]] = [:],
+                 poolStates: [String: ScalerState] = [:]) {
         self.readings = readings
         self.nodes = nodes
         self.instances = instances
@@ -266,6 +271,8 @@ package struct Observation: Sendable, Equatable, Codable {
         self.cluster = cluster
         self.drains = drains
         self.abortedDrains = abortedDrains
+        self.poolReadings = poolReadings
+        self.poolStates = poolStates
     }
 
     /// Nodes whose machine is gone (a terminated instance's Node object left behind): not
@@ -276,6 +283,7 @@ package struct Observation: Sendable, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case readings, nodes, instances, endedMachines = "ended_instances", state, drains, abortedDrains = "aborted_drains"
+        case poolReadings = "pool_readings", poolStates = "pool_states"
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -287,6 +295,8 @@ package struct Observation: Sendable, Equatable, Codable {
         try container.encode(state, forKey: .state)
         try container.encode(drains, forKey: .drains)
         try container.encode(abortedDrains, forKey: .abortedDrains)
+        if !poolReadings.isEmpty { try container.encode(poolReadings, forKey: .poolReadings) }
+        if !poolStates.isEmpty { try container.encode(poolStates, forKey: .poolStates) }
     }
 
     package init(from decoder: any Decoder) throws {
@@ -299,6 +309,8 @@ package struct Observation: Sendable, Equatable, Codable {
         cluster = nil
         drains = try container.decodeIfPresent([OpenDrain].self, forKey: .drains) ?? []
         abortedDrains = try container.decodeIfPresent([AbortedDrain].self, forKey: .abortedDrains) ?? []
+        poolReadings = try container.decodeIfPresent([String: [Signal: Reading]].self, forKey: .poolReadings) ?? [:]
+        poolStates = try container.decodeIfPresent([String: ScalerState].self, forKey: .poolStates) ?? [:]
     }
 
     package func reading(_ signal: Signal) -> Reading { readings[signal] ?? .noData }

@@ -19,6 +19,15 @@ package struct Policy: Sendable, Equatable {
     package var maxClockSkew: TimeInterval
     package var drain: DrainPolicy
     package var capacity: WorkerCapacity
+    /// `pools:`, highest priority first; nil for a `workers:` configuration, which `decide`
+    /// treats as it always has (one pool; pending pods from Prometheus's sums).
+    package var pools: [PoolPolicy]?
+    /// The pool pods go to when their constraints cannot be read (no Kubernetes API).
+    package var defaultPool: String?
+    package var expander: Expander
+    /// Set by `decide` for one pool's part of a pooled decision: only this pool's machines
+    /// are the fleet (the health gate still counts every node).
+    package var fleetPool: String?
 
     package init(
         nodes: NodeBounds = NodeBounds(),
@@ -31,7 +40,10 @@ package struct Policy: Sendable, Equatable {
         victims: VictimPolicy = VictimPolicy(),
         maxClockSkew: TimeInterval = LeaseSettings().maxClockSkew,
         drain: DrainPolicy = DrainPolicy(),
-        capacity: WorkerCapacity
+        capacity: WorkerCapacity,
+        pools: [PoolPolicy]? = nil,
+        defaultPool: String? = nil,
+        expander: Expander = .priority
     ) {
         self.nodes = nodes
         self.scaleUp = scaleUp
@@ -44,6 +56,40 @@ package struct Policy: Sendable, Equatable {
         self.maxClockSkew = maxClockSkew
         self.drain = drain
         self.capacity = capacity
+        self.pools = pools
+        self.defaultPool = defaultPool
+        self.expander = expander
+        fleetPool = nil
+    }
+}
+
+/// One pool as `decide` sees it.
+package struct PoolPolicy: Sendable, Equatable {
+    package var name: String
+    package var nodes: NodeBounds
+    package var scaleUp: ScaleUpPolicy
+    package var scaleDown: ScaleDownPolicy
+    package var capacity: WorkerCapacity
+    package var capacityType: CapacityType
+    package var priority: Int
+    /// The labels and taints its nodes register with: which pods they can take.
+    package var labels: [String: String]
+    package var taints: [Taint]
+    package var prices: [String: Double]
+
+    package init(name: String, nodes: NodeBounds, scaleUp: ScaleUpPolicy = ScaleUpPolicy(), scaleDown: ScaleDownPolicy = ScaleDownPolicy(),
+                 capacity: WorkerCapacity, capacityType: CapacityType = .onDemand, priority: Int = 0, labels: [String: String] = [:],
+                 taints: [Taint] = [], prices: [String: Double] = [:]) {
+        self.name = name
+        self.nodes = nodes
+        self.scaleUp = scaleUp
+        self.scaleDown = scaleDown
+        self.capacity = capacity
+        self.capacityType = capacityType
+        self.priority = priority
+        self.labels = labels
+        self.taints = taints
+        self.prices = prices
     }
 }
 
@@ -57,10 +103,13 @@ package struct WorkerCapacity: Sendable, Equatable {
     package var placements: [String]
     /// By machine type.
     package var sizes: [String: WorkerSize]
+    /// Markets to try, in order: every spot offering before any on-demand one.
+    package var markets: [Market]
 
-    package init(machineTypes: [String], placements: [String], sizes: [String: WorkerSize]) {
+    package init(machineTypes: [String], placements: [String], sizes: [String: WorkerSize], markets: [Market] = [.onDemand]) {
         self.machineTypes = machineTypes
         self.placements = placements
         self.sizes = sizes
+        self.markets = markets
     }
 }

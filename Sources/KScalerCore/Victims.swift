@@ -12,7 +12,7 @@ import Foundation
 func selectVictims(count: Int, fleet: FleetView, policy: VictimPolicy) -> [Victim] {
     guard count > 0 else { return [] }
     let candidates = fleet.instances.filter { instance in
-        instance.state == .running && !instance.protected && !policy.protectedInstances.contains(instance.id)
+        instance.state == .running && !instance.protected && !instance.interrupted && !policy.protectedInstances.contains(instance.id)
             && fleet.status(of: instance) != .failedBoot
     }
     let victims = candidates.map { instance in

@@ -26,12 +26,15 @@ struct ConfigOptions: ParsableArguments {
 extension ConfigOptions {
     /// Worker user data for launches (nil when the launch template carries its own); a value
     /// it cannot hold is a configuration error (exit 2), reported by `config check` and `run` alike.
-    static func workerUserData(for config: KScalerConfig) throws -> String? {
-        do {
-            return try UserDataRenderer.workerUserData(for: config)
-        } catch {
-            printError("kscaler: the worker user data cannot be rendered from this configuration: \(error)")
-            throw KScalerExit.invalidConfig
+    static func workerUserData(for config: KScalerConfig) throws {
+        for pool in config.workerPools {
+            do {
+                _ = try UserDataRenderer.workerUserData(for: config.scoped(to: pool))
+            } catch {
+                let which = config.pools == nil ? "" : " of pool \(pool.name)"
+                printError("kscaler: the worker user data\(which) cannot be rendered from this configuration: \(error)")
+                throw KScalerExit.invalidConfig
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ struct ConfigCommand: AsyncParsableCommand {
         func run() async throws {
             let loaded = try configOptions.load(environment: processEnvironment())
             // The check `run` makes before it launches anything, so what passes here runs there.
-            _ = try ConfigOptions.workerUserData(for: loaded.config)
+            try ConfigOptions.workerUserData(for: loaded.config)
             let kubernetes: KubernetesAccess
             do {
                 kubernetes = try KubernetesAccess.resolve(loaded.config.kubernetes, environment: processEnvironment())
