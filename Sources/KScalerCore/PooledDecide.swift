@@ -78,6 +78,9 @@ func decidePooled(_ observation: Observation, policy: Policy, pools: [PoolPolicy
         partPolicy.nodes = pool.nodes
         partPolicy.scaleUp = pool.scaleUp
         partPolicy.scaleDown = pool.scaleDown
+        // Not a pool's to override: the window is the queries', without_drain the cluster's.
+        partPolicy.scaleDown.withoutDrain = policy.scaleDown.withoutDrain
+        partPolicy.scaleDown.stabilizationWindow = policy.scaleDown.stabilizationWindow
         partPolicy.capacity = pool.capacity
         var planner = Planner(observation: part, policy: partPolicy, now: now)
         return (pool, planner.decide(), demand)
