@@ -320,3 +320,40 @@ struct PooledDecideTests {
         }
     }
 }
+
+@Suite("pools: Spot interruptions")
+struct InterruptionTests {
+    @Test("an interrupted machine is no capacity, is never a victim, and its node starts draining at once")
+    func interruptedMachineIsDrained() throws {
+        var setup = Pools()
+        let spot = setup.cluster.addWorker(type: "c5.xlarge")
+        setup.cluster.instances[setup.cluster.instances.count - 1].pool = "batch"
+        setup.cluster.instances[setup.cluster.instances.count - 1].market = .spot
+        setup.cluster.instances[setup.cluster.instances.count - 1].interrupted = true
+        setup.pools[1].nodes.min = 1
+        setup.poolReadings["batch"] = setup.poolReadings["general"]
+        let decision = setup.decide()
+        let batch = try #require(decision.pool("batch"))
+        #expect(batch.counts.current == 0, "an interrupted machine is not counted")
+        #expect(batch.action == .scaleUp(count: 1), "its replacement keeps the pool at its min")
+        #expect(decision.drain.interrupted.map(\.instanceID) == [spot])
+        #expect(decision.reasons(.drainsOpen).contains { $0.contains("pool batch: \(spot) is being taken back") })
+    }
+
+    @Test("pending pods never cancel the drain of an interrupted machine, and it is not started twice")
+    func interruptedDrainIsNotCancelled() throws {
+        var setup = Pools()
+        let spot = setup.cluster.addWorker(type: "c5.xlarge")
+        setup.cluster.instances[setup.cluster.instances.count - 1].pool = "batch"
+        setup.cluster.instances[setup.cluster.instances.count - 1].interrupted = true
+        setup.poolReadings["batch"] = setup.poolReadings["general"]
+        setup.cluster.drains = [OpenDrain(node: spot, machine: spot, startedAt: t0.addingTimeInterval(-30), deadline: t0.addingTimeInterval(570),
+                                          podsLeft: 1)]
+        setup.pods = [pending("job", cpu: 1, selector: ["workload": "batch"], tolerations: toleratesBatch)]
+        setup.cluster.set(.unschedulablePods, .value(1))
+        let decision = setup.decide()
+        let step = try #require(decision.drain.steps.first { $0.drain.machine == spot })
+        if case .cancel = step.action { Issue.record("the drain of an interrupted machine was cancelled") }
+        #expect(decision.drain.interrupted.isEmpty, "already draining: not started twice")
+    }
+}
