@@ -73,13 +73,15 @@ struct PoolConfigTests {
         #expect(found.contains { $0.path == "pools.batch.capacity_type" })
     }
 
-    @Test("workers and pools together, nodes.min with pools, an unknown pool key and a bad pool name are refused")
+    @Test("workers and pools together, nodes.min with pools, an unknown pool key, a bad pool name and a utilisation override are refused")
     func poolsReplaceWorkers() {
         var config = twoPools.setting(minimalConfig.value(at: ["workers"])!, at: ["workers"])
         config = config.setting(1, at: ["nodes", "min"])
         config = config.setting(["cpu_treshold": 20], at: ["pools", "batch", "scale_up"])
         config = config.setting(["image_id": "ami-0123456789abcdef0"], at: ["pools", "Bad_Name"])
+        config = config.setting("avg(up)", at: ["signals", "cpu_utilization_window_max"])
         let found = problems(config)
+        #expect(found.contains { $0.path == "signals.cpu_utilization_window_max" && $0.message.contains("with pools") })
         #expect(found.contains { $0.path == "workers" && $0.message.contains("together with pools") })
         #expect(found.contains { $0.path == "nodes.min" })
         #expect(found.contains { $0.path == "pools.batch.scale_up.cpu_treshold" && $0.fix.contains("cpu_threshold") })
