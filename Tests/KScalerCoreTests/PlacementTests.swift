@@ -2,6 +2,11 @@
 // Kubernetes API reference (core/v1 NodeSelectorRequirement, NodeSelectorTerm, Toleration) and
 // of the scheduler's NodeAffinity and TaintToleration filters (component-helpers nodeaffinity,
 // apimachinery labels.Requirement, core/v1 Toleration.ToleratesTaint).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import PropertyBased
 import Testing
 @testable import KScalerCore
@@ -197,6 +202,28 @@ struct TolerationRules {
         #expect(one.mismatch(labels: [:], taints: [dedicated, gpu]) == "no toleration for taint nvidia.com/gpu:NoSchedule")
         #expect(fits(tolerating(Toleration(key: "dedicated", value: "batch"), Toleration(key: "nvidia.com/gpu", operator: .exists)),
                      taints: [dedicated, gpu]))
+    }
+}
+
+@Suite("placement: a node's labels and taints in the run report")
+struct ClusterNodeCodingTests {
+    @Test func labelsAndTaintsRoundTripAndOldJSONReads() throws {
+        let node = ClusterNode(name: "i-0gpu", uid: "u", providerID: nil, ready: true, machineID: "i-0gpu", labels: ["kscaler.io/pool": "gpu"],
+                               taints: [Taint(key: "nvidia.com/gpu", value: "true", effect: .noSchedule), Taint(key: "spot", effect: .preferNoSchedule)])
+        let data = try JSONEncoder().encode(node)
+        #expect(try JSONDecoder().decode(ClusterNode.self, from: data) == node)
+        // Taints as the API writes them.
+        struct Written: Decodable { var taints: [[String: String]]; var labels: [String: String] }
+        let written = try JSONDecoder().decode(Written.self, from: data)
+        #expect(written.taints == [["key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"], ["key": "spot", "effect": "PreferNoSchedule"]])
+        #expect(written.labels == ["kscaler.io/pool": "gpu"])
+
+        // Written before nodes had labels and taints.
+        let old = try JSONDecoder().decode(ClusterNode.self, from: Data(#"{"name":"n","uid":"u","ready":false,"drain_taint":true}"#.utf8))
+        #expect(old == ClusterNode(name: "n", uid: "u", providerID: nil, ready: false, machineID: nil, hasDrainTaint: true))
+        // A taint whose effect this version does not know is left out.
+        let odd = try JSONDecoder().decode(ClusterNode.self, from: Data(#"{"name":"n","uid":"u","ready":true,"taints":[{"key":"a","effect":"NoFoo"},{"key":"b","effect":"NoExecute"}]}"#.utf8))
+        #expect(odd.taints == [Taint(key: "b", effect: .noExecute)])
     }
 }
 
