@@ -650,13 +650,17 @@ class KubeState:
 
     @staticmethod
     def pod_object(namespace, name, node_name, owner_kind=None, owner_name=None, labels=None, phase="Running",
-                   requests=None, ready=None, annotations=None, init_requests=None, overhead=None, volumes=None):
+                   requests=None, ready=None, annotations=None, init_requests=None, overhead=None, volumes=None,
+                   node_selector=None, affinity=None, tolerations=None):
         """A Pod as the kubelet reports it. `ready` defaults to phase == Running; `requests` is
         {"cpu": cores or quantity, "memory": bytes or quantity} for its one container;
         `init_requests` a list of such, one init container each (init-0, init-1, ...);
         `overhead` the same shape, written to spec.overhead as is (the real server's RuntimeClass
         admission fills it in from the pod's runtimeClassName; there is no admission here);
-        `volumes` a list of core/v1 Volume objects, stored as given. No initContainerStatuses
+        `volumes` a list of core/v1 Volume objects, stored as given; `node_selector` (a dict),
+        `affinity` (a core/v1 Affinity) and `tolerations` (core/v1 Tolerations) go to the spec as
+        given (the real server's DefaultTolerationSeconds admission would add the not-ready and
+        unreachable NoExecute tolerations; there is no admission here). No initContainerStatuses
         are reported, and no kube-api-access volume is added (the real ServiceAccount admission
         adds one)."""
         ready = (phase == "Running") if ready is None else ready
@@ -680,6 +684,12 @@ class KubeState:
             spec["overhead"] = resources_quantities(overhead)
         if volumes:
             spec["volumes"] = copy.deepcopy(volumes)
+        if node_selector:
+            spec["nodeSelector"] = dict(node_selector)
+        if affinity:
+            spec["affinity"] = copy.deepcopy(affinity)
+        if tolerations:
+            spec["tolerations"] = copy.deepcopy(tolerations)
         if node_name:
             spec["nodeName"] = node_name
         if node_name:
@@ -783,17 +793,19 @@ class KubeState:
             return True
 
     def add_pod(self, namespace, name, node_name, owner_kind=None, owner_name=None, labels=None, phase="Running",
-                requests=None, ready=None, annotations=None, init_requests=None, overhead=None, volumes=None):
+                requests=None, ready=None, annotations=None, init_requests=None, overhead=None, volumes=None,
+                node_selector=None, affinity=None, tolerations=None):
         obj = self.pod_object(namespace, name, node_name, owner_kind, owner_name, labels, phase, requests, ready, annotations,
-                              init_requests, overhead, volumes)
+                              init_requests, overhead, volumes, node_selector, affinity, tolerations)
         with self.lock:
             return copy.deepcopy(self._put("pods", obj))
 
     def upsert_pod(self, namespace, name, node_name, owner_kind=None, owner_name=None, labels=None, phase="Running",
-                   requests=None, ready=None):
-        """Creates the pod or updates its node, phase, readiness, labels and requests, writing
-        only when something changed. Returns whether it wrote."""
-        fresh = self.pod_object(namespace, name, node_name, owner_kind, owner_name, labels, phase, requests, ready)
+                   requests=None, ready=None, node_selector=None, affinity=None, tolerations=None):
+        """Creates the pod or updates its node, phase, readiness, labels, requests and placement
+        constraints, writing only when something changed. Returns whether it wrote."""
+        fresh = self.pod_object(namespace, name, node_name, owner_kind, owner_name, labels, phase, requests, ready,
+                                node_selector=node_selector, affinity=affinity, tolerations=tolerations)
         with self.lock:
             current = self.objects["pods"].get((namespace, name))
             if current is None:
@@ -811,7 +823,8 @@ class KubeState:
     def _same_pod(a, b):
         def essence(p):
             return (p["metadata"].get("labels"), p["metadata"].get("ownerReferences"), p["spec"].get("nodeName"),
-                    p["spec"]["containers"][0].get("resources"), p["status"].get("phase"), pod_ready(p))
+                    p["spec"]["containers"][0].get("resources"), p["status"].get("phase"), pod_ready(p),
+                    p["spec"].get("nodeSelector"), p["spec"].get("affinity"), p["spec"].get("tolerations"))
         return essence(a) == essence(b)
 
     def delete_pod(self, namespace, name):
@@ -938,7 +951,8 @@ class KubeState:
                     self.add_pod(entry["namespace"], entry["name"], entry.get("node", entry.get("node_name")),
                                  entry.get("owner_kind"), entry.get("owner_name"), entry.get("labels"),
                                  entry.get("phase", "Running"), entry.get("requests"), entry.get("ready"), entry.get("annotations"),
-                                 entry.get("init_requests"), entry.get("overhead"), entry.get("volumes"))
+                                 entry.get("init_requests"), entry.get("overhead"), entry.get("volumes"),
+                                 entry.get("node_selector"), entry.get("affinity"), entry.get("tolerations"))
             for entry in data.get("pdbs") or []:
                 if "metadata" in entry:
                     self._put_whole("poddisruptionbudgets", entry)
@@ -2009,7 +2023,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", required=True, help="where the certificates, token and kubeconfigs go")
     parser.add_argument("--state-file", help='JSON: {"nodes": [{"name", "provider_id", "ready", "labels"}], "pods": '
-                                             '[{"namespace", "name", "node", "owner_kind", "owner_name", "labels"}], '
+                                             '[{"namespace", "name", "node", "owner_kind", "owner_name", "labels", '
+                                             '"node_selector", "affinity", "tolerations"}], '
                                              '"pdbs": [{"namespace", "name", "match_labels", "disruptions_allowed"}]}')
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--lifetime", type=float, default=900, help="seconds before exiting by itself")
