@@ -59,6 +59,19 @@ struct PoolConfigTests {
         #expect(config.workerPools[0].capacityType == .onDemand)
     }
 
+    @Test("config check lists each pool's effective values; a workers: configuration shows the pool it became")
+    func listing() throws {
+        let pooled = try KScalerConfig.parse(twoPools).get().effectiveSettings(machines: workerMachines)
+        let values = Dictionary(pooled.map { ($0.path, $0.value) }, uniquingKeysWith: { first, _ in first })
+        #expect(values["pools.batch.taints"] == "dedicated=batch:NoSchedule")
+        #expect(values["pools.batch.scale_down.cpu_threshold"] == "20" && values["pools.general.scale_down.cpu_threshold"] == "30")
+        #expect(values["pools.batch.capacity_type"] == "spot-then-on-demand" && values["pools.general.min"] == "1")
+        #expect(!pooled.contains { $0.path.hasPrefix("workers.") || $0.path == "nodes.min" }, "meaningless with pools")
+        let single = try KScalerConfig.parse(minimalConfig).get().effectiveSettings(machines: workerMachines)
+        let became = single.filter { $0.path.hasPrefix("pools.") }.map { "\($0.path)=\($0.value)" }
+        #expect(became == ["pools.default.min=1", "pools.default.max=10", "pools.default.capacity_type=on-demand", "pools.default.priority=0"])
+    }
+
     @Test("a pool's problems name the pool: its sizes, its bounds, its market")
     func poolProblemsArePlaced() {
         var config = twoPools
