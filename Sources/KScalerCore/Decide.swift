@@ -159,6 +159,15 @@ struct Planner {
         var required: Set<Signal> = [.unschedulablePods, .nodeReady]
         if fleet.ready > 0 {
             required.formUnion([.cpuUtilization, .memoryUtilization, .cpuUtilizationWindowMax, .memoryUtilizationWindowMax])
+            // A pool's window has no data until its nodes have been up for a whole window (a
+            // pool grown from 0 is the common case): that only blocks its scale-down, as it
+            // must; halting every pool for it would stop the cluster for a window. A window
+            // query that failed still halts.
+            if policy.fleetPool != nil {
+                for signal in [Signal.cpuUtilizationWindowMax, .memoryUtilizationWindowMax] where observation.reading(signal) == .noData {
+                    required.remove(signal)
+                }
+            }
         }
         if let pods = observation.reading(.unschedulablePods).usableValue, pods.rounded() > 0 {
             required.formUnion([.pendingCPURequestCores, .pendingMemoryRequestBytes])

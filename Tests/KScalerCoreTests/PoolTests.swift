@@ -299,6 +299,25 @@ struct PooledDecideTests {
         #expect(decision.action == .none && decision.failedBoots.isEmpty)
     }
 
+    @Test("a pool whose nodes are younger than the window has no window maximum yet: its scale-down waits, nothing halts")
+    func youngPoolDoesNotHalt() throws {
+        var setup = Pools()
+        setup.poolReadings["general"]?[.cpuUtilizationWindowMax] = .noData
+        setup.pods = [pending("web", selector: ["workload": "general"])]
+        setup.cluster.set(.unschedulablePods, .value(1))
+        let decision = setup.decide()
+        #expect(decision.halt == nil)
+        #expect(try #require(decision.pool("general")).action == .scaleUp(count: 1))
+        // …and with nothing pending it is steady, not scaled down.
+        setup.pods = []
+        setup.cluster.set(.unschedulablePods, .value(0))
+        setup.poolReadings["general"]?[.memoryUtilizationWindowMax] = .value(0.01)
+        setup.poolReadings["general"]?[.cpuUtilization] = .value(0.01)
+        let idle = setup.decide()
+        #expect(idle.halt == nil && idle.action == .none)
+        #expect(idle.reasons(.steady).contains { $0.contains("no scale-down without utilisation data for the window") }, "\(idle.reasons)")
+    }
+
     @Test("property: no pool grows for pods it cannot take, no pool passes its max, the cluster never passes nodes.max, every min is held")
     func properties() {
         var random = SplitMix(state: 0x9001)
