@@ -313,6 +313,23 @@ def test_without_valid_credentials_kubectl_reports_unauthorized(standin, tmp_pat
     assert basic.returncode != 0 and "error: You must be logged in to the server" in basic.stderr, basic.stderr
 
 
+def test_kubectl_round_trips_a_pods_required_node_affinity(standin):
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kscaler.io/pool", "operator": "In", "values": ["batch"]},
+                              {"key": "gpu", "operator": "DoesNotExist"}]},
+        {"matchExpressions": [{"key": "workload", "operator": "NotIn", "values": ["general"]},
+                              {"key": "spot", "operator": "Exists"}]}]}}}
+    standin.state.add_pod("batch", "job-1", None, "Job", "job", requests={"cpu": 1}, phase="Pending", affinity=affinity,
+                          tolerations=[{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+                          unschedulable_message="0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.")
+    pod = json.loads(standin.ok("get", "pod", "-n", "batch", "job-1", "-o", "json"))
+    assert pod["spec"]["affinity"] == affinity
+    assert pod["spec"]["tolerations"] == [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["status"]["conditions"][0]["message"] == "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."
+    described = standin.ok("describe", "pod", "-n", "batch", "job-1")
+    assert "dedicated:NoSchedule op=Exists" in described, described
+
+
 def test_the_command_line_writes_credentials_prints_one_line_and_exits_with_its_stdin(tmp_path):
     require_kubectl()
     state_file = tmp_path / "state.json"
