@@ -128,9 +128,9 @@ extension AWSContext {
 }
 
 extension AWSError {
-    /// EC2 could not place this launch right now, for this instance type, zone, subnet or
-    /// account limit — the fleet should try the next instance type or subnet rather than
-    /// fail the run. (`RequestLimitExceeded` is throttling instead: retried with backoff.)
+    /// EC2 could not place this launch right now, for this instance type, zone, subnet, market
+    /// or account limit — the fleet should try the next offering rather than fail the run.
+    /// (`RequestLimitExceeded` is throttling instead: retried with backoff.)
     package var isCapacityError: Bool { Self.capacityCodes.contains(code) }
 
     static let capacityCodes: Set<String> = [
@@ -138,5 +138,8 @@ extension AWSError {
         // "Your requested instance type (…) is not supported in your requested Availability Zone"
         "Unsupported",
         "InsufficientFreeAddressesInSubnet",
+        // Spot: the price cap (a launch template's MaxPrice) is below the current Spot price,
+        // or the account's Spot instance limit is reached — on-demand may still launch.
+        "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded",
     ]
 }

@@ -12,9 +12,16 @@ package struct EC2Instance: Sendable, Equatable {
     /// nil once an instance is terminated.
     package var privateIPAddress: String?
     package var tags: [String: String]
+    /// `instanceLifecycle`: `spot` for a Spot instance, `scheduled` or `capacity-block` for
+    /// those; EC2 leaves it out for on-demand instances.
+    package var lifecycle: String?
+    /// The Spot request that launched it (RunInstances with spot market options makes a
+    /// one-time request); nil for other instances. Its status tells a pending interruption.
+    package var spotInstanceRequestID: String?
 
     package init(id: String, instanceType: String, state: EC2InstanceState, subnetID: String?, availabilityZone: String,
-                launchTime: Date, imageID: String, privateIPAddress: String?, tags: [String: String]) {
+                launchTime: Date, imageID: String, privateIPAddress: String?, tags: [String: String],
+                lifecycle: String? = nil, spotInstanceRequestID: String? = nil) {
         self.id = id
         self.instanceType = instanceType
         self.state = state
@@ -24,7 +31,13 @@ package struct EC2Instance: Sendable, Equatable {
         self.imageID = imageID
         self.privateIPAddress = privateIPAddress
         self.tags = tags
+        self.lifecycle = lifecycle
+        self.spotInstanceRequestID = spotInstanceRequestID
     }
+
+    /// Spot when EC2 says its lifecycle is `spot`; every other instance is billed on demand
+    /// (scheduled and capacity-block instances are not taken back at short notice).
+    package var market: EC2Market { lifecycle == "spot" ? .spot : .onDemand }
 
     /// The launch template the instance was started from. EC2 records it only as the tag it
     /// adds itself (`aws:ec2launchtemplate:id`); DescribeInstances has no field for it.
@@ -100,6 +113,8 @@ enum EC2Parsing {
         var imageID: String?
         var privateIPAddress: String?
         var tags: [String: String] = [:]
+        var lifecycle: String?
+        var spotInstanceRequestID: String?
         for field in item.children {
             switch field.name {
             case "instanceId": id = field.text
@@ -110,6 +125,8 @@ enum EC2Parsing {
             case "launchTime": launchTime = field.text
             case "imageId": imageID = field.text
             case "privateIpAddress": privateIPAddress = field.text.isEmpty ? nil : field.text
+            case "instanceLifecycle": lifecycle = field.text.isEmpty ? nil : field.text
+            case "spotInstanceRequestId": spotInstanceRequestID = field.text.isEmpty ? nil : field.text
             case "tagSet":
                 for tag in field.children where tag.name == "item" {
                     if let key = tag.string("key") { tags[key] = tag.string("value") ?? "" }
@@ -131,7 +148,8 @@ enum EC2Parsing {
         }
         return EC2Instance(id: id, instanceType: instanceType, state: EC2InstanceState(rawValue: state), subnetID: subnetID,
                            availabilityZone: availabilityZone, launchTime: launched, imageID: imageID,
-                           privateIPAddress: privateIPAddress, tags: tags)
+                           privateIPAddress: privateIPAddress, tags: tags, lifecycle: lifecycle,
+                           spotInstanceRequestID: spotInstanceRequestID)
     }
 
     static func stateChanges(_ root: XMLElement) throws -> [EC2InstanceStateChange] {

@@ -18,11 +18,15 @@ package struct RunInstancesRequest: Sendable, Equatable {
     /// Idempotency key: a retry with the same token launches nothing new. When nil, the
     /// client makes one per call (as the AWS SDKs do), so its own retries stay safe.
     package var clientToken: String?
+    /// On-demand sends no market options at all (the request is as it always was, and a
+    /// launch template's own market options apply); spot overrides them.
+    package var market: EC2Market
 
     package init(launchTemplate: LaunchTemplateReference? = nil, imageID: String? = nil, instanceType: String? = nil,
                 count: Int = 1, subnetID: String? = nil, securityGroupIDs: [String] = [],
                 instanceProfile: IAMInstanceProfile? = nil, instanceTags: [String: String] = [:],
-                volumeTags: [String: String] = [:], userData: Data? = nil, clientToken: String? = nil) {
+                volumeTags: [String: String] = [:], userData: Data? = nil, clientToken: String? = nil,
+                market: EC2Market = .onDemand) {
         self.launchTemplate = launchTemplate
         self.imageID = imageID
         self.instanceType = instanceType
@@ -34,6 +38,7 @@ package struct RunInstancesRequest: Sendable, Equatable {
         self.volumeTags = volumeTags
         self.userData = userData
         self.clientToken = clientToken
+        self.market = market
     }
 
     /// EC2's limits, checked before sending so the mistake is named precisely.
@@ -42,6 +47,12 @@ package struct RunInstancesRequest: Sendable, Equatable {
     static let maxTagKeyLength = 128
     static let maxTagValueLength = 256
     static let maxTagsPerResource = 50
+}
+
+/// How an instance is bought. EC2 reports a Spot instance's `instanceLifecycle` as `spot`.
+package enum EC2Market: String, Sendable, Equatable {
+    case onDemand = "on-demand"
+    case spot
 }
 
 package struct LaunchTemplateReference: Sendable, Equatable {
@@ -106,6 +117,13 @@ extension RunInstancesRequest {
         case .name(let name): parameters.append(("IamInstanceProfile.Name", name))
         case .arn(let arn): parameters.append(("IamInstanceProfile.Arn", arn))
         case nil: break
+        }
+        if market == .spot {
+            // A one-time request, terminated on interruption. No MaxPrice: the default is the
+            // on-demand price, which AWS recommends (a lower cap only means more interruptions).
+            parameters.append(("InstanceMarketOptions.MarketType", "spot"))
+            parameters.append(("InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time"))
+            parameters.append(("InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior", "terminate"))
         }
         var specification = 0
         for (resourceType, tags) in [("instance", instanceTags), ("volume", volumeTags)] where !tags.isEmpty {

@@ -65,13 +65,30 @@ extension Doctor {
     /// SSM join parameters, and Prometheus. Run concurrently: each is one round trip.
     package static func clusterChecks(runtime: Runtime) async -> [DoctorCheck] {
         let config = runtime.config
+        // The pools' join parameters are usually one pair; each distinct one is checked once.
+        var joins: [JoinParameters] = []
+        for pool in config.workerPools where !joins.contains(pool.workers.join) { joins.append(pool.workers.join) }
         async let table = tableCheck(runtime)
-        async let launch = launchCheck(runtime)
-        async let joinToken = parameterCheck(runtime, name: "join token", parameter: config.workers.join.tokenParameter)
-        async let serverURL = parameterCheck(runtime, name: "server url", parameter: config.workers.join.serverURLParameter)
+        async let launches = withTaskGroup(of: (Int, DoctorCheck).self) { group in
+            for (index, pool) in config.workerPools.enumerated() {
+                group.addTask { (index, await launchCheck(runtime, pool: config.pools == nil ? nil : pool)) }
+            }
+            var checks: [(Int, DoctorCheck)] = []
+            for await check in group { checks.append(check) }
+            return checks.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        async let parameters = withTaskGroup(of: (Int, DoctorCheck).self) { group in
+            for (index, join) in joins.enumerated() {
+                group.addTask { (2 * index, await parameterCheck(runtime, name: "join token", parameter: join.tokenParameter)) }
+                group.addTask { (2 * index + 1, await parameterCheck(runtime, name: "server url", parameter: join.serverURLParameter)) }
+            }
+            var checks: [(Int, DoctorCheck)] = []
+            for await check in group { checks.append(check) }
+            return checks.sorted { $0.0 < $1.0 }.map(\.1)
+        }
         async let prometheus = prometheusCheck(runtime)
         async let kubernetes = kubernetesChecks(runtime: runtime)
-        return await [table, launch, joinToken, serverURL, prometheus] + kubernetes
+        return await [table] + launches + parameters + [prometheus] + kubernetes
     }
 
     static func tableCheck(_ runtime: Runtime) async -> DoctorCheck {
@@ -92,22 +109,26 @@ extension Doctor {
         }
     }
 
-    static func launchCheck(_ runtime: Runtime) async -> DoctorCheck {
-        let config = runtime.config
-        let first = Offering(machineType: config.workers.instanceTypes.first, placement: config.workers.subnets.first)
+    /// RunInstances with DryRun=true for a pool's first offering (in its first market: a Spot
+    /// pool proves it may launch Spot), or for `workers:` when `pool` is nil.
+    static func launchCheck(_ runtime: Runtime, pool: PoolSettings? = nil) async -> DoctorCheck {
+        let workers = pool?.workers ?? runtime.config.workers
+        let first = Offering(machineType: workers.instanceTypes.first, placement: workers.subnets.first,
+                             market: pool?.capacityType.markets.first ?? .onDemand)
+        let name = pool.map { "ec2 launch (pool \($0.name))" } ?? "ec2 launch"
         do {
-            let plan = LaunchPlan(launchID: "kscaler-doctor", count: 1, candidates: [first])
+            let plan = LaunchPlan(launchID: "kscaler-doctor", count: 1, candidates: [first], pool: pool?.name)
             _ = try await runtime.fleet.launch(plan, dryRun: true)
             let what: String
-            if let template = config.workers.launchTemplate {
+            if let template = workers.launchTemplate {
                 let identity = switch template.identity { case .id(let id): id; case .name(let name): name }
                 what = "launch template \(identity) version \(template.version)"
             } else {
                 what = "\(first.machineType ?? "?") in \(first.placement ?? "?")"
             }
-            return DoctorCheck(name: "ec2 launch", passed: true, detail: "RunInstances dry run passed for \(what)")
+            return DoctorCheck(name: name, passed: true, detail: "RunInstances dry run passed for \(what)" + (first.market == .spot ? " (Spot)" : ""))
         } catch {
-            return DoctorCheck(name: "ec2 launch", passed: false, detail: "RunInstances dry run: \(error)")
+            return DoctorCheck(name: name, passed: false, detail: "RunInstances dry run: \(error)")
         }
     }
 

@@ -72,9 +72,10 @@ extension Evaluator {
                     if acted.error == nil { acted.error = error }
                     continue
                 }
-                if !mode.isDryRun {
-                    let pool = stateKey(of: observed.observation.instances.first { $0.id == drain.machine })
-                    acted.poolChanges[pool, default: StateChanges()].lastScaleDownAt = now
+                let machine = observed.observation.instances.first { $0.id == drain.machine }
+                // A Spot interruption's drain is no scale-down: it starts no cooldown.
+                if !mode.isDryRun, machine?.interrupted != true {
+                    acted.poolChanges[stateKey(of: machine), default: StateChanges()].lastScaleDownAt = now
                     acted.drainDurations.append(now.timeIntervalSince(drain.startedAt))
                 }
             case .abort(let why), .close(let why):

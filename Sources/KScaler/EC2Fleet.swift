@@ -111,12 +111,21 @@ package struct EC2Fleet: Fleet {
 
     /// One DescribeInstances for live and ended alike: EC2 lists a terminated instance for
     /// about an hour, long enough for its Node object to be found a ghost (and kscaler's own
-    /// terminations are in the state until their Node is deleted).
+    /// terminations are in the state until their Node is deleted). When a live instance is a
+    /// Spot one, one DescribeSpotInstanceRequests more finds those EC2 has given notice to
+    /// (DescribeInstances does not show it); a failure of either fails the listing.
     package func listMachines() async throws -> MachineListing {
         let filters = [("tag:\(Self.clusterTag)", [clusterID]), ("instance-state-name", ["pending", "running", "shutting-down", "terminated"])]
         let instances = try await ec2.describeInstances(filters: filters)
-        return MachineListing(live: instances.compactMap(Self.managed),
-                              ended: Set(instances.filter { $0.state == .shuttingDown || $0.state == .terminated }.map(\.id)))
+        var live = instances.compactMap(Self.managed)
+        let spotRequests = instances.filter { ($0.state == .pending || $0.state == .running) && $0.market == .spot }
+            .compactMap(\.spotInstanceRequestID)
+        if !spotRequests.isEmpty {
+            let noticed = Set(try await ec2.describeSpotInstanceRequests(ids: spotRequests)
+                .filter(\.interruptionPending).compactMap(\.instanceID))
+            for index in live.indices where noticed.contains(live[index].id) { live[index].interrupted = true }
+        }
+        return MachineListing(live: live, ended: Set(instances.filter { $0.state == .shuttingDown || $0.state == .terminated }.map(\.id)))
     }
 
     package func instances(launchID: String) async throws -> [ManagedInstance] {
@@ -188,7 +197,8 @@ package struct EC2Fleet: Fleet {
             userData: pool.userData.rendered.map { Data($0.utf8) },
             // One token per (launch, pool, offering): a retry of the same attempt is deduplicated
             // by EC2; another pool or offering is a different request, which EC2 requires.
-            clientToken: plan.launchID + (plan.pool.map { "-\($0)" } ?? "") + (attempt == 0 ? "" : "-\(attempt)"))
+            clientToken: plan.launchID + (plan.pool.map { "-\($0)" } ?? "") + (attempt == 0 ? "" : "-\(attempt)"),
+            market: offering.market == .spot ? .spot : .onDemand)
     }
 
     var renderedUserData: String? { defaultPool.userData.rendered }
@@ -202,7 +212,8 @@ package struct EC2Fleet: Fleet {
         }
         return ManagedInstance(id: instance.id, machineType: instance.instanceType, placement: instance.subnetID,
                                zone: instance.availabilityZone, launchTime: instance.launchTime, state: state,
-                               protected: instance.tags[protectedTag] == "true", pool: instance.tags[poolTag])
+                               protected: instance.tags[protectedTag] == "true", pool: instance.tags[poolTag],
+                               market: instance.market == .spot ? .spot : .onDemand)
     }
 }
 

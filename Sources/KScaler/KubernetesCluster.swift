@@ -104,8 +104,41 @@ package struct KubernetesCluster: ClusterAPI {
                 drainTaintedAt: drainTaint?.value.flatMap(TimeInterval.init).map(Date.init(timeIntervalSince1970:)),
                 hasOtherNoScheduleTaint: node.taints.contains { $0.key != ClusterNode.drainTaintKey && $0.effect != "PreferNoSchedule" },
                 scaleDownDisabled: Self.scaleDownDisabledAnnotations.contains { node.annotations[$0]?.lowercased() == "true" },
-                allocatable: allocatable)
+                allocatable: allocatable, labels: node.labels,
+                // An effect the API would not have accepted is left out: the scheduler's filter
+                // reads only NoSchedule and NoExecute taints.
+                taints: node.taints.compactMap { taint in Taint.Effect(rawValue: taint.effect).map { Taint(key: taint.key, value: taint.value, effect: $0) } })
         }
+    }
+
+    /// A pod's nodeSelector, required node affinity and tolerations in the core's terms. What
+    /// this version cannot read matches nothing, so no pool is grown for it: an unknown
+    /// node-selector operator becomes nil; a toleration with an unknown operator (the alpha `Lt`
+    /// and `Gt` among them) or effect is left out, which is the same as one that tolerates no
+    /// taint (tolerations are ORed).
+    package static func placement(of pod: KubePod) -> PlacementConstraints {
+        PlacementConstraints(
+            nodeSelector: pod.nodeSelector,
+            // A required affinity with no terms matches no node; an empty term stands for that.
+            requiredNodeAffinity: pod.requiredNodeAffinity.map { terms in
+                terms.isEmpty ? [NodeSelectorTerm(matchExpressions: [])] : terms.map { term in
+                    NodeSelectorTerm(matchExpressions: term.matchExpressions.map {
+                        NodeSelectorRequirement(key: $0.key, operator: NodeSelectorRequirement.Operator(rawValue: $0.operator), values: $0.values)
+                    }, hasFieldSelectors: term.hasMatchFields)
+                }
+            } ?? [],
+            tolerations: pod.tolerations.compactMap { toleration in
+                // An absent operator is Equal; an absent or empty effect, every effect.
+                guard let op = toleration.operator.isEmpty ? .equal : Toleration.Operator(rawValue: toleration.operator) else { return nil }
+                let effect: Taint.Effect?
+                if toleration.effect.isEmpty {
+                    effect = nil
+                } else {
+                    guard let known = Taint.Effect(rawValue: toleration.effect) else { return nil }
+                    effect = known
+                }
+                return Toleration(key: toleration.key, operator: op, value: toleration.value, effect: effect)
+            })
     }
 
     /// kscaler's own, and cluster-autoscaler's, so a node already opted out stays out.
@@ -129,7 +162,8 @@ package struct KubernetesCluster: ClusterAPI {
                 localStorage: pod.localStorageVolumes, safeToEvict: safe.contains("false") ? false : safe.contains("true") ? true : nil,
                 requests: Resources(cpu: pod.requests.cpu, memory: pod.requests.memory),
                 budgets: (budgetsByNamespace[pod.namespace] ?? []).filter { $0.selects(pod) }
-                    .map { PodBudget(name: $0.name, disruptionsAllowed: $0.disruptionsAllowed) })
+                    .map { PodBudget(name: $0.name, disruptionsAllowed: $0.disruptionsAllowed) },
+                unschedulable: pod.unschedulable, placement: Self.placement(of: pod))
         }
     }
 

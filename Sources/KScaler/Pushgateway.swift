@@ -55,6 +55,17 @@ package struct Pushgateway: Sendable {
             }
             gauge("kscaler_last_run_decision", "The last decision by kind (1 for the one taken).",
                   ["none", "scale_up", "scale_down"].map { ("{action=\"\($0)\"}", $0 == decision.action.kindName ? 1 : 0) })
+            // With pools, the same figures for each pool, labelled with its name.
+            if !decision.pools.isEmpty {
+                func byPool(_ value: (PoolOutcome) -> Double) -> [(labels: String, value: Double)] {
+                    decision.pools.map { ("{pool=\"\($0.name)\"}", value($0)) }
+                }
+                gauge("kscaler_pool_managed_nodes", "Managed instances of the pool (pending or running).", byPool { Double($0.counts.current) })
+                gauge("kscaler_pool_ready_nodes", "Managed instances of the pool whose node is Ready.", byPool { Double($0.counts.ready) })
+                gauge("kscaler_pool_desired_nodes", "Managed instances of the pool the last decision wanted.", byPool { Double($0.counts.desired) })
+                gauge("kscaler_pool_pending_pods", "Unschedulable pods routed to the pool.", byPool { Double($0.pendingPods) })
+                gauge("kscaler_unservable_pods", "Unschedulable pods no pool can take.", [("", Double(decision.unservablePods.count))])
+            }
         }
         gauge("kscaler_drains_open", "Scale-down drains open after the last run.", [("", Double(report.drainsOpen))])
         if let longest = report.drainDurations.max() {

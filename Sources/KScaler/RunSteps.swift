@@ -150,7 +150,7 @@ extension Evaluator {
     func act(_ decision: Decision, mode: ActMode, state: StateDocument, observed: Observed) async -> Acted {
         var acted = Acted()
         guard decision.action != .none || !decision.failedBoots.isEmpty || !decision.drain.steps.isEmpty
-                || !decision.drain.untaint.isEmpty else { return acted }
+                || !decision.drain.untaint.isEmpty || !decision.drain.interrupted.isEmpty else { return acted }
         let now = clock()
         // Unavailable offerings are each pool's own memory.
         let poolOfMachine = Dictionary(observed.observation.instances.map { ($0.id, stateKey(of: $0)) }, uniquingKeysWith: { first, _ in first })
@@ -165,6 +165,9 @@ extension Evaluator {
                 }
                 // Open drains go first: a cancelled one gives its node back before any launch.
                 try await advanceDrains(decision.drain, mode: mode, state: state, observed: observed, now: now, into: &acted)
+                if !decision.drain.interrupted.isEmpty {
+                    try await startDrains(decision.drain.interrupted, mode: mode, state: state, observed: observed, now: now, into: &acted)
+                }
                 switch decision.action {
                 case .none:
                     break

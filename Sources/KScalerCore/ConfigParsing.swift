@@ -65,6 +65,12 @@ extension ConfigReader {
         if config.pools?.isEmpty == true, !isBroken("pools") {
             report("pools", "has no pool", fix: "name at least one pool, e.g. pools: {general: {launch_template: {name: …}, sizes: {…}}}")
         }
+        // Each pool's utilisation is measured on its own nodes by kscaler's queries: an override
+        // written for the whole fleet would silently measure something else.
+        for signal in Signal.allCases where Signal.utilization.contains(signal) && config.signalQueries[signal] != nil {
+            report("signals.\(signal.rawValue)", "cannot be overridden with pools: each pool's utilisation is measured on its own nodes",
+                   fix: "remove signals.\(signal.rawValue) (utilization: requests or usage chooses kscaler's query)")
+        }
         if let pools = config.pools, pools.values.map(\.nodes.min).reduce(0, +) > config.nodes.max, !isBroken("nodes.max") {
             report("nodes.max", "the pools' min add up to \(pools.values.map(\.nodes.min).reduce(0, +)), above the cluster-wide max \(config.nodes.max)",
                    fix: "raise nodes.max or lower the pools' min")

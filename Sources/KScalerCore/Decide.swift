@@ -51,6 +51,9 @@ struct Planner {
     var drainSteps: [DrainStep] = []
     /// Nodes whose orphaned kscaler taint is removed this run.
     var untaint: [String] = []
+    /// Nodes of interrupted machines to start draining this run, and the open drains of such machines.
+    var interruptionDrains: [Victim] = []
+    var reclaimedDrains = 0
 
     init(observation: Observation, policy: Policy, now: Date) {
         self.observation = observation
@@ -105,7 +108,7 @@ struct Planner {
                 action: action, failedBoots: failedBoots, halt: halt, counts: fleet.counts(after: action, halted: halt != nil),
                 sizing: sizing, launchCandidates: isScaleUp ? candidates : [], reasons: reasons,
                 signals: signals, cooldowns: cooldowns,
-                drain: DrainDecision(steps: drainSteps, untaint: untaint, drainVictims: observation.cluster != nil)
+                drain: DrainDecision(steps: drainSteps, untaint: untaint, drainVictims: observation.cluster != nil, interrupted: interruptionDrains)
             )
         }
 
@@ -336,16 +339,30 @@ struct Planner {
         }
         let live = Set(observation.instances.map(\.id))
         let scaleUpWanted = unschedulablePods > 0
+        // A machine the backend is taking back goes whatever happens: its drain is never cancelled.
+        let reclaimed = Set(fleet.instances.filter(\.interrupted).map(\.id))
         drainSteps = observation.drains.sorted { ($0.startedAt, $0.node) < ($1.startedAt, $1.node) }.map { drain in
-            planDrainStep(drain, cluster: cluster, machineLive: live.contains(drain.machine), scaleUpWanted: scaleUpWanted,
-                          policy: policy.drain, now: now)
+            planDrainStep(drain, cluster: cluster, machineLive: live.contains(drain.machine),
+                          scaleUpWanted: scaleUpWanted && !reclaimed.contains(drain.machine), policy: policy.drain, now: now)
         }
-        var short = policy.nodes.min - (fleet.current - drainSteps.count(where: \.removesMachine))
-        for index in drainSteps.indices.reversed() where short > 0 && drainSteps[index].removesMachine {
+        // Interrupted machines are no capacity already (`FleetView.current`): their drains do not
+        // count toward the minimum, nor against `scale_down.max_step`.
+        var short = policy.nodes.min - (fleet.current - drainSteps.count(where: { $0.removesMachine && !reclaimed.contains($0.drain.machine) }))
+        for index in drainSteps.indices.reversed() where short > 0 && drainSteps[index].removesMachine && !reclaimed.contains(drainSteps[index].drain.machine) {
             drainSteps[index].action = .cancel
             short -= 1
             reasons.append(Reason(.drainsCancelled, "drain of node \(drainSteps[index].drain.node) cancelled: finishing it would leave "
                 + "fewer than min \(policy.nodes.min) nodes (an instance went away since it started)"))
+        }
+        reclaimedDrains = drainSteps.count { reclaimed.contains($0.drain.machine) && $0.staysOpen }
+        // The node of a machine being taken back is drained at once, so its pods move before it goes.
+        let draining = Set(observation.drains.map(\.machine))
+        interruptionDrains = fleet.instances.filter { $0.interrupted && !draining.contains($0.id) }.compactMap { instance in
+            guard let node = cluster.node(ofMachine: instance.id) else { return nil }
+            reasons.append(Reason(.drainsOpen, "\(instance.id) is being taken back by the provider (a Spot interruption): "
+                + "its node \(node.name) is drained now"))
+            return Victim(instanceID: instance.id, machineType: instance.machineType, launchTime: instance.launchTime, nodeName: node.name,
+                          nonDaemonSetPods: nil, pool: instance.pool)
         }
         untaint = orphanTaints(cluster: cluster, drains: observation.drains, grace: policy.drain.orphanTaintGrace, now: now).map(\.name)
         for step in drainSteps { reasons.append(Reason(.drainsOpen, describe(step))) }
@@ -380,7 +397,7 @@ struct Planner {
     }
 
     /// Drains still open after this run's steps: they count against `scale_down.max_step`.
-    private var drainsStayingOpen: Int { drainSteps.count(where: \.staysOpen) }
+    private var drainsStayingOpen: Int { drainSteps.count(where: \.staysOpen) - reclaimedDrains }
 
     // MARK: - Scale down
 

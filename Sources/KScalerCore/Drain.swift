@@ -368,14 +368,25 @@ package struct DrainDecision: Sendable, Equatable, Codable {
     package var untaint: [String]
     /// The Kubernetes API is on: victims are cordoned and drained, not terminated at once.
     package var drainVictims: Bool
+    /// Machines the backend is taking back (Spot interruptions) whose nodes start draining now,
+    /// whatever else the run does: their pods must move before the machine goes.
+    package var interrupted: [Victim]
 
-    package init(steps: [DrainStep] = [], untaint: [String] = [], drainVictims: Bool = false) {
+    package init(steps: [DrainStep] = [], untaint: [String] = [], drainVictims: Bool = false, interrupted: [Victim] = []) {
         self.steps = steps
         self.untaint = untaint
         self.drainVictims = drainVictims
+        self.interrupted = interrupted
     }
 
-    private enum CodingKeys: String, CodingKey { case steps, untaint, drainVictims = "drain_victims" }
+    private enum CodingKeys: String, CodingKey { case steps, untaint, drainVictims = "drain_victims", interrupted }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(steps: try container.decode([DrainStep].self, forKey: .steps), untaint: try container.decode([String].self, forKey: .untaint),
+                  drainVictims: try container.decode(Bool.self, forKey: .drainVictims),
+                  interrupted: try container.decodeIfPresent([Victim].self, forKey: .interrupted) ?? [])
+    }
 }
 
 extension DrainStep: Codable {

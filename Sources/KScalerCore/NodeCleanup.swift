@@ -31,10 +31,15 @@ package struct ClusterNode: Sendable, Equatable, Codable {
     package var scaleDownDisabled: Bool
     /// What pods may request on it; nil when the API did not say.
     package var allocatable: Resources?
+    /// Its labels, for the pods' node selectors and affinities.
+    package var labels: [String: String]
+    /// All its taints, kscaler's drain taint and the cordon's among them, as the pods'
+    /// tolerations see them.
+    package var taints: [Taint]
 
     package init(name: String, uid: String, providerID: String?, ready: Bool, machineID: String?, unschedulable: Bool = false,
                  hasDrainTaint: Bool = false, drainTaintedAt: Date? = nil, hasOtherNoScheduleTaint: Bool = false,
-                 scaleDownDisabled: Bool = false, allocatable: Resources? = nil) {
+                 scaleDownDisabled: Bool = false, allocatable: Resources? = nil, labels: [String: String] = [:], taints: [Taint] = []) {
         self.name = name
         self.uid = uid
         self.providerID = providerID
@@ -46,12 +51,14 @@ package struct ClusterNode: Sendable, Equatable, Codable {
         self.hasOtherNoScheduleTaint = hasOtherNoScheduleTaint
         self.scaleDownDisabled = scaleDownDisabled
         self.allocatable = allocatable
+        self.labels = labels
+        self.taints = taints
     }
 
     private enum CodingKeys: String, CodingKey {
         case name, uid, providerID = "provider_id", ready, machineID = "instance_id", unschedulable, hasDrainTaint = "drain_taint"
         case drainTaintedAt = "drain_tainted_at", hasOtherNoScheduleTaint = "other_no_schedule_taint"
-        case scaleDownDisabled = "scale_down_disabled", allocatable
+        case scaleDownDisabled = "scale_down_disabled", allocatable, labels, taints
     }
 
     package init(from decoder: any Decoder) throws {
@@ -65,7 +72,43 @@ package struct ClusterNode: Sendable, Equatable, Codable {
                   drainTaintedAt: try container.decodeIfPresent(Date.self, forKey: .drainTaintedAt),
                   hasOtherNoScheduleTaint: try container.decodeIfPresent(Bool.self, forKey: .hasOtherNoScheduleTaint) ?? false,
                   scaleDownDisabled: try container.decodeIfPresent(Bool.self, forKey: .scaleDownDisabled) ?? false,
-                  allocatable: try container.decodeIfPresent(Resources.self, forKey: .allocatable))
+                  allocatable: try container.decodeIfPresent(Resources.self, forKey: .allocatable),
+                  labels: try container.decodeIfPresent([String: String].self, forKey: .labels) ?? [:],
+                  taints: try container.decodeIfPresent([CodedTaint].self, forKey: .taints)?.compactMap(\.taint) ?? [])
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(uid, forKey: .uid)
+        try container.encodeIfPresent(providerID, forKey: .providerID)
+        try container.encode(ready, forKey: .ready)
+        try container.encodeIfPresent(machineID, forKey: .machineID)
+        try container.encode(unschedulable, forKey: .unschedulable)
+        try container.encode(hasDrainTaint, forKey: .hasDrainTaint)
+        try container.encodeIfPresent(drainTaintedAt, forKey: .drainTaintedAt)
+        try container.encode(hasOtherNoScheduleTaint, forKey: .hasOtherNoScheduleTaint)
+        try container.encode(scaleDownDisabled, forKey: .scaleDownDisabled)
+        try container.encodeIfPresent(allocatable, forKey: .allocatable)
+        try container.encode(labels, forKey: .labels)
+        try container.encode(taints.map(CodedTaint.init), forKey: .taints)
+    }
+
+    /// A taint as the API writes it: `{"key": …, "value": …, "effect": "NoSchedule"}`.
+    private struct CodedTaint: Codable {
+        var key: String
+        var value: String?
+        var effect: Taint.Effect.RawValue
+
+        init(_ taint: Taint) {
+            key = taint.key
+            value = taint.value
+            effect = taint.effect.rawValue
+        }
+
+        /// A taint whose effect this version does not know is no taint (the scheduler's filter
+        /// reads NoSchedule and NoExecute only).
+        var taint: Taint? { Taint.Effect(rawValue: effect).map { Taint(key: key, value: value, effect: $0) } }
     }
 }
 

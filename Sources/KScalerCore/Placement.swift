@@ -76,14 +76,17 @@ package struct NodeSelectorRequirement: Sendable, Equatable, CustomStringConvert
         self.values = values
     }
 
+    /// A requirement of a shape the API refuses (In or NotIn without values, Exists or
+    /// DoesNotExist with values, Gt or Lt without exactly one integer) matches nothing, as the
+    /// scheduler's selector, which cannot be built from it, matches nothing.
     package func matches(_ labels: [String: String]) -> Bool {
         let value = labels[key]
         switch `operator` {
-        case .in?: return value.map(values.contains) ?? false
+        case .in?: return !values.isEmpty && (value.map(values.contains) ?? false)
         // NotIn and DoesNotExist hold for a node without the label.
-        case .notIn?: return value.map { !values.contains($0) } ?? true
-        case .exists?: return value != nil
-        case .doesNotExist?: return value == nil
+        case .notIn?: return !values.isEmpty && (value.map { !values.contains($0) } ?? true)
+        case .exists?: return values.isEmpty && value != nil
+        case .doesNotExist?: return values.isEmpty && value == nil
         case .gt?, .lt?:
             // One integer value, compared with the label read as an integer.
             guard values.count == 1, let bound = Int64(values[0]), let label = value.flatMap({ Int64($0) }) else { return false }

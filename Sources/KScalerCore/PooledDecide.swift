@@ -78,6 +78,9 @@ func decidePooled(_ observation: Observation, policy: Policy, pools: [PoolPolicy
         partPolicy.nodes = pool.nodes
         partPolicy.scaleUp = pool.scaleUp
         partPolicy.scaleDown = pool.scaleDown
+        // Not a pool's to override: the window is the queries', without_drain the cluster's.
+        partPolicy.scaleDown.withoutDrain = policy.scaleDown.withoutDrain
+        partPolicy.scaleDown.stabilizationWindow = policy.scaleDown.stabilizationWindow
         partPolicy.capacity = pool.capacity
         var planner = Planner(observation: part, policy: partPolicy, now: now)
         return (pool, planner.decide(), demand)
@@ -154,7 +157,8 @@ func decidePooled(_ observation: Observation, policy: Policy, pools: [PoolPolicy
                             desired: desired, clusterNodes: first.clusterNodes, clusterNotReady: first.clusterNotReady, ghostNodes: first.ghostNodes)
     var reasons = notes + merged(parts.map { ($0.0.name, $0.1.reasons) })
     reasons += poolNotes.map { Reason($0.1.code, "pool \($0.0): " + $0.1.message) }
-    var drain = DrainDecision(steps: parts.flatMap(\.1.drain.steps), untaint: untaint, drainVictims: observation.cluster != nil)
+    var drain = DrainDecision(steps: parts.flatMap(\.1.drain.steps), untaint: untaint, drainVictims: observation.cluster != nil,
+                              interrupted: parts.flatMap(\.1.drain.interrupted))
     drain.steps.sort { ($0.drain.startedAt, $0.drain.node) < ($1.drain.startedAt, $1.drain.node) }
     return Decision(action: action, failedBoots: parts.flatMap(\.1.failedBoots), halt: nil, counts: counts, sizing: firstUp?.sizing,
                     launchCandidates: firstUp?.launchCandidates ?? [], reasons: reasons, signals: signals, cooldowns: [], drain: drain,

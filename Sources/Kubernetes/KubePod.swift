@@ -19,6 +19,70 @@ package struct KubePod: Sendable, Equatable {
         }
     }
 
+    /// One term of `spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`,
+    /// as the API has it (operators as strings: what they mean is the core's business).
+    package struct NodeSelectorTerm: Sendable, Hashable {
+        package var matchExpressions: [NodeSelectorRequirement]
+        /// `matchFields` is present and not empty (it selects nodes by `metadata.name`).
+        package var hasMatchFields: Bool
+
+        package init(matchExpressions: [NodeSelectorRequirement] = [], hasMatchFields: Bool = false) {
+            self.matchExpressions = matchExpressions
+            self.hasMatchFields = hasMatchFields
+        }
+    }
+
+    package struct NodeSelectorRequirement: Sendable, Hashable, Decodable {
+        package var key: String
+        /// `In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt` or `Lt`; as written.
+        package var `operator`: String
+        package var values: [String]
+
+        package init(key: String, operator: String, values: [String] = []) {
+            self.key = key
+            self.operator = `operator`
+            self.values = values
+        }
+
+        private enum CodingKeys: String, CodingKey { case key, `operator`, values }
+
+        package init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            key = try container.decodeIfPresent(String.self, forKey: .key) ?? ""
+            self.operator = try container.decodeIfPresent(String.self, forKey: .operator) ?? ""
+            values = try container.decodeIfPresent([String].self, forKey: .values) ?? []
+        }
+    }
+
+    /// One of `spec.tolerations`, as the API has it. `tolerationSeconds` is not read: it only
+    /// bounds how long a NoExecute taint is tolerated on a node the pod already runs on.
+    package struct Toleration: Sendable, Hashable, Decodable {
+        /// Empty: every key (with `Exists`).
+        package var key: String
+        /// `Equal` or `Exists` (or `Lt`, `Gt`, alpha since 1.35); empty when absent, which means `Equal`.
+        package var `operator`: String
+        package var value: String
+        /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; empty when absent: every effect.
+        package var effect: String
+
+        package init(key: String = "", operator: String = "", value: String = "", effect: String = "") {
+            self.key = key
+            self.operator = `operator`
+            self.value = value
+            self.effect = effect
+        }
+
+        private enum CodingKeys: String, CodingKey { case key, `operator`, value, effect }
+
+        package init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            key = try container.decodeIfPresent(String.self, forKey: .key) ?? ""
+            self.operator = try container.decodeIfPresent(String.self, forKey: .operator) ?? ""
+            value = try container.decodeIfPresent(String.self, forKey: .value) ?? ""
+            effect = try container.decodeIfPresent(String.self, forKey: .effect) ?? ""
+        }
+    }
+
     package var namespace: String
     package var name: String
     package var uid: String
@@ -37,10 +101,23 @@ package struct KubePod: Sendable, Equatable {
     /// its `cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes` annotation, which
     /// names volumes that may go, is in `annotations`).
     package var localStorageVolumes: [String]
+    /// `spec.nodeSelector`.
+    package var nodeSelector: [String: String]
+    /// The terms of `spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`;
+    /// nil without one. Present with no terms, it matches no node (the scheduler's reading; the
+    /// API's validation refuses it). Preferred affinities are not read.
+    package var requiredNodeAffinity: [NodeSelectorTerm]?
+    /// `spec.tolerations`.
+    package var tolerations: [Toleration]
+    /// The scheduler found no node for it: `status.conditions` has PodScheduled False with
+    /// reason Unschedulable.
+    package var unschedulable: Bool
 
     package init(namespace: String, name: String, uid: String, nodeName: String? = nil, phase: String? = nil,
                  labels: [String: String] = [:], annotations: [String: String] = [:], ownerReferences: [OwnerReference] = [],
-                 deletionTimestamp: Date? = nil, requests: ResourceRequests = .zero, localStorageVolumes: [String] = []) {
+                 deletionTimestamp: Date? = nil, requests: ResourceRequests = .zero, localStorageVolumes: [String] = [],
+                 nodeSelector: [String: String] = [:], requiredNodeAffinity: [NodeSelectorTerm]? = nil,
+                 tolerations: [Toleration] = [], unschedulable: Bool = false) {
         self.namespace = namespace
         self.name = name
         self.uid = uid
@@ -52,6 +129,10 @@ package struct KubePod: Sendable, Equatable {
         self.deletionTimestamp = deletionTimestamp
         self.requests = requests
         self.localStorageVolumes = localStorageVolumes
+        self.nodeSelector = nodeSelector
+        self.requiredNodeAffinity = requiredNodeAffinity
+        self.tolerations = tolerations
+        self.unschedulable = unschedulable
     }
 
     /// The owner reference marked as controller, if any.
@@ -94,6 +175,31 @@ extension KubePod: Decodable {
         var initContainers: [Container]?
         var overhead: [String: String]?
         var volumes: [Volume]?
+        var nodeSelector: [String: String]?
+        var affinity: Affinity?
+        var tolerations: [Toleration]?
+    }
+    private struct Affinity: Decodable {
+        struct NodeAffinity: Decodable {
+            struct NodeSelector: Decodable { var nodeSelectorTerms: [Term]? }
+            var requiredDuringSchedulingIgnoredDuringExecution: NodeSelector?
+        }
+        var nodeAffinity: NodeAffinity?
+    }
+    private struct Term: Decodable {
+        var matchExpressions: [NodeSelectorRequirement]?
+        /// Only whether there are any is read, so any shape of it is accepted (one that is no
+        /// list counts as some).
+        var matchFields: JSONValue?
+
+        var term: NodeSelectorTerm {
+            let hasFields = switch matchFields {
+            case nil, .null?: false
+            case .array(let fields)?: !fields.isEmpty
+            default: true
+            }
+            return NodeSelectorTerm(matchExpressions: matchExpressions ?? [], hasMatchFields: hasFields)
+        }
     }
     private struct Container: Decodable {
         struct Resources: Decodable { var requests: [String: String]? }
@@ -109,7 +215,25 @@ extension KubePod: Decodable {
 
         var isLocalStorage: Bool { hostPath != nil || (emptyDir != nil && emptyDir?.medium != "Memory") }
     }
-    private struct Status: Decodable { var phase: String? }
+    private struct Status: Decodable {
+        var phase: String?
+        var conditions: [Condition]?
+    }
+    /// Only PodScheduled is looked for: a condition of another shape is no reason to fail the pod.
+    private struct Condition: Decodable {
+        var type: String?
+        var status: String?
+        var reason: String?
+
+        private enum CodingKeys: String, CodingKey { case type, status, reason }
+
+        init(from decoder: any Decoder) throws {
+            let container = try? decoder.container(keyedBy: CodingKeys.self)
+            type = try? container?.decodeIfPresent(String.self, forKey: .type)
+            status = try? container?.decodeIfPresent(String.self, forKey: .status)
+            reason = try? container?.decodeIfPresent(String.self, forKey: .reason)
+        }
+    }
     private enum CodingKeys: String, CodingKey { case metadata, spec, status }
 
     package init(from decoder: any Decoder) throws {
@@ -130,7 +254,14 @@ extension KubePod: Decodable {
             ownerReferences: metadata.ownerReferences ?? [],
             deletionTimestamp: metadata.deletionTimestamp?.date,
             requests: try spec.map { try Self.requests(of: $0, pod: "\(namespace)/\(name)", at: decoder.codingPath) } ?? .zero,
-            localStorageVolumes: (spec?.volumes ?? []).filter(\.isLocalStorage).map(\.name)
+            localStorageVolumes: (spec?.volumes ?? []).filter(\.isLocalStorage).map(\.name),
+            nodeSelector: spec?.nodeSelector ?? [:],
+            requiredNodeAffinity: spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution
+                .map { ($0.nodeSelectorTerms ?? []).map(\.term) },
+            tolerations: spec?.tolerations ?? [],
+            unschedulable: (status?.conditions ?? []).contains {
+                $0.type == "PodScheduled" && $0.status == "False" && $0.reason == "Unschedulable"
+            }
         )
     }
 

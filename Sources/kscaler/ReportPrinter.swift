@@ -41,7 +41,8 @@ enum ReportPrinter {
             }
             let counts = decision.counts
             lines.append("")
-            lines.append("nodes       managed \(counts.current) (ready \(counts.ready), booting \(counts.booting)) · desired \(counts.desired) · bounds \(bounds.min)…\(bounds.max) · cluster \(counts.clusterNodes) nodes, \(counts.clusterNotReady) not Ready"
+            let shownBounds = decision.pools.isEmpty ? "bounds \(bounds.min)…\(bounds.max)" : "cap \(bounds.max) across pools"
+            lines.append("nodes       managed \(counts.current) (ready \(counts.ready), booting \(counts.booting)) · desired \(counts.desired) · \(shownBounds) · cluster \(counts.clusterNodes) nodes, \(counts.clusterNotReady) not Ready"
                 + (counts.ghostNodes > 0 ? ", \(counts.ghostNodes) ghosts not counted" : ""))
             for cooldown in decision.cooldowns {
                 let state: String
@@ -51,6 +52,18 @@ enum ReportPrinter {
                     state = "not started (no such event yet)"
                 }
                 lines.append("cooldown    " + pad(cooldown.name.rawValue, 34) + state)
+            }
+            if !decision.pools.isEmpty {
+                lines.append("")
+                lines.append("pools       " + pad("name", 14) + pad("market", 22) + pad("nodes", 18) + pad("bounds", 9) + pad("pending pods", 14) + "decision")
+                for pool in decision.pools {
+                    let nodes = "\(pool.counts.current) (\(pool.counts.ready) Ready)"
+                    lines.append("            " + pad(pool.name, 14) + pad(pool.capacityType.rawValue, 22) + pad(nodes, 18)
+                        + pad("\(pool.min)…\(pool.max)", 9) + pad(String(pool.pendingPods), 14) + describe(pool.action))
+                }
+                for pod in decision.unservablePods {
+                    lines.append("unservable  \(pod.pod): " + pod.reasons.joined(separator: "; "))
+                }
             }
             lines.append("")
             lines.append("decision    \(describe(decision.action))")
@@ -133,7 +146,9 @@ enum ReportPrinter {
             drainAction(action, result: result, plan: plan)
         }
         var parts = [what + (action.recovered ? " (by an earlier run that ended before recording it)" : "")]
+        if let pool = action.pool { parts.append("pool \(pool)") }
         if let type = action.machineType { parts.append(type) }
+        if let market = action.market { parts.append(market.rawValue) }
         if let subnet = action.placement { parts.append("in \(subnet)") }
         if !action.instanceIDs.isEmpty { parts.append(action.instanceIDs.joined(separator: ", ")) }
         if let launchID = action.launchID { parts.append("launch id \(launchID)") }

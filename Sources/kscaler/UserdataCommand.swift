@@ -1,5 +1,6 @@
 import ArgumentParser
 import KScaler
+import KScalerCore
 
 struct UserdataCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,6 +22,10 @@ struct UserdataCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Which user data.")
         var kind: UserDataKind = .k3sWorker
 
+        @Option(name: .long, help: ArgumentHelp("Workers: the pool whose labels, taints and name the user data carries (with pools:).",
+                                                valueName: "name"))
+        var pool: String?
+
         @Option(name: .customLong("set"), help: ArgumentHelp("A value the configuration has no key for, e.g. k3s_version=v1.33.1+k3s1 (repeatable).",
                                                              valueName: "name=value"))
         var assignments: [String] = []
@@ -30,6 +35,27 @@ struct UserdataCommand: AsyncParsableCommand {
             discussion: "Its timer is left off: run `kscaler plan` on the server first."))
         var installKscaler = false
 
+        /// The configuration as the chosen pool's workers see it. With several pools a worker's
+        /// user data is one pool's: `--pool` says which.
+        func scoped(_ config: KScalerConfig) throws -> KScalerConfig {
+            let pools = config.workerPools
+            let names = pools.map(\.name).joined(separator: ", ")
+            if let pool {
+                guard let chosen = pools.first(where: { $0.name == pool }) else {
+                    printError("kscaler: --pool \(pool): no such pool; the configuration has \(names)")
+                    throw KScalerExit.invalidConfig
+                }
+                return config.scoped(to: chosen)
+            }
+            let isWorker = kind == .k3sWorker || kind == .kubeadmWorker
+            guard pools.count == 1 || !isWorker else {
+                printError("kscaler: the configuration has pools \(names): say whose worker user data with --pool NAME")
+                throw KScalerExit.invalidConfig
+            }
+            // A server's user data names the join parameters: the default pool's.
+            return config.defaultPool.map(config.scoped(to:)) ?? config
+        }
+
         func validate() throws {
             for assignment in assignments where !assignment.contains("=") {
                 throw ValidationError("--set \(assignment): write name=value")
@@ -38,7 +64,7 @@ struct UserdataCommand: AsyncParsableCommand {
 
         func run() async throws {
             let loaded = try configOptions.load(environment: processEnvironment())
-            var inputs = UserDataInputs(config: loaded.config)
+            var inputs = UserDataInputs(config: try scoped(loaded.config))
             for assignment in assignments {
                 let equals = assignment.firstIndex(of: "=")!  // validate() made sure
                 let name = String(assignment[..<equals]), value = String(assignment[assignment.index(after: equals)...])

@@ -187,6 +187,55 @@ import TestSupport
         _ = try await context.ec2.terminateInstances(ids: described.map(\.id))
     }
 
+    /// moto accepts the spot market options and reports the instance's lifecycle as `spot`, in
+    /// the RunInstances answer and in DescribeInstances. What moto does not do: check the
+    /// SpotOptions (only MarketType is read), make a Spot request for a RunInstances launch, or
+    /// give the instance a `spotInstanceRequestId` (EC2ParsingTests asserts the exact wire form).
+    @Test func aSpotLaunchIsAcceptedAndTheInstanceIsSpot() async throws {
+        let moto = try Peers.moto()
+        let context = context(moto)
+        let cluster = Peers.uniqueName("ec2-spot")
+        let spot = try await context.ec2.runInstances(RunInstancesRequest(
+            imageID: Self.image, instanceType: "t3.micro", instanceTags: ["kscaler:cluster": cluster], market: .spot))
+        let onDemand = try await context.ec2.runInstances(RunInstancesRequest(
+            imageID: Self.image, instanceType: "t3.micro", instanceTags: ["kscaler:cluster": cluster]))
+        #expect(spot.map(\.lifecycle) == ["spot"] && spot.map(\.market) == [.spot])
+        #expect(onDemand.map(\.lifecycle) == [nil] && onDemand.map(\.market) == [.onDemand])
+
+        let described = try await context.ec2.describeInstances(filters: Self.clusterFilter(cluster))
+        #expect(described.count == 2)
+        #expect(described.first { $0.id == spot[0].id }?.market == .spot)
+        #expect(described.first { $0.id == onDemand[0].id }?.market == .onDemand)
+        _ = try await context.ec2.terminateInstances(ids: described.map(\.id))
+    }
+
+    /// moto makes a Spot request only through RequestSpotInstances (fulfilled at once, status
+    /// `fulfilled`), and cannot mark one for interruption: EC2FleetTests shows that with a stand-in.
+    @Test func spotRequestsAreDescribedByID() async throws {
+        let moto = try Peers.moto()
+        let context = context(moto)
+        let cluster = Peers.uniqueName("ec2-spot-requests")
+        let made = try await rawEC2(context, "RequestSpotInstances", [
+            ("InstanceCount", "2"), ("Type", "one-time"),
+            ("LaunchSpecification.ImageId", Self.image), ("LaunchSpecification.InstanceType", "t3.micro"),
+            ("TagSpecification.1.ResourceType", "instance"), ("TagSpecification.1.Tag.1.Key", "kscaler:cluster"),
+            ("TagSpecification.1.Tag.1.Value", cluster),
+        ])
+        let ids = made.items("spotInstanceRequestSet").compactMap { $0.string("spotInstanceRequestId") }
+        try #require(ids.count == 2)
+        // One of the two, and one EC2 does not know: the unknown one is simply absent.
+        let described = try await context.ec2.describeSpotInstanceRequests(ids: [ids[0], "sir-00000000000000000"])
+        #expect(described.count == 1)
+        let request = try #require(described.first)
+        #expect(request.id == ids[0] && request.state == "active" && request.statusCode == "fulfilled" && !request.interruptionPending)
+        let instances = try await context.ec2.describeInstances(filters: Self.clusterFilter(cluster))
+        #expect(instances.count == 2 && instances.allSatisfy { $0.market == .spot })
+        #expect(instances.contains { $0.id == request.instanceID })
+        // The read-only user may describe Spot requests too (ec2:Describe*).
+        #expect(try await self.context(moto, readOnly: true).ec2.describeSpotInstanceRequests(ids: ids).count == 2)
+        _ = try await context.ec2.terminateInstances(ids: instances.map(\.id))
+    }
+
     @Test func terminatingAnUnknownInstanceIsInvalidInstanceIDNotFound() async throws {
         let moto = try Peers.moto()
         await #expect {

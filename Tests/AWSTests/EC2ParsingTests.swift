@@ -35,6 +35,8 @@ import Testing
           <instanceType>\(instance.instanceType)</instanceType><launchTime>\(launch)</launchTime>
           <placement><availabilityZone>\(instance.availabilityZone)</availabilityZone><groupName/><tenancy>default</tenancy></placement>
           <monitoring><state>disabled</state></monitoring>
+          \(instance.lifecycle.map { "<instanceLifecycle>\($0)</instanceLifecycle>" } ?? "")
+          \(instance.spotInstanceRequestID.map { "<spotInstanceRequestId>\($0)</spotInstanceRequestId>" } ?? "")
           \(instance.subnetID.map { "<subnetId>\($0)</subnetId><vpcId>vpc-1</vpcId>" } ?? "")
           \(instance.privateIPAddress.map { "<privateIpAddress>\($0)</privateIpAddress>" } ?? "")
           <groupSet><item><groupId>sg-1</groupId><groupName>workers</groupName></item></groupSet>
@@ -49,7 +51,8 @@ import Testing
     }
 
     /// 1,000 varied instances: every state, type, zone; terminated ones without subnet and IP;
-    /// tag values that need escaping; a launch template tag on every third.
+    /// tag values that need escaping; a launch template tag on every third; every fifth a Spot
+    /// instance with its request.
     static func fleet(count: Int) -> [EC2Instance] {
         let states: [EC2InstanceState] = [.pending, .running, .running, .shuttingDown, .terminated, .stopped]
         let types = ["m7i.large", "m7i.xlarge", "c7i.2xlarge", "r7g.medium"]
@@ -67,7 +70,8 @@ import Testing
                 launchTime: Date(timeIntervalSince1970: Double(1_790_000_000 + number * 3_137)),
                 imageID: "ami-\(number % 11)",
                 privateIPAddress: gone ? nil : "10.0.\(number / 250).\(number % 250)",
-                tags: tags)
+                tags: tags, lifecycle: number % 5 == 2 ? "spot" : nil,
+                spotInstanceRequestID: number % 5 == 2 ? "sir-\(hex)" : nil)
         }
     }
 
@@ -91,6 +95,75 @@ import Testing
         #expect(page.instances[0].launchTemplateID == "lt-0")
         #expect(page.instances[1].launchTemplateID == nil)
         #expect(page.instances[4].subnetID == nil && page.instances[4].state == .terminated)
+        #expect(page.instances[2].market == .spot && page.instances[2].spotInstanceRequestID == "sir-2")
+        #expect(page.instances[3].market == .onDemand && page.instances[3].lifecycle == nil && page.instances[3].spotInstanceRequestID == nil)
+    }
+
+    @Test func onlyTheSpotLifecycleIsTheSpotMarket() {
+        var instance = Self.fleet(count: 1)[0]
+        for (lifecycle, market) in [("spot", EC2Market.spot), ("scheduled", .onDemand), ("capacity-block", .onDemand)] as [(String?, EC2Market)] + [(nil, .onDemand)] {
+            instance.lifecycle = lifecycle
+            #expect(instance.market == market, "lifecycle \(lifecycle ?? "none")")
+        }
+    }
+
+    /// A DescribeSpotInstanceRequests answer in AWS's shape: the launch specification and the
+    /// tags hold `item`s of their own, and a fault has a `code` of its own; none is the request's.
+    static let spotRequestsXML = """
+    <?xml version="1.0" encoding="UTF-8"?>
+    <DescribeSpotInstanceRequestsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>req-1</requestId>
+    <spotInstanceRequestSet>
+      <item><spotInstanceRequestId>sir-1</spotInstanceRequestId><spotPrice>0.096000</spotPrice><type>one-time</type>
+        <state>active</state><status><code>marked-for-termination</code><updateTime>2026-11-21T09:31:30.000Z</updateTime>
+        <message>Your Spot Instance has been marked for termination because of no Spot capacity available.</message></status>
+        <launchSpecification><imageId>ami-1</imageId><instanceType>m7i.large</instanceType>
+          <groupSet><item><groupId>sg-1</groupId><groupName>workers</groupName></item></groupSet>
+          <monitoring><enabled>false</enabled></monitoring></launchSpecification>
+        <instanceId>i-0aaa</instanceId><createTime>2026-11-21T09:01:30.000Z</createTime><productDescription>Linux/UNIX</productDescription>
+        <tagSet><item><key>state</key><value>not the request's</value></item></tagSet>
+        <launchedAvailabilityZone>us-east-1a</launchedAvailabilityZone><instanceInterruptionBehavior>terminate</instanceInterruptionBehavior></item>
+      <item><spotInstanceRequestId>sir-2</spotInstanceRequestId><type>one-time</type><state>active</state>
+        <status><code>fulfilled</code><message>Your spot request is fulfilled.</message></status><instanceId>i-0bbb</instanceId></item>
+      <item><spotInstanceRequestId>sir-3</spotInstanceRequestId><state>open</state>
+        <fault><code>capacity-not-available</code><message>There is no Spot capacity available.</message></fault>
+        <status><code>pending-evaluation</code></status></item>
+      <item><spotInstanceRequestId>sir-4</spotInstanceRequestId><state>active</state><instanceId>i-0ddd</instanceId>
+        <status><code>marked-for-stop</code></status></item>
+    </spotInstanceRequestSet><nextToken>page-2</nextToken></DescribeSpotInstanceRequestsResponse>
+    """
+
+    @Test func spotRequestsAnswerGivesIdInstanceStateAndStatusCode() throws {
+        let page = try EC2Parsing.describeSpotInstanceRequestsPage(try XML.parse(Self.spotRequestsXML))
+        #expect(page.nextToken == "page-2")
+        #expect(page.requests == [
+            EC2SpotInstanceRequest(id: "sir-1", instanceID: "i-0aaa", state: "active", statusCode: "marked-for-termination"),
+            EC2SpotInstanceRequest(id: "sir-2", instanceID: "i-0bbb", state: "active", statusCode: "fulfilled"),
+            EC2SpotInstanceRequest(id: "sir-3", instanceID: nil, state: "open", statusCode: "pending-evaluation"),
+            EC2SpotInstanceRequest(id: "sir-4", instanceID: "i-0ddd", state: "active", statusCode: "marked-for-stop"),
+        ])
+        #expect(page.requests.map(\.interruptionPending) == [true, false, false, true])
+        let last = try EC2Parsing.describeSpotInstanceRequestsPage(try XML.parse(
+            "<DescribeSpotInstanceRequestsResponse><spotInstanceRequestSet/><nextToken/></DescribeSpotInstanceRequestsResponse>"))
+        #expect(last.requests.isEmpty && last.nextToken == nil)
+    }
+
+    @Test(arguments: ["marked-for-termination", "marked-for-stop", "marked-for-hibernation"])
+    func interruptionNoticesArePending(code: String) {
+        #expect(EC2SpotInstanceRequest(id: "sir-1", instanceID: "i-1", state: "active", statusCode: code).interruptionPending)
+    }
+
+    @Test(arguments: ["fulfilled", "instance-terminated-by-price", "request-canceled-and-instance-running", "pending-fulfillment", ""])
+    func otherStatusCodesAreNoNotice(code: String) {
+        #expect(!EC2SpotInstanceRequest(id: "sir-1", instanceID: "i-1", state: "active", statusCode: code).interruptionPending)
+    }
+
+    @Test func aSpotRequestWithoutAStateIsAnUnexpectedAnswer() throws {
+        #expect {
+            _ = try EC2Parsing.describeSpotInstanceRequestsPage(try XML.parse(
+                "<DescribeSpotInstanceRequestsResponse><spotInstanceRequestSet><item><spotInstanceRequestId>sir-9</spotInstanceRequestId></item></spotInstanceRequestSet></DescribeSpotInstanceRequestsResponse>"))
+        } throws: { error in
+            "\(error)" == "EC2 DescribeSpotInstanceRequests: unexpected answer (HTTP 200): a Spot request (sir-9) has no spotInstanceRequestId or state"
+        }
     }
 
     @Test func nextTokenIsFoundBeforeOrAfterTheReservations() throws {
@@ -157,6 +230,27 @@ import Testing
         ])
     }
 
+    @Test func aSpotRequestAsksForAOneTimeSpotInstanceTerminatedOnInterruptionWithoutAPriceCap() throws {
+        var request = RunInstancesRequest(imageID: "ami-1", instanceType: "m7i.large", subnetID: "subnet-1",
+                                          instanceProfile: .name("worker"), instanceTags: ["kscaler:cluster": "prod"])
+        let onDemand = try request.queryParameters(clientToken: "t", dryRun: false)
+        #expect(!onDemand.contains { $0.0.hasPrefix("InstanceMarketOptions") }, "on-demand sends no market options")
+        request.market = .spot
+        let spot = try request.queryParameters(clientToken: "t", dryRun: false)
+        #expect(spot.map { "\($0.0)=\($0.1)" } == [
+            "MinCount=1", "MaxCount=1", "ImageId=ami-1", "InstanceType=m7i.large", "SubnetId=subnet-1",
+            "IamInstanceProfile.Name=worker",
+            "InstanceMarketOptions.MarketType=spot",
+            "InstanceMarketOptions.SpotOptions.SpotInstanceType=one-time",
+            "InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior=terminate",
+            "TagSpecification.1.ResourceType=instance",
+            "TagSpecification.1.Tag.1.Key=kscaler:cluster", "TagSpecification.1.Tag.1.Value=prod",
+            "MetadataOptions.HttpTokens=required", "MetadataOptions.HttpEndpoint=enabled", "ClientToken=t",
+        ])
+        #expect(spot.filter { !$0.0.hasPrefix("InstanceMarketOptions") }.map { "\($0.0)=\($0.1)" } == onDemand.map { "\($0.0)=\($0.1)" },
+                "spot adds its market options and changes nothing else")
+    }
+
     @Test func templateNameProfileARNAndNoTagsEncodeMinimally() throws {
         let request = RunInstancesRequest(launchTemplate: LaunchTemplateReference(idOrName: "workers"),
                                           instanceProfile: IAMInstanceProfile(nameOrARN: "arn:aws:iam::1:instance-profile/w"))
@@ -186,7 +280,7 @@ import Testing
     }
 
     @Test(arguments: ["InsufficientInstanceCapacity", "InstanceLimitExceeded", "VcpuLimitExceeded", "Unsupported",
-                      "InsufficientFreeAddressesInSubnet"])
+                      "InsufficientFreeAddressesInSubnet", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded"])
     func capacityErrorsAreRecognisedAndNotRetried(code: String) {
         let error = AWSError(service: "EC2", operation: "RunInstances", code: code, message: "", httpStatus: code == "InsufficientInstanceCapacity" ? 500 : 400)
         #expect(error.isCapacityError)

@@ -54,6 +54,8 @@ import TestSupport
         ("VcpuLimitExceeded", 400, "You have requested more vCPU capacity than your current vCPU limit of 32 allows."),
         ("InstanceLimitExceeded", 400, "You have requested more instances (21) than your current instance limit of 20 allows."),
         ("InsufficientFreeAddressesInSubnet", 400, "There are not enough free addresses in subnet 'subnet-1' to satisfy the requested number of instances."),
+        ("SpotMaxPriceTooLow", 400, "Your Spot request price of 0.01 is lower than the minimum required Spot request fulfillment price of 0.0321."),
+        ("MaxSpotInstanceCountExceeded", 400, "Max spot instance count exceeded"),
     ])
     func capacityErrorIsRecognisedAtOnceWithoutRetries(code: String, status: Int, message: String) async throws {
         let server = try StubHTTPServer { _ in .text(Self.errorXML(code, message), status: status) }
@@ -159,6 +161,52 @@ import TestSupport
         _ = try await client.describeInstances(filters: [], instanceIDs: ["i-1", "i-2"])
         let byID = Self.form(server.requests[2])
         #expect(byID["InstanceId.1"] == "i-1" && byID["InstanceId.2"] == "i-2" && byID["MaxResults"] == nil)
+    }
+
+    static func spotRequestsXML(_ requests: [EC2SpotInstanceRequest], nextToken: String?) -> String {
+        let items = requests.map { request in
+            "<item><spotInstanceRequestId>\(request.id)</spotInstanceRequestId><state>\(request.state)</state>"
+                + (request.statusCode.map { "<status><code>\($0)</code></status>" } ?? "")
+                + (request.instanceID.map { "<instanceId>\($0)</instanceId>" } ?? "") + "</item>"
+        }.joined()
+        return "<DescribeSpotInstanceRequestsResponse><spotInstanceRequestSet>\(items)</spotInstanceRequestSet>"
+            + (nextToken.map { "<nextToken>\($0)</nextToken>" } ?? "") + "</DescribeSpotInstanceRequestsResponse>"
+    }
+
+    @Test func spotRequestsAreAskedForByIDFilterInChunksAndPages() async throws {
+        // 450 ids (one repeated): three calls of at most 200 ids; the first call's answer comes in two pages.
+        let ids = (0..<450).map { "sir-\($0)" } + ["sir-7"]
+        let turns = Turns()
+        let server = try StubHTTPServer { request in
+            let form = Self.form(request)
+            var asked: [String] = []
+            while let id = form["Filter.1.Value.\(asked.count + 1)"] { asked.append(id) }
+            let answer = asked.map { EC2SpotInstanceRequest(id: $0, instanceID: "i-\($0.dropFirst(4))", state: "active", statusCode: "fulfilled") }
+            if turns.next() == 1 {
+                return .text(Self.spotRequestsXML(Array(answer.prefix(100)), nextToken: "page-2"))
+            }
+            if form["NextToken"] == "page-2" { return .text(Self.spotRequestsXML(Array(answer.dropFirst(100)), nextToken: nil)) }
+            return .text(Self.spotRequestsXML(Array(answer), nextToken: nil))
+        }
+        defer { server.stop() }
+        let requests = try await ec2(server).describeSpotInstanceRequests(ids: ids)
+        #expect(requests.map(\.id) == (0..<450).map { "sir-\($0)" })
+        #expect(requests.allSatisfy { $0.instanceID == "i-" + $0.id.dropFirst(4) && !$0.interruptionPending })
+
+        let forms = server.requests.map(Self.form)
+        #expect(forms.count == 4)
+        #expect(forms.allSatisfy { $0["Action"] == "DescribeSpotInstanceRequests" && $0["Filter.1.Name"] == "spot-instance-request-id"
+            && $0["MaxResults"] == "1000" && $0["SpotInstanceRequestId.1"] == nil })
+        #expect(forms.map { $0.keys.filter { $0.hasPrefix("Filter.1.Value.") }.count } == [200, 200, 200, 50])
+        #expect(forms.map { $0["NextToken"] } == [nil, "page-2", nil, nil])
+        #expect(forms[1]["Filter.1.Value.1"] == "sir-0" && forms[2]["Filter.1.Value.1"] == "sir-200" && forms[3]["Filter.1.Value.50"] == "sir-449")
+    }
+
+    @Test func noSpotRequestIDsMeansNoCall() async throws {
+        let server = try StubHTTPServer { _ in .text(Self.spotRequestsXML([], nextToken: nil)) }
+        defer { server.stop() }
+        #expect(try await ec2(server).describeSpotInstanceRequests(ids: []).isEmpty)
+        #expect(server.requests.isEmpty, "no ids must not become an unfiltered listing of every Spot request in the account")
     }
 
     @Test func aDryRunAnsweredWithSuccessIsNotTakenForPermission() async throws {

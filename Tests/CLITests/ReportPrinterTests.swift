@@ -22,6 +22,26 @@ import Testing
         return report
     }
 
+    /// With pools: a line per pool (market, nodes, bounds, pending pods, its decision), each pod
+    /// no pool takes with why, and the pool and market of each launch.
+    @Test func aPooledRunListsEachPoolAndTheUnservablePods() throws {
+        var report = RunReport(runID: "run-2", mode: .run, clusterID: "demo", startedAt: Self.now)
+        let counts = NodeCounts(current: 1, ready: 1, booting: 0, desired: 3, clusterNodes: 2, clusterNotReady: 0)
+        report.decision = Decision(action: .scaleUp(count: 2), failedBoots: [], halt: nil, counts: counts, sizing: nil, launchCandidates: [],
+                                   reasons: [], signals: [], cooldowns: [],
+                                   pools: [PoolOutcome(name: "batch", action: .scaleUp(count: 2), counts: counts, min: 0, max: 6,
+                                                       capacityType: .spotThenOnDemand, sizing: nil, launchCandidates: [], cooldowns: [],
+                                                       pendingPods: 5, pendingRequests: .zero)],
+                                   unservablePods: [UnservablePod(pod: "default/gpu", reasons: ["batch: nodeSelector gpu=true (the nodes lack gpu)"])])
+        report.actions = [.init(kind: .launch, instanceIDs: ["i-1", "i-2"], machineType: "c5.xlarge", pool: "batch", market: .spot)]
+        let lines = ReportPrinter.human(report, bounds: NodeBounds(min: 1, max: 12), now: Self.now).split(separator: "\n").map(String.init)
+        let batch = try #require(lines.first { $0.contains("batch") && $0.contains("spot-then-on-demand") })
+        #expect(batch.contains("0…6") && batch.contains("1 (1 Ready)") && batch.hasSuffix("scale up by 2"))
+        #expect(lines.contains("unservable  default/gpu: batch: nodeSelector gpu=true (the nodes lack gpu)"))
+        #expect(lines.contains { $0.hasPrefix("nodes ") && $0.contains("cap 12 across pools") })
+        #expect(lines.contains("action      launched 2 · pool batch · c5.xlarge · spot · i-1, i-2"))
+    }
+
     @Test func planListsEachGhostWithWhenItWouldBeDeleted() {
         let text = ReportPrinter.human(Self.report(.plan), bounds: NodeBounds(), now: Self.now)
         #expect(text.contains("ghosts      Node objects whose instance is gone"))

@@ -351,7 +351,7 @@ struct DrainProperties {
 }
 
 /// A seeded generator (SplitMix64), so a failing round can be replayed.
-private struct SplitMix: RandomNumberGenerator {
+struct SplitMix: RandomNumberGenerator {
     var state: UInt64
 
     mutating func next() -> UInt64 {

@@ -138,6 +138,177 @@ import TestSupport
         }
     }
 
+    // MARK: Spot (stand-in: moto launches any offering, so it cannot answer a capacity error,
+    // and it cannot mark a Spot request for interruption)
+
+    /// The form fields of a recorded Query-protocol request.
+    static func form(_ request: RecordedRequest) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in String(decoding: request.body, as: UTF8.self).split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            fields[parts[0]] = parts.count > 1 ? parts[1].replacing("+", with: " ").removingPercentEncoding : ""
+        }
+        return fields
+    }
+
+    /// The offering a RunInstances request asks for, as EC2 would read it.
+    static func offering(_ request: RecordedRequest) -> Offering {
+        let form = form(request)
+        return Offering(machineType: form["InstanceType"], placement: form["SubnetId"],
+                        market: form["InstanceMarketOptions.MarketType"] == "spot" ? .spot : .onDemand)
+    }
+
+    static func errorXML(_ code: String) -> String {
+        "<Response><Errors><Error><Code>\(code)</Code><Message>\(code) for this offering</Message></Error></Errors><RequestID>r</RequestID></Response>"
+    }
+
+    struct StandInInstance {
+        var id: String
+        var state = "running"
+        var spotRequest: String? = nil
+        var pool: String? = nil
+        var type = "m5.large"
+        var subnet = "subnet-b"
+    }
+
+    static func instanceXML(_ instance: StandInInstance) -> String {
+        let pool = instance.pool.map { "<item><key>kscaler:pool</key><value>\($0)</value></item>" } ?? ""
+        let spot = instance.spotRequest.map { "<instanceLifecycle>spot</instanceLifecycle><spotInstanceRequestId>\($0)</spotInstanceRequestId>" } ?? ""
+        return """
+        <item><instanceId>\(instance.id)</instanceId><imageId>ami-1</imageId><instanceState><code>16</code><name>\(instance.state)</name></instanceState>
+        <instanceType>\(instance.type)</instanceType><launchTime>2026-11-21T09:31:30.000Z</launchTime><placement><availabilityZone>us-east-1b</availabilityZone></placement>
+        <subnetId>\(instance.subnet)</subnetId>\(spot)<tagSet><item><key>kscaler:cluster</key><value>c1</value></item>\(pool)</tagSet></item>
+        """
+    }
+
+    static func describeXML(_ instances: [StandInInstance]) -> String {
+        "<DescribeInstancesResponse><reservationSet><item><instancesSet>\(instances.map(instanceXML).joined())</instancesSet></item></reservationSet></DescribeInstancesResponse>"
+    }
+
+    /// Spot requests answering `codes` (request id → status code), each fulfilled by instance `i-<request id>`.
+    static func spotRequestsXML(_ codes: [(String, String)]) -> String {
+        let items = codes.map { "<item><spotInstanceRequestId>\($0.0)</spotInstanceRequestId><state>active</state><status><code>\($0.1)</code></status><instanceId>i-\($0.0)</instanceId></item>" }
+        return "<DescribeSpotInstanceRequestsResponse><spotInstanceRequestSet>\(items.joined())</spotInstanceRequestSet></DescribeSpotInstanceRequestsResponse>"
+    }
+
+    @Test func spotOfferingsOutOfCapacityFallBackInOrderToOnDemandAndAreReportedWithTheirMarket() async throws {
+        let offerings = [
+            Offering(machineType: "t3.large", placement: "subnet-a", market: .spot),
+            Offering(machineType: "m5.large", placement: "subnet-b", market: .spot),
+            Offering(machineType: "m5.large", placement: "subnet-b"),
+            Offering(machineType: "t3.large", placement: "subnet-a"),
+        ]
+        // What EC2 answers per offering; the last one launches.
+        let refusals = [(offerings[0], "SpotMaxPriceTooLow"), (offerings[1], "MaxSpotInstanceCountExceeded"),
+                        (offerings[2], "InsufficientInstanceCapacity")]
+        let server = try StubHTTPServer { request in
+            let offering = Self.offering(request)
+            if let code = refusals.first(where: { $0.0 == offering })?.1 { return .text(Self.errorXML(code), status: code == "InsufficientInstanceCapacity" ? 500 : 400) }
+            let instance = StandInInstance(id: "i-0ondemand", state: "pending", type: offering.machineType ?? "?", subnet: offering.placement ?? "?")
+            return .text("<RunInstancesResponse><instancesSet>\(Self.instanceXML(instance))</instancesSet></RunInstancesResponse>")
+        }
+        defer { server.stop() }
+        let result = try await standInFleet(server).launch(LaunchPlan(launchID: "ks-spot", count: 1, candidates: offerings), dryRun: false)
+        // Spot t3.large was refused, on-demand t3.large still launched: the market is part of the offering.
+        #expect(result.offering == offerings[3])
+        #expect(result.unavailable == Array(offerings.prefix(3)))
+        #expect(result.unavailable.map(\.market) == [.spot, .spot, .onDemand])
+        #expect(result.instances.map(\.id) == ["i-0ondemand"] && result.instances.map(\.market) == [.onDemand])
+        // One request per offering, in order, each with its own token; only the spot ones carry market options.
+        #expect(server.requests.map(Self.offering) == offerings)
+        #expect(server.requests.map { Self.form($0)["ClientToken"] } == ["ks-spot", "ks-spot-1", "ks-spot-2", "ks-spot-3"])
+        #expect(server.requests.map { Self.form($0)["InstanceMarketOptions.SpotOptions.SpotInstanceType"] } == ["one-time", "one-time", nil, nil])
+        #expect(server.requests.map { Self.form($0)["InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior"] } == ["terminate", "terminate", nil, nil])
+        #expect(server.requests.allSatisfy { Self.form($0)["InstanceMarketOptions.SpotOptions.MaxPrice"] == nil })
+    }
+
+    @Test func spotOnlyOfferingsAllRefusedAreALaunchFailureNamingThemWithTheirMarket() async throws {
+        let server = try StubHTTPServer { _ in .text(Self.errorXML("MaxSpotInstanceCountExceeded"), status: 400) }
+        defer { server.stop() }
+        let offerings = [Offering(machineType: "t3.large", placement: "subnet-a", market: .spot),
+                         Offering(machineType: "t3.large", placement: "subnet-b", market: .spot)]
+        let fleet = standInFleet(server)
+        await #expect {
+            _ = try await fleet.launch(LaunchPlan(launchID: "ks-spot-2", count: 1, candidates: offerings), dryRun: false)
+        } throws: { error in
+            guard let failure = error as? LaunchFailure else { return false }
+            return failure.unavailable == offerings && failure.unavailable.allSatisfy { $0.market == .spot }
+                && failure.description.contains("MaxSpotInstanceCountExceeded") && fleet.outcome(of: error) == .nothingHappened
+        }
+    }
+
+    @Test func aSpotInstanceMarkedForTerminationIsListedInterrupted() async throws {
+        let instances = [
+            StandInInstance(id: "i-0ondemand", pool: "general"),
+            StandInInstance(id: "i-sir-a", spotRequest: "sir-a", pool: "spot-pool"),
+            StandInInstance(id: "i-sir-b", state: "pending", spotRequest: "sir-b", pool: "spot-pool"),
+            StandInInstance(id: "i-sir-c", spotRequest: "sir-c"),
+            // Ended: its request is not asked about.
+            StandInInstance(id: "i-sir-d", state: "terminated", spotRequest: "sir-d"),
+        ]
+        let server = try StubHTTPServer { request in
+            switch Self.form(request)["Action"] {
+            case "DescribeInstances": .text(Self.describeXML(instances))
+            case "DescribeSpotInstanceRequests":
+                .text(Self.spotRequestsXML([("sir-a", "marked-for-termination"), ("sir-b", "fulfilled"), ("sir-c", "marked-for-stop")]))
+            default: .text(Self.errorXML("InvalidAction"), status: 400)
+            }
+        }
+        defer { server.stop() }
+        let listing = try await standInFleet(server).listMachines()
+        #expect(listing.live.map(\.id) == ["i-0ondemand", "i-sir-a", "i-sir-b", "i-sir-c"])
+        #expect(listing.live.map(\.interrupted) == [false, true, false, true])
+        #expect(listing.live.map(\.market) == [.onDemand, .spot, .spot, .spot])
+        #expect(listing.live.map(\.pool) == ["general", "spot-pool", "spot-pool", nil])
+        #expect(listing.ended == ["i-sir-d"])
+        let forms = server.requests.map(Self.form)
+        #expect(forms.map { $0["Action"] } == ["DescribeInstances", "DescribeSpotInstanceRequests"])
+        #expect(forms[1]["Filter.1.Name"] == "spot-instance-request-id")
+        #expect(Set(forms[1].filter { $0.key.hasPrefix("Filter.1.Value.") }.values) == ["sir-a", "sir-b", "sir-c"])
+    }
+
+    @Test func anOnDemandListingMakesNoSpotRequestCall() async throws {
+        let instances = [StandInInstance(id: "i-0a"), StandInInstance(id: "i-0b", state: "pending"),
+                         // A Spot instance that has ended does not count: nothing live can be interrupted.
+                         StandInInstance(id: "i-sir-x", state: "shutting-down", spotRequest: "sir-x")]
+        let server = try StubHTTPServer { _ in .text(Self.describeXML(instances)) }
+        defer { server.stop() }
+        let listing = try await standInFleet(server).listMachines()
+        #expect(listing.live.map(\.id) == ["i-0a", "i-0b"] && listing.live.allSatisfy { !$0.interrupted && $0.market == .onDemand })
+        #expect(server.requests.map { Self.form($0)["Action"] } == ["DescribeInstances"])
+    }
+
+    @Test func aFailedSpotRequestLookupFailsTheListing() async throws {
+        let server = try StubHTTPServer { request in
+            Self.form(request)["Action"] == "DescribeInstances"
+                ? .text(Self.describeXML([StandInInstance(id: "i-sir-a", spotRequest: "sir-a")]))
+                : .text(Self.errorXML("UnauthorizedOperation"), status: 403)
+        }
+        defer { server.stop() }
+        await #expect {
+            _ = try await standInFleet(server).listMachines()
+        } throws: { error in
+            (error as? AWSError)?.code == "UnauthorizedOperation" && (error as? AWSError)?.operation == "DescribeSpotInstanceRequests"
+        }
+    }
+
+    @Test func aSpotLaunchOnMotoIsListedAsSpotInItsPool() async throws {
+        let fixture = try MotoFixture()
+        let cluster = Peers.uniqueName("fleet-spot")
+        let fleet = fleet(fixture, cluster: cluster)
+        let subnet = try await EndToEndHarness.defaultSubnet(fixture)
+        let spot = Offering(machineType: "t3.large", placement: subnet, market: .spot)
+        let result = try await fleet.launch(LaunchPlan(launchID: "ks-spot-moto", count: 1, candidates: [spot]), dryRun: false)
+        #expect(result.offering == spot)
+        #expect(result.instances.map(\.market) == [.spot] && result.instances.map(\.pool) == [Self.workers.pool])
+        // moto gives Spot instances launched by RunInstances no spotInstanceRequestId, so there is no
+        // request to look up: the listing cannot see an interruption here (the stand-in tests above can).
+        let listing = try await fleet.listMachines()
+        #expect(listing.live.map(\.id) == result.instances.map(\.id))
+        #expect(listing.live.allSatisfy { $0.market == .spot && $0.pool == Self.workers.pool && !$0.interrupted })
+        try await fleet.terminate(listing.live.map(\.id), dryRun: false)
+    }
+
     @Test("a node's instance: from the provider id aws:///<az>/<id>, else from an i-… node name", arguments: [
         ("ip-10-0-0-1.ec2.internal", "aws:///us-east-1a/i-0abc123", "i-0abc123"),
         ("i-0def456", nil, "i-0def456"),

@@ -80,6 +80,26 @@ import TestSupport
         }
     }
 
+    /// With pools, each pool's figures carry its name; a `workers:` run has no pool series.
+    @Test func theExpositionLabelsEachPoolsFigures() throws {
+        var report = Self.report(outcome: .acted)
+        #expect(!Pushgateway.exposition(report).contains("pool="), "one pool: no pool series")
+        let counts = { (current: Int, desired: Int) in NodeCounts(current: current, ready: current, booting: 0, desired: desired, clusterNodes: 4, clusterNotReady: 0) }
+        report.decision?.pools = [
+            PoolOutcome(name: "general", action: .none, counts: counts(2, 2), min: 1, max: 6, capacityType: .onDemand, sizing: nil,
+                        launchCandidates: [], cooldowns: [], pendingPods: 0, pendingRequests: .zero),
+            PoolOutcome(name: "batch", action: .scaleUp(count: 2), counts: counts(1, 3), min: 0, max: 6, capacityType: .spot, sizing: nil,
+                        launchCandidates: [], cooldowns: [], pendingPods: 5, pendingRequests: Resources(cpu: 7.5, memory: 0)),
+        ]
+        report.decision?.unservablePods = [UnservablePod(pod: "default/gpu", reasons: ["general: nodeSelector gpu=true"])]
+        let lines = Pushgateway.exposition(report).split(separator: "\n")
+        #expect(lines.contains("kscaler_pool_managed_nodes{pool=\"general\"} 2"))
+        #expect(lines.contains("kscaler_pool_desired_nodes{pool=\"batch\"} 3"))
+        #expect(lines.contains("kscaler_pool_pending_pods{pool=\"batch\"} 5"))
+        #expect(lines.contains("kscaler_unservable_pods 1"))
+        #expect(lines.contains("kscaler_managed_nodes 3"), "the cluster's totals stay")
+    }
+
     @Test func theExpositionCarriesOpenDrainsAndTheLongestFinishedDrain() throws {
         var report = Self.report(outcome: .acted)
         let quiet = Pushgateway.exposition(report).split(separator: "\n")

@@ -42,6 +42,49 @@ import TestSupport
         #expect(result.stdout.contains("    KSCALER_NODE_TAINTS='nvidia.com/gpu=true:NoSchedule'\n"))
     }
 
+    static let twoPools = """
+        cluster_id: demo
+        table: kscaler-demo
+        prometheus: {url: "http://127.0.0.1:9090"}
+        nodes: {max: 8}
+        pools:
+          general:
+            image_id: ami-0123456789abcdef0
+            instance_types: [t3.large]
+            subnets: [subnet-0123456789abcdef0]
+            sizes: {t3.large: {cpu: 2, memory: 8Gi}}
+            labels: {example.com/workload: general}
+            min: 1
+          batch:
+            capacity_type: spot
+            image_id: ami-0123456789abcdef0
+            instance_types: [c5.xlarge]
+            subnets: [subnet-0123456789abcdef0]
+            sizes: {c5.xlarge: {cpu: 4, memory: 8Gi}}
+            labels: {example.com/workload: batch}
+            taints: ["dedicated=batch:NoSchedule"]
+
+        """
+
+    /// With pools a worker's user data is one pool's: `--pool` says which, and it is what that
+    /// pool's launches carry; without it, or with a pool that does not exist, nothing is printed.
+    @Test func withPoolsTheWorkerUserDataIsThePoolsNamedByPool() async throws {
+        let batch = try await Self.render(["--pool", "batch"], yaml: Self.twoPools)
+        #expect(batch.status == 0, "\(batch.stderr)")
+        #expect(batch.stdout.contains("    KSCALER_NODE_TAINTS='dedicated=batch:NoSchedule'\n"))
+        #expect(batch.stdout.contains("    KSCALER_POOL='batch'\n"))
+        let config = try UserDataRepository.config(Self.twoPools)
+        let pool = try #require(config.pools?["batch"])
+        #expect(batch.stdout == (try UserDataRenderer.workerUserData(for: config.scoped(to: pool))))
+        let general = try await Self.render(["--pool", "general"], yaml: Self.twoPools)
+        #expect(general.status == 0 && !general.stdout.contains("dedicated=batch") && general.stdout.contains("    KSCALER_POOL='general'\n"))
+
+        let unnamed = try await Self.render([], yaml: Self.twoPools)
+        #expect(unnamed.status == 2 && unnamed.stdout.isEmpty && unnamed.stderr.contains("--pool NAME"))
+        let unknown = try await Self.render(["--pool", "gpu"], yaml: Self.twoPools)
+        #expect(unknown.status == 2 && unknown.stdout.isEmpty && unknown.stderr.contains("no such pool; the configuration has batch, general"))
+    }
+
     @Test func rendersTheCommittedServerExampleFromTheDemoConfigurationFile() async throws {
         let result = try await Self.render([
             "--kind", "k3s-server", "--install-kscaler",

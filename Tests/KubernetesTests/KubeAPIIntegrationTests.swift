@@ -316,6 +316,54 @@ private func client(kubeconfig: String, timeout: Duration = .seconds(30)) throws
         }
     }
 
+    /// A pending pod seeded by the stand-in's shorthand, and one created as kubectl creates it
+    /// (the decoding fixture's object, POSTed whole): both list with their constraints, as
+    /// unschedulable once a scheduler said so; a scheduled pod is not.
+    @Test func pendingPodsListWithTheirPlacementConstraints() async throws {
+        try await withKubeAPI { api in
+            try await api.seed(json: #"""
+                {"pods": [{"namespace": "web", "name": "web-0", "node": "i-0a", "owner_kind": "ReplicaSet", "tolerations": [{"operator": "Exists"}]},
+                          {"namespace": "web", "name": "web-pending", "node": null, "phase": "Pending", "owner_kind": "ReplicaSet",
+                           "node_selector": {"kscaler.io/pool": "gpu"},
+                           "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                               {"matchExpressions": [{"key": "example.com/cores", "operator": "Lt", "values": ["64"]}]}]}}},
+                           "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}]}
+                """#)
+            // What a client sends: no uid, resourceVersion, creation time or status.
+            guard case .object(var pod) = try JSONDecoder().decode(JSONValue.self, from: Data(pendingPodJSON.utf8)),
+                  case .object(var metadata)? = pod["metadata"] else { Issue.record("the fixture is no object"); return }
+            for field in ["uid", "resourceVersion", "creationTimestamp"] { metadata[field] = nil }
+            pod["metadata"] = .object(metadata)
+            pod["status"] = nil
+            let created = try await api.request("POST", "/api/v1/namespaces/ml/pods",
+                                                body: String(decoding: try JSONEncoder().encode(JSONValue.object(pod)), as: UTF8.self))
+            #expect(created.status == 201, "\(String(decoding: created.body, as: UTF8.self).prefix(300))")
+
+            let kube = try client(kubeconfig: api.kubeconfigToken)
+            let pods = try await kube.listPods()
+            #expect(pods.map(\.name).sorted() == ["trainer", "web-0", "web-pending"])
+
+            let pending = try #require(pods.first { $0.name == "web-pending" })
+            #expect(pending.unschedulable)
+            #expect(pending.nodeSelector == ["kscaler.io/pool": "gpu"])
+            #expect(pending.requiredNodeAffinity == [KubePod.NodeSelectorTerm(matchExpressions: [.init(key: "example.com/cores", operator: "Lt", values: ["64"])])])
+            #expect(pending.tolerations == [KubePod.Toleration(key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule")])
+
+            let running = try #require(pods.first { $0.name == "web-0" })
+            #expect(!running.unschedulable)
+            #expect(running.tolerations == [KubePod.Toleration(operator: "Exists")])
+            #expect(running.requiredNodeAffinity == nil && running.nodeSelector.isEmpty)
+
+            let trainer = try #require(pods.first { $0.name == "trainer" })
+            let fixture = try JSONDecoder().decode(KubePod.self, from: Data(pendingPodJSON.utf8))
+            #expect(trainer.nodeSelector == fixture.nodeSelector)
+            #expect(trainer.requiredNodeAffinity == fixture.requiredNodeAffinity)
+            #expect(trainer.tolerations == fixture.tolerations)
+            // No scheduler runs behind the stand-in: nothing has found it unschedulable yet.
+            #expect(!trainer.unschedulable && trainer.nodeName == nil)
+        }
+    }
+
     @Test func accessReviewsAndAForbiddenCallNameThePermission() async throws {
         try await withKubeAPI { api in
             let kube = try client(kubeconfig: api.kubeconfigToken)

@@ -3,6 +3,43 @@ import Foundation
 import Kubernetes
 import Testing
 
+/// A pending pod with every placement constraint, as the API serves it. The spec is what
+/// kubectl 1.32 wrote for
+///     kubectl run trainer -n ml --image=registry.k8s.io/pause:3.9 --restart=Never --dry-run=client -o json \
+///       --overrides='{"apiVersion":"v1","spec":{"nodeSelector":…,"affinity":…,"tolerations":…}}'
+/// (the overrides are the nodeSelector, affinity and first four tolerations below), verbatim;
+/// what the server adds is written from the API reference: the uid, resourceVersion and
+/// creation time, spec defaults (schedulerName, priority, enableServiceLinks,
+/// preemptionPolicy), the two NoExecute tolerations the DefaultTolerationSeconds admission
+/// plugin gives every pod, and the status the scheduler writes when no node fits
+/// (PodScheduled False, reason Unschedulable).
+let pendingPodJSON = """
+    {"kind":"Pod","apiVersion":"v1",
+     "metadata":{"name":"trainer","namespace":"ml","uid":"0b6f3a52-0000-4000-8000-00000000000a","resourceVersion":"5120",
+                 "creationTimestamp":"2024-05-01T12:00:00Z","labels":{"run":"trainer"}},
+     "spec":{"containers":[{"name":"trainer","image":"registry.k8s.io/pause:3.9","resources":{}}],"restartPolicy":"Never",
+       "dnsPolicy":"ClusterFirst","nodeSelector":{"kscaler.io/pool":"gpu","kubernetes.io/arch":"amd64"},
+       "affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[
+         {"matchExpressions":[{"key":"topology.kubernetes.io/zone","operator":"In","values":["us-east-1a","us-east-1b"]},
+                              {"key":"node.kubernetes.io/instance-type","operator":"NotIn","values":["t3.micro"]},
+                              {"key":"example.com/cores","operator":"Gt","values":["3"]},
+                              {"key":"example.com/legacy","operator":"DoesNotExist"}]},
+         {"matchExpressions":[{"key":"kscaler.io/spot","operator":"Exists"}],
+          "matchFields":[{"key":"metadata.name","operator":"In","values":["ip-10-0-1-5.ec2.internal"]}]},
+         {"matchFields":[{"key":"metadata.name","operator":"NotIn","values":["ip-10-0-1-6.ec2.internal"]}]}]},
+         "preferredDuringSchedulingIgnoredDuringExecution":[{"weight":10,"preference":{"matchExpressions":[{"key":"example.com/fast","operator":"Exists"}]}}]}},
+       "tolerations":[{"key":"nvidia.com/gpu","operator":"Exists","effect":"NoSchedule"},
+                      {"key":"dedicated","operator":"Equal","value":"batch","effect":"NoExecute","tolerationSeconds":600},
+                      {"key":"team","value":"ml"},
+                      {"operator":"Exists"},
+                      {"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute","tolerationSeconds":300},
+                      {"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoExecute","tolerationSeconds":300}],
+       "schedulerName":"default-scheduler","priority":0,"enableServiceLinks":true,"preemptionPolicy":"PreemptLowerPriority"},
+     "status":{"phase":"Pending","qosClass":"BestEffort","conditions":[
+       {"type":"PodScheduled","status":"False","lastProbeTime":null,"lastTransitionTime":"2024-05-01T12:00:01Z","reason":"Unschedulable",
+        "message":"0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."}]}}
+    """
+
 @Suite struct ObjectDecodingTests {
     @Test func aNodeDecodesWithEveryFieldKscalerReads() throws {
         let node = try JSONDecoder().decode(KubeNode.self, from: Data(nodeJSON(unschedulable: true).utf8))
@@ -146,6 +183,112 @@ import Testing
         }
         // Other resources are not read, so an odd one does not matter.
         #expect(try pod(spec: #""containers":[{"name":"a","resources":{"requests":{"example.com/gpu":"x"}}}]"#).requests == .zero)
+    }
+
+    @Test func aPendingPodDecodesItsPlacementConstraintsAndThatItIsUnschedulable() throws {
+        let pod = try JSONDecoder().decode(KubePod.self, from: Data(pendingPodJSON.utf8))
+        #expect(pod.unschedulable)
+        #expect(pod.nodeName == nil)
+        #expect(pod.nodeSelector == ["kscaler.io/pool": "gpu", "kubernetes.io/arch": "amd64"])
+        #expect(pod.requiredNodeAffinity == [
+            KubePod.NodeSelectorTerm(matchExpressions: [
+                .init(key: "topology.kubernetes.io/zone", operator: "In", values: ["us-east-1a", "us-east-1b"]),
+                .init(key: "node.kubernetes.io/instance-type", operator: "NotIn", values: ["t3.micro"]),
+                .init(key: "example.com/cores", operator: "Gt", values: ["3"]),
+                .init(key: "example.com/legacy", operator: "DoesNotExist"),
+            ]),
+            KubePod.NodeSelectorTerm(matchExpressions: [.init(key: "kscaler.io/spot", operator: "Exists")], hasMatchFields: true),
+            KubePod.NodeSelectorTerm(matchExpressions: [], hasMatchFields: true),
+        ])
+        // Absent operator and effect stay empty (Equal, every effect); tolerationSeconds is not read.
+        #expect(pod.tolerations == [
+            KubePod.Toleration(key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule"),
+            KubePod.Toleration(key: "dedicated", operator: "Equal", value: "batch", effect: "NoExecute"),
+            KubePod.Toleration(key: "team", value: "ml"),
+            KubePod.Toleration(operator: "Exists"),
+            KubePod.Toleration(key: "node.kubernetes.io/not-ready", operator: "Exists", effect: "NoExecute"),
+            KubePod.Toleration(key: "node.kubernetes.io/unreachable", operator: "Exists", effect: "NoExecute"),
+        ])
+    }
+
+    @Test func onlyPodScheduledFalseWithReasonUnschedulableIsUnschedulable() throws {
+        func unschedulable(_ status: String) throws -> Bool {
+            try JSONDecoder().decode(KubePod.self, from: Data(#"{"metadata":{"name":"p","namespace":"n","uid":"u"},"status":\#(status)}"#.utf8)).unschedulable
+        }
+        #expect(try unschedulable(#"{"conditions":[{"type":"PodScheduled","status":"False","reason":"Unschedulable"}]}"#))
+        // Scheduled and running (the stand-in's and the kubelet's shape).
+        #expect(try !unschedulable("""
+            {"phase":"Running","conditions":[{"type":"Initialized","status":"True"},{"type":"Ready","status":"True"},
+             {"type":"ContainersReady","status":"True"},{"type":"PodScheduled","status":"True","lastProbeTime":null}]}
+            """))
+        // Held back by scheduling gates: the scheduler has not tried it.
+        #expect(try !unschedulable(#"{"phase":"Pending","conditions":[{"type":"PodScheduled","status":"False","reason":"SchedulingGated"}]}"#))
+        // Just created: no condition yet.
+        #expect(try !unschedulable(#"{"phase":"Pending"}"#))
+        #expect(try !unschedulable(#"{}"#))
+        // Another condition with that reason, or a condition missing fields, is not it.
+        #expect(try !unschedulable(#"{"conditions":[{"type":"Ready","status":"False","reason":"Unschedulable"},{"status":"False"},{}]}"#))
+        // A condition of an odd shape fails nothing.
+        #expect(try unschedulable(#"{"conditions":[{"type":1,"status":true},"odd",{"type":"PodScheduled","status":"False","reason":"Unschedulable"}]}"#))
+    }
+
+    @Test func aPodWithoutConstraintsHasNone() throws {
+        let pod = try pod(spec: #""containers":[{"name":"app"}]"#)
+        #expect(pod.nodeSelector.isEmpty)
+        #expect(pod.requiredNodeAffinity == nil)
+        #expect(pod.tolerations.isEmpty)
+        #expect(!pod.unschedulable)
+        // Affinity of other kinds, or only preferred, is no required node affinity.
+        let preferred = try self.pod(spec: """
+            "affinity":{"podAntiAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":[{"topologyKey":"kubernetes.io/hostname",
+                         "labelSelector":{"matchLabels":{"app":"web"}}}]},
+                        "nodeAffinity":{"preferredDuringSchedulingIgnoredDuringExecution":[{"weight":1,"preference":{}}]}},
+            "nodeSelector":{}, "tolerations":[]
+            """)
+        #expect(preferred.requiredNodeAffinity == nil)
+        #expect(preferred.nodeSelector.isEmpty && preferred.tolerations.isEmpty)
+    }
+
+    /// Unknown operators and effects, empty parts and fields kscaler does not read never fail
+    /// the pod: what they mean is decided in the core (an unknown operator matches nothing).
+    @Test func oddConstraintsDecodeAsWritten() throws {
+        let pod = try pod(spec: """
+            "affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[
+                {"matchExpressions":[{"key":"zone","operator":"Sometimes","values":["a"]},{"key":"gpu","operator":"Exists","values":null}],
+                 "matchFields":[]},
+                {},
+                {"matchFields":{"unexpected":"shape"}}]}}},
+            "tolerations":[{"key":"cores","operator":"Lt","value":"8","effect":"NoSchedule"},
+                           {"key":"x","operator":"Exists","effect":"NoFoo","value":null},
+                           {"key":"y","effect":""},
+                           {}]
+            """)
+        #expect(pod.requiredNodeAffinity == [
+            KubePod.NodeSelectorTerm(matchExpressions: [.init(key: "zone", operator: "Sometimes", values: ["a"]), .init(key: "gpu", operator: "Exists")]),
+            KubePod.NodeSelectorTerm(),
+            // Fields in a shape that cannot be read count as fields: such a term matches no new node.
+            KubePod.NodeSelectorTerm(hasMatchFields: true),
+        ])
+        #expect(pod.tolerations == [
+            KubePod.Toleration(key: "cores", operator: "Lt", value: "8", effect: "NoSchedule"),
+            KubePod.Toleration(key: "x", operator: "Exists", effect: "NoFoo"),
+            KubePod.Toleration(key: "y"),
+            KubePod.Toleration(),
+        ])
+        // A required affinity with no terms is kept as one (it matches no node); none at all is nil.
+        #expect(try self.pod(spec: #""affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[]}}}"#)
+            .requiredNodeAffinity == [])
+        #expect(try self.pod(spec: #""affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{}}}"#).requiredNodeAffinity == [])
+        #expect(try self.pod(spec: #""affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":null}}"#).requiredNodeAffinity == nil)
+    }
+
+    /// A constraint of the wrong type cannot be read, and a pod whose constraints cannot be read
+    /// must not pass for one without: the decoding fails, as for an unreadable request.
+    @Test func aConstraintOfTheWrongTypeFailsTheDecoding() {
+        for invalid in [#""nodeSelector":{"zone":1}"#, #""tolerations":[{"key":["gpu"]}]"#, #""tolerations":{"key":"gpu"}"#,
+                        #""affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"a","operator":"In","values":"b"}]}]}}}"#] {
+            #expect(throws: DecodingError.self, "\(invalid)") { try pod(spec: invalid) }
+        }
     }
 
     @Test func aPDBDecodesItsSelectorAndStatus() throws {

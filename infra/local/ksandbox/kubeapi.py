@@ -657,13 +657,13 @@ class KubeState:
         `init_requests` a list of such, one init container each (init-0, init-1, ...);
         `overhead` the same shape, written to spec.overhead as is (the real server's RuntimeClass
         admission fills it in from the pod's runtimeClassName; there is no admission here);
-        `volumes` a list of core/v1 Volume objects, stored as given. No initContainerStatuses
+        `volumes` a list of core/v1 Volume objects, stored as given; `node_selector` (a dict),
+        `affinity` (a core/v1 Affinity) and `tolerations` (core/v1 Tolerations) go to the spec as
+        given (the real server's DefaultTolerationSeconds admission would add the not-ready and
+        unreachable NoExecute tolerations; there is no admission here). No initContainerStatuses
         are reported, and no kube-api-access volume is added (the real ServiceAccount admission
-        adds one). `node_selector` (spec.nodeSelector), `affinity` (spec.affinity, e.g.
-        {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms":
-        [...]}}}) and `tolerations` (spec.tolerations) are stored as given (no admission adds the
-        default not-ready/unreachable tolerations). A pod without a node carries PodScheduled
-        False, reason Unschedulable, with `unschedulable_message` (the scheduler's words)."""
+        adds one). A pod without a node carries PodScheduled False, reason Unschedulable, with
+        `unschedulable_message` (the scheduler's words)."""
         ready = (phase == "Running") if ready is None else ready
         now = now_rfc3339()
         meta = {"name": name, "namespace": namespace, "labels": dict(labels or {}), "annotations": dict(annotations or {})}

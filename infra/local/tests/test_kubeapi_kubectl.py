@@ -222,6 +222,42 @@ def test_get_pods_by_node_lists_exactly_that_nodes_pods(standin):
                       "-o", "name").split() == ["pod/node-exporter-aaa"]
 
 
+# A pending pod's placement constraints, in every shape kscaler reads: nodeSelector, required
+# node affinity (matchExpressions with each operator, matchFields), a preferred term it ignores,
+# and tolerations with and without operator, value and effect.
+PLACEMENT = {
+    "nodeSelector": {"kscaler.io/pool": "gpu", "kubernetes.io/arch": "amd64"},
+    "affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-east-1a", "us-east-1b"]},
+                                  {"key": "node.kubernetes.io/instance-type", "operator": "NotIn", "values": ["t3.micro"]},
+                                  {"key": "example.com/cores", "operator": "Gt", "values": ["3"]},
+                                  {"key": "example.com/legacy", "operator": "DoesNotExist"}]},
+            {"matchExpressions": [{"key": "kscaler.io/spot", "operator": "Exists"}],
+             "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["i-0aaa"]}]}]},
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 10, "preference": {"matchExpressions": [{"key": "example.com/fast", "operator": "Exists"}]}}]}},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+                    {"key": "dedicated", "operator": "Equal", "value": "batch", "effect": "NoExecute", "tolerationSeconds": 600},
+                    {"key": "team", "value": "ml"},
+                    {"operator": "Exists"}],
+}
+
+
+def test_a_pod_kubectl_creates_keeps_its_placement_constraints(standin):
+    overrides = json.dumps({"apiVersion": "v1", "spec": PLACEMENT})
+    manifest = standin.ok("run", "trainer", "-n", "ml", "--image=registry.k8s.io/pause:3.9", "--restart=Never",
+                          "--dry-run=client", "-o", "json", f"--overrides={overrides}")
+    sent = json.loads(manifest)
+    assert {k: sent["spec"][k] for k in PLACEMENT} == PLACEMENT  # kubectl's own Pod type holds them all
+    path = standin.home / "trainer.json"
+    path.write_text(manifest)
+    standin.ok("create", "--validate=false", "-f", str(path))  # no OpenAPI to validate against
+    got = json.loads(standin.ok("get", "pod", "trainer", "-n", "ml", "-o", "json"))
+    assert {k: got["spec"][k] for k in PLACEMENT} == PLACEMENT
+    assert standin.state.pod("ml", "trainer")["spec"]["affinity"] == PLACEMENT["affinity"]
+
+
 def test_drain_is_refused_while_the_pdb_allows_no_disruption_then_succeeds_once_it_allows_one(standin):
     refused = standin.kubectl("drain", "i-0aaa", "--ignore-daemonsets", "--timeout=3s")
     assert refused.returncode != 0, refused.stdout
@@ -573,6 +609,28 @@ def test_a_seeded_pod_carries_init_containers_overhead_and_volumes(api):
                                       {"name": "init-1", "image": "registry.k8s.io/pause:3.9", "resources": {}}]
     assert spec["overhead"] == {"cpu": "250m"} and spec["volumes"] == [{"name": "scratch", "emptyDir": {}}]
 
+
+def test_a_seeded_pending_pod_carries_its_placement_constraints(api):
+    api.state.load_json({"pods": [{"namespace": "ml", "name": "trainer", "node": None, "phase": "Pending",
+                                   "node_selector": PLACEMENT["nodeSelector"], "affinity": PLACEMENT["affinity"],
+                                   "tolerations": PLACEMENT["tolerations"]},
+                                  {"namespace": "default", "name": "plain", "node": "i-0aaa"}]})
+    pod = api.call("GET", "/api/v1/namespaces/ml/pods/trainer")[1]
+    assert {k: pod["spec"][k] for k in PLACEMENT} == PLACEMENT
+    assert "nodeName" not in pod["spec"]
+    [scheduled] = pod["status"]["conditions"]
+    assert (scheduled["type"], scheduled["status"], scheduled["reason"]) == ("PodScheduled", "False", "Unschedulable")
+    # Without constraints the spec has none of the fields, as the API omits empty ones.
+    plain = api.call("GET", "/api/v1/namespaces/default/pods/plain")[1]["spec"]
+    assert not {"nodeSelector", "affinity", "tolerations"} & plain.keys()
+    # The owner's sync writes a change of constraints, and nothing while they stay.
+    pods = [{"namespace": "ml", "name": "trainer", "node_name": None, "phase": "Pending", "tolerations": PLACEMENT["tolerations"]}]
+    assert api.state.sync(pods=pods) == 2  # trainer rewritten without selector and affinity, plain deleted
+    assert not {"nodeSelector", "affinity"} & api.state.pod("ml", "trainer")["spec"].keys()
+    assert api.state.sync(pods=pods) == 0
+    pods[0]["node_selector"] = {"kscaler.io/pool": "gpu"}
+    assert api.state.sync(pods=pods) == 1
+    assert api.state.pod("ml", "trainer")["spec"]["nodeSelector"] == {"kscaler.io/pool": "gpu"}
 
 def test_eviction_answers_as_the_real_subresource(api):
     evicted = []
