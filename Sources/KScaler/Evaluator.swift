@@ -190,7 +190,7 @@ package struct Evaluator: Sendable {
             let decision = decider(observed.observation, clock())
             report.decision = decision
             var acted = await act(decision, mode: mode, state: state, observed: observed)
-            if let nodes = observed.clusterNodes {
+            if let nodes = observed.observation.cluster?.nodes {
                 await tendNodes(nodes, observed: observed, mode: mode, state: state, into: &acted)
             }
             report.actions += config.pools == nil ? acted.actions : acted.actions.map { naming(pool: $0, observed.observation.instances) }

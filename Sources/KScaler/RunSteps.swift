@@ -22,8 +22,6 @@ struct Observed: Sendable {
     var recovered: [RunEvent.ActionRecord] = []
     /// Whether the state's launch intent has been looked up and can be cleared.
     var intentSettled = false
-    /// Every Node object the Kubernetes API listed, machines resolved; nil without the API.
-    var clusterNodes: [ClusterNode]?
     var notes: [String] = []
 }
 
@@ -88,7 +86,6 @@ extension Evaluator {
             observation.poolReadings = await poolUtilization(machines: listing.live)
         }
         var observed = Observed(observation: observation)
-        observed.clusterNodes = cluster?.nodes
         guard let intent = state.launchIntent else { return observed }
         let launched = try await fleet.instances(launchID: intent.launchID)
         if launched.isEmpty {
@@ -235,7 +232,7 @@ extension Evaluator {
     func terminate(_ kind: RunEvent.ActionRecord.Kind, _ ids: [String], mode: ActMode, state: StateDocument, observed: Observed,
                            into acted: inout Acted) async throws {
         let targets = Set(ids)
-        let records = (observed.clusterNodes ?? []).filter { node in node.machineID.map(targets.contains) == true }
+        let records = (observed.observation.cluster?.nodes ?? []).filter { node in node.machineID.map(targets.contains) == true }
             .map { GhostNode(node: $0.name, machine: $0.machineID ?? $0.name, since: clock(), terminatedByKscaler: true) }
         if case .real(let lease) = mode, !records.isEmpty {
             var withRecords = acted.written ?? state

@@ -319,9 +319,12 @@ func nodeBlocker(_ node: ClusterNode, aborted: [AbortedDrain], now: Date) -> Str
 /// its pods fit on what remains once the nodes chosen before it are gone, so a scale-down
 /// cannot leave pods unschedulable (and turn into a scale-up right after).
 struct Room {
-    private var free: [(node: String, room: Resources)]
+    private var free: [(node: String, room: Resources, labels: [String: String], taints: [Taint])]
 
-    /// Room on every Ready, schedulable node that no NoSchedule taint closes and no drain empties.
+    /// Room on every Ready, schedulable node no drain empties. A node with another NoSchedule
+    /// taint takes only pods that tolerate it (a pool's dedicated nodes take that pool's pods),
+    /// and only when its taints are known; every pod's nodeSelector and required node affinity
+    /// are checked against the node's labels, as the scheduler would.
     /// One pass over the pods (a cluster may list tens of thousands), not one per node.
     init(cluster: ClusterView, leaving: Set<String>) {
         var used: [String: Resources] = [:]
@@ -331,24 +334,28 @@ struct Room {
             used[node] = Resources(cpu: sum.cpu + pod.requests.cpu, memory: sum.memory + pod.requests.memory)
         }
         let targets = cluster.nodes.filter { node in
-            node.ready && !node.unschedulable && !node.hasDrainTaint && !node.hasOtherNoScheduleTaint && !leaving.contains(node.name)
+            node.ready && !node.unschedulable && !node.hasDrainTaint && !leaving.contains(node.name)
+                && (!node.hasOtherNoScheduleTaint || !node.taints.isEmpty)
         }
         free = targets.sorted { $0.name < $1.name }.compactMap { node in
             guard let allocatable = node.allocatable else { return nil }
             let taken = used[node.name, default: .zero]
-            return (node.name, Resources(cpu: allocatable.cpu - taken.cpu, memory: allocatable.memory - taken.memory))
+            return (node.name, Resources(cpu: allocatable.cpu - taken.cpu, memory: allocatable.memory - taken.memory), node.labels, node.taints)
         }
     }
 
-    /// Places the pods, largest first, each on the first node with room; on failure changes
-    /// nothing and says which pod found no room.
+    /// Places the pods, largest first, each on the first node with room that it may run on; on
+    /// failure changes nothing and says which pod found no room.
     mutating func place(_ pods: [ClusterPod], leaving node: String) -> String? {
         var trial = free.filter { $0.node != node }
         let ordered = pods.sorted { ($0.requests.cpu, $0.requests.memory, $0.reference) > ($1.requests.cpu, $1.requests.memory, $1.reference) }
         for pod in ordered {
-            guard let index = trial.firstIndex(where: { $0.room.cpu + 1e-9 >= pod.requests.cpu && $0.room.memory + 1e-9 >= pod.requests.memory }) else {
+            guard let index = trial.firstIndex(where: { target in
+                target.room.cpu + 1e-9 >= pod.requests.cpu && target.room.memory + 1e-9 >= pod.requests.memory
+                    && pod.placement.mismatch(labels: target.labels, taints: target.taints) == nil
+            }) else {
                 return "pod \(pod.reference) (\(formatNumber(pod.requests.cpu, decimals: 3)) cores, \(formatBytes(pod.requests.memory))) "
-                    + "would not fit on the remaining Ready nodes"
+                    + "would not fit on the remaining Ready nodes it may run on"
             }
             trial[index].room.cpu -= pod.requests.cpu
             trial[index].room.memory -= pod.requests.memory

@@ -24,8 +24,11 @@ extension KScalerConfig {
     /// Every effective setting, defaults included, in schema order. Unset optional settings
     /// are listed with an empty value so the listing shows what could be set. Default queries
     /// select the workers as `machines` names them.
+    /// With `pools:`, `workers.*` and `nodes.min` mean nothing and are left out: each pool lists its own.
     package func effectiveSettings(machines: MachineIdentity) -> [ConfigSetting] {
-        ConfigSettings.all.flatMap { $0.listing(self, machines) }.map { line in
+        ConfigSettings.all.flatMap { $0.listing(self, machines) }
+            .filter { line in pools == nil || (line.path.first != "workers" && line.path != ["nodes", "min"]) }
+            .map { line in
             let path = line.path.joined(separator: ".")
             return ConfigSetting(path: path, value: line.value, sensitive: ConfigSchema.isSensitive(path))
         }

@@ -56,8 +56,11 @@ extension PoolPolicy {
     /// Why one of this pool's nodes cannot take `pod`, or nil when it can: its constraints
     /// against the pool's labels and taints, and its requests against the largest size the pool
     /// launches (a pool with no size known takes any request).
-    package func mismatch(_ pod: ClusterPod) -> String? {
-        if let problem = pod.placement.mismatch(labels: nodeLabels, taints: taints) { return problem }
+    package func mismatch(_ pod: ClusterPod) -> String? { mismatch(pod, labels: nodeLabels) }
+
+    /// `mismatch(_:)` with the pool's `nodeLabels` worked out once by the caller.
+    func mismatch(_ pod: ClusterPod, labels: [String: String]) -> String? {
+        if let problem = pod.placement.mismatch(labels: labels, taints: taints) { return problem }
         let sizes = capacity.machineTypes.isEmpty ? Array(capacity.sizes.values) : capacity.machineTypes.compactMap { capacity.sizes[$0] }
         guard !sizes.isEmpty else { return nil }
         if sizes.contains(where: { $0.cpuCores + 1e-9 >= pod.requests.cpu && Double($0.memoryBytes) >= pod.requests.memory }) { return nil }
@@ -81,11 +84,12 @@ private func isGraviton(_ instanceType: String) -> Bool {
 package func routePendingPods(_ pods: [ClusterPod], pools: [PoolPolicy], expander: Expander, full: Set<String>) -> PodRouting {
     var routing = PodRouting()
     var shared: [[String]: [ClusterPod]] = [:]
+    let labels = pools.map(\.nodeLabels)
     for pod in pods where pod.unschedulable && pod.node == nil && !pod.finished && !pod.terminating {
         var fits: [String] = []
         var why: [String] = []
-        for pool in pools {
-            if let problem = pool.mismatch(pod) { why.append("\(pool.name): \(problem)") } else { fits.append(pool.name) }
+        for (pool, poolLabels) in zip(pools, labels) {
+            if let problem = pool.mismatch(pod, labels: poolLabels) { why.append("\(pool.name): \(problem)") } else { fits.append(pool.name) }
         }
         switch fits.count {
         case 0: routing.unservable.append(UnservablePod(pod: pod.reference, reasons: why))

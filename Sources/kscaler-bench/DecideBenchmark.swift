@@ -8,7 +8,8 @@ import KScalerCore
 /// `decide()` on a cluster of `workers` managed Ready workers holding 10 non-DaemonSet pods
 /// each on average (and a DaemonSet pod), as Prometheus and the Kubernetes API list them, on a
 /// scale-up run (busy) and on a scale-down run (idle: the victims' drainability and the first
-/// fit of their pods are the work).
+/// fit of their pods are the work); and with two pools on a scale-up run, as many pending pods
+/// as workers routed by their constraints (the routing and two pools' decisions are the work).
 enum DecideBenchmark {
     static let now = Date(timeIntervalSince1970: 1_800_000_000)
     static let gib: Int64 = 1 << 30
@@ -58,6 +59,34 @@ enum DecideBenchmark {
                                          "t3.xlarge": WorkerSize(cpuCores: 4, memoryBytes: 16 * gib)])
     )
 
+    /// The busy cluster split into two pools (every other worker a tainted Spot `batch` one),
+    /// with one unschedulable pod per worker: half select `general`, half tolerate `batch`.
+    static func pooled(workers: Int) -> (Observation, Policy) {
+        var observation = observation(workers: workers, busy: true)
+        for index in observation.instances.indices { observation.instances[index].pool = index % 2 == 0 ? "general" : "batch" }
+        let taint = Taint(key: "dedicated", value: "batch", effect: .noSchedule)
+        let pending = (0..<workers).map { index in
+            ClusterPod(namespace: "default", name: "pending-\(index)", uid: "pending-\(index)", node: nil, owner: .controller(kind: "ReplicaSet"),
+                       requests: Resources(cpu: 0.5, memory: 1e9), unschedulable: true,
+                       placement: index % 2 == 0 ? PlacementConstraints(nodeSelector: ["workload": "general"])
+                           : PlacementConstraints(tolerations: [Toleration(key: "dedicated", value: "batch", effect: .noSchedule)]))
+        }
+        observation.cluster?.pods += pending
+        let utilization: [Signal: Reading] = [.cpuUtilization: .value(0.85), .memoryUtilization: .value(0.85),
+                                              .cpuUtilizationWindowMax: .value(0.85), .memoryUtilizationWindowMax: .value(0.85)]
+        observation.poolReadings = ["general": utilization, "batch": utilization]
+        var pooled = policy
+        pooled.pools = [
+            PoolPolicy(name: "general", nodes: NodeBounds(min: 1, max: 50_000), capacity: policy.capacity, priority: 10, labels: ["workload": "general"]),
+            PoolPolicy(name: "batch", nodes: NodeBounds(min: 0, max: 50_000),
+                       capacity: WorkerCapacity(machineTypes: ["c5.xlarge"], placements: ["subnet-a"],
+                                                sizes: ["c5.xlarge": WorkerSize(cpuCores: 4, memoryBytes: 8 * gib)], markets: [.spot, .onDemand]),
+                       capacityType: .spotThenOnDemand, labels: ["workload": "batch"], taints: [taint]),
+        ]
+        pooled.defaultPool = "general"
+        return (observation, pooled)
+    }
+
     static func run(sizes: [Int], plan: MeasurementPlan) async -> [Result] {
         var results: [Result] = []
         for workers in sizes {
@@ -76,6 +105,14 @@ enum DecideBenchmark {
                 }
                 results.append(Result(benchmark: "decide", variant: expected, items: workers, itemName: "nodes", timings: timings))
             }
+            let (input, pooledPolicy) = pooled(workers: workers)
+            let decision = decide(input, policy: pooledPolicy, now: now)
+            precondition(decision.pools.allSatisfy { if case .scaleUp = $0.action { true } else { false } },
+                         "decide on \(workers) nodes in two pools did not scale both up")
+            let timings = await plan.measure(budget: .milliseconds(300)) {
+                decide(input, policy: pooledPolicy, now: now).counts.desired
+            }
+            results.append(Result(benchmark: "decide", variant: "scale-up, 2 pools", items: workers, itemName: "nodes", timings: timings))
         }
         return results
     }

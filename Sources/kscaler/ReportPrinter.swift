@@ -60,6 +60,11 @@ enum ReportPrinter {
                     let nodes = "\(pool.counts.current) (\(pool.counts.ready) Ready)"
                     lines.append("            " + pad(pool.name, 14) + pad(pool.capacityType.rawValue, 22) + pad(nodes, 18)
                         + pad("\(pool.min)…\(pool.max)", 9) + pad(String(pool.pendingPods), 14) + describe(pool.action))
+                    // Its utilisation, measured on its own nodes.
+                    let measured = pool.signals.compactMap { verdict in
+                        verdict.reading.usableValue.map { "\(verdict.signal.rawValue) \(format($0))" }
+                    }
+                    if !measured.isEmpty { lines.append("              " + measured.joined(separator: " · ")) }
                 }
                 for pod in decision.unservablePods {
                     lines.append("unservable  \(pod.pod): " + pod.reasons.joined(separator: "; "))

@@ -31,13 +31,16 @@ import Testing
                                    reasons: [], signals: [], cooldowns: [],
                                    pools: [PoolOutcome(name: "batch", action: .scaleUp(count: 2), counts: counts, min: 0, max: 6,
                                                        capacityType: .spotThenOnDemand, sizing: nil, launchCandidates: [], cooldowns: [],
-                                                       pendingPods: 5, pendingRequests: .zero)],
+                                                       pendingPods: 5, pendingRequests: .zero,
+                                                       signals: [SignalVerdict(signal: .cpuUtilization, reading: .value(0.8), required: true, threshold: 0.7,
+                                                                               verdict: .triggersScaleUp, detail: "")])],
                                    unservablePods: [UnservablePod(pod: "default/gpu", reasons: ["batch: nodeSelector gpu=true (the nodes lack gpu)"])])
         report.actions = [.init(kind: .launch, instanceIDs: ["i-1", "i-2"], machineType: "c5.xlarge", pool: "batch", market: .spot)]
         let lines = ReportPrinter.human(report, bounds: NodeBounds(min: 1, max: 12), now: Self.now).split(separator: "\n").map(String.init)
         let batch = try #require(lines.first { $0.contains("batch") && $0.contains("spot-then-on-demand") })
         #expect(batch.contains("0…6") && batch.contains("1 (1 Ready)") && batch.hasSuffix("scale up by 2"))
         #expect(lines.contains("unservable  default/gpu: batch: nodeSelector gpu=true (the nodes lack gpu)"))
+        #expect(lines.contains("              cpu_utilization 0.8"), "\(lines)")
         #expect(lines.contains { $0.hasPrefix("nodes ") && $0.contains("cap 12 across pools") })
         #expect(lines.contains("action      launched 2 · pool batch · c5.xlarge · spot · i-1, i-2"))
     }

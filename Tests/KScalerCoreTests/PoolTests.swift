@@ -59,6 +59,19 @@ struct PoolConfigTests {
         #expect(config.workerPools[0].capacityType == .onDemand)
     }
 
+    @Test("config check lists each pool's effective values; a workers: configuration shows the pool it became")
+    func listing() throws {
+        let pooled = try KScalerConfig.parse(twoPools).get().effectiveSettings(machines: workerMachines)
+        let values = Dictionary(pooled.map { ($0.path, $0.value) }, uniquingKeysWith: { first, _ in first })
+        #expect(values["pools.batch.taints"] == "dedicated=batch:NoSchedule")
+        #expect(values["pools.batch.scale_down.cpu_threshold"] == "20" && values["pools.general.scale_down.cpu_threshold"] == "30")
+        #expect(values["pools.batch.capacity_type"] == "spot-then-on-demand" && values["pools.general.min"] == "1")
+        #expect(!pooled.contains { $0.path.hasPrefix("workers.") || $0.path == "nodes.min" }, "meaningless with pools")
+        let single = try KScalerConfig.parse(minimalConfig).get().effectiveSettings(machines: workerMachines)
+        let became = single.filter { $0.path.hasPrefix("pools.") }.map { "\($0.path)=\($0.value)" }
+        #expect(became == ["pools.default.min=1", "pools.default.max=10", "pools.default.capacity_type=on-demand", "pools.default.priority=0"])
+    }
+
     @Test("a pool's problems name the pool: its sizes, its bounds, its market")
     func poolProblemsArePlaced() {
         var config = twoPools
@@ -178,6 +191,10 @@ private struct Pools {
     var pods: [ClusterPod] = []
     var poolReadings: [String: [Signal: Reading]] = [:]
     var cap = 12
+    /// The labels and taints of nodes by name (the API's view); unlisted nodes have none.
+    var nodeLabels: [String: [String: String]] = [:]
+    var nodeTaints: [String: [Taint]] = [:]
+    var allocatable = Resources(cpu: 2, memory: 8 * Double(gib))
 
     init() {
         let id = cluster.addWorker()
@@ -200,7 +217,8 @@ private struct Pools {
         if api {
             let nodes = cluster.nodes.map { node in
                 ClusterNode(name: node.name, uid: "uid-\(node.name)", providerID: nil, ready: node.ready, machineID: node.instanceID,
-                            allocatable: Resources(cpu: 2, memory: 8 * Double(gib)))
+                            hasOtherNoScheduleTaint: !(nodeTaints[node.name] ?? []).isEmpty, allocatable: allocatable,
+                            labels: nodeLabels[node.name] ?? [:], taints: nodeTaints[node.name] ?? [])
             }
             observation.cluster = ClusterView(nodes: nodes, pods: pods)
         }
@@ -321,6 +339,57 @@ struct PooledDecideTests {
             }
         }
     }
+}
+
+@Suite("pools: scale-down of a tainted pool")
+struct TaintedPoolScaleDownTests {
+    /// Two idle batch nodes (tainted, labelled) and a general one. Batch pods tolerate the
+    /// taint and select batch nodes: they fit on the other batch node, never on the general one.
+    fileprivate func idleBatch(secondBatchRoom: Double) -> (Pools, String, String) {
+        var setup = Pools()
+        setup.pools[0].nodes.min = 1
+        let general = setup.cluster.instances[0].id
+        setup.nodeLabels[general] = ["workload": "general"]
+        var ids: [String] = []
+        for index in 0..<2 {
+            // Fewest pods first: the second node (one pod) is the candidate victim.
+            let id = setup.cluster.addWorker(pods: index == 0 ? 2 : 1, type: "c5.xlarge")
+            setup.cluster.instances[setup.cluster.instances.count - 1].pool = "batch"
+            setup.nodeLabels[id] = ["workload": "batch"]
+            setup.nodeTaints[id] = [batchTaint]
+            ids.append(id)
+        }
+        let idle: [Signal: Reading] = [.cpuUtilization: .value(0.05), .memoryUtilization: .value(0.05),
+                                       .cpuUtilizationWindowMax: .value(0.05), .memoryUtilizationWindowMax: .value(0.05)]
+        setup.poolReadings["batch"] = idle
+        setup.allocatable = Resources(cpu: 4, memory: 8 * Double(gib))
+        let job = { (name: String, node: String, cpu: Double) in
+            ClusterPod(namespace: "default", name: name, uid: name, node: node, owner: .controller(kind: "Job"), requests: Resources(cpu: cpu, memory: 1e9),
+                       placement: PlacementConstraints(nodeSelector: ["workload": "batch"], tolerations: toleratesBatch))
+        }
+        // The newest batch node is the victim; the other keeps `4 - secondBatchRoom` cores busy.
+        setup.pods = [job("job-a", ids[1], 1), job("filler", ids[0], 4 - secondBatchRoom)]
+        return (setup, ids[1], ids[0])
+    }
+
+    @Test("a batch node's pods move to another batch node they tolerate: the tainted pool scales down")
+    func tolerantPodsFitOnTaintedNodes() throws {
+        let (setup, victim, _) = idleBatch(secondBatchRoom: 2)
+        let decision = setup.decide()
+        #expect(try #require(decision.pool("batch")).action.victims == [victim], "\(decision.reasons)")
+    }
+
+    @Test("a pod that selects batch nodes is never placed on a general node: with no batch room left, nothing is drained")
+    func selectorsHoldInTheFitCheck() throws {
+        let (setup, victim, _) = idleBatch(secondBatchRoom: 0.5)  // the general node has 2 free cores, the other batch node 0.5
+        let decision = setup.decide()
+        #expect(try #require(decision.pool("batch")).action == .none)
+        #expect(decision.reasons(.notDrainable).contains { $0.contains("node \(victim): pod default/job-a") }, "\(decision.reasons)")
+    }
+}
+
+extension Decision.Action {
+    fileprivate var victims: [String]? { if case .scaleDown(let victims) = self { victims.map(\.instanceID) } else { nil } }
 }
 
 @Suite("pools: Spot interruptions")

@@ -196,20 +196,32 @@ func execUser(command: String, apiVersion: String = "client.authentication.k8s.i
         #expect(scratch.read("fd") == "closed\n")
     }
 
-    /// The plugin's process is gone once the error comes back: killed at the timeout, not
-    /// waited for (it would sleep for five minutes; the time limit stops a client that waits).
+    /// The plugin's processes are gone once the error comes back: killed at the timeout (its
+    /// whole process group), not waited for (it would sleep for five minutes; the time limit
+    /// stops a client that waits). Checked by what still runs from the scratch directory, which
+    /// holds whether or not a loaded machine let the script start before the timeout.
     @Test(.timeLimit(.minutes(3)))
     func aPluginThatHangsIsKilledAtTheTimeout() async throws {
-        let command = try scratch.write("bin/hang", "#!/bin/sh\necho $$ > \"$(dirname \"$0\")/../pid\"\necho 'waiting for a browser' >&2\nexec sleep 300\n",
+        let command = try scratch.write("bin/hang", "#!/bin/sh\necho 'waiting for a browser' >&2\n\"$(dirname \"$0\")/nap\" 300\n",
                                         executable: true)
+        // A child of the script's own, named by its path, so it can be found if it outlived the kill.
+        _ = try scratch.write("bin/nap", "#!/bin/sh\nsleep \"$1\"\n", executable: true)
         let kube = try KubernetesClient(endpoint: try endpoint(user: execUser(command: command), timeout: .seconds(3)),
                                         transport: ScriptedTransport(json: "{}"))
         let error = await kubernetesError { _ = try await kube.version() }
         #expect(error?.description.hasPrefix("Kubernetes credentials: exec plugin \(command) did not finish within 3 s and was killed; ") == true,
                 "\(String(describing: error))")
         // (Its stderr is quoted when it got that far; a loaded machine may not have run it yet.)
-        if let pid = scratch.read("pid").flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
-            #expect(kill(pid, 0) == -1 && errno == ESRCH, "the plugin \(pid) still runs")
+        let survivors = Self.processes(runningFrom: (command as NSString).deletingLastPathComponent)
+        #expect(survivors.isEmpty, "still running: \(survivors)")
+    }
+
+    /// Pids whose command line names a file under `directory` (/proc/<pid>/cmdline).
+    static func processes(runningFrom directory: String) -> [String] {
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { $0.allSatisfy(\.isNumber) } ?? []
+        return pids.filter { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self).contains(directory)
         }
     }
 
