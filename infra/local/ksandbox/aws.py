@@ -21,6 +21,9 @@ class Instance:
     private_ip: str
     state: str
     launch_time: datetime
+    # Its kscaler:pool tag, and EC2's InstanceLifecycle ("spot"; None: on-demand, or not reported).
+    pool: str | None = None
+    lifecycle: str | None = None
 
 
 class MotoAccount:
@@ -65,15 +68,18 @@ class MotoAccount:
         groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]}])["SecurityGroups"]
         return [s["SubnetId"] for s in subnets], groups[0]["GroupId"]
 
-    def launch_initial_workers(self, cluster_id, pool, count, image_id, instance_type, subnet_id):
-        """Workers that exist before the sandbox starts (a cluster is never created empty)."""
+    def launch_initial_workers(self, cluster_id, pool, count, image_id, instance_type, subnet_id, spot=False):
+        """Workers that exist before the sandbox starts (a cluster is never created empty);
+        `spot`: as Spot instances, as kscaler launches a Spot pool's."""
         if count <= 0:
             return []
+        market = {"InstanceMarketOptions": {"MarketType": "spot"}} if spot else {}
         answer = self.client("ec2").run_instances(
             ImageId=image_id, InstanceType=instance_type, MinCount=count, MaxCount=count, SubnetId=subnet_id,
             TagSpecifications=[{"ResourceType": "instance", "Tags": [
                 {"Key": CLUSTER_TAG, "Value": cluster_id}, {"Key": POOL_TAG, "Value": pool},
-                {"Key": LAUNCH_ID_TAG, "Value": "sandbox-initial"}, {"Key": "Name", "Value": f"kscaler-{cluster_id}-{pool}"}]}])
+                {"Key": LAUNCH_ID_TAG, "Value": "sandbox-initial"}, {"Key": "Name", "Value": f"kscaler-{cluster_id}-{pool}"}]}],
+            **market)
         return [i["InstanceId"] for i in answer["Instances"]]
 
 
@@ -88,5 +94,7 @@ def managed_instances(ec2, cluster_id):
                 instances.append(Instance(
                     id=i["InstanceId"], instance_type=i["InstanceType"],
                     availability_zone=i["Placement"]["AvailabilityZone"], private_ip=i.get("PrivateIpAddress", ""),
-                    state=i["State"]["Name"], launch_time=i["LaunchTime"]))
+                    state=i["State"]["Name"], launch_time=i["LaunchTime"],
+                    pool=next((t["Value"] for t in i.get("Tags") or [] if t["Key"] == POOL_TAG), None),
+                    lifecycle=i.get("InstanceLifecycle")))
     return instances

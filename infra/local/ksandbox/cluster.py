@@ -5,9 +5,20 @@ Every managed, pending or running instance becomes a worker node named after its
 Ready at its end, or, for the scenario's `never_ready_share` of launches, never registers (the
 failed-boot path). A control-plane node not named i-… (k3s server) always exists. Pods come
 from the scenario's demand, are placed first-fit decreasing by requests on Ready workers that
-are neither cordoned nor tainted NoSchedule/NoExecute (as clients set them through the API),
-and the rest are unschedulable; a bound pod turns Ready `pod_startup` seconds later. A
-terminated instance vanishes with its pods, which go back to pending.
+the scheduler's filters let them onto (placement.py: a cordon, NoSchedule/NoExecute taints
+against the pod's tolerations, its nodeSelector and required node affinity against the node's
+labels — all as the API shows the node, so what clients set through it counts), and the rest
+are unschedulable, with the scheduler's PodScheduled message; a bound pod turns Ready
+`pod_startup` seconds later. A terminated instance vanishes with its pods, which go back to
+pending.
+
+Node pools: a worker registers with its pool's labels and taints (`templates`, placement.py's
+NodeTemplate, from the sandbox's kscaler config), found by its instance's kscaler:pool tag, plus
+kscaler.io/cluster, kscaler.io/pool and node.kubernetes.io/instance-type, as kscaler's user data
+has k3s register it. Each workload's pods carry its constraints (scenario.py) and the default
+not-ready/unreachable tolerations admission adds. Samples count, per pool, its instances and
+Ready nodes and, per workload, its pending pods and where the bound ones run; a pod that no
+pool's template could take is `unservable`.
 
 Evictions and PodDisruptionBudgets: a workload with `pdb_min_available` gets a PDB in the API
 (app=<workload>), whose status the stand-in computes from the pods' readiness; an evicted (or
@@ -18,9 +29,11 @@ next tick, as the DaemonSet controller would recreate it (DaemonSet pods tolerat
 
 Where this differs from a real cluster, knowingly:
   * the scheduler is first-fit decreasing by requests over Ready workers, oldest first (the
-    real one scores and spreads); only taints' effects are read, and no pod has tolerations,
-    so any NoSchedule/NoExecute taint keeps every new pod off a node; a NoExecute taint does
-    not evict the pods already there;
+    real one scores and spreads); it filters as the real one does (cordon, taints and
+    tolerations, nodeSelector, required node affinity) but reads no preferred affinity, pod
+    (anti-)affinity, topology spread or host ports; a NoExecute taint does not evict the pods
+    already there; the unschedulable message counts the registered workers only (the k3s
+    server, where the simulation never schedules a workload, is left out);
   * an evicted pod is gone at once (no termination grace period) and its replacement exists at
     once (no controller lag); the replacement of a Job's pod is created like a ReplicaSet's;
   * readiness is a fixed delay after binding: no probes, no failures, no image pulls (phase is
@@ -41,6 +54,7 @@ from dataclasses import dataclass, field
 
 from . import exporter
 from .aws import managed_instances
+from .placement import DEFAULT_TOLERATIONS, Constraints, NodeTemplate, unschedulable_message
 from .scenario import Size, never_ready
 
 GIB = 1024 ** 3
@@ -68,6 +82,11 @@ class Node:
     worker: bool = True
     # When its instance went away (a ghost since); None while the instance lives.
     gone_at: float | None = None
+    # Its kscaler:pool tag, and what it registers with (labels and taints; the API keeps what
+    # clients change after).
+    pool: str | None = None
+    labels: dict = field(default_factory=dict)
+    taints: tuple = ()
     # node-exporter counters, advanced in real time by the pods' usage
     busy_seconds: float = 0.0
     idle_seconds: float = 0.0
@@ -81,16 +100,6 @@ class Node:
     @property
     def ghost(self):
         return self.gone_at is not None
-
-
-def schedulable(api_node):
-    """Whether the scheduler may place a new pod (no tolerations) on this Node as the API
-    shows it: not cordoned and no NoSchedule/NoExecute taint. No API (None): yes."""
-    if api_node is None:
-        return True
-    spec = api_node.get("spec") or {}
-    return not spec.get("unschedulable") and not any(
-        t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or [])
 
 
 DRAIN_TAINT = "kscaler.io/to-be-deleted"
@@ -110,6 +119,9 @@ class Pod:
     node: str = ""
     # When it turns Ready (bound + the scenario's pod_startup); None while pending.
     ready_at: float | None = None
+    constraints: Constraints = field(default_factory=Constraints)
+    # Pending: the scheduler's reason, as PodScheduled's message says it.
+    message: str | None = None
 
     @property
     def uid(self):
@@ -121,6 +133,12 @@ class Pod:
     def unbind(self):
         self.node = ""
         self.ready_at = None
+
+    @property
+    def tolerations(self):
+        """Its own tolerations, then those the DefaultTolerationSeconds admission adds."""
+        own = list(self.constraints.tolerations)
+        return own + [t for t in DEFAULT_TOLERATIONS if not any(o.get("key") == t["key"] for o in own)]
 
 
 @dataclass
@@ -138,6 +156,11 @@ class InstanceLife:
     # Node was deleted through the API if that came first (a deletion unbinds them). None while
     # the instance lives. 0 after a complete drain.
     pods_at_termination: int | None = None
+    # Its kscaler:pool tag, type, and EC2's InstanceLifecycle as moto describes it ("spot"; None
+    # for on-demand, or where moto does not report it).
+    pool: str | None = None
+    instance_type: str | None = None
+    lifecycle: str | None = None
 
 
 @dataclass
@@ -159,6 +182,14 @@ class Sample:
     draining: int = 0
     # Per workload with a PodDisruptionBudget: {"ready": Ready pods, "min_available": pods}.
     pdbs: dict = field(default_factory=dict)
+    # Pending pods that no pool's node could take (their constraints fit no template), and
+    # their names ("namespace/name").
+    unservable: int = 0
+    unservable_pods: list = field(default_factory=list)
+    # Per pool: {"instances": live instances tagged for it, "ready": its Ready nodes}.
+    pools: dict = field(default_factory=dict)
+    # Per workload: {"pending": pods without a node, "pools": {pool: pods bound to its nodes}}.
+    workloads: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -171,8 +202,15 @@ class ClusterRecord:
 
 
 class SimulatedCluster:
-    def __init__(self, scenario, account, cluster_id, min_nodes, initial_instance_ids=(), tick=0.25, kube_state=None):
+    def __init__(self, scenario, account, cluster_id, min_nodes, initial_instance_ids=(), tick=0.25, kube_state=None,
+                 templates=None):
         self.scenario = scenario
+        # Each pool's node template, highest priority first (placement.node_templates); without
+        # any, the one pool "default" with no labels or taints.
+        self.templates = list(templates or [NodeTemplate("default", {}, (), None, min_nodes)])
+        # Which pools' nodes could take each workload's pods.
+        self.targets = {name: [t.pool for t in self.templates if t.takes(w.constraints, cluster_id)]
+                        for name, w in scenario.workloads.items()}
         self.account = account
         self.cluster_id = cluster_id
         self.min_nodes = min_nodes
@@ -281,11 +319,15 @@ class SimulatedCluster:
                 boot = self.scenario.boot_delay
                 registers_at = None if failed else now + REGISTER_FRACTION * boot
                 ready_at = None if failed else now + boot
+            template = self._template(instance.pool)
             self.nodes[instance.id] = Node(
                 name=instance.id, instance_id=instance.id, provider_id=f"aws:///{instance.availability_zone}/{instance.id}",
                 ip=instance.private_ip, zone=instance.availability_zone, size=size, seen_at=now,
-                registers_at=registers_at, ready_at=ready_at)
-            self.record.instances[instance.id] = InstanceLife(instance.id, now, initial, failed)
+                registers_at=registers_at, ready_at=ready_at, pool=instance.pool,
+                labels=template.node_labels(self.cluster_id, instance.id, instance.instance_type),
+                taints=template.taints)
+            self.record.instances[instance.id] = InstanceLife(instance.id, now, initial, failed, pool=instance.pool,
+                                                              instance_type=instance.instance_type, lifecycle=instance.lifecycle)
         for name, node in list(self.nodes.items()):
             if node.worker and not node.ghost and name not in live:
                 # Terminated: its pods go back to pending; a Node that registered stays behind,
@@ -306,6 +348,11 @@ class SimulatedCluster:
             if life and life.ready_at is None and node.ready(now):
                 life.ready_at = now
 
+    def _template(self, pool):
+        """The node template of a pool; an instance of no configured pool (or untagged) registers
+        with kscaler's labels only."""
+        return next((t for t in self.templates if t.pool == pool), NodeTemplate(pool or "", {}, (), None))
+
     def _unbind_pods(self, node_name):
         """Sends the pods bound to a node back to pending; returns how many there were (the
         node-exporter DaemonSet pod is not one of them: it is derived per node)."""
@@ -321,7 +368,7 @@ class SimulatedCluster:
         pod_name = f"{name}-{self.sequence:05d}"
         self.pods[(workload.namespace, pod_name)] = Pod(
             workload.namespace, pod_name, name, workload.kind, f"{name}-{workload.kind.lower()}",
-            workload.cpu, workload.memory, workload.usage, self.sequence)
+            workload.cpu, workload.memory, workload.usage, self.sequence, constraints=workload.constraints)
 
     def _sync_demand(self, now):
         wanted = self._demand(now)
@@ -335,25 +382,51 @@ class SimulatedCluster:
                 for pod in sorted(pods, key=lambda p: (p.node != "", -p.sequence))[:-missing]:
                     del self.pods[(pod.namespace, pod.name)]
 
+    def _node_view(self, node):
+        """(labels, taints, cordoned) of a node as the scheduler sees it: as the API shows it
+        (what clients wrote included), or as it registers before the API has it."""
+        api = self.api_nodes.get(node.name)
+        if api is None:
+            return node.labels, node.taints, False
+        spec = api.get("spec") or {}
+        return (api["metadata"].get("labels") or {}), (spec.get("taints") or ()), bool(spec.get("unschedulable"))
+
     def _place(self, now):
-        workers = sorted((n for n in self.nodes.values()
-                          if n.worker and n.ready(now) and schedulable(self.api_nodes.get(n.name))),
-                         key=lambda n: (n.ready_at, n.name))
+        """First fit decreasing over the registered workers, each node through the scheduler's
+        filters in their order (a NotReady node carries the node.kubernetes.io/not-ready taint,
+        which the node lifecycle controller adds); pods left pending get the scheduler's message."""
+        registered = sorted((n for n in self.nodes.values() if n.worker and n.registered(now) and not n.ghost),
+                            key=lambda n: (n.ready_at is None, n.ready_at or 0, n.name))
+        views = {n.name: self._node_view(n) for n in registered}
         free = {}
-        for node in workers:
+        for node in registered:
             used = [p for p in self.pods.values() if p.node == node.name]
             free[node.name] = [node.size.cpu - sum(p.cpu for p in used),
                                node.size.memory - DAEMONSET_MEMORY_REQUEST - sum(p.memory for p in used)]
         pending = sorted((p for p in self.pods.values() if not p.node), key=lambda p: (-p.cpu, -p.memory, p.sequence))
         for pod in pending:
-            for node in workers:
+            constraints = Constraints(pod.constraints.node_selector, pod.constraints.node_affinity, tuple(pod.tolerations))
+            rejections = []
+            for node in registered:
+                labels, taints, cordoned = views[node.name]
+                if not node.ready(now):
+                    taints = list(taints) + [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]
+                reason = constraints.rejection(labels, taints, cordoned)
                 room = free[node.name]
-                if pod.cpu <= room[0] + 1e-9 and pod.memory <= room[1] + 1e-9:
-                    pod.node = node.name
-                    pod.ready_at = now + self.scenario.pod_startup
-                    room[0] -= pod.cpu
-                    room[1] -= pod.memory
-                    break
+                if reason is None:
+                    short = [name for name, need, left in (("cpu", pod.cpu, room[0]), ("memory", pod.memory, room[1]))
+                             if need > left + 1e-9]
+                    if not short:
+                        pod.node = node.name
+                        pod.ready_at = now + self.scenario.pod_startup
+                        pod.message = None
+                        room[0] -= pod.cpu
+                        room[1] -= pod.memory
+                        break
+                    reason = f"Insufficient {short[0]}"
+                rejections.append(reason)
+            else:
+                pod.message = unschedulable_message(rejections, len(registered))
 
     def _advance_counters(self, now):
         elapsed = max(0.0, now - self._last_tick)
@@ -365,22 +438,51 @@ class SimulatedCluster:
             node.busy_seconds += elapsed * used
             node.idle_seconds += elapsed * (node.size.cpu - used)
 
+    def _needed(self, demand):
+        """Demand in nodes: each pool's workloads (those the first pool, by priority, takes) at
+        the size of its first instance type (the one kscaler sizes with; the scenario's first
+        size when unknown), at least its minimum; pods no pool takes need nothing. With one pool
+        and no constraints: the whole demand, at least nodes.min."""
+        total = 0
+        for template in self.templates:
+            mine = {name: count for name, count in demand.items() if (self.targets.get(name) or [None])[0] == template.pool}
+            size = self.scenario.instance_sizes.get(template.instance_type) or next(iter(self.scenario.instance_sizes.values()))
+            total += max(template.min, self.scenario.nodes_needed(mine, size))
+        return total
+
     def _sample(self, now, instance_count):
         workers = [n for n in self.nodes.values() if n.worker]
         demand = self._demand(now)
-        # Demand in nodes, at the size of the first instance type (the one kscaler sizes with).
-        size = next(iter(self.scenario.instance_sizes.values()))
         workload_pods = [p for p in self.pods.values() if p.workload in self.scenario.workloads]
+        unservable = sorted(f"{p.namespace}/{p.name}" for p in workload_pods if not p.node and not self.targets.get(p.workload))
+        pools = {t.pool: {"instances": 0, "ready": 0} for t in self.templates}
+        for node in workers:
+            if node.ghost or node.pool is None:
+                continue
+            entry = pools.setdefault(node.pool, {"instances": 0, "ready": 0})
+            entry["instances"] += 1
+            entry["ready"] += node.ready(now)
+        workloads = {name: {"pending": 0, "pools": {}} for name in self.scenario.workloads}
+        for pod in workload_pods:
+            entry = workloads[pod.workload]
+            if not pod.node:
+                entry["pending"] += 1
+            else:
+                pool = self.nodes[pod.node].pool if pod.node in self.nodes else None
+                entry["pools"][pool or "?"] = entry["pools"].get(pool or "?", 0) + 1
         self.record.samples.append(Sample(
             at=now, phase=self.scenario.phase_at(now - self.started_at).name if self.started_at is not None else "warm-up",
             instances=instance_count, registered=sum(n.registered(now) and not n.ghost for n in workers),
             ready=sum(n.ready(now) for n in workers), ghosts=sum(n.ghost for n in workers), pods=len(workload_pods),
             unschedulable=sum(1 for p in workload_pods if not p.node),
-            needed=max(self.min_nodes, self.scenario.nodes_needed(demand, size)),
+            needed=self._needed(demand),
             cordoned=sum(1 for n in self.api_nodes.values() if (n.get("spec") or {}).get("unschedulable")),
             draining=sum(1 for n in self.api_nodes.values()
                          if any(t.get("key") == DRAIN_TAINT for t in (n.get("spec") or {}).get("taints") or [])),
-            pdbs=self._budgets(now)))
+            pdbs=self._budgets(now),
+            unservable=len(unservable),
+            unservable_pods=unservable,
+            pools=pools, workloads=workloads))
 
     def _budgets(self, now):
         """Ready pods and minAvailable of each workload with a PDB, from the simulation itself
@@ -399,12 +501,16 @@ class SimulatedCluster:
         if self.kube_state is None:
             return
         nodes = [dict(name=n.name, provider_id=n.provider_id, ready=n.ready(now), internal_ip=n.ip,
-                      labels={"kubernetes.io/hostname": n.name} if n.worker else {"node-role.kubernetes.io/control-plane": "true"},
-                      allocatable={"cpu": n.size.cpu, "memory": n.size.memory})
+                      labels=(n.labels or {"kubernetes.io/hostname": n.name}) if n.worker
+                      else {"node-role.kubernetes.io/control-plane": "true"},
+                      taints=list(n.taints), allocatable={"cpu": n.size.cpu, "memory": n.size.memory})
                  for n in self.nodes.values() if n.registered(now)]
         pods = [dict(namespace=p.namespace, name=p.name, node_name=p.node or None, owner_kind=p.kind, owner_name=p.owner,
                      labels={"app": p.workload}, phase="Running" if p.node else "Pending",
-                     requests={"cpu": p.cpu, "memory": p.memory}, ready=p.ready(now))
+                     requests={"cpu": p.cpu, "memory": p.memory}, ready=p.ready(now),
+                     node_selector=p.constraints.node_selector or None, affinity=p.constraints.api_affinity(),
+                     tolerations=p.tolerations if p.workload in self.scenario.workloads else None,
+                     unschedulable_message=p.message)
                 for p in self.pods.values()]
         pods += [dict(namespace="kube-system", name=f"node-exporter-{n['name']}", node_name=n["name"], owner_kind="DaemonSet",
                       owner_name="node-exporter", labels={"app": "node-exporter"}, phase="Running",

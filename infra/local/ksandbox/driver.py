@@ -122,12 +122,34 @@ def describe(run, t0, label):
     state = (f"nodes {counts.get('current', '?')} (ready {counts.get('ready', '?')}, booting {counts.get('booting', '?')})"
              f" -> {counts.get('desired', '?')}" if counts else "")
     line = f"{head} {verb:<16} {state}  pending pods {int(pending) if pending is not None else '?'}  [{run.outcome}]"
+    pools = describe_pools(run)
+    if pools:
+        line += "\n" + " " * 22 + pools
     reasons = [r.get("message", "") for r in run.decision.get("reasons", [])] + list(run.report.get("errors", []))
     if reasons:
         # The first reason says what was asked for; the last, when different, what held it back.
         why = shorten(reasons[0], 200) if len(reasons) == 1 else f"{shorten(reasons[0], 95)} → {shorten(reasons[-1], 105)}"
         line += "\n" + " " * 22 + why
     return line
+
+
+def describe_pools(run):
+    """With node pools: each pool's nodes now -> desired, its pending pods and its market
+    ("general 1 -> 3 (6 pending), batch spot 0 -> 3 (10 pending)"), and the pods no pool can
+    take; None without pools."""
+    pools = run.decision.get("pools") or []
+    if not pools:
+        return None
+    parts = []
+    for pool in pools:
+        counts = pool.get("counts") or {}
+        market = " spot" if pool.get("capacity_type") == "spot" else ""
+        pending = f" ({pool.get('pending_pods')} pending)" if pool.get("pending_pods") else ""
+        parts.append(f"{pool.get('name')}{market} {counts.get('current', '?')} -> {counts.get('desired', '?')}{pending}")
+    unservable = run.decision.get("unservable_pods") or []
+    if unservable:
+        parts.append(f"fitting no pool: {', '.join(u.get('pod', '?') for u in unservable)}")
+    return "pools: " + ", ".join(parts)
 
 
 def describe_cluster(sample, evictions=0):

@@ -651,7 +651,7 @@ class KubeState:
     @staticmethod
     def pod_object(namespace, name, node_name, owner_kind=None, owner_name=None, labels=None, phase="Running",
                    requests=None, ready=None, annotations=None, init_requests=None, overhead=None, volumes=None,
-                   node_selector=None, affinity=None, tolerations=None):
+                   node_selector=None, affinity=None, tolerations=None, unschedulable_message=None):
         """A Pod as the kubelet reports it. `ready` defaults to phase == Running; `requests` is
         {"cpu": cores or quantity, "memory": bytes or quantity} for its one container;
         `init_requests` a list of such, one init container each (init-0, init-1, ...);
@@ -662,7 +662,8 @@ class KubeState:
         given (the real server's DefaultTolerationSeconds admission would add the not-ready and
         unreachable NoExecute tolerations; there is no admission here). No initContainerStatuses
         are reported, and no kube-api-access volume is added (the real ServiceAccount admission
-        adds one)."""
+        adds one). A pod without a node carries PodScheduled False, reason Unschedulable, with
+        `unschedulable_message` (the scheduler's words)."""
         ready = (phase == "Running") if ready is None else ready
         now = now_rfc3339()
         meta = {"name": name, "namespace": namespace, "labels": dict(labels or {}), "annotations": dict(annotations or {})}
@@ -699,7 +700,8 @@ class KubeState:
         else:
             conditions = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "lastProbeTime": None,
                            "lastTransitionTime": now,
-                           "message": "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: "
+                           "message": unschedulable_message or
+                                      "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: "
                                       "1 No preemption victims found for incoming pod."}]
         status = {"phase": phase, "conditions": conditions, "qosClass": "Burstable" if requests else "BestEffort"}
         if node_name and phase != "Pending":
@@ -734,12 +736,14 @@ class KubeState:
         with self.lock:
             return copy.deepcopy(self._put("nodes", obj))
 
-    def upsert_node(self, name, provider_id=None, ready=True, labels=None, allocatable=None, internal_ip=None):
-        """What a kubelet does on every status update: creates the node, or updates its status,
-        provider id and the given labels while keeping what clients set through the API
-        (spec.unschedulable, taints, other labels, annotations). Writes (and bumps the
-        resourceVersion) only when something changed. Returns whether it wrote."""
-        fresh = self.node_object(name, provider_id, ready, labels, allocatable=allocatable, internal_ip=internal_ip)
+    def upsert_node(self, name, provider_id=None, ready=True, labels=None, allocatable=None, internal_ip=None, taints=None):
+        """What a kubelet does on every status update: creates the node (with `taints`, as
+        `--register-with-taints` does), or updates its status, provider id and the given labels
+        while keeping what clients set through the API (spec.unschedulable, taints, other labels,
+        annotations): after registration the kubelet never touches taints again. Writes (and
+        bumps the resourceVersion) only when something changed. Returns whether it wrote."""
+        fresh = self.node_object(name, provider_id, ready, labels, allocatable=allocatable, internal_ip=internal_ip,
+                                 taints=[dict(t) for t in taints or []] or None)
         with self.lock:
             current = self.objects["nodes"].get(("", name))
             if current is None:
@@ -794,18 +798,21 @@ class KubeState:
 
     def add_pod(self, namespace, name, node_name, owner_kind=None, owner_name=None, labels=None, phase="Running",
                 requests=None, ready=None, annotations=None, init_requests=None, overhead=None, volumes=None,
-                node_selector=None, affinity=None, tolerations=None):
+                node_selector=None, affinity=None, tolerations=None, unschedulable_message=None):
         obj = self.pod_object(namespace, name, node_name, owner_kind, owner_name, labels, phase, requests, ready, annotations,
-                              init_requests, overhead, volumes, node_selector, affinity, tolerations)
+                              init_requests, overhead, volumes, node_selector, affinity, tolerations, unschedulable_message)
         with self.lock:
             return copy.deepcopy(self._put("pods", obj))
 
     def upsert_pod(self, namespace, name, node_name, owner_kind=None, owner_name=None, labels=None, phase="Running",
-                   requests=None, ready=None, node_selector=None, affinity=None, tolerations=None):
-        """Creates the pod or updates its node, phase, readiness, labels, requests and placement
-        constraints, writing only when something changed. Returns whether it wrote."""
+                   requests=None, ready=None, node_selector=None, affinity=None, tolerations=None, unschedulable_message=None):
+        """Creates the pod or updates its node, phase, readiness, labels, requests, placement
+        constraints and (pending) the scheduler's message, writing only when something changed.
+        Returns whether it wrote. A PodScheduled condition whose status did not change keeps
+        its lastTransitionTime."""
         fresh = self.pod_object(namespace, name, node_name, owner_kind, owner_name, labels, phase, requests, ready,
-                                node_selector=node_selector, affinity=affinity, tolerations=tolerations)
+                                node_selector=node_selector, affinity=affinity, tolerations=tolerations,
+                                unschedulable_message=unschedulable_message)
         with self.lock:
             current = self.objects["pods"].get((namespace, name))
             if current is None:
@@ -816,15 +823,22 @@ class KubeState:
             fresh["metadata"]["uid"] = current["metadata"]["uid"]
             fresh["metadata"]["creationTimestamp"] = current["metadata"]["creationTimestamp"]
             fresh["metadata"]["annotations"] = current["metadata"].get("annotations", {})
+            old = {c.get("type"): c for c in current["status"].get("conditions") or []}
+            for condition in fresh["status"]["conditions"]:
+                before = old.get(condition["type"])
+                if before and before.get("status") == condition["status"]:
+                    condition["lastTransitionTime"] = before.get("lastTransitionTime")
             self._put("pods", fresh)
             return True
 
     @staticmethod
     def _same_pod(a, b):
         def essence(p):
+            scheduled = next((c for c in p["status"].get("conditions") or [] if c.get("type") == "PodScheduled"), {})
             return (p["metadata"].get("labels"), p["metadata"].get("ownerReferences"), p["spec"].get("nodeName"),
                     p["spec"]["containers"][0].get("resources"), p["status"].get("phase"), pod_ready(p),
-                    p["spec"].get("nodeSelector"), p["spec"].get("affinity"), p["spec"].get("tolerations"))
+                    p["spec"].get("nodeSelector"), p["spec"].get("affinity"), p["spec"].get("tolerations"),
+                    scheduled.get("status"), scheduled.get("reason"), scheduled.get("message"))
         return essence(a) == essence(b)
 
     def delete_pod(self, namespace, name):
@@ -952,7 +966,8 @@ class KubeState:
                                  entry.get("owner_kind"), entry.get("owner_name"), entry.get("labels"),
                                  entry.get("phase", "Running"), entry.get("requests"), entry.get("ready"), entry.get("annotations"),
                                  entry.get("init_requests"), entry.get("overhead"), entry.get("volumes"),
-                                 entry.get("node_selector"), entry.get("affinity"), entry.get("tolerations"))
+                                 entry.get("node_selector"), entry.get("affinity"), entry.get("tolerations"),
+                                 entry.get("unschedulable_message"))
             for entry in data.get("pdbs") or []:
                 if "metadata" in entry:
                     self._put_whole("poddisruptionbudgets", entry)
@@ -2022,7 +2037,7 @@ def start(directory, state=None, port=0, version=DEFAULT_VERSION, denied=(), ver
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", required=True, help="where the certificates, token and kubeconfigs go")
-    parser.add_argument("--state-file", help='JSON: {"nodes": [{"name", "provider_id", "ready", "labels"}], "pods": '
+    parser.add_argument("--state-file", help='JSON: {"nodes": [{"name", "provider_id", "ready", "labels", "taints"}], "pods": '
                                              '[{"namespace", "name", "node", "owner_kind", "owner_name", "labels", '
                                              '"node_selector", "affinity", "tolerations"}], '
                                              '"pdbs": [{"namespace", "name", "match_labels", "disruptions_allowed"}]}')

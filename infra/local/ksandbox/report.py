@@ -13,7 +13,7 @@ class Summary:
     burst_phase: str
     burst_start: float
     burst_end: float
-    seconds_to_schedule: float | None   # from the burst's start until no pod is unschedulable
+    seconds_to_schedule: float | None   # from the burst's start until no pod a pool can take is unschedulable
     runs_to_schedule: int | None        # runs started in that time
     pending_at_burst_end: int
     peak_nodes: int
@@ -33,6 +33,10 @@ class Summary:
     # Per PDB-protected workload: (fewest Ready pods once minAvailable was first reached,
     # minAvailable then, samples below it).
     budgets: dict = None
+    # With node pools: instances launched per pool during the scenario, and the most pods seen
+    # pending that no pool could take.
+    launches_by_pool: dict = None
+    unservable: int = 0
 
     @property
     def overshoot(self):
@@ -75,7 +79,7 @@ def summarize(result):
     duration = result["phases"][-1]["end"]
     burst = burst_phase(result)
     in_burst = [s for s in samples if burst["start"] <= s["t"] < burst["end"]]
-    scheduled = next((s for s in in_burst if s["unschedulable"] == 0), None)
+    scheduled = next((s for s in in_burst if servable_pending(s) == 0), None)
     lease_runs = [r for r in result["runs"] if (r.get("report") or {}).get("outcome") != "skipped"]
     seconds = runs = None
     if scheduled is not None:
@@ -91,7 +95,15 @@ def summarize(result):
         needed_seconds += a["needed"] * span
 
     nodes = result["config"].get("nodes", {})
-    min_nodes, max_nodes = int(nodes.get("min", 1)), int(nodes.get("max", 10))
+    pools = result["config"].get("pools") or {}
+    min_nodes = sum(int(p.get("min", 0)) for p in pools.values()) if pools else int(nodes.get("min", 1))
+    max_nodes = int(nodes.get("max", 10))
+    launches = None
+    if pools:
+        launches = {name: 0 for name in pools}
+        for life in result["instances"]:
+            if not life.get("initial") and 0 <= life["seen_at"] <= duration:
+                launches[life.get("pool") or "?"] = launches.get(life.get("pool") or "?", 0) + 1
     after = [s for s in samples if s["t"] >= burst["end"]]
     back = None
     for i, s in enumerate(after):
@@ -111,7 +123,7 @@ def summarize(result):
     return Summary(
         label=result["label"], runs=len(lease_runs), burst_phase=burst["name"], burst_start=burst["start"], burst_end=burst["end"],
         seconds_to_schedule=seconds, runs_to_schedule=runs,
-        pending_at_burst_end=in_burst[-1]["unschedulable"] if in_burst else 0,
+        pending_at_burst_end=servable_pending(in_burst[-1]) if in_burst else 0,
         peak_nodes=max(s["instances"] for s in samples), peak_needed=max(s["needed"] for s in samples),
         node_seconds=node_seconds, needed_node_seconds=needed_seconds,
         direction_changes=direction_changes(scale_actions(result)), back_to_min_after=back,
@@ -119,7 +131,13 @@ def summarize(result):
         draining_seen=sum(1 for s in samples if s.get("draining", 0) > 0),
         most_draining=max((s.get("draining", 0) for s in samples), default=0),
         pods_lost_at_termination=sum(i.get("pods_at_termination") or 0 for i in result["instances"]),
-        evictions=len(result.get("evictions") or []), budgets=budgets)
+        evictions=len(result.get("evictions") or []), budgets=budgets, launches_by_pool=launches,
+        unservable=max((s.get("unservable", 0) for s in samples), default=0))
+
+
+def servable_pending(sample):
+    """Pending pods that some pool's nodes could take (all of them without pools)."""
+    return sample["unschedulable"] - sample.get("unservable", 0)
 
 
 def markdown_table(summaries, descriptions):
@@ -149,6 +167,10 @@ def markdown_table(summaries, descriptions):
         ("pods still on a node when its instance was terminated (0 after a drain)",
          [str(s.pods_lost_at_termination) for s in summaries]),
     ]
+    if any(s.launches_by_pool for s in summaries):
+        rows.append(("instances launched per pool",
+                     [", ".join(f"{pool} {n}" for pool, n in (s.launches_by_pool or {}).items()) or "—" for s in summaries]))
+        rows.append(("pods no pool can take (pending throughout; not counted above)", [str(s.unservable) for s in summaries]))
     for name in sorted({n for s in summaries for n in s.budgets or {}}):
         def budget(s, name=name):
             if name not in (s.budgets or {}):

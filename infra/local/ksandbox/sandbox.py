@@ -17,6 +17,7 @@ from .aws import MotoAccount
 from .cluster import SimulatedCluster
 from .driver import KscalerCommand, RunLoop, describe, describe_cluster
 from .peers import REGION, Moto, PeerError, Prometheus
+from .placement import node_templates
 from .scenario import parse_duration
 
 INFRA_LOCAL = Path(__file__).resolve().parents[1]
@@ -62,6 +63,8 @@ class Result:
     cluster_errors: list
     # Pods evicted or deleted through the API (t: seconds since the scenario started).
     evictions: list = None
+    # When the scenario stopped (seconds since it started): its end, or earlier with `until`.
+    ended: float = None
 
     def save(self, path):
         Path(path).write_text(json.dumps(asdict(self), indent=1))
@@ -82,9 +85,11 @@ class Sandbox:
         template = yaml.safe_load(Path(config_template).read_text())
         self.config = deep_merge(template, config_overrides)
         self.cluster_id = self.config.setdefault("cluster_id", f"sandbox-{name}")
-        self.min_nodes = int(self.config.get("nodes", {}).get("min", 1))
+        # Each pool's node template (its labels, taints, min): the pools', or the workers' one.
+        self.templates = node_templates(self.config)
+        self.min_nodes = sum(t.min for t in self.templates)
         self.cluster = self.prometheus = self.moto = self.kube_api = None
-        self.started_at = None
+        self.started_at = self.ended_at = None
         self.loops = []
 
     # MARK: start
@@ -121,16 +126,19 @@ class Sandbox:
         # The cluster's API (the stand-in API server on the simulation's own nodes and pods),
         # reached with a kubeconfig as kscaler on a laptop would.
         kube_state = kubeapi.KubeState()
-        self.cluster = SimulatedCluster(self.scenario, account, self.cluster_id, self.min_nodes, kube_state=kube_state)
+        self.cluster = SimulatedCluster(self.scenario, account, self.cluster_id, self.min_nodes, kube_state=kube_state,
+                                        templates=self.templates)
         self.kube_api, announced = kubeapi.start(str(self.out_dir / "kubeapi"), kube_state)
         self.config.setdefault("kubernetes", {}).setdefault("kubeconfig", announced["kubeconfig_token"])
         self.prometheus = Prometheus(self.out_dir, prometheus_config(self.cluster.port), lifetime=lifetime)
         self.config.update(region=REGION)
         self.config.setdefault("prometheus", {})["url"] = self.prometheus.url
-        workers = self.config.setdefault("workers", {})
-        workers.setdefault("image_id", IMAGE_ID)
-        workers.setdefault("subnets", subnets)
-        workers.setdefault("security_groups", [security_group])
+        # Where kscaler launches: the workers', or each pool's.
+        groups = list(self.config["pools"].values()) if self.config.get("pools") else [self.config.setdefault("workers", {})]
+        for group in groups:
+            group.setdefault("image_id", IMAGE_ID)
+            group.setdefault("subnets", subnets)
+            group.setdefault("security_groups", [security_group])
         config_path = self.out_dir / "kscaler.yaml"
         config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         self.command = KscalerCommand(self.kscaler_bin, config_path, kscaler_environment(self.moto), self.timings.run_timeout)
@@ -138,12 +146,21 @@ class Sandbox:
         if check.returncode != 0:
             raise PeerError(f"kscaler rejected the sandbox config {config_path} (exit {check.returncode}):\n{check.stdout}{check.stderr}")
 
-        # A cluster is never created empty: the minimum's workers exist, booted, from the start.
-        self.cluster.initial = set(account.launch_initial_workers(
-            self.cluster_id, workers.get("pool", "default"), self.min_nodes, workers["image_id"],
-            workers["instance_types"][0], workers["subnets"][0]))
+        # A cluster is never created empty: each pool's minimum of workers exist, booted, from the
+        # start (a Spot pool's as Spot instances).
+        initial = set()
+        for template, group in zip(self.templates, self._launch_settings()):
+            initial.update(account.launch_initial_workers(
+                self.cluster_id, template.pool, template.min, group["image_id"], group["instance_types"][0],
+                group["subnets"][0], spot=template.capacity_type == "spot"))
+        self.cluster.initial = initial
         self.cluster.start()
         self._warm_up()
+
+    def _launch_settings(self):
+        """The workers section, or each pool's, in the templates' order."""
+        pools = self.config.get("pools")
+        return [pools[t.pool] for t in self.templates] if pools else [self.config["workers"]]
 
     def _warm_up(self):
         """Waits until `kscaler plan` has every signal it needs: the stabilization window's
@@ -163,8 +180,10 @@ class Sandbox:
 
     # MARK: run
 
-    def run_scenario(self, first_run_offsets=None):
-        """Plays the scenario once with `loops` concurrent kscaler loops; returns the Result."""
+    def run_scenario(self, first_run_offsets=None, until=None, settle=0.0):
+        """Plays the scenario once with `loops` concurrent kscaler loops; returns the Result.
+        `until(sample)`: the scenario stops `settle` seconds after the first sample (of the
+        scenario, not the warm-up) for which it is true, or at its end if none is."""
         self._check_abort()
         self.started_at = time.time()
         self.cluster.start_scenario(self.started_at)
@@ -184,8 +203,14 @@ class Sandbox:
         for loop in self.loops:
             loop.start()
         try:
-            if self.abort.wait(self.scenario.duration):
-                raise Aborted(f"sandbox {self.name} stopped before it finished")
+            deadline, met = self.started_at + self.scenario.duration, False
+            while (remaining := deadline - time.time()) > 0:
+                if self.abort.wait(min(0.25, remaining)):
+                    raise Aborted(f"sandbox {self.name} stopped before it finished")
+                samples = self.cluster.record.samples
+                if until is not None and not met and samples and samples[-1].at >= self.started_at and until(samples[-1]):
+                    met, deadline = True, min(deadline, time.time() + settle)
+            self.ended_at = time.time()
         finally:
             stop.set()
             for loop in self.loops:
@@ -206,7 +231,8 @@ class Sandbox:
                             node_deleted_at=i.node_deleted_at and i.node_deleted_at - t0) for i in list(record.instances.values())],
             runs=[dict(asdict(r), t=r.started - t0, t_end=r.finished - t0) for r in runs],
             cluster_errors=list(record.errors),
-            evictions=[dict(e, t=round(e["at"] - t0, 3)) for e in list(record.evictions)])
+            evictions=[dict(e, t=round(e["at"] - t0, 3)) for e in list(record.evictions)],
+            ended=round(self.ended_at - t0, 3))
 
     # MARK: stop
 

@@ -18,6 +18,11 @@ A scenario is TOML (stdlib `tomllib`):
     kind = "ReplicaSet"          # the pods' owner kind (kube_pod_info created_by_kind)
     pdb_min_available = 2        # optional: a PodDisruptionBudget <name>-pdb selecting app=<name>,
                                  # minAvailable an int or "N%" (evictions refused below it)
+    # Optional placement constraints, written to the pods' spec as the API spells them:
+    node_selector = { workload = "batch" }                     # spec.nodeSelector
+    tolerations = [{ key = "dedicated", operator = "Equal", value = "batch", effect = "NoSchedule" }]
+    node_affinity = [{ matchExpressions = [{ key = "kscaler.io/pool", operator = "In", values = ["batch"] }] }]
+                                 # requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms
 
     [[phases]]                   # demand over time, one phase after the other
     name = "quiet"
@@ -31,6 +36,8 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .placement import NODE_SELECTOR_OPERATORS, TAINT_EFFECTS, Constraints
 
 UNITS = {"": 1, "Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4, "k": 1000, "M": 1000 ** 2, "G": 1000 ** 3}
 OWNER_KINDS = ("ReplicaSet", "StatefulSet", "Job", "DaemonSet", "ReplicationController")
@@ -86,6 +93,8 @@ class Workload:
     namespace: str
     # minAvailable of the workload's PodDisruptionBudget (an int or "N%"); None: no PDB.
     pdb_min_available: int | str | None = None
+    # Its pods' nodeSelector, required node affinity and tolerations.
+    constraints: Constraints = field(default_factory=Constraints)
 
     def min_available(self, expected):
         """The PDB's minAvailable in pods for `expected` matching pods, as the disruption
@@ -193,10 +202,11 @@ def parse(data, source="scenario"):
         where = f"workloads.{name}"
         if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name):
             raise ScenarioError(f"{where}: a workload name must be a Kubernetes name (lowercase letters, digits, -)")
-        unknown = set(spec) - {"cpu", "memory", "usage", "kind", "namespace", "pdb_min_available"}
+        unknown = set(spec) - {"cpu", "memory", "usage", "kind", "namespace", "pdb_min_available", "node_selector",
+                               "tolerations", "node_affinity"}
         if unknown:
             raise ScenarioError(f"{where}: unknown keys {sorted(unknown)}; use cpu, memory, usage, kind, namespace, "
-                                "pdb_min_available")
+                                "pdb_min_available, node_selector, tolerations, node_affinity")
         if "cpu" not in spec or "memory" not in spec:
             raise ScenarioError(f"{where}: cpu and memory requests are required")
         usage = positive_number(spec.get("usage", 0.6), where + ".usage", allow_zero=True)
@@ -206,7 +216,8 @@ def parse(data, source="scenario"):
                                 "(DaemonSet pods are added per node by the simulator)")
         workloads[name] = Workload(name, positive_number(spec["cpu"], where + ".cpu"), parse_bytes(spec["memory"], where + ".memory"),
                                    min(usage, 1.0), kind, spec.get("namespace", "default"),
-                                   parse_min_available(spec.get("pdb_min_available"), where + ".pdb_min_available"))
+                                   parse_min_available(spec.get("pdb_min_available"), where + ".pdb_min_available"),
+                                   parse_constraints(spec, where))
 
     phases, start = [], 0.0
     for index, spec in enumerate(data.get("phases", [])):
@@ -234,6 +245,52 @@ def parse_min_available(value, where):
     if isinstance(value, str) and re.fullmatch(r"\d{1,3}%", value.strip()) and int(value.strip()[:-1]) <= 100:
         return value.strip()
     raise ScenarioError(f"{where}: {value!r} is neither a whole number of pods nor a percentage; write e.g. 2 or \"50%\"")
+
+
+def parse_constraints(spec, where):
+    """node_selector, tolerations and node_affinity of a workload, checked as the API would."""
+    selector = spec.get("node_selector", {})
+    if not isinstance(selector, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in selector.items()):
+        raise ScenarioError(f"{where}.node_selector: write a table of label = \"value\" (values are strings: gpu = \"true\")")
+    tolerations = spec.get("tolerations", [])
+    if not isinstance(tolerations, list):
+        raise ScenarioError(f"{where}.tolerations: write a list of {{ key, operator, value, effect }}")
+    for index, toleration in enumerate(tolerations):
+        at = f"{where}.tolerations[{index}]"
+        if not isinstance(toleration, dict) or set(toleration) - {"key", "operator", "value", "effect", "tolerationSeconds"}:
+            raise ScenarioError(f"{at}: write {{ key = ..., operator = \"Equal\" | \"Exists\", value = ..., effect = ... }}")
+        operator = toleration.get("operator", "Equal")
+        if operator not in ("Equal", "Exists"):
+            raise ScenarioError(f"{at}.operator: {operator!r} is neither Equal nor Exists")
+        if operator == "Exists" and toleration.get("value"):
+            raise ScenarioError(f"{at}.value: must be empty when operator is Exists")
+        if not toleration.get("key") and operator != "Exists":
+            raise ScenarioError(f"{at}: a toleration without a key must have operator Exists")
+        if toleration.get("effect", "") not in ("",) + TAINT_EFFECTS:
+            raise ScenarioError(f"{at}.effect: {toleration['effect']!r} is not one of {', '.join(TAINT_EFFECTS)} (or empty: all)")
+    terms = spec.get("node_affinity", [])
+    if not isinstance(terms, list):
+        raise ScenarioError(f"{where}.node_affinity: write a list of {{ matchExpressions = [...] }} terms (ORed)")
+    for index, term in enumerate(terms):
+        at = f"{where}.node_affinity[{index}]"
+        if not isinstance(term, dict) or set(term) != {"matchExpressions"} or not isinstance(term["matchExpressions"], list):
+            raise ScenarioError(f"{at}: write {{ matchExpressions = [{{ key = ..., operator = ..., values = [...] }}] }}")
+        for n, requirement in enumerate(term["matchExpressions"]):
+            there = f"{at}.matchExpressions[{n}]"
+            if not isinstance(requirement, dict) or not requirement.get("key") or set(requirement) - {"key", "operator", "values"}:
+                raise ScenarioError(f"{there}: write {{ key = ..., operator = ..., values = [...] }}")
+            operator, values = requirement.get("operator"), requirement.get("values", [])
+            if operator not in NODE_SELECTOR_OPERATORS:
+                raise ScenarioError(f"{there}.operator: {operator!r} is not one of {', '.join(NODE_SELECTOR_OPERATORS)}")
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise ScenarioError(f"{there}.values: write a list of strings")
+            if operator in ("In", "NotIn") and not values:
+                raise ScenarioError(f"{there}.values: {operator} needs at least one value")
+            if operator in ("Exists", "DoesNotExist") and values:
+                raise ScenarioError(f"{there}.values: {operator} takes no values")
+            if operator in ("Gt", "Lt") and (len(values) != 1 or not re.fullmatch(r"-?\d+", values[0])):
+                raise ScenarioError(f"{there}.values: {operator} takes exactly one integer, as a string")
+    return Constraints(dict(selector), tuple(terms), tuple(tolerations))
 
 
 def never_ready(ordinal, share):

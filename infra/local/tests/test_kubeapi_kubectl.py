@@ -349,6 +349,78 @@ def test_without_valid_credentials_kubectl_reports_unauthorized(standin, tmp_pat
     assert basic.returncode != 0 and "error: You must be logged in to the server" in basic.stderr, basic.stderr
 
 
+def test_kubectl_reads_the_pools_nodes_and_the_pods_placement_as_the_simulation_serves_them(tmp_path, monkeypatch):
+    """The simulated cluster of scenarios/two-pools.toml (configs/pools.yaml's pools, one node
+    each) at its burst, served by the stand-in: kubectl shows each pool's labels and taints,
+    decodes every pod with its nodeSelector, tolerations and PodScheduled condition, and
+    selects the pending ones."""
+    require_kubectl()
+    import datetime
+
+    import yaml
+
+    from ksandbox import cluster as cluster_module
+    from ksandbox.aws import Instance
+    from ksandbox.placement import node_templates
+    from ksandbox.scenario import load
+
+    live = [("i-0g1", "t3.large", "general"), ("i-0b1", "c5.xlarge", "batch")]
+    monkeypatch.setattr(cluster_module, "managed_instances", lambda ec2, cluster_id: [
+        Instance(i, kind, "us-east-1a", f"172.31.0.{n + 20}", "running", datetime.datetime(2025, 1, 1), pool=pool)
+        for n, (i, kind, pool) in enumerate(live)])
+    s = StandIn(tmp_path)
+    cluster = cluster_module.SimulatedCluster(
+        load(HERE.parent / "scenarios/two-pools.toml"), None, "c1", 1, initial_instance_ids=[i for i, _, _ in live],
+        kube_state=s.state, templates=node_templates(yaml.safe_load((HERE.parent / "configs/pools.yaml").read_text())))
+    try:
+        cluster.start_scenario(cluster.now() - 20)  # in the burst
+        cluster.tick(ec2=object())
+        table = s.ok("get", "nodes", "--show-labels")
+        rows = {line.split()[0]: line.split()[-1].split(",") for line in table.splitlines()[1:]}
+        assert {"workload=batch", "kscaler.io/pool=batch", "node.kubernetes.io/instance-type=c5.xlarge",
+                "kubernetes.io/os=linux"} <= set(rows["i-0b1"]), table
+        assert {"workload=general", "kscaler.io/pool=general"} <= set(rows["i-0g1"]), table
+        assert s.ok("get", "nodes", "-l", "kscaler.io/pool=batch", "-o", "name").split() == ["node/i-0b1"]
+        assert "Taints:             dedicated=batch:NoSchedule" in s.ok("describe", "node", "i-0b1")
+
+        pods = {p["metadata"]["name"]: p for p in json.loads(s.ok("get", "pods", "-A", "-o", "json"))["items"]}
+        gpu = [p for name, p in pods.items() if name.startswith("gpu-")]
+        assert len(gpu) == 2 and all(p["spec"]["nodeSelector"] == {"gpu": "true"} for p in gpu)
+        for pod in gpu:
+            [condition] = pod["status"]["conditions"]
+            assert (condition["type"], condition["status"], condition["reason"]) == ("PodScheduled", "False", "Unschedulable")
+            assert condition["message"].startswith("0/2 nodes are available: ")
+        batch = [p for name, p in pods.items() if name.startswith("batch-")]
+        assert all({"key": "dedicated", "operator": "Equal", "value": "batch", "effect": "NoSchedule"} in p["spec"]["tolerations"]
+                   for p in batch)
+        assert {p["spec"].get("nodeName") for p in batch} == {"i-0b1", None}, "4 jobs on the batch node, 6 pending"
+        pending = s.ok("get", "pods", "-A", "--field-selector", "status.phase=Pending", "-o", "name").split()
+        assert len(pending) == 6 + 6 + 2 and "pod/gpu-00021" in pending
+        described = s.ok("describe", "pod", "-n", "ml", "gpu-00021")
+        assert "Node-Selectors:  gpu=true" in described and "PodScheduled   False" in described
+        assert "node.kubernetes.io/not-ready:NoExecute op=Exists for 300s" in described
+    finally:
+        cluster.exporter.stop()
+        s.stop()
+
+
+def test_kubectl_round_trips_a_pods_required_node_affinity(standin):
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kscaler.io/pool", "operator": "In", "values": ["batch"]},
+                              {"key": "gpu", "operator": "DoesNotExist"}]},
+        {"matchExpressions": [{"key": "workload", "operator": "NotIn", "values": ["general"]},
+                              {"key": "spot", "operator": "Exists"}]}]}}}
+    standin.state.add_pod("batch", "job-1", None, "Job", "job", requests={"cpu": 1}, phase="Pending", affinity=affinity,
+                          tolerations=[{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+                          unschedulable_message="0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.")
+    pod = json.loads(standin.ok("get", "pod", "-n", "batch", "job-1", "-o", "json"))
+    assert pod["spec"]["affinity"] == affinity
+    assert pod["spec"]["tolerations"] == [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["status"]["conditions"][0]["message"] == "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."
+    described = standin.ok("describe", "pod", "-n", "batch", "job-1")
+    assert "dedicated:NoSchedule op=Exists" in described, described
+
+
 def test_the_command_line_writes_credentials_prints_one_line_and_exits_with_its_stdin(tmp_path):
     require_kubectl()
     state_file = tmp_path / "state.json"
