@@ -198,10 +198,6 @@ def test_the_loop_converges_with_every_pod_on_a_node_of_its_pool_and_the_gpu_pod
     assert max(s["instances"] for s in result["samples"]) <= config["nodes"]["max"]
 
 
-@pytest.mark.xfail(reason="product: once a pool's first nodes are Ready, its window-max utilisation queries answer "
-                          "nothing until a full stabilization window of history exists, and the missing signal halts "
-                          "every pool's decision for that long (a pool with no nodes reports the same signals as "
-                          "unavailable and does not halt)", strict=False)
 def test_no_run_halts_while_the_new_batch_nodes_build_up_their_history(pools):
     """The scenario stops three runs after convergence, inside the first stabilization window
     of the batch pool's new nodes: a halt then would stop every pool from scaling (up too)."""
