@@ -160,7 +160,8 @@ def test_batch_nodes_are_spot_and_every_instance_carries_its_pools_tag(pools):
 def test_pods_no_pool_can_take_are_reported_by_name_and_nothing_is_launched_for_them(pools):
     result, _, config = pools
     first = acting_runs(result)[0]
-    at_run = max((s for s in result["samples"] if s["t"] <= first["t"]), key=lambda s: s["t"])
+    # The pods as the simulator had them while the run read the API (the gpu pods live as long as the burst).
+    at_run = max((s for s in result["samples"] if s["phase"] == "burst" and s["t"] <= first["t_end"]), key=lambda s: s["t"])
     gpu = at_run["unservable_pods"]
     assert len(gpu) == 2 and all(name.startswith("ml/gpu-") for name in gpu), f"the simulator's unservable pods: {gpu}"
     reported = first["report"]["decision"]["unservable_pods"]
