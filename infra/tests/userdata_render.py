@@ -132,7 +132,7 @@ nodes:
   max: 10
 workers:
   pool: batch
-  launch_template: {name: kscaler-demo-workers, version: $Latest}
+  launch_template: {name: kscaler-demo-batch, version: $Latest}
   instance_types: [t3.large]
   subnets: [subnet-0123456789abcdef0]
   sizes:
