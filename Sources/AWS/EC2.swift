@@ -24,26 +24,35 @@ package struct EC2Client: Sendable {
         for (index, id) in instanceIDs.enumerated() { parameters.append(("InstanceId.\(index + 1)", id)) }
         if instanceIDs.isEmpty { parameters.append(("MaxResults", String(maxResults))) }
 
-        var instances: [EC2Instance] = []
+        return try await paged("DescribeInstances", parameters) { root in
+            let page = try EC2Parsing.describeInstancesPage(root)
+            return (page.instances, page.nextToken)
+        }
+    }
+
+    /// Every item of a paged Describe call, following `NextToken` to the last page; an endpoint
+    /// that repeats a token, or sends one past `maxPages`, is broken and fails the call.
+    func paged<Item>(_ operation: String, _ parameters: [(String, String)],
+                     page parse: (XMLElement) throws -> (items: [Item], nextToken: String?)) async throws -> [Item] {
+        var items: [Item] = []
         var nextToken: String?
         var pages = 0
         repeat {
             pages += 1
             guard pages <= Self.maxPages else {
-                throw AWSResponseError(service: client.displayName, operation: "DescribeInstances", httpStatus: 200,
+                throw AWSResponseError(service: client.displayName, operation: operation, httpStatus: 200,
                                        detail: "still sending a NextToken after \(Self.maxPages) pages")
             }
-            let page = try EC2Parsing.describeInstancesPage(try await client.query(
-                operation: "DescribeInstances", version: Self.version,
-                parameters: parameters + (nextToken.map { [("NextToken", $0)] } ?? [])))
+            let page = try parse(try await client.query(operation: operation, version: Self.version,
+                                                        parameters: parameters + (nextToken.map { [("NextToken", $0)] } ?? [])))
             if let token = page.nextToken, token == nextToken {
-                throw AWSResponseError(service: client.displayName, operation: "DescribeInstances", httpStatus: 200,
+                throw AWSResponseError(service: client.displayName, operation: operation, httpStatus: 200,
                                        detail: "the same NextToken came back twice")
             }
-            instances += page.instances
+            items += page.items
             nextToken = page.nextToken
         } while nextToken != nil
-        return instances
+        return items
     }
 
     /// Launches `request.count` instances and returns them as EC2 first reports them

@@ -96,24 +96,10 @@ extension EC2Client {
             var parameters: [(String, String)] = [("Filter.1.Name", "spot-instance-request-id")]
             for (index, id) in chunk.enumerated() { parameters.append(("Filter.1.Value.\(index + 1)", id)) }
             parameters.append(("MaxResults", String(maxResults)))
-            var nextToken: String?
-            var pages = 0
-            repeat {
-                pages += 1
-                guard pages <= Self.maxPages else {
-                    throw AWSResponseError(service: client.displayName, operation: "DescribeSpotInstanceRequests", httpStatus: 200,
-                                           detail: "still sending a NextToken after \(Self.maxPages) pages")
-                }
-                let page = try EC2Parsing.describeSpotInstanceRequestsPage(try await client.query(
-                    operation: "DescribeSpotInstanceRequests", version: Self.version,
-                    parameters: parameters + (nextToken.map { [("NextToken", $0)] } ?? [])))
-                if let token = page.nextToken, token == nextToken {
-                    throw AWSResponseError(service: client.displayName, operation: "DescribeSpotInstanceRequests", httpStatus: 200,
-                                           detail: "the same NextToken came back twice")
-                }
-                requests += page.requests
-                nextToken = page.nextToken
-            } while nextToken != nil
+            requests += try await paged("DescribeSpotInstanceRequests", parameters) { root in
+                let page = try EC2Parsing.describeSpotInstanceRequestsPage(root)
+                return (page.requests, page.nextToken)
+            }
         }
         return requests
     }
