@@ -38,16 +38,6 @@ import TestSupport
         """
     }
 
-    /// The form fields of a recorded Query-protocol request.
-    static func form(_ request: RecordedRequest) -> [String: String] {
-        var fields: [String: String] = [:]
-        for pair in String(decoding: request.body, as: UTF8.self).split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            fields[parts[0]] = parts.count > 1 ? parts[1].replacing("+", with: " ").removingPercentEncoding : ""
-        }
-        return fields
-    }
-
     @Test(arguments: [
         ("InsufficientInstanceCapacity", 500, "We currently do not have sufficient m7i.large capacity in the Availability Zone you requested (us-east-1a)."),
         ("Unsupported", 400, "Your requested instance type (m7i.large) is not supported in your requested Availability Zone (us-east-1e)."),
@@ -81,7 +71,7 @@ import TestSupport
         defer { server.stop() }
         let instances = try await ec2(server).runInstances(Self.launchRequest)
         #expect(instances == [launched])
-        let tokens = server.requests.map { Self.form($0)["ClientToken"] }
+        let tokens = server.requests.map { $0.form["ClientToken"] }
         #expect(tokens.count == 3)
         #expect(Set(tokens).count == 1 && tokens[0]?.hasPrefix("kscaler-") == true,
                 "retries must carry the one client token made for the call, so EC2 launches once")
@@ -151,7 +141,7 @@ import TestSupport
             filters: [(name: "tag:kscaler:cluster", values: ["prod"]), (name: "instance-state-name", values: ["pending", "running"])],
             maxResults: 5)
         #expect(instances == fleet)
-        let first = Self.form(server.requests[0]), second = Self.form(server.requests[1])
+        let first = server.requests[0].form, second = server.requests[1].form
         #expect(first["Action"] == "DescribeInstances" && first["Version"] == "2016-11-15")
         #expect(first["Filter.1.Name"] == "tag:kscaler:cluster" && first["Filter.1.Value.1"] == "prod")
         #expect(first["Filter.2.Name"] == "instance-state-name" && first["Filter.2.Value.1"] == "pending" && first["Filter.2.Value.2"] == "running")
@@ -159,7 +149,7 @@ import TestSupport
         #expect(second["NextToken"] == "page-2" && second["Filter.1.Value.1"] == "prod")
 
         _ = try await client.describeInstances(filters: [], instanceIDs: ["i-1", "i-2"])
-        let byID = Self.form(server.requests[2])
+        let byID = server.requests[2].form
         #expect(byID["InstanceId.1"] == "i-1" && byID["InstanceId.2"] == "i-2" && byID["MaxResults"] == nil)
     }
 
@@ -178,7 +168,7 @@ import TestSupport
         let ids = (0..<450).map { "sir-\($0)" } + ["sir-7"]
         let turns = Turns()
         let server = try StubHTTPServer { request in
-            let form = Self.form(request)
+            let form = request.form
             var asked: [String] = []
             while let id = form["Filter.1.Value.\(asked.count + 1)"] { asked.append(id) }
             let answer = asked.map { EC2SpotInstanceRequest(id: $0, instanceID: "i-\($0.dropFirst(4))", state: "active", statusCode: "fulfilled") }
@@ -193,7 +183,7 @@ import TestSupport
         #expect(requests.map(\.id) == (0..<450).map { "sir-\($0)" })
         #expect(requests.allSatisfy { $0.instanceID == "i-" + $0.id.dropFirst(4) && !$0.interruptionPending })
 
-        let forms = server.requests.map(Self.form)
+        let forms = server.requests.map(\.form)
         #expect(forms.count == 4)
         #expect(forms.allSatisfy { $0["Action"] == "DescribeSpotInstanceRequests" && $0["Filter.1.Name"] == "spot-instance-request-id"
             && $0["MaxResults"] == "1000" && $0["SpotInstanceRequestId.1"] == nil })
@@ -215,6 +205,6 @@ import TestSupport
         await #expect {
             try await ec2(server).runInstancesDryRun(Self.launchRequest)
         } throws: { "\($0)".contains("the endpoint ignored DryRun") }
-        #expect(Self.form(server.requests[0])["DryRun"] == "true")
+        #expect(server.requests[0].form["DryRun"] == "true")
     }
 }

@@ -141,19 +141,9 @@ import TestSupport
     // MARK: Spot (stand-in: moto launches any offering, so it cannot answer a capacity error,
     // and it cannot mark a Spot request for interruption)
 
-    /// The form fields of a recorded Query-protocol request.
-    static func form(_ request: RecordedRequest) -> [String: String] {
-        var fields: [String: String] = [:]
-        for pair in String(decoding: request.body, as: UTF8.self).split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            fields[parts[0]] = parts.count > 1 ? parts[1].replacing("+", with: " ").removingPercentEncoding : ""
-        }
-        return fields
-    }
-
     /// The offering a RunInstances request asks for, as EC2 would read it.
     static func offering(_ request: RecordedRequest) -> Offering {
-        let form = form(request)
+        let form = request.form
         return Offering(machineType: form["InstanceType"], placement: form["SubnetId"],
                         market: form["InstanceMarketOptions.MarketType"] == "spot" ? .spot : .onDemand)
     }
@@ -216,10 +206,10 @@ import TestSupport
         #expect(result.instances.map(\.id) == ["i-0ondemand"] && result.instances.map(\.market) == [.onDemand])
         // One request per offering, in order, each with its own token; only the spot ones carry market options.
         #expect(server.requests.map(Self.offering) == offerings)
-        #expect(server.requests.map { Self.form($0)["ClientToken"] } == ["ks-spot", "ks-spot-1", "ks-spot-2", "ks-spot-3"])
-        #expect(server.requests.map { Self.form($0)["InstanceMarketOptions.SpotOptions.SpotInstanceType"] } == ["one-time", "one-time", nil, nil])
-        #expect(server.requests.map { Self.form($0)["InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior"] } == ["terminate", "terminate", nil, nil])
-        #expect(server.requests.allSatisfy { Self.form($0)["InstanceMarketOptions.SpotOptions.MaxPrice"] == nil })
+        #expect(server.requests.map { $0.form["ClientToken"] } == ["ks-spot", "ks-spot-1", "ks-spot-2", "ks-spot-3"])
+        #expect(server.requests.map { $0.form["InstanceMarketOptions.SpotOptions.SpotInstanceType"] } == ["one-time", "one-time", nil, nil])
+        #expect(server.requests.map { $0.form["InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior"] } == ["terminate", "terminate", nil, nil])
+        #expect(server.requests.allSatisfy { $0.form["InstanceMarketOptions.SpotOptions.MaxPrice"] == nil })
     }
 
     @Test func spotOnlyOfferingsAllRefusedAreALaunchFailureNamingThemWithTheirMarket() async throws {
@@ -247,7 +237,7 @@ import TestSupport
             StandInInstance(id: "i-sir-d", state: "terminated", spotRequest: "sir-d"),
         ]
         let server = try StubHTTPServer { request in
-            switch Self.form(request)["Action"] {
+            switch request.form["Action"] {
             case "DescribeInstances": .text(Self.describeXML(instances))
             case "DescribeSpotInstanceRequests":
                 .text(Self.spotRequestsXML([("sir-a", "marked-for-termination"), ("sir-b", "fulfilled"), ("sir-c", "marked-for-stop")]))
@@ -261,7 +251,7 @@ import TestSupport
         #expect(listing.live.map(\.market) == [.onDemand, .spot, .spot, .spot])
         #expect(listing.live.map(\.pool) == ["general", "spot-pool", "spot-pool", nil])
         #expect(listing.ended == ["i-sir-d"])
-        let forms = server.requests.map(Self.form)
+        let forms = server.requests.map(\.form)
         #expect(forms.map { $0["Action"] } == ["DescribeInstances", "DescribeSpotInstanceRequests"])
         #expect(forms[1]["Filter.1.Name"] == "spot-instance-request-id")
         #expect(Set(forms[1].filter { $0.key.hasPrefix("Filter.1.Value.") }.values) == ["sir-a", "sir-b", "sir-c"])
@@ -275,12 +265,12 @@ import TestSupport
         defer { server.stop() }
         let listing = try await standInFleet(server).listMachines()
         #expect(listing.live.map(\.id) == ["i-0a", "i-0b"] && listing.live.allSatisfy { !$0.interrupted && $0.market == .onDemand })
-        #expect(server.requests.map { Self.form($0)["Action"] } == ["DescribeInstances"])
+        #expect(server.requests.map { $0.form["Action"] } == ["DescribeInstances"])
     }
 
     @Test func aFailedSpotRequestLookupFailsTheListing() async throws {
         let server = try StubHTTPServer { request in
-            Self.form(request)["Action"] == "DescribeInstances"
+            request.form["Action"] == "DescribeInstances"
                 ? .text(Self.describeXML([StandInInstance(id: "i-sir-a", spotRequest: "sir-a")]))
                 : .text(Self.errorXML("UnauthorizedOperation"), status: 403)
         }

@@ -31,6 +31,16 @@ package struct RecordedRequest: Sendable {
     }
 
     package func header(_ name: String) -> String? { values(of: name).first }
+
+    /// The form fields of a Query-protocol (AWS form-encoded) body, decoded.
+    package var form: [String: String] {
+        var fields: [String: String] = [:]
+        for pair in String(decoding: body, as: UTF8.self).split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            fields[parts[0]] = parts.count > 1 ? parts[1].replacing("+", with: " ").removingPercentEncoding : ""
+        }
+        return fields
+    }
 }
 
 /// What the stub does with one request.
