@@ -74,8 +74,14 @@ package struct EC2Fleet: Fleet {
     /// The pool a plan launches into.
     func pool(of plan: LaunchPlan) -> Pool { plan.pool.flatMap { pools[$0] } ?? defaultPool }
 
-    /// The default pool's user data (what a `workers:` configuration launches with).
-    package var userData: UserData { defaultPool.userData }
+    /// The first pool whose user data this configuration cannot render, and why (`run` and
+    /// `plan` refuse to start on it, exit 2; each launch into it would refuse anyway).
+    package var unrenderableUserData: (pool: String, problem: String)? {
+        for pool in pools.values.sorted(by: { $0.workers.pool < $1.workers.pool }) {
+            if case .unrenderable(let problem) = pool.userData { return (pool.workers.pool, problem) }
+        }
+        return nil
+    }
 
     /// kscaler's EC2 workers are named after their instance id (the user data names the node: userdata/); a node
     /// named otherwise is matched by its provider id `aws:///<az>/<instance-id>`.
@@ -200,8 +206,6 @@ package struct EC2Fleet: Fleet {
             clientToken: plan.launchID + (plan.pool.map { "-\($0)" } ?? "") + (attempt == 0 ? "" : "-\(attempt)"),
             market: offering.market == .spot ? .spot : .onDemand)
     }
-
-    var renderedUserData: String? { defaultPool.userData.rendered }
 
     static func managed(_ instance: EC2Instance) -> ManagedInstance? {
         let state: ManagedInstance.State

@@ -93,8 +93,9 @@ enum Evaluation {
             printError("kscaler: cannot start: \(error)")
             throw KScalerExit.observationFailed
         }
-        if case .unrenderable(let problem) = runtime.fleet.userData {
-            printError("kscaler: the worker user data cannot be rendered from this configuration: \(problem)")
+        if let (pool, problem) = runtime.fleet.unrenderableUserData {
+            let which = runtime.config.pools == nil ? "" : " of pool \(pool)"
+            printError("kscaler: the worker user data\(which) cannot be rendered from this configuration: \(problem)")
             throw KScalerExit.invalidConfig
         }
         let invocation = Evaluator.Invocation(runID: Runtime.newRunID(), owner: Runtime.leaseOwner(), deadline: end)
