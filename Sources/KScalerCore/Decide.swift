@@ -373,12 +373,13 @@ struct Planner {
             return Victim(instanceID: instance.id, machineType: instance.machineType, launchTime: instance.launchTime, nodeName: node.name,
                           nonDaemonSetPods: nil, pool: instance.pool)
         }
-        untaint = orphanTaints(cluster: cluster, drains: observation.drains, grace: policy.drain.orphanTaintGrace, now: now).map(\.name)
-        for step in drainSteps { reasons.append(Reason(.drainsOpen, describe(step))) }
-        for node in untaint {
-            reasons.append(Reason(.drainsOpen, "node \(node) carries kscaler's taint with no open drain (a crash, or a hand edit): "
-                + "untainted and uncordoned"))
+        // One pool's part sees only its own drains: the taints are the cluster's, judged once
+        // against every drain by `decidePooled`.
+        if policy.fleetPool == nil {
+            untaint = orphanTaints(cluster: cluster, drains: observation.drains, grace: policy.drain.orphanTaintGrace, now: now).map(\.name)
         }
+        for step in drainSteps { reasons.append(Reason(.drainsOpen, describe(step))) }
+        reasons += untaint.map(untaintReason)
     }
 
     private func describe(_ step: DrainStep) -> String {
@@ -545,4 +546,9 @@ struct Planner {
         if skipped.count > 5 { reasons.append(Reason(.notDrainable, "not drained: \(skipped.count - 5) more nodes")) }
         return chosen
     }
+}
+
+/// Why an orphaned taint is removed.
+func untaintReason(_ node: String) -> Reason {
+    Reason(.drainsOpen, "node \(node) carries kscaler's taint with no open drain (a crash, or a hand edit): untainted and uncordoned")
 }

@@ -155,7 +155,7 @@ func decidePooled(_ observation: Observation, policy: Policy, pools: [PoolPolicy
     let first = parts[0].1.counts
     let counts = NodeCounts(current: current, ready: outcomes.map(\.counts.ready).reduce(0, +), booting: outcomes.map(\.counts.booting).reduce(0, +),
                             desired: desired, clusterNodes: first.clusterNodes, clusterNotReady: first.clusterNotReady, ghostNodes: first.ghostNodes)
-    var reasons = notes + merged(parts.map { ($0.0.name, $0.1.reasons) })
+    var reasons = notes + merged(parts.map { ($0.0.name, $0.1.reasons) }) + untaint.map(untaintReason)
     reasons += poolNotes.map { Reason($0.1.code, "pool \($0.0): " + $0.1.message) }
     var drain = DrainDecision(steps: parts.flatMap(\.1.drain.steps), untaint: untaint, drainVictims: observation.cluster != nil,
                               interrupted: parts.flatMap(\.1.drain.interrupted))

@@ -195,6 +195,8 @@ private struct Pools {
     var nodeLabels: [String: [String: String]] = [:]
     var nodeTaints: [String: [Taint]] = [:]
     var allocatable = Resources(cpu: 2, memory: 8 * Double(gib))
+    /// Nodes carrying kscaler's drain taint (put on an hour ago), cordoned.
+    var drainTainted: Set<String> = []
 
     init() {
         let id = cluster.addWorker()
@@ -217,6 +219,8 @@ private struct Pools {
         if api {
             let nodes = cluster.nodes.map { node in
                 ClusterNode(name: node.name, uid: "uid-\(node.name)", providerID: nil, ready: node.ready, machineID: node.instanceID,
+                            unschedulable: drainTainted.contains(node.name), hasDrainTaint: drainTainted.contains(node.name),
+                            drainTaintedAt: drainTainted.contains(node.name) ? t0.addingTimeInterval(-3600) : nil,
                             hasOtherNoScheduleTaint: !(nodeTaints[node.name] ?? []).isEmpty, allocatable: allocatable,
                             labels: nodeLabels[node.name] ?? [:], taints: nodeTaints[node.name] ?? [])
             }
@@ -409,6 +413,28 @@ struct TaintedPoolScaleDownTests {
 
 extension Decision.Action {
     fileprivate var victims: [String]? { if case .scaleDown(let victims) = self { victims.map(\.instanceID) } else { nil } }
+}
+
+@Suite("pools: kscaler's taints")
+struct PooledTaintTests {
+    @Test("a drain open in one pool is no orphaned taint to another; a taint with no drain anywhere is removed once")
+    func orphanTaintsAreJudgedAgainstEveryDrain() throws {
+        var setup = Pools()
+        let draining = setup.cluster.addWorker(pods: 0, type: "c5.xlarge")
+        setup.cluster.instances[setup.cluster.instances.count - 1].pool = "batch"
+        setup.poolReadings["batch"] = setup.poolReadings["general"]
+        setup.cluster.drains = [OpenDrain(node: draining, machine: draining, startedAt: t0.addingTimeInterval(-3600),
+                                          deadline: t0.addingTimeInterval(600), podsLeft: 0)]
+        setup.drainTainted = [draining]
+        let kept = setup.decide()
+        #expect(kept.drain.untaint.isEmpty)
+        #expect(!kept.reasons.contains { $0.message.contains("carries kscaler's taint with no open drain") }, "\(kept.reasons)")
+
+        setup.cluster.drains = []
+        let orphaned = setup.decide()
+        #expect(orphaned.drain.untaint == [draining])
+        #expect(orphaned.reasons.filter { $0.message.contains("node \(draining) carries kscaler's taint") }.count == 1, "\(orphaned.reasons)")
+    }
 }
 
 @Suite("pools: Spot interruptions")
