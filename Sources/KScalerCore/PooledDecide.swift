@@ -87,7 +87,7 @@ func decidePooled(_ observation: Observation, policy: Policy, pools: [PoolPolicy
     }
 
     // The cluster's own signals (pending pods, readiness); utilisation is each pool's.
-    var global = Planner(observation: observation, policy: policy, now: now)
+    let global = Planner(observation: observation, policy: policy, now: now)
     let signals = global.signalVerdicts(required: global.requiredSignals().subtracting(Signal.utilization))
         .filter { !Signal.utilization.contains($0.signal) }
     let untaint = observation.cluster.map { cluster in

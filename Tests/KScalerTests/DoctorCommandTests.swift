@@ -60,6 +60,34 @@ import TestSupport
         }
     }
 
+    /// With pools, a launch is dry-run for every pool, a Spot pool's in the Spot market; the
+    /// join parameters they share are read once.
+    @Test func withPoolsEveryPoolsLaunchIsDryRun() async throws {
+        try await EndToEndHarness.with { harness in
+            let ssm = harness.fixture.context.ssm
+            try await ssm.putParameter(name: "/kscaler/\(harness.clusterID)/join-token", value: "K10-\(Peers.uniqueName("t"))")
+            try await ssm.putParameter(name: "/kscaler/\(harness.clusterID)/server-url", value: "https://10.0.0.10:6443", type: .string)
+            let single = try String(contentsOfFile: harness.configPath, encoding: .utf8)
+            let workers = try #require(single.range(of: "workers:\n"))
+            let kubernetes = try #require(single.range(of: "kubernetes:", range: workers.upperBound..<single.endIndex))
+            let pool = { (name: String, market: String) in
+                "  \(name):\n    capacity_type: \(market)\n    image_id: ami-760aaa0f\n    instance_types: [t3.large]\n"
+                    + "    subnets: [\(harness.subnet)]\n    sizes: {t3.large: {cpu: 2, memory: 8Gi}}\n    max: 3\n"
+            }
+            let pooled = String(single[..<workers.lowerBound]).replacing(#/nodes: \{min: \d+, /#, with: "nodes: {")
+                + "pools:\n" + pool("general", "on-demand") + pool("batch", "spot") + String(single[kubernetes.lowerBound...])
+            try pooled.write(toFile: harness.configPath, atomically: true, encoding: .utf8)
+
+            let result = try await harness.kscaler(["doctor"])
+            let lines = result.stdout.split(separator: "\n").map(String.init)
+            let batch = lines.first { $0.hasPrefix("ok   ec2 launch (pool batch) ") }
+            let general = lines.first { $0.hasPrefix("ok   ec2 launch (pool general) ") }
+            #expect(batch?.hasSuffix("RunInstances dry run passed for t3.large in \(harness.subnet) (Spot)") == true, "\(result.stdout)")
+            #expect(general?.hasSuffix("RunInstances dry run passed for t3.large in \(harness.subnet)") == true, "\(result.stdout)")
+            #expect(result.stdout.components(separatedBy: "join token").count == 2, "the shared join token is read once")
+        }
+    }
+
     @Test func aMissingJoinParameterFailsWithHowToCreateIt() async throws {
         try await EndToEndHarness.with { harness in
             let result = try await harness.kscaler(["doctor"])
