@@ -74,12 +74,41 @@ package struct Evaluator: Sendable {
     /// The full observation and decision with no writes at all: no lease, no state, no
     /// history; EC2 actions only as `DryRun=true`, so missing IAM permissions show up.
     package func plan(_ invocation: Invocation) async -> RunReport {
-        let report = RunReport(runID: invocation.runID, mode: .plan, clusterID: config.clusterID, startedAt: clock())
+        await plan(invocation, report: RunReport(runID: invocation.runID, mode: .plan, clusterID: config.clusterID, startedAt: clock()))
+    }
+
+    /// An operator's request (`kscaler scale`): a run under the lease that decides by
+    /// `Decision.manual` instead of the policy, acts the same way, sets or lifts the hold, and
+    /// is recorded as manual whatever came of it. `dryRun` is its plan: nothing written.
+    package func scale(_ invocation: Invocation, request: ManualRequest, releaseHold: Bool = false, dryRun: Bool = false) async -> RunReport {
+        var report = RunReport(runID: invocation.runID, mode: dryRun ? .plan : .run, clusterID: config.clusterID, startedAt: clock())
+        report.manual = request
+        let policy = config.policy
+        let manual = Evaluator(config: config, store: store, fleet: fleet, metrics: metrics, cluster: cluster, decider: { observation, now in
+            Decision.manual(request, observation: observation, policy: policy, now: now)
+        }, clock: clock, logger: logger)
+        let settle: Settle = { decision, now, after, report in
+            guard decision.halt == nil else { return }
+            if let length = request.hold, let target = decision.manualTarget {
+                after.hold = Hold(target: target, pool: request.pool, until: now.addingTimeInterval(length),
+                                  forced: decision.reasons.contains { $0.code == .manualForce }, by: request.by, reason: request.reason, setAt: now)
+            } else if releaseHold || after.hold != nil {
+                // A new request replaces the hold it would otherwise fight with.
+                after.hold = nil
+            }
+        }
+        guard !dryRun else { return await manual.plan(invocation, report: report, settle: settle) }
+        return await manual.withLease(invocation, report: report) { lease, state, report in
+            await manual.evaluate(state: state, mode: .real(lease), report: report, settle: settle)
+        }
+    }
+
+    private func plan(_ invocation: Invocation, report: RunReport, settle: Settle? = nil) async -> RunReport {
         let end = invocation.deadline ?? .now + .seconds(config.lease.ttl)
         return await RequestDeadline.enforcing(end) { [self, store, report] in
             var report = report
             do {
-                (report, _) = await evaluate(state: try await store.readState(), mode: .dryRun, report: report)
+                (report, _) = await evaluate(state: try await store.readState(), mode: .dryRun, report: report, settle: settle)
             } catch {
                 report.errors.append(describeError(error))
                 report.outcome = .failed
@@ -177,9 +206,12 @@ package struct Evaluator: Sendable {
         + "so there is no scale-down unless scale_down.without_drain terminates nodes without one, and the Node objects of terminated "
         + "instances are left behind, NotReady (kscaler does not count them); `kscaler config check` says why"
 
+    /// What an operator's request changes in the state besides the actions: the hold.
+    typealias Settle = @Sendable (Decision, Date, inout StateDocument, inout RunReport) -> Void
+
     /// Observe, decide, act; each step returns what it found or did, and any failure ends the
     /// steps with what had happened so far. Returns the report and the state to record.
-    func evaluate(state: StateDocument, mode: ActMode, report: RunReport) async -> (RunReport, StateDocument) {
+    func evaluate(state: StateDocument, mode: ActMode, report: RunReport, settle: Settle? = nil) async -> (RunReport, StateDocument) {
         var report = report, after = state
         do {
             let observed = try await observe(state: state)
@@ -187,8 +219,12 @@ package struct Evaluator: Sendable {
             report.notes += observed.notes
             report.actions += observed.recovered
             after = state.applying(StateChanges(clearLaunchIntent: observed.intentSettled), pool: config.workers.pool)
-            let decision = decider(observed.observation, clock())
+            let decidedAt = clock()
+            let decision = decider(observed.observation, decidedAt)
             report.decision = decision
+            // A hold that ended is lifted by the first run that sees it.
+            if let hold = state.hold, !hold.isActive(at: decidedAt) { after.hold = nil }
+            settle?(decision, decidedAt, &after, &report)
             var acted = await act(decision, mode: mode, state: state, observed: observed)
             if let nodes = observed.observation.cluster?.nodes {
                 await tendNodes(nodes, observed: observed, mode: mode, state: state, into: &acted)
@@ -208,6 +244,8 @@ package struct Evaluator: Sendable {
             if let aborted = acted.abortedDrains { after.abortedDrains = aborted }
             report.drainDurations = acted.drainDurations
             report.drainsOpen = after.drains.count
+            report.hold = after.hold
+            report.holdChanged = after.hold != state.hold
             if let error = acted.error { report.errors.append(describeError(error)) }
         } catch {
             report.errors.append(describeError(error))

@@ -122,9 +122,13 @@ package struct RunEvent: Sendable, Equatable, Codable {
     package var actions: [ActionRecord]
     package var errors: [String]
     package var leaseToken: Int?
+    /// The operator's request, for a `kscaler scale` run: recorded as manual, with its reason.
+    package var manual: ManualRequest?
+    /// The hold this run set (`kscaler scale --hold`).
+    package var hold: Hold?
 
     package init(runID: String, startedAt: Date, finishedAt: Date, outcome: Outcome, action: String, counts: NodeCounts?,
-                reasons: [String], actions: [ActionRecord], errors: [String], leaseToken: Int?) {
+                reasons: [String], actions: [ActionRecord], errors: [String], leaseToken: Int?, manual: ManualRequest? = nil, hold: Hold? = nil) {
         self.runID = runID
         self.startedAt = startedAt
         self.finishedAt = finishedAt
@@ -135,11 +139,13 @@ package struct RunEvent: Sendable, Equatable, Codable {
         self.actions = actions
         self.errors = errors
         self.leaseToken = leaseToken
+        self.manual = manual
+        self.hold = hold
     }
 
     enum CodingKeys: String, CodingKey {
         case runID = "run_id", startedAt = "started_at", finishedAt = "finished_at", outcome, action, counts, reasons, actions, errors
-        case leaseToken = "lease_token"
+        case leaseToken = "lease_token", manual, hold
     }
 }
 

@@ -58,6 +58,12 @@ package struct RunReport: Sendable, Codable {
     /// Facts worth a line that are not decisions (a resumed launch intent, a released lease).
     package var notes: [String]
     package var errors: [String]
+    /// The operator's request, for `kscaler scale`.
+    package var manual: ManualRequest?
+    /// The operator's hold in force once the run is over (set by this run, or still running).
+    package var hold: Hold?
+    /// This run set a new hold (`--hold`) or lifted one (`--release-hold`, or it had ended).
+    package var holdChanged = false
 
     package init(runID: String, mode: Mode, clusterID: String, startedAt: Date) {
         self.runID = runID
@@ -74,7 +80,7 @@ package struct RunReport: Sendable, Codable {
     enum CodingKeys: String, CodingKey {
         case runID = "run_id", mode, clusterID = "cluster_id", startedAt = "started_at", finishedAt = "finished_at", outcome
         case lease, leaseReleased = "lease_released", observation, decision, actions, nodeCleanup = "node_cleanup"
-        case drainDurations = "drain_durations", drainsOpen = "drains_open", notes, errors
+        case drainDurations = "drain_durations", drainsOpen = "drains_open", notes, errors, manual, hold, holdChanged = "hold_changed"
     }
 
     /// The history event for this run, or nil when it neither decided, did nor failed anything
@@ -82,7 +88,8 @@ package struct RunReport: Sendable, Codable {
     package var historyEvent: RunEvent? {
         let decided = decision.map { $0.action != .none || !$0.failedBoots.isEmpty } ?? false
         let failed = outcome == .failed || outcome == .actionFailed || outcome == .actionResultUnknown
-        guard decided || failed || !actions.isEmpty || !errors.isEmpty else { return nil }
+        // An operator's request is always kept, refused or not: the history is its audit trail.
+        guard decided || failed || !actions.isEmpty || !errors.isEmpty || manual != nil || holdChanged else { return nil }
         let eventOutcome: RunEvent.Outcome = switch outcome {
         case .acted: .acted
         case .nothing, .skipped: .nothing
@@ -92,7 +99,8 @@ package struct RunReport: Sendable, Codable {
         }
         return RunEvent(runID: runID, startedAt: startedAt, finishedAt: finishedAt, outcome: eventOutcome,
                         action: decision?.action.kindName ?? "none", counts: decision?.counts,
-                        reasons: decision?.reasons.map(\.message) ?? [], actions: actions, errors: errors, leaseToken: lease?.token)
+                        reasons: decision?.reasons.map(\.message) ?? [], actions: actions, errors: errors, leaseToken: lease?.token,
+                        manual: manual, hold: holdChanged ? hold : nil)
     }
 }
 

@@ -79,7 +79,7 @@ extension Evaluator {
         let now = clock()
         var observation = Observation(readings: readings.readings, nodes: nodes, instances: listing.live, endedMachines: ended,
                                       state: state.pool(config.workers.pool), cluster: cluster, drains: state.drains,
-                                      abortedDrains: state.abortedDrains.filter { $0.until > now })
+                                      abortedDrains: state.abortedDrains.filter { $0.until > now }, hold: state.hold)
         if let pools = config.pools {
             observation.state = ScalerState()
             observation.poolStates = Dictionary(pools.keys.map { ($0, state.pool($0)) }, uniquingKeysWith: { first, _ in first })

@@ -22,15 +22,18 @@ package struct StateDocument: Sendable, Equatable, Codable {
     package var abortedDrains: [AbortedDrain]
     /// Nodes whose machine is gone, still to delete from the cluster (`planNodeCleanup`).
     package var ghostNodes: [GhostNode]
+    /// An operator's hold (`kscaler scale --hold`); cleared by the first run after it ends.
+    package var hold: Hold?
 
     package init(pools: [String: ScalerState] = [:], launchIntent: LaunchIntent? = nil, drains: [OpenDrain] = [],
-                abortedDrains: [AbortedDrain] = [], ghostNodes: [GhostNode] = []) {
+                abortedDrains: [AbortedDrain] = [], ghostNodes: [GhostNode] = [], hold: Hold? = nil) {
         version = Self.currentVersion
         self.pools = pools
         self.launchIntent = launchIntent
         self.drains = drains
         self.abortedDrains = abortedDrains
         self.ghostNodes = ghostNodes
+        self.hold = hold
     }
 
     /// The memory of one pool; a pool never seen starts empty.
@@ -49,7 +52,7 @@ package struct StateDocument: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, pools, launchIntent = "launch_intent", drains, abortedDrains = "aborted_drains", ghostNodes = "ghost_nodes"
+        case version, pools, launchIntent = "launch_intent", drains, abortedDrains = "aborted_drains", ghostNodes = "ghost_nodes", hold
     }
 
     package init(from decoder: any Decoder) throws {
@@ -64,6 +67,7 @@ package struct StateDocument: Sendable, Equatable, Codable {
         drains = try container.decodeIfPresent([OpenDrain].self, forKey: .drains) ?? []
         abortedDrains = try container.decodeIfPresent([AbortedDrain].self, forKey: .abortedDrains) ?? []
         ghostNodes = try container.decodeIfPresent([GhostNode].self, forKey: .ghostNodes) ?? []
+        hold = try container.decodeIfPresent(Hold.self, forKey: .hold)
     }
 }
 

@@ -32,10 +32,29 @@ import Foundation
 /// With `pools:` (`policy.pools`), the same rules hold for each pool on its own machines, its
 /// own bounds, cooldowns and utilisation, and the unschedulable pods routed to it; see
 /// `decidePooled` for how the parts are put together.
+///
+/// An operator's hold (`observation.hold`, `kscaler scale --hold`) comes before all of this:
+/// while it is in force the fleet is only kept at its target (`Decision.holding`).
 package func decide(_ observation: Observation, policy: Policy, now: Date) -> Decision {
+    if let hold = observation.hold {
+        if hold.isActive(at: now) { return Decision.holding(hold, observation: observation, policy: policy, now: now) }
+        var decision = decide(observation.releasing(), policy: policy, now: now)
+        decision.reasons.insert(Reason(.holdEnded, "the hold (\(hold.summary)) ended \(formatDuration(now.timeIntervalSince(hold.until))) ago: "
+            + "deciding as usual"), at: 0)
+        return decision
+    }
     if let pools = policy.pools { return decidePooled(observation, policy: policy, pools: pools, now: now) }
     var planner = Planner(observation: observation, policy: policy, now: now)
     return planner.decide()
+}
+
+extension Observation {
+    /// This observation without its hold.
+    func releasing() -> Observation {
+        var observation = self
+        observation.hold = nil
+        return observation
+    }
 }
 
 struct Planner {
@@ -338,7 +357,7 @@ struct Planner {
 
     /// Steps for the open drains. Unschedulable pods cancel them all (scale-up wins); a fleet
     /// that would end below `nodes.min` keeps its newest drains' nodes.
-    private mutating func planDrains() {
+    mutating func planDrains() {
         guard let cluster = observation.cluster else {
             if !observation.drains.isEmpty {
                 reasons.append(Reason(.drainsOpen, "\(observation.drains.count) drain\(observation.drains.count == 1 ? "" : "s") open, but the "

@@ -44,6 +44,8 @@ package struct Decision: Sendable, Equatable, Codable {
     package enum Halt: String, Sendable, Equatable, Codable {
         case missingSignals = "missing_signals"
         case clusterUnhealthy = "cluster_unhealthy"
+        /// An operator's request that cannot be carried out as asked (`Decision.manual`).
+        case refused
     }
 
     package var action: Action
@@ -67,6 +69,9 @@ package struct Decision: Sendable, Equatable, Codable {
     package var pools: [PoolOutcome]
     /// Unschedulable pods no pool can take, each with why: nothing is launched for them.
     package var unservablePods: [UnservablePod]
+    /// An operator's target (`Decision.manual`, `Decision.holding`): the managed machines (of
+    /// the request's pool) it takes the fleet to; nil for a policy's decision.
+    package var manualTarget: Int?
 
     package init(action: Action, failedBoots: [FailedBoot], halt: Halt?, counts: NodeCounts, sizing: SizingUnit?,
                 launchCandidates: [Offering], reasons: [Reason], signals: [SignalVerdict], cooldowns: [CooldownStatus],
@@ -97,7 +102,7 @@ package struct Decision: Sendable, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case action, failedBoots = "failed_boots", halt, counts, sizing, launchCandidates = "launch_candidates"
-        case reasons, signals, cooldowns, drain, pools, unservablePods = "unservable_pods"
+        case reasons, signals, cooldowns, drain, pools, unservablePods = "unservable_pods", manualTarget = "manual_target"
     }
 
     package init(from decoder: any Decoder) throws {
@@ -112,6 +117,7 @@ package struct Decision: Sendable, Equatable, Codable {
                   drain: try container.decodeIfPresent(DrainDecision.self, forKey: .drain) ?? DrainDecision(),
                   pools: try container.decodeIfPresent([PoolOutcome].self, forKey: .pools) ?? [],
                   unservablePods: try container.decodeIfPresent([UnservablePod].self, forKey: .unservablePods) ?? [])
+        manualTarget = try container.decodeIfPresent(Int.self, forKey: .manualTarget)
     }
 }
 
@@ -338,6 +344,14 @@ package struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
         case drainUnavailable = "drain_unavailable"
         /// An operator's target (`Decision.manual`), not the metrics, decided.
         case manualTarget = "manual_target"
+        /// An operator's request refused whole: nothing changes.
+        case manualRefused = "manual_refused"
+        /// `--force` took a target past `nodes.min`/`nodes.max`.
+        case manualForce = "manual_force"
+        /// An operator's hold is in force: no automatic decision (`Hold`).
+        case held
+        /// An operator's hold ended: decided as usual again.
+        case holdEnded = "hold_ended"
         /// Unschedulable pods no pool can take: nothing is launched for them.
         case unservablePods = "unservable_pods"
         /// How the pools' parts were put together: the cluster cap, one direction per run.

@@ -258,11 +258,13 @@ package struct Observation: Sendable, Equatable, Codable {
     /// unavailable offerings). `readings` and `state` then hold the cluster's and nothing.
     package var poolReadings: [String: [Signal: Reading]]
     package var poolStates: [String: ScalerState]
+    /// An operator's hold from the state item (`kscaler scale --hold`), in force or ended.
+    package var hold: Hold?
 
     package init(readings: [Signal: Reading], nodes: [NodeObservation], instances: [ManagedInstance],
                  endedMachines: Set<String> = [], state: ScalerState = ScalerState(), cluster: ClusterView? = nil,
                  drains: [OpenDrain] = [], abortedDrains: [AbortedDrain] = [], poolReadings: [String: [Signal: Reading]] = [:],
-                 poolStates: [String: ScalerState] = [:]) {
+                 poolStates: [String: ScalerState] = [:], hold: Hold? = nil) {
         self.readings = readings
         self.nodes = nodes
         self.instances = instances
@@ -273,6 +275,7 @@ package struct Observation: Sendable, Equatable, Codable {
         self.abortedDrains = abortedDrains
         self.poolReadings = poolReadings
         self.poolStates = poolStates
+        self.hold = hold
     }
 
     /// Nodes whose machine is gone (a terminated instance's Node object left behind): not
@@ -283,7 +286,7 @@ package struct Observation: Sendable, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case readings, nodes, instances, endedMachines = "ended_instances", state, drains, abortedDrains = "aborted_drains"
-        case poolReadings = "pool_readings", poolStates = "pool_states"
+        case poolReadings = "pool_readings", poolStates = "pool_states", hold
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -297,6 +300,7 @@ package struct Observation: Sendable, Equatable, Codable {
         try container.encode(abortedDrains, forKey: .abortedDrains)
         if !poolReadings.isEmpty { try container.encode(poolReadings, forKey: .poolReadings) }
         if !poolStates.isEmpty { try container.encode(poolStates, forKey: .poolStates) }
+        try container.encodeIfPresent(hold, forKey: .hold)
     }
 
     package init(from decoder: any Decoder) throws {
@@ -311,6 +315,7 @@ package struct Observation: Sendable, Equatable, Codable {
         abortedDrains = try container.decodeIfPresent([AbortedDrain].self, forKey: .abortedDrains) ?? []
         poolReadings = try container.decodeIfPresent([String: [Signal: Reading]].self, forKey: .poolReadings) ?? [:]
         poolStates = try container.decodeIfPresent([String: ScalerState].self, forKey: .poolStates) ?? [:]
+        hold = try container.decodeIfPresent(Hold.self, forKey: .hold)
     }
 
     package func reading(_ signal: Signal) -> Reading { readings[signal] ?? .noData }

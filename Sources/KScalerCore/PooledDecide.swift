@@ -72,16 +72,7 @@ func decidePooled(_ observation: Observation, policy: Policy, pools: [PoolPolicy
             if observation.reading(.unschedulablePods).usableValue != nil { part.readings[.unschedulablePods] = .value(0) }
         }
         for signal in Signal.utilization { part.readings[signal] = observation.poolReadings[pool.name]?[signal] ?? .noData }
-        var partPolicy = policy
-        partPolicy.pools = nil
-        partPolicy.fleetPool = pool.name
-        partPolicy.nodes = pool.nodes
-        partPolicy.scaleUp = pool.scaleUp
-        partPolicy.scaleDown = pool.scaleDown
-        // Not a pool's to override: the window is the queries', without_drain the cluster's.
-        partPolicy.scaleDown.withoutDrain = policy.scaleDown.withoutDrain
-        partPolicy.scaleDown.stabilizationWindow = policy.scaleDown.stabilizationWindow
-        partPolicy.capacity = pool.capacity
+        let partPolicy = policy.part(for: pool)
         var planner = Planner(observation: part, policy: partPolicy, now: now)
         return (pool, planner.decide(), demand)
     }

@@ -97,10 +97,12 @@ struct Cluster {
     var cluster: ClusterView?
     var drains: [OpenDrain] = []
     var abortedDrains: [AbortedDrain] = []
+    /// An operator's hold (`kscaler scale --hold`).
+    var hold: Hold?
 
     var observation: Observation {
         Observation(readings: readings, nodes: nodes, instances: instances, endedMachines: endedMachines, state: state,
-                    cluster: cluster, drains: drains, abortedDrains: abortedDrains)
+                    cluster: cluster, drains: drains, abortedDrains: abortedDrains, hold: hold)
     }
 
     func decide(_ policy: Policy = .test()) -> Decision {

@@ -178,20 +178,61 @@ import Testing
     }
 
     /// The lease, observation, actions and record around a decision are the same whatever
-    /// decides: here an operator's target instead of the metrics (which ask for nothing).
-    @Test func anInjectedDeciderRunsInsideTheSameLeaseAndActions() async {
+    /// decides: here an operator's request (`kscaler scale`) instead of the metrics (which ask
+    /// for nothing). Its hold goes into the state, its request into the history.
+    @Test func anOperatorsRequestRunsInsideTheSameLeaseAndActions() async throws {
         let journal = Journal()
-        let policy = Self.config.policy
+        let request = ManualRequest(change: .to(3), hold: 600, reason: "launch day", by: "alice")
         let report = await Evaluator(
             config: Self.config, store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument())),
             fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
             metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 0),
-            decider: { observation, now in Decision.manual(target: 3, observation: observation, policy: policy, now: now) },
-            clock: { Self.t0.addingTimeInterval(5) }).run(invocation)
+            clock: { Self.t0.addingTimeInterval(5) }).scale(invocation, request: request)
         #expect(report.outcome == .acted)
         #expect(journal.all.contains("intent 2"))
         #expect(journal.all.last == "finish up=true down=false clearIntent=true event=acted")
         #expect(report.decision?.reasons.map(\.code) == [.manualTarget])
+        let hold = Hold(target: 3, until: Self.t0.addingTimeInterval(605), by: "alice", reason: "launch day", setAt: Self.t0.addingTimeInterval(5))
+        #expect(journal.finished.withLock { $0 }?.hold == hold)
+        #expect(report.historyEvent?.manual == request)
+        #expect(report.historyEvent?.hold == hold)
+    }
+
+    @Test func aRefusedRequestChangesNothingButIsRecorded() async throws {
+        let journal = Journal()
+        let held = Hold(target: 1, until: Self.t0.addingTimeInterval(600), by: "bob", setAt: Self.t0)
+        let report = await Evaluator(
+            config: Self.config, store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument(hold: held))),
+            fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
+            metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 0),
+            clock: { Self.t0.addingTimeInterval(5) }).scale(invocation, request: ManualRequest(change: .to(500), hold: 60, by: "alice"))
+        #expect(report.decision?.halt == .refused)
+        #expect(report.actions.isEmpty)
+        #expect(!journal.all.contains { $0.hasPrefix("intent") || $0.hasPrefix("launch") })
+        #expect(journal.finished.withLock { $0 } == nil, "the state (and bob's hold) untouched")
+        #expect(report.historyEvent?.manual?.by == "alice")
+        #expect(report.historyEvent?.outcome == .nothing)
+    }
+
+    @Test func aRunDuringAHoldTakesNoDecisionAndTheFirstAfterItLiftsIt() async throws {
+        let journal = Journal()
+        let held = Hold(target: 1, until: Self.t0.addingTimeInterval(60), by: "bob", setAt: Self.t0)
+        func run(at offset: TimeInterval) async -> RunReport {
+            await evaluator(store: FakeStore(journal: journal, acquisition: .acquired(Self.lease, StateDocument(hold: held))),
+                            fleet: FakeFleet(journal: journal, instances: [Self.instance("i-a")]),
+                            metrics: Self.metrics(journal, ids: ["i-a"], unschedulable: 4, cpu: 4),
+                            clock: Self.t0.addingTimeInterval(offset)).run(invocation)
+        }
+        let during = await run(at: 30)
+        #expect(during.decision?.action == Decision.Action.none)
+        #expect(during.decision?.reasons.first?.code == .held)
+        #expect(during.hold == held)
+        #expect(journal.finished.withLock { $0 } == nil, "nothing to write while the hold goes on")
+        let after = await run(at: 60)
+        #expect(after.decision.map { if case .scaleUp = $0.action { true } else { false } } == true)
+        #expect(after.hold == nil)
+        #expect(after.holdChanged)
+        #expect(journal.finished.withLock { $0 }?.hold == nil)
     }
 
     @Test func aLeaseHeldByAnotherRunIsSkippedWithoutObserving() async {
