@@ -68,6 +68,16 @@ package struct Pushgateway: Sendable {
             }
         }
         gauge("kscaler_drains_open", "Scale-down drains open after the last run.", [("", Double(report.drainsOpen))])
+        // A pinned size is the first thing to check when the fleet does not follow the load.
+        let hold = report.hold.flatMap { $0.isActive(at: report.finishedAt) ? $0 : nil }
+        gauge("kscaler_hold_active", "1 while an operator's hold (kscaler scale --hold) keeps runs from deciding.", [("", hold == nil ? 0 : 1)])
+        if let hold {
+            gauge("kscaler_hold_target_nodes", "The node count the operator's hold keeps.", [("", Double(hold.target))])
+            gauge("kscaler_hold_until_timestamp_seconds", "When the operator's hold ends (Unix seconds).", [("", hold.until.timeIntervalSince1970)])
+        }
+        if report.manual != nil {
+            gauge("kscaler_last_run_manual", "1 when the last run was an operator's request (kscaler scale).", [("", 1)])
+        }
         if let longest = report.drainDurations.max() {
             gauge("kscaler_drain_duration_seconds", "How long the drain the last run finished took, from cordon to terminate "
                 + "(the longest, when several finished).", [("", longest)])

@@ -182,7 +182,7 @@ private let durationUnits: [(suffix: String, seconds: Double)] = [
 ]
 
 /// `1h30m` → 5400. Nil unless the whole text is number-unit pairs.
-func parseDuration(_ text: String) -> TimeInterval? {
+package func parseDuration(_ text: String) -> TimeInterval? {
     var rest = Substring(text)
     var total: Double = 0
     guard !rest.isEmpty else { return nil }

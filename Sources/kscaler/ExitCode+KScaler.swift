@@ -16,6 +16,9 @@ enum KScalerExit {
     static let actionFailed = ExitCode(4)
     /// `kscaler doctor`: at least one check failed.
     static let checksFailed = ExitCode(5)
+    /// `kscaler scale`: the request was refused as a whole (outside the bounds without
+    /// `--force`, a protected or unknown machine); nothing changed, the refusal is in the history.
+    static let refused = ExitCode(6)
     /// Command-line usage error (unknown flag or subcommand); from the argument parser.
     static let usage = ExitCode(64)
 
@@ -27,6 +30,7 @@ enum KScalerExit {
       3   observation failed (AWS, Prometheus, lease table); no action taken
       4   an EC2 action failed; see `kscaler history`
       5   `kscaler doctor`: a check failed
+      6   `kscaler scale`: the request was refused (bounds, protection); nothing changed
       64  command-line usage error
     """
 }

@@ -13,7 +13,7 @@ struct KScalerCommand: AsyncParsableCommand {
         \(KScalerExit.helpText)
         """,
         version: kscalerVersion,
-        subcommands: [RunCommand.self, PlanCommand.self, DoctorCommand.self, ConfigCommand.self, LeaseCommand.self, HistoryCommand.self, UserdataCommand.self]
+        subcommands: [RunCommand.self, PlanCommand.self, ScaleCommand.self, DoctorCommand.self, ConfigCommand.self, LeaseCommand.self, HistoryCommand.self, UserdataCommand.self]
     )
 }
 

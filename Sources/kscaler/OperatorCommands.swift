@@ -58,8 +58,15 @@ struct LeaseCommand: AsyncParsableCommand {
             let now = Date()
             // Shown as a run would judge it: malformed attributes and times no correct clock wrote.
             holder.problems = holder.doubts(at: now, ttl: config.lease.ttl, clockSkew: config.lease.maxClockSkew)
-            if output == .json { print(try JSONOutput.render(holder)); return }
+            // The operator's hold lives in the same item: shown here, as it also stops runs from deciding.
+            let hold = try? await store.readState().hold
+            if output == .json { print(try JSONOutput.render(LeaseStatus(lease: holder, hold: hold.flatMap { $0 }))); return }
             let token = holder.token.map(String.init) ?? "unreadable"
+            defer {
+                if let hold = hold.flatMap({ $0 }), hold.isActive(at: now) {
+                    print("hold: \(hold.summary); `kscaler scale --release-hold` ends it")
+                }
+            }
             if let owner = holder.owner, holder.isHeld(at: now) {
                 print("lease held by \(owner)")
                 print("  token    \(token)")
@@ -111,6 +118,20 @@ struct LeaseCommand: AsyncParsableCommand {
     }
 }
 
+/// `lease status --output json`: the lease's fields as ever, and the operator's hold beside them.
+struct LeaseStatus: Encodable {
+    var lease: LeaseHolder
+    var hold: Hold?
+
+    private enum CodingKeys: String, CodingKey { case hold }
+
+    func encode(to encoder: any Encoder) throws {
+        try lease.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(hold, forKey: .hold)
+    }
+}
+
 struct HistoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "history", abstract: "What recent runs decided and did, newest first.")
@@ -133,6 +154,10 @@ struct HistoryCommand: AsyncParsableCommand {
         if events.isEmpty { print("no history yet for cluster \(config.clusterID)") }
         for event in events {
             print("\(ReportPrinter.time(event.startedAt))  \(ReportPrinter.pad(event.outcome.rawValue, 14))\(ReportPrinter.pad(event.action, 11))run \(event.runID)")
+            if let manual = event.manual {
+                print("    manual: kscaler scale \(manual.summary) by \(manual.by)" + (manual.reason.map { ": \"\($0)\"" } ?? ""))
+            }
+            if let hold = event.hold { print("    hold: \(hold.summary)") }
             for action in event.actions { print("    " + ReportPrinter.describe(action, plan: false)) }
             for reason in event.reasons { print("    - \(reason)") }
             for error in event.errors { print("    error: \(error)") }

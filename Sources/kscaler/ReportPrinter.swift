@@ -22,8 +22,18 @@ enum JSONOutput {
 enum ReportPrinter {
     static func human(_ report: RunReport, bounds: NodeBounds, now: Date) -> String {
         var lines: [String] = []
-        let title = report.mode == .plan ? "kscaler plan (dry run: nothing is written or changed)" : "kscaler run"
+        let command = report.manual == nil ? "" : " scale"
+        let title = report.mode == .plan ? "kscaler\(command.isEmpty ? " plan" : command + " --dry-run") (dry run: nothing is written or changed)"
+            : "kscaler" + (command.isEmpty ? " run" : command)
         lines.append("\(title) · cluster \(report.clusterID) · \(report.startedAt.formatted(.iso8601)) · run \(report.runID)")
+        if let manual = report.manual {
+            lines.append("request     \(manual.summary) by \(manual.by)" + (manual.reason.map { ": \"\($0)\"" } ?? ""))
+        }
+        if let hold = report.hold, hold.isActive(at: now) {
+            lines.append("hold        \(hold.summary)" + (report.holdChanged ? " (set by this \(report.mode == .plan ? "request" : "run"))" : ""))
+        } else if report.holdChanged {
+            lines.append("hold        lifted: runs decide by the policy again")
+        }
         if let lease = report.lease {
             if report.outcome == .skipped {
                 lines.append("lease       held by \(lease.owner ?? "?") until \(lease.expiresAt.map(time) ?? "?") — skipped")

@@ -62,9 +62,13 @@ struct PlanCommand: AsyncParsableCommand {
     }
 }
 
-/// The shared body of `run` and `plan`: wiring, deadline, signals, output, exit code.
+/// The shared body of `run`, `plan` and `scale`: wiring, deadline, signals, output, exit code.
 enum Evaluation {
-    static func execute(mode: RunReport.Mode, global: GlobalOptions, configOptions: ConfigOptions, options: EvaluateOptions) async throws {
+    /// What the command does once everything is wired: a run or a plan by default.
+    typealias Body = @Sendable (Evaluator, Evaluator.Invocation) async -> RunReport
+
+    static func execute(mode: RunReport.Mode, global: GlobalOptions, configOptions: ConfigOptions, options: EvaluateOptions,
+                        body: Body? = nil) async throws {
         // The whole process, credential lookups included, is over by `end`.
         let end = ContinuousClock.now + .seconds(options.timeout)
         let logger = global.makeLogger()
@@ -101,7 +105,8 @@ enum Evaluation {
         let invocation = Evaluator.Invocation(runID: Runtime.newRunID(), owner: Runtime.leaseOwner(), deadline: end)
 
         let report = await SignalHandling.runCancellingOnSignal(deadline: end) {
-            mode == .run ? await evaluator.run(invocation) : await evaluator.plan(invocation)
+            if let body { return await body(evaluator, invocation) }
+            return mode == .run ? await evaluator.run(invocation) : await evaluator.plan(invocation)
         }
         await RequestDeadline.bounded(by: end) { await runtime.pushMetrics(report, logger: logger) }
 
@@ -127,6 +132,7 @@ enum Evaluation {
             "http_max_in_flight": .stringConvertible(transport.counts.maxInFlight),
         ])
         if let exit = SignalHandling.exitCodeForReceivedSignal() { throw exit }
+        if report.decision?.halt == .refused { throw KScalerExit.refused }
         switch report.outcome {
         case .acted, .nothing, .skipped: return
         case .failed: throw KScalerExit.observationFailed

@@ -100,6 +100,21 @@ import TestSupport
         #expect(lines.contains("kscaler_managed_nodes 3"), "the cluster's totals stay")
     }
 
+    /// A pinned size is visible on dashboards while it lasts, and only then.
+    @Test func theExpositionCarriesAnOperatorsHoldWhileItLasts() throws {
+        var report = Self.report(outcome: .acted)
+        #expect(Pushgateway.exposition(report).split(separator: "\n").contains("kscaler_hold_active 0"))
+        report.manual = ManualRequest(change: .to(5), hold: 3600, by: "alice")
+        report.hold = Hold(target: 5, until: report.finishedAt.addingTimeInterval(3600), by: "alice", setAt: report.finishedAt)
+        let lines = Pushgateway.exposition(report).split(separator: "\n")
+        #expect(lines.contains("kscaler_hold_active 1"))
+        #expect(lines.contains("kscaler_hold_target_nodes 5"))
+        #expect(lines.contains("kscaler_hold_until_timestamp_seconds \(Pushgateway.format(report.finishedAt.timeIntervalSince1970 + 3600))"))
+        #expect(lines.contains("kscaler_last_run_manual 1"))
+        report.hold?.until = report.finishedAt
+        #expect(Pushgateway.exposition(report).split(separator: "\n").contains("kscaler_hold_active 0"), "over exactly at its end")
+    }
+
     @Test func theExpositionCarriesOpenDrainsAndTheLongestFinishedDrain() throws {
         var report = Self.report(outcome: .acted)
         let quiet = Pushgateway.exposition(report).split(separator: "\n")
