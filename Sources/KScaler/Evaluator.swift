@@ -80,7 +80,7 @@ package struct Evaluator: Sendable {
     /// An operator's request (`kscaler scale`): a run under the lease that decides by
     /// `Decision.manual` instead of the policy, acts the same way, sets or lifts the hold, and
     /// is recorded as manual whatever came of it. `dryRun` is its plan: nothing written.
-    package func scale(_ invocation: Invocation, request: ManualRequest, releaseHold: Bool = false, dryRun: Bool = false) async -> RunReport {
+    package func scale(_ invocation: Invocation, request: ManualRequest, dryRun: Bool = false) async -> RunReport {
         var report = RunReport(runID: invocation.runID, mode: dryRun ? .plan : .run, clusterID: config.clusterID, startedAt: clock())
         report.manual = request
         let policy = config.policy
@@ -90,9 +90,11 @@ package struct Evaluator: Sendable {
         let settle: Settle = { decision, now, after, report in
             guard decision.halt == nil else { return }
             if let length = request.hold, let target = decision.manualTarget {
-                after.hold = Hold(target: target, pool: request.pool, until: now.addingTimeInterval(length),
-                                  forced: decision.reasons.contains { $0.code == .manualForce }, by: request.by, reason: request.reason, setAt: now)
-            } else if releaseHold || after.hold != nil {
+                // Whole seconds: the hold reads the same in the state, the history and the output.
+                let setAt = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
+                after.hold = Hold(target: target, pool: request.pool, until: setAt.addingTimeInterval(length.rounded(.up)),
+                                  forced: decision.reasons.contains { $0.code == .manualForce }, by: request.by, reason: request.reason, setAt: setAt)
+            } else if request.releaseHold || after.hold != nil {
                 // A new request replaces the hold it would otherwise fight with.
                 after.hold = nil
             }

@@ -24,16 +24,20 @@ package struct ManualRequest: Sendable, Equatable, Codable {
     package var force: Bool
     /// Pin the resulting size for this long: no automatic decision until then (`Hold`).
     package var hold: TimeInterval?
+    /// End the hold in force (`--release-hold`).
+    package var releaseHold: Bool
     /// Why, in the operator's words; kept in the history.
     package var reason: String?
     /// Who asked (the operator's user name), kept in the history.
     package var by: String
 
-    package init(change: Change, pool: String? = nil, force: Bool = false, hold: TimeInterval? = nil, reason: String? = nil, by: String) {
+    package init(change: Change, pool: String? = nil, force: Bool = false, hold: TimeInterval? = nil, releaseHold: Bool = false,
+                 reason: String? = nil, by: String) {
         self.change = change
         self.pool = pool
         self.force = force
         self.hold = hold
+        self.releaseHold = releaseHold
         self.reason = reason
         self.by = by
     }
@@ -49,10 +53,11 @@ package struct ManualRequest: Sendable, Equatable, Codable {
         if let pool { words.append("--pool \(pool)") }
         if force { words.append("--force") }
         if let hold { words.append("--hold \(formatDuration(hold))") }
+        if releaseHold { words.append("--release-hold") }
         return words.isEmpty ? "(no change)" : words.joined(separator: " ")
     }
 
-    private enum CodingKeys: String, CodingKey { case change, count, instanceIDs = "instance_ids", pool, force, holdSeconds = "hold_seconds", reason, by }
+    private enum CodingKeys: String, CodingKey { case change, count, instanceIDs = "instance_ids", pool, force, holdSeconds = "hold_seconds", releaseHold = "release_hold", reason, by }
 
     package func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -72,6 +77,7 @@ package struct ManualRequest: Sendable, Equatable, Codable {
         try container.encodeIfPresent(pool, forKey: .pool)
         try container.encode(force, forKey: .force)
         try container.encodeIfPresent(hold, forKey: .holdSeconds)
+        try container.encode(releaseHold, forKey: .releaseHold)
         try container.encodeIfPresent(reason, forKey: .reason)
         try container.encode(by, forKey: .by)
     }
@@ -88,6 +94,7 @@ package struct ManualRequest: Sendable, Equatable, Codable {
         pool = try container.decodeIfPresent(String.self, forKey: .pool)
         force = try container.decodeIfPresent(Bool.self, forKey: .force) ?? false
         hold = try container.decodeIfPresent(TimeInterval.self, forKey: .holdSeconds)
+        releaseHold = try container.decodeIfPresent(Bool.self, forKey: .releaseHold) ?? false
         reason = try container.decodeIfPresent(String.self, forKey: .reason)
         by = try container.decode(String.self, forKey: .by)
     }

@@ -43,8 +43,11 @@ enum ReportPrinter {
             }
         }
         if let decision = report.decision {
-            lines.append("")
-            lines.append("signals")
+            // An operator's request reads no signal: no empty table.
+            if !decision.signals.isEmpty {
+                lines.append("")
+                lines.append("signals")
+            }
             for verdict in decision.signals {
                 let value = verdict.reading.usableValue.map(format) ?? (verdict.reading.problem ?? "—")
                 lines.append("  " + pad(verdict.signal.rawValue, 30) + pad(value, 14) + pad(verdict.verdict.rawValue, 22) + verdict.detail)
@@ -106,7 +109,8 @@ enum ReportPrinter {
         for note in report.notes { lines.append("note        \(note)") }
         for error in report.errors { lines.append("error       \(error)") }
         lines.append("")
-        lines.append("outcome     \(report.outcome.rawValue) (\(span(report.finishedAt.timeIntervalSince(report.startedAt))))")
+        let outcome = report.decision?.halt == .refused ? "refused, nothing changed (exit 6)" : report.outcome.rawValue
+        lines.append("outcome     \(outcome) (\(span(report.finishedAt.timeIntervalSince(report.startedAt))))")
         return lines.joined(separator: "\n")
     }
 

@@ -57,11 +57,11 @@ struct ScaleCommand: AsyncParsableCommand {
         let environment = processEnvironment()
         let change: ManualRequest.Change =
             if let to { .to(to) } else if let add { .add(add) } else if !remove.isEmpty { .remove(remove) } else { .keep }
-        let request = ManualRequest(change: change, pool: pool, force: force, hold: hold.flatMap(parseDuration), reason: reason,
+        let request = ManualRequest(change: change, pool: pool, force: force, hold: hold.flatMap(parseDuration), releaseHold: releaseHold, reason: reason,
                                     by: environment["USER"] ?? environment["LOGNAME"] ?? "unknown")
-        let (releaseHold, dryRun) = (releaseHold, dryRun)
+        let dryRun = dryRun
         try await Evaluation.execute(mode: dryRun ? .plan : .run, global: global, configOptions: configOptions, options: options) { evaluator, invocation in
-            await evaluator.scale(invocation, request: request, releaseHold: releaseHold, dryRun: dryRun)
+            await evaluator.scale(invocation, request: request, dryRun: dryRun)
         }
     }
 }

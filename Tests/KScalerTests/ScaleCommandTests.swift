@@ -78,7 +78,7 @@ import TestSupport
             // Every request is in the history as manual, the refused ones too, newest first.
             let events = try await harness.table.history(limit: 10).events
             let manual = events.compactMap(\.manual)
-            #expect(manual.map(\.summary) == ["(no change)", "--remove \(protected.id) --force", "--to 4 --hold 10m", "--to 9"])
+            #expect(manual.map(\.summary) == ["--release-hold", "--remove \(protected.id) --force", "--to 4 --hold 10m", "--to 9"])
             #expect(manual.map(\.reason) == ["launch done", "tidy up", "launch day", nil])
             #expect(manual.allSatisfy { $0.by == "alice" })
             #expect(events.first { $0.manual?.change == .to(4) }?.hold == hold)
