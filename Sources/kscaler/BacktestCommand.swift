@@ -50,6 +50,8 @@ struct BacktestCommand: AsyncParsableCommand {
             throw ValidationError("--to \(to) is not a time; give ISO 8601 (2026-12-01T15:00:00Z), Unix seconds, now or now-1h")
         }
         guard start < end else { throw ValidationError("--from \(from) is not before --to \(to); give an earlier --from") }
+        // History cannot hold the future: those steps would all be "no data".
+        guard end <= now.addingTimeInterval(60) else { throw ValidationError("--to \(to) is in the future; give now or an earlier time") }
         guard let step = parseFlagDuration(step), step >= 1 else {
             throw ValidationError("--step \(step) is not a duration of at least 1s; give e.g. 1m or 30s")
         }

@@ -96,7 +96,7 @@ import TestSupport
         }
     }
 
-    @Test("pools are refused (exit 2) before Prometheus is contacted; a bad time is a usage error naming the fix")
+    @Test("pools are refused (exit 2) before Prometheus is contacted; a bad or future time is a usage error naming the fix; Prometheus down is exit 3")
     func refusals() async throws {
         let directory = try ChildProcess.temporaryDirectory("kscaler-backtest")
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -116,6 +116,21 @@ import TestSupport
         let badTime = try await KScalerProcess.run(["backtest", "--from", "yesterday", "--to", "now", "--config", pooled.path], environment: [:])
         #expect(badTime.status == 64, "\(badTime.combined)")
         #expect(badTime.stderr.contains("--from yesterday is not a time; give ISO 8601"))
+        let future = try await KScalerProcess.run(["backtest", "--from", "now-1h", "--to", "4102444800", "--config", pooled.path], environment: [:])
+        #expect(future.status == 64, "\(future.combined)")
+        #expect(future.stderr.contains("--to 4102444800 is in the future"))
+
+        // Prometheus down: nothing to replay, exit 3 naming it.
+        let unreachable = directory.appendingPathComponent("unreachable.yaml")
+        try """
+        cluster_id: demo
+        table: kscaler
+        prometheus: {url: "http://127.0.0.1:1"}
+        workers: {image_id: ami-0123456789abcdef0, instance_types: [t3.large], subnets: [subnet-0a], sizes: {t3.large: {cpu: 2, memory: 8Gi}}}
+        """.write(to: unreachable, atomically: true, encoding: .utf8)
+        let down = try await KScalerProcess.run(["backtest", "--from", "now-1h", "--to", "now", "--config", unreachable.path], environment: [:])
+        #expect(down.status == 3, "\(down.combined)")
+        #expect(down.stderr.contains("cannot read the history from Prometheus: Prometheus unreachable"))
     }
 
     // MARK: - The recorded history
