@@ -13,11 +13,12 @@ struct APIResponse: Decodable {
     let data: ResultData?
 }
 
-/// `data` of an instant query. Only the result types kscaler uses are decoded; for the
-/// others the (possibly large) result is skipped.
+/// `data` of an instant or range query. Only the result types kscaler uses are decoded; for
+/// the others the (possibly large) result is skipped.
 enum ResultData: Decodable {
     case vector([Sample])
     case scalar(Sample)
+    case matrix([RangeSeries])
     case unsupported(resultType: String)
 
     private enum CodingKeys: String, CodingKey { case resultType, result }
@@ -30,6 +31,8 @@ enum ResultData: Decodable {
             self = .vector(try container.decode([VectorElement].self, forKey: .result).map(\.sample))
         case "scalar":
             self = .scalar(try container.decode(ValuePair.self, forKey: .result).sample(labels: [:]))
+        case "matrix":
+            self = .matrix(try container.decode([MatrixElement].self, forKey: .result).map(\.series))
         default:
             self = .unsupported(resultType: resultType)
         }
@@ -46,6 +49,20 @@ private struct VectorElement: Decodable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let labels = try container.decode([String: String].self, forKey: .metric)
         sample = try container.decode(ValuePair.self, forKey: .value).sample(labels: labels)
+    }
+}
+
+/// `{"metric":{…labels…},"values":[[<unix seconds>,"<value>"],…]}`
+private struct MatrixElement: Decodable {
+    let series: RangeSeries
+
+    private enum CodingKeys: String, CodingKey { case metric, values }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let labels = try container.decode([String: String].self, forKey: .metric)
+        let points = try container.decode([ValuePair].self, forKey: .values)
+        series = RangeSeries(labels: labels, points: points.map { RangePoint(timestamp: Date(timeIntervalSince1970: $0.timestamp), value: $0.value) })
     }
 }
 

@@ -6,7 +6,8 @@ import Foundation
 import HTTP
 import Logging
 
-/// Client for the Prometheus HTTP API's instant queries (`/api/v1/query`).
+/// Client for the Prometheus HTTP API's instant queries (`/api/v1/query`) and range queries
+/// (`/api/v1/query_range`, for `kscaler backtest`).
 ///
 /// Works with Prometheus, its API-compatible peers and Amazon Managed Prometheus
 /// (base URL `https://aps-workspaces.<region>.amazonaws.com/workspaces/<id>` with a SigV4 signer).
@@ -47,7 +48,36 @@ package struct PrometheusClient: Sendable {
     package func query(_ promql: String, at time: Date? = nil) async throws -> QueryResult {
         var parameters = [("query", promql)]
         if let time { parameters.append(("time", Self.unixSeconds(time))) }
-        let path = "/api/v1/query"
+        let response = try await send(path: "/api/v1/query", parameters: parameters)
+        if let samples = VectorReader.samples(in: response.body) { return .vector(samples) }
+        switch try decode(response) {
+        case .vector(let samples): return .vector(samples)
+        case .scalar(let sample): return .scalar(sample)
+        case .matrix: throw PrometheusError.unsupportedResultType("matrix")
+        case .unsupported(let resultType): throw PrometheusError.unsupportedResultType(resultType)
+        }
+    }
+
+    /// Evaluates `promql` at `start`, `start + step`, … up to `end` (`/api/v1/query_range`),
+    /// for history (`kscaler backtest`). Prometheus refuses more than 11,000 points a series:
+    /// callers split long ranges.
+    /// - Returns: One series per label set, each with the steps it had a value at (a series
+    ///   absent at a step is no data there, never zero).
+    /// - Throws: `PrometheusError`, or whatever the request signer throws.
+    package func queryRange(_ promql: String, start: Date, end: Date, step: Duration) async throws -> [RangeSeries] {
+        let parameters = [("query", promql), ("start", Self.unixSeconds(start)), ("end", Self.unixSeconds(end)),
+                          ("step", String(step.seconds))]
+        let response = try await send(path: "/api/v1/query_range", parameters: parameters)
+        switch try decode(response) {
+        case .matrix(let series): return series
+        case .vector: throw PrometheusError.unsupportedResultType("vector")
+        case .scalar: throw PrometheusError.unsupportedResultType("scalar")
+        case .unsupported(let resultType): throw PrometheusError.unsupportedResultType(resultType)
+        }
+    }
+
+    /// Signs (per `auth`), sends and logs one request; its answer, whatever its status.
+    private func send(path: String, parameters: [(String, String)]) async throws -> HTTPResponse {
         var request = makeRequest(path: path, parameters: parameters)
         switch auth {
         case .none: break
@@ -70,7 +100,7 @@ package struct PrometheusClient: Sendable {
         metadata["status"] = "\(response.status)"
         metadata["bytes"] = .stringConvertible(response.body.count)
         logger.debug("prometheus request", metadata: metadata)
-        return try decode(response)
+        return response
     }
 
     /// GET with the parameters in the URL, or POST with them as a form body when they are long.
@@ -89,8 +119,8 @@ package struct PrometheusClient: Sendable {
         )
     }
 
-    private func decode(_ response: HTTPResponse) throws(PrometheusError) -> QueryResult {
-        if let samples = VectorReader.samples(in: response.body) { return .vector(samples) }
+    /// The answer's data, or the error Prometheus (or whatever answered instead) gave.
+    private func decode(_ response: HTTPResponse) throws(PrometheusError) -> ResultData {
         let envelope: APIResponse
         do {
             envelope = try JSONDecoder().decode(APIResponse.self, from: response.body)
@@ -106,9 +136,7 @@ package struct PrometheusClient: Sendable {
                 errorType: envelope.errorType ?? "unknown",
                 message: redacted(envelope.error ?? "(no message)")
             )
-        case ("success", .vector(let samples)?): return .vector(samples)
-        case ("success", .scalar(let sample)?): return .scalar(sample)
-        case ("success", .unsupported(let resultType)?): throw .unsupportedResultType(resultType)
+        case ("success", let data?): return data
         case ("success", nil): throw unreadable(response, reason: "status is success but there is no data")
         default: throw unreadable(response, reason: "unknown status \"\(envelope.status.prefix(40))\"")
         }

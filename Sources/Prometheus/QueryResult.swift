@@ -66,6 +66,28 @@ package enum QueryResult: Sendable, Equatable {
     }
 }
 
+/// One series of a range query's answer: its labels and the steps it had a value at.
+package struct RangeSeries: Sendable, Equatable {
+    package var labels: [String: String]
+    package var points: [RangePoint]
+
+    package init(labels: [String: String], points: [RangePoint]) {
+        self.labels = labels
+        self.points = points
+    }
+}
+
+/// One step of a range series. The value may be NaN or ±infinity.
+package struct RangePoint: Sendable, Equatable {
+    package var timestamp: Date
+    package var value: Double
+
+    package init(timestamp: Date, value: Double) {
+        self.timestamp = timestamp
+        self.value = value
+    }
+}
+
 extension Duration {
     /// The duration in (fractional) seconds.
     var seconds: Double {

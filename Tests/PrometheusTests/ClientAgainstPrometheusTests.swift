@@ -65,6 +65,34 @@ final class MethodRecordingTransport: HTTPTransport {
         #expect(message.contains("duplicate series"))
     }
 
+    /// `kscaler backtest`'s range queries: one point a step, at exactly start + k × step.
+    @Test func rangeQueryAnswersAPointAStep() async throws {
+        let prometheus = try fakeClusterPrometheus().client()
+        // The suite's Prometheus may hold less than the range's history yet: ask again until it
+        // covers it (generous bound: a loaded machine scrapes late).
+        var (start, end, series) = (Date(), Date(), [RangeSeries]())
+        let deadline = ContinuousClock.now + .seconds(60)
+        repeat {
+            end = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
+            start = end.addingTimeInterval(-2)
+            series = try await prometheus.queryRange("count(kube_node_info)", start: start, end: end, step: .seconds(1))
+            if series.first?.points.count == 3 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        } while ContinuousClock.now < deadline
+        #expect(series.count == 1)
+        #expect(series.first?.points.map(\.timestamp) == [start, start.addingTimeInterval(1), end])
+        #expect(series.first?.points.map(\.value) == [5, 5, 5])
+        let perNode = try await prometheus.queryRange("max by (node) (kube_node_info)", start: start, end: end, step: .seconds(1))
+        #expect(perNode.count == 5)
+        #expect(perNode.allSatisfy { $0.labels["node"] != nil && $0.points.count == 3 })
+
+        let error = await prometheusError { _ = try await prometheus.queryRange("sum(up", start: start, end: end, step: .seconds(1)) }
+        guard case .api(400, "bad_data", _)? = error else {
+            Issue.record("expected api(400, bad_data), got \(String(describing: error))")
+            return
+        }
+    }
+
     @Test(arguments: [("up[5s]", "matrix"), (#""kscaler""#, "string")])
     func rangeAndStringResultsAreUnsupported(query: String, resultType: String) async throws {
         let error = await prometheusError { _ = try await fakeClusterPrometheus().client().query(query) }

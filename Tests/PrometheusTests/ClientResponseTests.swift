@@ -50,6 +50,31 @@ func prometheusError(_ body: () async throws -> Void) async -> PrometheusError? 
         #expect(samples[3].value == -.infinity)
     }
 
+    @Test func decodesMatrixSeriesWithTheirPointsAndSpecialValues() async throws {
+        let server = try standIn(body: """
+        {"status":"success","data":{"resultType":"matrix","result":[
+          {"metric":{"namespace":"web","pod":"web-1","resource":"cpu"},"values":[[1795253640,"0.5"],[1795253700,"NaN"]]},
+          {"metric":{},"values":[]}]}}
+        """)
+        defer { server.stop() }
+        let series = try await client(of: server).queryRange("x", start: Date(timeIntervalSince1970: 1_795_253_640),
+                                                               end: Date(timeIntervalSince1970: 1_795_253_700), step: .seconds(60))
+        #expect(series.count == 2)
+        #expect(series[0].labels == ["namespace": "web", "pod": "web-1", "resource": "cpu"])
+        #expect(series[0].points.map(\.timestamp) == [Date(timeIntervalSince1970: 1_795_253_640), Date(timeIntervalSince1970: 1_795_253_700)])
+        #expect(series[0].points[0].value == 0.5)
+        #expect(series[0].points[1].value.isNaN)
+        #expect(series[1].points.isEmpty)
+        // An instant vector where a range was asked for is not read as one.
+        let vector = try standIn(body: #"{"status":"success","data":{"resultType":"vector","result":[]}}"#)
+        defer { vector.stop() }
+        let error = await prometheusError { _ = try await client(of: vector).queryRange("x", start: Date(), end: Date(), step: .seconds(1)) }
+        guard case .unsupportedResultType("vector")? = error else {
+            Issue.record("expected unsupportedResultType(vector), got \(String(describing: error))")
+            return
+        }
+    }
+
     @Test func emptyVectorIsNoDataNotZero() async throws {
         let server = try standIn(body: #"{"status":"success","data":{"resultType":"vector","result":[]}}"#)
         defer { server.stop() }

@@ -38,9 +38,10 @@ package final class PrometheusServer: @unchecked Sendable {  // immutable after 
 
     /// Starts Prometheus with `config` and returns once it answers ready. `webConfig` is the
     /// content of a `--web.config.file` (basic-auth users, TLS), kept in the server's directory;
-    /// `readinessHeaders` then authenticate the readiness probe.
+    /// `readinessHeaders` then authenticate the readiness probe. `storage` is a TSDB directory
+    /// to open (blocks made by `promtool tsdb create-blocks-from`), else a fresh one.
     package static func start(config: String, webConfig: String? = nil, extraArguments: [String] = [],
-                             readinessHeaders: [HTTPHeader] = []) async throws -> PrometheusServer {
+                             readinessHeaders: [HTTPHeader] = [], storage: URL? = nil) async throws -> PrometheusServer {
         let binary = try binary()
         let directory = try ChildProcess.temporaryDirectory("kscaler-prometheus")
         let configFile = directory.appendingPathComponent("prometheus.yml")
@@ -54,7 +55,7 @@ package final class PrometheusServer: @unchecked Sendable {  // immutable after 
         let log = directory.appendingPathComponent("prometheus.log")
         let process = try ChildProcess.launch(
             "/usr/bin/timeout",
-            ["900", binary, "--config.file=\(configFile.path)", "--storage.tsdb.path=\(directory.appendingPathComponent("data").path)",
+            ["900", binary, "--config.file=\(configFile.path)", "--storage.tsdb.path=\((storage ?? directory.appendingPathComponent("data")).path)",
              "--web.listen-address=127.0.0.1:0"] + extraArguments,
             log: log)
         let server = PrometheusServer(baseURL: "", directory: directory, process: process)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The local sandbox: kscaler scaling a simulated cluster on moto + a real Prometheus.
 
-    sandbox.py demo [--scenario FILE] [--out DIR]    both policies side by side, then summary + chart
+    sandbox.py demo [--scenario FILE] [--out DIR]    both policies side by side, then summary + chart,
+                                                     then `kscaler backtest` of both over the history
     sandbox.py run --config FILE [--scenario FILE]   one policy, live
 
 Needs the Python of the repository's .venv (boto3, PyYAML) and a kscaler binary (KSTEST_BINARY,
@@ -11,6 +12,7 @@ also on Ctrl-C.
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -20,9 +22,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import yaml  # noqa: E402
+
 from ksandbox import report  # noqa: E402
 from ksandbox.peers import REPO_ROOT, PeerError  # noqa: E402
-from ksandbox.sandbox import Aborted, Sandbox, Timings  # noqa: E402
+from ksandbox.sandbox import Aborted, Sandbox, Timings, deep_merge  # noqa: E402
 from ksandbox.scenario import ScenarioError, load  # noqa: E402
 
 POLICIES = {
@@ -40,8 +44,9 @@ def interrupt_on_sigterm():
     signal.signal(signal.SIGTERM, handler)
 
 
-def play(sandboxes, printer):
+def play(sandboxes, printer, after=None):
     """Starts each sandbox and plays its scenario in its own thread; returns their results.
+    `after(sandbox)` runs once its scenario is over, while its peers still run.
     Ctrl-C (KeyboardInterrupt in this thread) aborts them all and waits for their clean-up."""
     abort = sandboxes[0].abort
     results, failures = {}, []
@@ -52,6 +57,8 @@ def play(sandboxes, printer):
                 printer(f"{sandbox.label}: peers up (moto {sandbox.moto.endpoint}, Prometheus {sandbox.prometheus.url}), "
                         f"kscaler every {sandbox.timings.interval:g}s")
                 results[sandbox.label] = sandbox.run_scenario()
+                if after is not None:
+                    after(sandbox)
         except Aborted:
             pass
         except BaseException as error:  # reported below; the other sandbox is stopped too
@@ -96,6 +103,37 @@ def write_outputs(results, out_dir, printer):
             printer(f"{result['label']}: simulator error: {error}")
 
 
+def backtest(sandbox, binary, out_dir):
+    """`kscaler backtest` of both sandbox policies over this sandbox's own Prometheus history
+    (the scenario, start to end), run while that Prometheus is still up. Each policy's template
+    gets this sandbox's cluster, table and Prometheus. Returns the human output, or why it failed
+    (the demo's own results stand either way)."""
+    base = sandbox.config
+    shared = {key: base[key] for key in ("cluster_id", "table", "region", "prometheus") if key in base}
+    workers = {key: base["workers"][key] for key in ("image_id", "subnets", "security_groups") if key in base.get("workers", {})}
+    directory = out_dir / "backtest"
+    directory.mkdir(parents=True, exist_ok=True)
+    arguments = []
+    for label, (template, _) in POLICIES.items():
+        path = directory / f"{label}.yaml"
+        config = deep_merge(yaml.safe_load(template.read_text()), dict(shared, workers=workers))
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        arguments += ["--config", str(path)]
+    command = [str(binary), "backtest", "--from", f"{sandbox.started_at:.3f}", "--to", f"{sandbox.ended_at:.3f}",
+               "--step", f"{sandbox.timings.interval:g}s", "--boot-time", f"{sandbox.scenario.boot_delay:g}s",
+               "--chart", str(out_dir / "backtest.svg")] + arguments
+    try:
+        done = subprocess.run(command, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return "kscaler backtest did not finish within 120 s"
+    except OSError as error:
+        return f"kscaler backtest could not start: {error}"
+    if done.returncode != 0:
+        return f"kscaler backtest failed (exit {done.returncode}):\n{done.stdout}{done.stderr}"
+    (out_dir / "backtest.txt").write_text(done.stdout)
+    return done.stdout + f"\nwritten: {out_dir / 'backtest.txt'}, {out_dir / 'backtest.svg'}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,8 +163,14 @@ def main():
         printer(f"scenario {scenario.name!r}: " + ", ".join(f"{p.name} {p.duration:g}s" for p in scenario.phases)
                 + f"; policies: {', '.join(label for label, _ in chosen)} (each in its own sandbox)")
         started = time.time()
-        results = play(sandboxes, printer)
+        replays = {}
+        # The demo ends with a backtest of both policies over the kscaler sandbox's own history.
+        after = (lambda sandbox: replays.update({sandbox.label: backtest(sandbox, binary, out_dir)})
+                 if sandbox.label == "kscaler" else None) if args.command == "demo" else None
+        results = play(sandboxes, printer, after)
         write_outputs(results, out_dir, printer)
+        for text in replays.values():
+            printer("\n" + text)
         printer(f"sandbox finished in {time.time() - started:.0f}s")
     except (PeerError, ScenarioError) as error:
         print(f"sandbox: {error}", file=sys.stderr)
