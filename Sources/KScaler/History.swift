@@ -122,9 +122,11 @@ package struct RunEvent: Sendable, Equatable, Codable {
     package var actions: [ActionRecord]
     package var errors: [String]
     package var leaseToken: Int?
+    /// The `schedules:` windows that raised the bounds this run decided within (none: the base bounds).
+    package var scheduledWindows: [String]?
 
     package init(runID: String, startedAt: Date, finishedAt: Date, outcome: Outcome, action: String, counts: NodeCounts?,
-                reasons: [String], actions: [ActionRecord], errors: [String], leaseToken: Int?) {
+                reasons: [String], actions: [ActionRecord], errors: [String], leaseToken: Int?, scheduledWindows: [String]? = nil) {
         self.runID = runID
         self.startedAt = startedAt
         self.finishedAt = finishedAt
@@ -135,11 +137,12 @@ package struct RunEvent: Sendable, Equatable, Codable {
         self.actions = actions
         self.errors = errors
         self.leaseToken = leaseToken
+        self.scheduledWindows = scheduledWindows
     }
 
     enum CodingKeys: String, CodingKey {
         case runID = "run_id", startedAt = "started_at", finishedAt = "finished_at", outcome, action, counts, reasons, actions, errors
-        case leaseToken = "lease_token"
+        case leaseToken = "lease_token", scheduledWindows = "scheduled_windows"
     }
 }
 

@@ -32,7 +32,28 @@ import Foundation
 /// With `pools:` (`policy.pools`), the same rules hold for each pool on its own machines, its
 /// own bounds, cooldowns and utilisation, and the unschedulable pods routed to it; see
 /// `decidePooled` for how the parts are put together.
+///
+/// With `schedules:` (`policy.schedules`), the bounds are those in force at `now`: the base
+/// raised by the active windows (`ScheduleStatus`). A raised min is a bound like any other
+/// (rule 4); when a window ends, a fleet above the restored min shrinks by rule 6 alone.
 package func decide(_ observation: Observation, policy: Policy, now: Date) -> Decision {
+    guard !policy.schedules.isEmpty else { return decideWithinBounds(observation, policy: policy, now: now) }
+    let base: [(pool: String?, bounds: NodeBounds)] = policy.pools.map { $0.map { ($0.name, $0.nodes) } } ?? [(nil, policy.nodes)]
+    let status = ScheduleStatus(windows: policy.schedules, base: base, now: now)
+    var effective = policy
+    if let bounds = status.bounds(of: nil) { effective.nodes = NodeBounds(min: bounds.min, max: bounds.max) }
+    effective.pools = policy.pools?.map { pool in
+        var pool = pool
+        if let bounds = status.bounds(of: pool.name) { pool.nodes = NodeBounds(min: bounds.min, max: bounds.max) }
+        return pool
+    }
+    var decision = decideWithinBounds(observation, policy: effective, now: now)
+    decision.reasons = status.reasons(now: now) + decision.reasons
+    decision.schedule = status
+    return decision
+}
+
+private func decideWithinBounds(_ observation: Observation, policy: Policy, now: Date) -> Decision {
     if let pools = policy.pools { return decidePooled(observation, policy: policy, pools: pools, now: now) }
     var planner = Planner(observation: observation, policy: policy, now: now)
     return planner.decide()

@@ -67,10 +67,13 @@ package struct Decision: Sendable, Equatable, Codable {
     package var pools: [PoolOutcome]
     /// Unschedulable pods no pool can take, each with why: nothing is launched for them.
     package var unservablePods: [UnservablePod]
+    /// With `schedules:`: the windows active, the bounds they gave, and the next change.
+    package var schedule: ScheduleStatus?
 
     package init(action: Action, failedBoots: [FailedBoot], halt: Halt?, counts: NodeCounts, sizing: SizingUnit?,
                 launchCandidates: [Offering], reasons: [Reason], signals: [SignalVerdict], cooldowns: [CooldownStatus],
-                drain: DrainDecision = DrainDecision(), pools: [PoolOutcome] = [], unservablePods: [UnservablePod] = []) {
+                drain: DrainDecision = DrainDecision(), pools: [PoolOutcome] = [], unservablePods: [UnservablePod] = [],
+                schedule: ScheduleStatus? = nil) {
         self.action = action
         self.failedBoots = failedBoots
         self.halt = halt
@@ -83,6 +86,7 @@ package struct Decision: Sendable, Equatable, Codable {
         self.drain = drain
         self.pools = pools
         self.unservablePods = unservablePods
+        self.schedule = schedule
     }
 
     /// The launches to make: one per pool that scales up (a `workers:` configuration's one
@@ -97,7 +101,7 @@ package struct Decision: Sendable, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case action, failedBoots = "failed_boots", halt, counts, sizing, launchCandidates = "launch_candidates"
-        case reasons, signals, cooldowns, drain, pools, unservablePods = "unservable_pods"
+        case reasons, signals, cooldowns, drain, pools, unservablePods = "unservable_pods", schedule
     }
 
     package init(from decoder: any Decoder) throws {
@@ -111,7 +115,8 @@ package struct Decision: Sendable, Equatable, Codable {
                   cooldowns: try container.decode([CooldownStatus].self, forKey: .cooldowns),
                   drain: try container.decodeIfPresent(DrainDecision.self, forKey: .drain) ?? DrainDecision(),
                   pools: try container.decodeIfPresent([PoolOutcome].self, forKey: .pools) ?? [],
-                  unservablePods: try container.decodeIfPresent([UnservablePod].self, forKey: .unservablePods) ?? [])
+                  unservablePods: try container.decodeIfPresent([UnservablePod].self, forKey: .unservablePods) ?? [],
+                  schedule: try container.decodeIfPresent(ScheduleStatus.self, forKey: .schedule))
     }
 }
 
@@ -342,6 +347,8 @@ package struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
         case unservablePods = "unservable_pods"
         /// How the pools' parts were put together: the cluster cap, one direction per run.
         case pools
+        /// A `schedules:` window raised the bounds in force.
+        case scheduled
         case steady
     }
 
