@@ -37,6 +37,18 @@ package struct CronExpression: Sendable, Equatable, CustomStringConvertible {
               allowed: "0-7 (0 and 7 are Sunday) or SUN-SAT"),
     ]
 
+    private init(text: String, minutes: UInt64, hours: UInt64, daysOfMonth: UInt64, months: UInt64, daysOfWeek: UInt64,
+                 dayOfMonthStar: Bool, dayOfWeekStar: Bool) {
+        (self.text, self.minutes, self.hours, self.daysOfMonth, self.months, self.daysOfWeek) = (text, minutes, hours, daysOfMonth, months, daysOfWeek)
+        (self.dayOfMonthStar, self.dayOfWeekStar) = (dayOfMonthStar, dayOfWeekStar)
+    }
+
+    /// A valid expression, or nil (`parse` says why).
+    package init?(_ text: String) {
+        guard case .success(let expression) = Self.parse(text) else { return nil }
+        self = expression
+    }
+
     static func parse(_ text: String) -> Result<CronExpression, ScalarError> {
         let parts = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         let layout = "minute hour day-of-month month day-of-week, e.g. \"0 8 * * MON-FRI\" (08:00 Monday to Friday)"
