@@ -48,7 +48,7 @@ package func decide(_ observation: Observation, policy: Policy, now: Date) -> De
         return pool
     }
     var decision = decideWithinBounds(observation, policy: effective, now: now)
-    decision.reasons = status.reasons(now: now) + decision.reasons
+    decision.reasons = status.reasons + decision.reasons
     decision.schedule = status
     return decision
 }

@@ -185,8 +185,8 @@ package struct ScheduleStatus: Sendable, Equatable, Codable {
     /// The bounds in force for `pool` (nil: the `workers:` fleet).
     package func bounds(of pool: String?) -> Bounds? { bounds.first { $0.pool == pool } }
 
-    /// Plain-words lines for the decision's reasons: each bound a window raised, and the next change.
-    func reasons(now: Date) -> [Reason] {
+    /// Plain-words lines for the decision's reasons: each bound a window raised, and a min held at the max in force.
+    var reasons: [Reason] {
         var reasons: [Reason] = []
         for bound in bounds where bound.raised {
             let windows = active.filter { bound.raisedBy.contains($0.name) && $0.pool == bound.pool }.map { window in

@@ -1,4 +1,5 @@
 import Foundation
+import PropertyBased
 import Testing
 @testable import KScalerCore
 
@@ -239,7 +240,7 @@ struct ScheduleStatusTests {
         let minOnly = ScheduleWindow(name: "big", cron: try cron("0 8 * * *"), duration: 3600, min: 14)
         let held = ScheduleStatus(windows: [minOnly], base: Self.base, now: try utc("2026-06-02T08:30:00Z"))
         #expect(held.bounds.first?.min == 10)
-        #expect(held.reasons(now: try utc("2026-06-02T08:30:00Z")).map(\.message).contains("window big asks for min 14, held at max 10 in force"))
+        #expect(held.reasons.map(\.message).contains("window big asks for min 14, held at max 10 in force"))
     }
 
     @Test("windows of a pool raise only that pool")
@@ -250,5 +251,85 @@ struct ScheduleStatusTests {
         #expect(status.bounds(of: "general")?.min == 1)
         #expect(status.bounds(of: "batch")?.min == 3)
         #expect(status.nextChange?.bounds == [.init(pool: "batch", baseMin: 0, baseMax: 6, min: 0, max: 6, raisedBy: [])])
+    }
+}
+
+/// Random windows (cron built from every kind of field, four zones, lengths from a minute to a
+/// week) at random instants from 2026 to 2029.
+struct ScheduleCase: Sendable, CustomStringConvertible {
+    var crons: [String]
+    var durations: [TimeInterval]
+    var zones: [Int]
+    var mins: [Int?]
+    var maxes: [Int?]
+    var now: Int64
+
+    var description: String { "\(crons) \(durations) zones \(zones) min \(mins) max \(maxes) at @\(now)" }
+
+    private struct Source: RandomNumberGenerator {
+        var base: any SeededRandomNumberGenerator
+        mutating func next() -> UInt64 { base.next() }
+    }
+
+    static let generator = Generator<ScheduleCase, Shrink.None<ScheduleCase>> { rng in
+        var source = Source(base: rng)
+        defer { rng = source.base }
+        func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &source) }
+        func field(_ range: ClosedRange<Int>, names: [String] = []) -> String {
+            switch int(0...5) {
+            case 0: return "*"
+            case 1: return "*/\(int(1...max(1, range.count / 2)))"
+            case 2:
+                let low = int(range.lowerBound...range.upperBound), high = int(low...range.upperBound)
+                return "\(low)-\(high)" + (int(0...1) == 0 ? "" : "/\(int(1...3))")
+            case 3: return (0..<int(1...3)).map { _ in String(int(range.lowerBound...range.upperBound)) }.joined(separator: ",")
+            case 4 where !names.isEmpty: return names[int(0...(names.count - 1))]
+            default: return String(int(range.lowerBound...range.upperBound))
+            }
+        }
+        var crons: [String] = []
+        while crons.count < int(1...3) {
+            let text = [field(0...59), field(0...23), field(1...28), field(1...12, names: ["JAN", "MAR", "OCT", "NOV"]),
+                        field(0...7, names: ["MON", "SUN", "SAT", "MON-FRI"])].joined(separator: " ")
+            if CronExpression(text) != nil { crons.append(text) }
+        }
+        return ScheduleCase(crons: crons, durations: crons.map { _ in TimeInterval(int(1...10080) * 60) }, zones: crons.map { _ in int(0...3) },
+                            mins: crons.map { _ in int(0...2) == 0 ? nil : int(0...8) }, maxes: crons.map { _ in int(0...2) == 0 ? int(1...20) : nil },
+                            now: Int64(int(1_767_225_600...1_861_920_000)))
+    }
+}
+
+@Suite("schedules: properties over random windows")
+struct ScheduleProperties {
+    @Test("an active window's start is a start and now lies in it; bounds only rise; nothing changes before the next change, and it does then")
+    func windowsAndChanges() async throws {
+        let zones = [TimeZoneRules.utc, try zone("Europe/Berlin"), try zone("America/New_York"), try zone("Australia/Sydney")]
+        await propertyCheck(count: 300, input: ScheduleCase.generator) { sample in
+            let windows = sample.crons.indices.map { index in
+                ScheduleWindow(name: "w\(index)", cron: CronExpression(sample.crons[index])!, duration: sample.durations[index],
+                               timeZone: zones[sample.zones[index]], min: sample.mins[index] ?? (sample.maxes[index] == nil ? 1 : nil),
+                               max: sample.maxes[index])
+            }
+            let now = TimeInterval(sample.now)
+            for window in windows {
+                guard let start = window.activeStart(at: now) else { continue }
+                #expect(TimeInterval(start) <= now && now < TimeInterval(start) + window.duration, "\(sample)")
+                #expect(window.nextStart(after: start - 1) == start, "\(sample)")
+            }
+            let base: [(pool: String?, bounds: NodeBounds)] = [(nil, NodeBounds(min: 2, max: 6))]
+            let status = ScheduleStatus(windows: windows, base: base, now: Date(timeIntervalSince1970: now))
+            let bounds = try #require(status.bounds.first)
+            #expect(bounds.min >= 2 && bounds.max >= 6 && bounds.min <= bounds.max, "\(sample)")
+            guard let change = status.nextChange else { return }
+            let at = change.at.timeIntervalSince1970
+            #expect(at > now, "\(sample)")
+            let then = ScheduleStatus(windows: windows, base: base, now: change.at).bounds.first
+            #expect(then.map { ($0.min, $0.max) != (bounds.min, bounds.max) } == true, "\(sample)")
+            for step in 1..<8 {
+                let between = now + (at - now) * Double(step) / 8
+                let during = ScheduleStatus(windows: windows, base: base, now: Date(timeIntervalSince1970: between)).bounds.first
+                #expect(during.map { ($0.min, $0.max) == (bounds.min, bounds.max) } == true, "\(sample) at @\(between)")
+            }
+        }
     }
 }
