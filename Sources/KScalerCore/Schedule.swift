@@ -127,7 +127,8 @@ package struct ScheduleStatus: Sendable, Equatable, Codable {
 
     package var active: [ActiveWindow]
     package var bounds: [Bounds]
-    /// The next instant any bound changes (within `ScheduleWindow.horizonDays`), or nil.
+    /// The next instant any bound changes, or nil when none does within the next 64 starts and
+    /// ends (windows that overlap one another for ever keep the bounds as they are).
     package var nextChange: Change?
 
     private enum CodingKeys: String, CodingKey { case active, bounds, nextChange = "next_change" }
