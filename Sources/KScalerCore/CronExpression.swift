@@ -110,7 +110,11 @@ package struct CronExpression: Sendable, Equatable, CustomStringConvertible {
                 guard values.count == 2 || pieces.count == 1 else {
                     return .failure(FieldProblem(message: "a step needs a range or *: write \(values[0])-\(field.range.upperBound)/\(step) or */\(step)"))
                 }
-                guard values[0] <= values.last! else { return .failure(FieldProblem(message: "range \(pieces[0]) runs backwards")) }
+                guard values[0] <= values.last! else {
+                    // Sunday is also 7, so a weekday range can end on it the long way round.
+                    let sunday = field.range.upperBound == 7 && values.last == 0 ? ": write \(values[0])-7 to end on Sunday" : ""
+                    return .failure(FieldProblem(message: "range \(pieces[0]) runs backwards" + sunday))
+                }
                 bounds = values[0]...values.last!
             }
             for value in stride(from: bounds.lowerBound, through: bounds.upperBound, by: step) { mask |= 1 << UInt64(value) }

@@ -79,6 +79,7 @@ struct CronExpressionTests {
         ("*/0 * * * *", "minute field \"*/0\": step \"0\" is not a whole number of 1 or more"),
         ("5/10 * * * *", "minute field \"5/10\": a step needs a range or *: write 5-59/10 or */10"),
         ("0 17-9 * * *", "hour field \"17-9\": range 17-9 runs backwards"),
+        ("0 8 * * FRI-SUN", "day-of-week field \"FRI-SUN\": range FRI-SUN runs backwards: write 5-7 to end on Sunday"),
         ("0 8,,9 * * *", "hour field \"8,,9\": has an empty list item"),
     ])
     func badFields(text: String, message: String) {
