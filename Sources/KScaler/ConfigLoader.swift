@@ -45,6 +45,8 @@ package enum ConfigLoader {
     }
 
     package static let defaultPath = "/etc/kscaler/config.yaml"
+    /// Where time zone files are read from when `TZDIR` is not set (Debian's tzdata).
+    package static let zoneInfoDirectory = "/usr/share/zoneinfo"
     /// Names that are not settings but are read by the loader or the CLI.
     static let reservedVariables: Set<String> = ["KSCALER_CONFIG"]
 
@@ -116,7 +118,12 @@ package enum ConfigLoader {
         if problems.contains(where: { $0.path == path || $0.path == "--config" }) {
             return .failure(ConfigErrors(problems: problems))
         }
-        switch KScalerConfig.parse(tree) {
+        // `schedules[].time_zone` names are read from the system's tz database, as libc reads them.
+        let zoneDirectory = environment["TZDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? zoneInfoDirectory
+        let parsed = withoutActuallyEscaping(readFile) { read in
+            KScalerConfig.parse(tree, zones: ZoneDatabase(directory: zoneDirectory, readFile: { read($0).map { [UInt8]($0) } }))
+        }
+        switch parsed {
         case .success(let config) where problems.isEmpty:
             return .success(Loaded(config: config, file: path, sources: sources))
         case .success:

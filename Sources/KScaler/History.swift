@@ -126,9 +126,12 @@ package struct RunEvent: Sendable, Equatable, Codable {
     package var manual: ManualRequest?
     /// The hold this run set (`kscaler scale --hold`).
     package var hold: Hold?
+    /// The `schedules:` windows that raised the bounds this run decided within (none: the base bounds).
+    package var scheduledWindows: [String]?
 
     package init(runID: String, startedAt: Date, finishedAt: Date, outcome: Outcome, action: String, counts: NodeCounts?,
-                reasons: [String], actions: [ActionRecord], errors: [String], leaseToken: Int?, manual: ManualRequest? = nil, hold: Hold? = nil) {
+                reasons: [String], actions: [ActionRecord], errors: [String], leaseToken: Int?, manual: ManualRequest? = nil, hold: Hold? = nil,
+                scheduledWindows: [String]? = nil) {
         self.runID = runID
         self.startedAt = startedAt
         self.finishedAt = finishedAt
@@ -141,11 +144,12 @@ package struct RunEvent: Sendable, Equatable, Codable {
         self.leaseToken = leaseToken
         self.manual = manual
         self.hold = hold
+        self.scheduledWindows = scheduledWindows
     }
 
     enum CodingKeys: String, CodingKey {
         case runID = "run_id", startedAt = "started_at", finishedAt = "finished_at", outcome, action, counts, reasons, actions, errors
-        case leaseToken = "lease_token", manual, hold
+        case leaseToken = "lease_token", manual, hold, scheduledWindows = "scheduled_windows"
     }
 }
 

@@ -53,6 +53,14 @@ package struct Pushgateway: Sendable {
             if let pods = report.observation?.reading(.unschedulablePods).usableValue {
                 gauge("kscaler_unschedulable_pods", "Unschedulable pods the last run saw.", [("", pods)])
             }
+            // The bounds in force: the base raised by any active `schedules:` window.
+            if let schedule = decision.schedule, let bounds = schedule.bounds(of: nil) {
+                gauge("kscaler_min_nodes", "The min the last decision kept to (nodes.min raised by active schedules).", [("", Double(bounds.min))])
+                gauge("kscaler_max_nodes", "The max the last decision kept to (nodes.max raised by active schedules).", [("", Double(bounds.max))])
+            }
+            if decision.schedule != nil {
+                gauge("kscaler_schedules_active", "schedules: windows active at the last run.", [("", Double(decision.schedule?.active.count ?? 0))])
+            }
             gauge("kscaler_last_run_decision", "The last decision by kind (1 for the one taken).",
                   ["none", "scale_up", "scale_down"].map { ("{action=\"\($0)\"}", $0 == decision.action.kindName ? 1 : 0) })
             // With pools, the same figures for each pool, labelled with its name.
@@ -64,6 +72,8 @@ package struct Pushgateway: Sendable {
                 gauge("kscaler_pool_ready_nodes", "Managed instances of the pool whose node is Ready.", byPool { Double($0.counts.ready) })
                 gauge("kscaler_pool_desired_nodes", "Managed instances of the pool the last decision wanted.", byPool { Double($0.counts.desired) })
                 gauge("kscaler_pool_pending_pods", "Unschedulable pods routed to the pool.", byPool { Double($0.pendingPods) })
+                gauge("kscaler_pool_min_nodes", "The pool's min in force (raised by active schedules).", byPool { Double($0.min) })
+                gauge("kscaler_pool_max_nodes", "The pool's max in force (raised by active schedules).", byPool { Double($0.max) })
                 gauge("kscaler_unservable_pods", "Unschedulable pods no pool can take.", [("", Double(decision.unservablePods.count))])
             }
         }

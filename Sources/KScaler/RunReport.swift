@@ -100,7 +100,13 @@ package struct RunReport: Sendable, Codable {
         return RunEvent(runID: runID, startedAt: startedAt, finishedAt: finishedAt, outcome: eventOutcome,
                         action: decision?.action.kindName ?? "none", counts: decision?.counts,
                         reasons: decision?.reasons.map(\.message) ?? [], actions: actions, errors: errors, leaseToken: lease?.token,
-                        manual: manual, hold: holdChanged ? hold : nil)
+                        manual: manual, hold: holdChanged ? hold : nil, scheduledWindows: scheduledWindows)
+    }
+
+    /// The windows that raised any bound this run decided within; nil when none did.
+    var scheduledWindows: [String]? {
+        let names = decision?.schedule?.bounds.flatMap(\.raisedBy) ?? []
+        return names.isEmpty ? nil : names.reduce(into: []) { unique, name in if !unique.contains(name) { unique.append(name) } }
     }
 }
 

@@ -45,6 +45,8 @@ package struct KScalerConfig: Sendable, Equatable {
     package var pools: [String: PoolSettings]?
     /// Which pool grows for pods several pools can take.
     package var expander: Expander
+    /// `schedules:`, in the order written.
+    package var schedules: [ScheduleWindow]
 
     package init(
         clusterID: String,
@@ -68,7 +70,8 @@ package struct KScalerConfig: Sendable, Equatable {
         kubernetes: KubernetesSettings = KubernetesSettings(),
         drain: DrainPolicy = DrainPolicy(),
         pools: [String: PoolSettings]? = nil,
-        expander: Expander = .priority
+        expander: Expander = .priority,
+        schedules: [ScheduleWindow] = []
     ) {
         self.clusterID = clusterID
         self.region = region
@@ -92,6 +95,7 @@ package struct KScalerConfig: Sendable, Equatable {
         self.drain = drain
         self.pools = pools
         self.expander = expander
+        self.schedules = schedules
     }
 
     /// The pools kscaler launches into, highest priority first (ties by name): `pools:`, or
@@ -165,7 +169,8 @@ package struct KScalerConfig: Sendable, Equatable {
             ),
             pools: pools == nil ? nil : workerPools.map(\.policy),
             defaultPool: defaultPool?.name,
-            expander: expander
+            expander: expander,
+            schedules: schedules
         )
     }
 }

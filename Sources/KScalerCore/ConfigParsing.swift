@@ -9,8 +9,11 @@ extension KScalerConfig {
     /// `ConfigSettings.all` (absent ones keep the types' defaults), then the rules that span
     /// settings. Reports every problem at once, each with its dotted path, what is wrong and how
     /// to fix it.
-    package static func parse(_ root: ConfigValue) -> Result<KScalerConfig, ConfigErrors> {
+    /// `zones` resolves `schedules[].time_zone` names (the caller reads the files); without it
+    /// only UTC is known.
+    package static func parse(_ root: ConfigValue, zones: ZoneDatabase = .builtIn) -> Result<KScalerConfig, ConfigErrors> {
         var reader = ConfigReader()
+        reader.zones = zones
         reader.checkShape(root, ConfigSchema.root, path: [])
         var config = KScalerConfig.blank
         for setting in ConfigSettings.all {

@@ -123,6 +123,7 @@ extension SchemaNode {
         case .dictionary: self = .dictionary
         case .section(let keys): self = .section(keys.map { ($0, .leaf) })
         case .named(let section): self = .namedSections(section)
+        case .list(let item): self = .list(item)
         }
     }
 }

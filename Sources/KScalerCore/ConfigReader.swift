@@ -23,6 +23,8 @@ struct Section {
 /// Walks the tree and collects problems instead of stopping at the first one.
 struct ConfigReader {
     private(set) var problems: [ConfigProblem] = []
+    /// Where `time_zone` names are looked up.
+    var zones = ZoneDatabase.builtIn
     /// Paths judged unusable without a problem of their own (one was reported inside them).
     private var broken: Set<String> = []
 
@@ -65,6 +67,13 @@ struct ConfigReader {
                 return
             }
             for (name, child) in fields.sorted(by: { $0.key < $1.key }) { checkShape(child, section, path: path + [name]) }
+        case .list(let item):
+            guard case .list(let items) = value else {
+                report(dotted, "expected a list, got \(value.kindName)", fix: "write \(dotted) as a YAML list of maps: - {…}")
+                return
+            }
+            // Items are named by position: `schedules[0].cron`.
+            for (index, child) in items.enumerated() { checkShape(child, item, path: Array(path.dropLast()) + ["\(path.last ?? "")[\(index)]"]) }
         }
     }
 

@@ -10,6 +10,9 @@ indirect enum SchemaNode: Sendable {
     /// A map of user-chosen names to sections of one schema (`pools.<name>`): every name's
     /// section is checked like a fixed one.
     case namedSections(SchemaNode)
+    /// A list of sections of one schema (`schedules`): each item is checked like a fixed
+    /// section; YAML only (no environment variables).
+    case list(SchemaNode)
 
     var keys: [String] {
         if case .section(let children) = self { return children.map(\.key) }
@@ -20,7 +23,7 @@ indirect enum SchemaNode: Sendable {
         switch self {
         case .section(let children): children.first(where: { $0.key == key })?.node
         case .namedSections(let section): section
-        case .leaf, .dictionary: nil
+        case .leaf, .dictionary, .list: nil
         }
     }
 
@@ -30,7 +33,7 @@ indirect enum SchemaNode: Sendable {
         switch self {
         case .leaf, .dictionary: [prefix]
         case .section(let children): children.flatMap { $0.node.settablePaths(prefix: prefix + [$0.key]) }
-        case .namedSections: []
+        case .namedSections, .list: []
         }
     }
 

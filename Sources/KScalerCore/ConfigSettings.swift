@@ -19,6 +19,8 @@ struct SettingSpec {
         case section([String])
         /// A map of user-chosen names to sections of one schema (`pools.<name>`).
         case named(SchemaNode)
+        /// A list of sections of one schema (`schedules`).
+        case list(SchemaNode)
     }
 
     let path: [String]
@@ -112,7 +114,8 @@ enum Parse {
 enum ConfigSettings {
     /// Every setting, in documentation order (the order `config check` lists them).
     static var all: [SettingSpec] {
-        connection + Signal.allCases.map(signalQuery) + scaling + workers + [expander, pools] + kubernetes + drain + bookkeeping
+        connection + Signal.allCases.map(signalQuery) + scaling + workers + [expander, pools, ScheduleSection.setting] + kubernetes + drain
+            + bookkeeping
     }
 
     /// The settings a pool section takes, by their top-level spelling: every `workers.*` key

@@ -35,6 +35,10 @@ import Foundation
 ///
 /// An operator's hold (`observation.hold`, `kscaler scale --hold`) comes before all of this:
 /// while it is in force the fleet is only kept at its target (`Decision.holding`).
+///
+/// With `schedules:` (`policy.schedules`), the bounds are those in force at `now`: the base
+/// raised by the active windows (`ScheduleStatus`). A raised min is a bound like any other
+/// (rule 4); when a window ends, a fleet above the restored min shrinks by rule 6 alone.
 package func decide(_ observation: Observation, policy: Policy, now: Date) -> Decision {
     if let hold = observation.hold {
         if hold.isActive(at: now) { return Decision.holding(hold, observation: observation, policy: policy, now: now) }
@@ -43,6 +47,33 @@ package func decide(_ observation: Observation, policy: Policy, now: Date) -> De
             + "deciding as usual"), at: 0)
         return decision
     }
+    let (effective, status) = policy.inForce(at: now)
+    guard let status else { return decideWithinBounds(observation, policy: policy, now: now) }
+    var decision = decideWithinBounds(observation, policy: effective, now: now)
+    decision.reasons = status.reasons + decision.reasons
+    decision.schedule = status
+    return decision
+}
+
+extension Policy {
+    /// This policy with the bounds in force at `now` (the base raised by the active
+    /// `schedules:` windows), and the schedule's status; the policy itself when it has none.
+    package func inForce(at now: Date) -> (policy: Policy, schedule: ScheduleStatus?) {
+        guard !schedules.isEmpty else { return (self, nil) }
+        let base: [(pool: String?, bounds: NodeBounds)] = pools.map { $0.map { ($0.name, $0.nodes) } } ?? [(nil, nodes)]
+        let status = ScheduleStatus(windows: schedules, base: base, now: now)
+        var effective = self
+        if let bounds = status.bounds(of: nil) { effective.nodes = NodeBounds(min: bounds.min, max: bounds.max) }
+        effective.pools = pools?.map { pool in
+            var pool = pool
+            if let bounds = status.bounds(of: pool.name) { pool.nodes = NodeBounds(min: bounds.min, max: bounds.max) }
+            return pool
+        }
+        return (effective, status)
+    }
+}
+
+private func decideWithinBounds(_ observation: Observation, policy: Policy, now: Date) -> Decision {
     if let pools = policy.pools { return decidePooled(observation, policy: policy, pools: pools, now: now) }
     var planner = Planner(observation: observation, policy: policy, now: now)
     return planner.decide()

@@ -72,10 +72,13 @@ package struct Decision: Sendable, Equatable, Codable {
     /// An operator's target (`Decision.manual`, `Decision.holding`): the managed machines (of
     /// the request's pool) it takes the fleet to; nil for a policy's decision.
     package var manualTarget: Int?
+    /// With `schedules:`: the windows active, the bounds they gave, and the next change.
+    package var schedule: ScheduleStatus?
 
     package init(action: Action, failedBoots: [FailedBoot], halt: Halt?, counts: NodeCounts, sizing: SizingUnit?,
                 launchCandidates: [Offering], reasons: [Reason], signals: [SignalVerdict], cooldowns: [CooldownStatus],
-                drain: DrainDecision = DrainDecision(), pools: [PoolOutcome] = [], unservablePods: [UnservablePod] = []) {
+                drain: DrainDecision = DrainDecision(), pools: [PoolOutcome] = [], unservablePods: [UnservablePod] = [],
+                schedule: ScheduleStatus? = nil) {
         self.action = action
         self.failedBoots = failedBoots
         self.halt = halt
@@ -88,6 +91,7 @@ package struct Decision: Sendable, Equatable, Codable {
         self.drain = drain
         self.pools = pools
         self.unservablePods = unservablePods
+        self.schedule = schedule
     }
 
     /// The launches to make: one per pool that scales up (a `workers:` configuration's one
@@ -102,7 +106,7 @@ package struct Decision: Sendable, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case action, failedBoots = "failed_boots", halt, counts, sizing, launchCandidates = "launch_candidates"
-        case reasons, signals, cooldowns, drain, pools, unservablePods = "unservable_pods", manualTarget = "manual_target"
+        case reasons, signals, cooldowns, drain, pools, unservablePods = "unservable_pods", manualTarget = "manual_target", schedule
     }
 
     package init(from decoder: any Decoder) throws {
@@ -116,7 +120,8 @@ package struct Decision: Sendable, Equatable, Codable {
                   cooldowns: try container.decode([CooldownStatus].self, forKey: .cooldowns),
                   drain: try container.decodeIfPresent(DrainDecision.self, forKey: .drain) ?? DrainDecision(),
                   pools: try container.decodeIfPresent([PoolOutcome].self, forKey: .pools) ?? [],
-                  unservablePods: try container.decodeIfPresent([UnservablePod].self, forKey: .unservablePods) ?? [])
+                  unservablePods: try container.decodeIfPresent([UnservablePod].self, forKey: .unservablePods) ?? [],
+                  schedule: try container.decodeIfPresent(ScheduleStatus.self, forKey: .schedule))
         manualTarget = try container.decodeIfPresent(Int.self, forKey: .manualTarget)
     }
 }
@@ -356,6 +361,8 @@ package struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
         case unservablePods = "unservable_pods"
         /// How the pools' parts were put together: the cluster cap, one direction per run.
         case pools
+        /// A `schedules:` window raised the bounds in force.
+        case scheduled
         case steady
     }
 

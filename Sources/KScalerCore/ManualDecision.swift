@@ -14,7 +14,19 @@ extension Decision {
     /// chosen the same way, a protected machine never (`--force` does not lift protection:
     /// `kscaler unprotect` does); open drains go on. Cooldowns do not hold it: an operator
     /// asked. A request that cannot be carried out is refused whole (`Halt.refused`).
+    /// With `schedules:`, the bounds are those in force now: a request below a window's raised
+    /// min would be undone by the next run.
     package static func manual(_ request: ManualRequest, observation: Observation, policy: Policy, now: Date) -> Decision {
+        let (policy, schedule) = policy.inForce(at: now)
+        var decision = manualWithinBounds(request, observation: observation, policy: policy, now: now)
+        if let schedule {
+            decision.reasons = schedule.reasons + decision.reasons
+            decision.schedule = schedule
+        }
+        return decision
+    }
+
+    private static func manualWithinBounds(_ request: ManualRequest, observation: Observation, policy: Policy, now: Date) -> Decision {
         guard let (partPolicy, part) = scoped(observation, policy: policy, pool: request.pool) else { return refused(poolProblem(request.pool, policy: policy), observation: observation, policy: policy, now: now) }
         var planner = Planner(observation: part, policy: partPolicy, now: now)
         let decision = planner.decideManually(request, clusterMax: policy.nodes.max, clusterCurrent: observation.instances.count)

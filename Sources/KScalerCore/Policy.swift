@@ -28,6 +28,9 @@ package struct Policy: Sendable, Equatable {
     /// Set by `decide` for one pool's part of a pooled decision: only this pool's machines
     /// are the fleet (the health gate still counts every node).
     package var fleetPool: String?
+    /// `schedules:`: windows raising `nodes` (or a pool's bounds) while active; `decide` applies
+    /// them at its `now`.
+    package var schedules: [ScheduleWindow]
 
     package init(
         nodes: NodeBounds = NodeBounds(),
@@ -43,7 +46,8 @@ package struct Policy: Sendable, Equatable {
         capacity: WorkerCapacity,
         pools: [PoolPolicy]? = nil,
         defaultPool: String? = nil,
-        expander: Expander = .priority
+        expander: Expander = .priority,
+        schedules: [ScheduleWindow] = []
     ) {
         self.nodes = nodes
         self.scaleUp = scaleUp
@@ -60,6 +64,7 @@ package struct Policy: Sendable, Equatable {
         self.defaultPool = defaultPool
         self.expander = expander
         fleetPool = nil
+        self.schedules = schedules
     }
 }
 

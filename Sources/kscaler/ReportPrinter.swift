@@ -54,7 +54,10 @@ enum ReportPrinter {
             }
             let counts = decision.counts
             lines.append("")
-            let shownBounds = decision.pools.isEmpty ? "bounds \(bounds.min)…\(bounds.max)" : "cap \(bounds.max) across pools"
+            let inForce = decision.schedule?.bounds(of: nil)
+            let shownBounds = !decision.pools.isEmpty ? "cap \(bounds.max) across pools"
+                : inForce.map { $0.raised ? "bounds \($0.min)…\($0.max) (scheduled; base \($0.baseMin)…\($0.baseMax))" : "bounds \($0.min)…\($0.max)" }
+                ?? "bounds \(bounds.min)…\(bounds.max)"
             lines.append("nodes       managed \(counts.current) (ready \(counts.ready), booting \(counts.booting)) · desired \(counts.desired) · \(shownBounds) · cluster \(counts.clusterNodes) nodes, \(counts.clusterNotReady) not Ready"
                 + (counts.ghostNodes > 0 ? ", \(counts.ghostNodes) ghosts not counted" : ""))
             for cooldown in decision.cooldowns {
@@ -66,6 +69,7 @@ enum ReportPrinter {
                 }
                 lines.append("cooldown    " + pad(cooldown.name.rawValue, 34) + state)
             }
+            if let schedule = decision.schedule { lines += describe(schedule, now: now) }
             if !decision.pools.isEmpty {
                 lines.append("")
                 lines.append("pools       " + pad("name", 14) + pad("market", 22) + pad("nodes", 18) + pad("bounds", 9) + pad("pending pods", 14) + "decision")
@@ -112,6 +116,31 @@ enum ReportPrinter {
         let outcome = report.decision?.halt == .refused ? "refused, nothing changed (exit 6)" : report.outcome.rawValue
         lines.append("outcome     \(outcome) (\(span(report.finishedAt.timeIntervalSince(report.startedAt))))")
         return lines.joined(separator: "\n")
+    }
+
+    /// The `schedules:` windows active now (or none) and the next change of the bounds.
+    static func describe(_ schedule: ScheduleStatus, now: Date) -> [String] {
+        var lines: [String] = []
+        if schedule.active.isEmpty { lines.append("schedule    no window active") }
+        for window in schedule.active {
+            let raises = [window.min.map { "min \($0)" }, window.max.map { "max \($0)" }].compactMap { $0 }.joined(separator: ", ")
+            lines.append("schedule    " + pad(window.name, 16) + (window.pool.map { "pool \($0) · " } ?? "") + "\(window.cron) (\(window.timeZone)) · "
+                + "active \(time(window.startedAt)) until \(time(window.endsAt)) (in \(formatDuration(window.endsAt.timeIntervalSince(now).rounded()))) · \(raises)")
+        }
+        guard let change = schedule.nextChange else {
+            lines.append("schedule    next change: none found (the windows keep the bounds as they are)")
+            return lines
+        }
+        let bounds = change.bounds.map { bound in
+            let now = schedule.bounds(of: bound.pool)
+            return (bound.pool.map { "pool \($0) " } ?? "") + "bounds \(now.map { "\($0.min)…\($0.max)" } ?? "?") → \(bound.min)…\(bound.max)"
+        }
+        let why = [change.starting.isEmpty ? nil : change.starting.joined(separator: ", ") + " start" + (change.starting.count == 1 ? "s" : ""),
+                   change.ending.isEmpty ? nil : change.ending.joined(separator: ", ") + " end" + (change.ending.count == 1 ? "s" : "")]
+            .compactMap { $0 }.joined(separator: "; ")
+        lines.append("schedule    next change \(time(change.at)) (in \(formatDuration(change.at.timeIntervalSince(now).rounded()))): " + bounds.joined(separator: ", ")
+            + (why.isEmpty ? "" : " (\(why))"))
+        return lines
     }
 
     /// One open drain: pods left, what blocks it, its deadline, and this run's step.

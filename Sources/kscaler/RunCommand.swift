@@ -125,7 +125,7 @@ enum Evaluation {
         logger.info("run_finished", metadata: [
             "event": "run_finished", "outcome": "\(report.outcome.rawValue)", "mode": "\(mode.rawValue)", "run_id": "\(report.runID)",
             "cluster_id": "\(config.clusterID)",
-            "at_max": .stringConvertible(report.decision.map { $0.counts.desired >= config.nodes.max } ?? false),
+            "at_max": .stringConvertible(report.decision.map { $0.counts.desired >= ($0.schedule?.bounds(of: nil)?.max ?? config.nodes.max) } ?? false),
             "duration_ms": .stringConvertible(Int(report.finishedAt.timeIntervalSince(report.startedAt) * 1000)),
             "http_requests": .stringConvertible(transport.counts.requests),
             "http_round_trips": .stringConvertible(transport.counts.bursts),

@@ -437,7 +437,7 @@ struct ConfigSettingsTableTests {
             case .value, .dictionary: #expect(settable.contains(setting.dotted), "\(setting.dotted)")
             case .section(let keys): #expect(keys.allSatisfy { settable.contains("\(setting.dotted).\($0)") }, "\(setting.dotted)")
             // Named sections have no fixed names (and so no environment variables): YAML only.
-            case .named: #expect(ConfigSchema.node(at: setting.path) != nil, "\(setting.dotted)")
+            case .named, .list: #expect(ConfigSchema.node(at: setting.path) != nil, "\(setting.dotted)")
             }
         }
         #expect(Set(ConfigSettings.all.map(\.dotted)).count == ConfigSettings.all.count, "a path described twice")
