@@ -119,6 +119,21 @@ struct ManualDecisionTests {
         #expect(decision.reasons(.manualTarget) == ["manual target 3 nodes, 3 now: nothing to change"])
     }
 
+    @Test("a scheduled window's raised min is a bound in force: a request below it is refused, and the reasons say why")
+    func scheduledBounds() throws {
+        var cluster = Cluster(workers: 5)
+        cluster.now = t0
+        var policy = Policy.test(min: 1, max: 10)
+        // Active from t0's hour for two hours, whatever t0 is.
+        let hour = Int(t0.timeIntervalSince1970) / 3600 % 24
+        policy.schedules = [ScheduleWindow(name: "launch", cron: try CronExpression.parse("0 \(hour) * * *").get(), duration: 7200, min: 4)]
+        let refused = manual(cluster, .to(2), policy)
+        #expect(refused.halt == .refused)
+        #expect(refused.reasons(.manualRefused).first?.contains("outside nodes.min 4") == true)
+        #expect(refused.schedule?.active.map(\.name) == ["launch"])
+        #expect(manual(cluster, .to(4), policy).victimIDs?.count == 1)
+    }
+
     @Test("pools: --pool is required, names a pool, and the launch goes to it within its bounds")
     func pools() {
         var cluster = Cluster()
