@@ -45,6 +45,8 @@ package struct KScalerConfig: Sendable, Equatable {
     package var pools: [String: PoolSettings]?
     /// Which pool grows for pods several pools can take.
     package var expander: Expander
+    /// Spare requested capacity kept free on the workers; with `pools:`, each pool's default.
+    package var headroom: Headroom?
 
     package init(
         clusterID: String,
@@ -68,7 +70,8 @@ package struct KScalerConfig: Sendable, Equatable {
         kubernetes: KubernetesSettings = KubernetesSettings(),
         drain: DrainPolicy = DrainPolicy(),
         pools: [String: PoolSettings]? = nil,
-        expander: Expander = .priority
+        expander: Expander = .priority,
+        headroom: Headroom? = nil
     ) {
         self.clusterID = clusterID
         self.region = region
@@ -92,13 +95,14 @@ package struct KScalerConfig: Sendable, Equatable {
         self.drain = drain
         self.pools = pools
         self.expander = expander
+        self.headroom = headroom
     }
 
     /// The pools kscaler launches into, highest priority first (ties by name): `pools:`, or
     /// `workers:` as the one pool it always was.
     package var workerPools: [PoolSettings] {
         guard let pools else {
-            return [PoolSettings(workers: workers, nodes: nodes, scaleUp: scaleUp, scaleDown: scaleDown)]
+            return [PoolSettings(workers: workers, nodes: nodes, scaleUp: scaleUp, scaleDown: scaleDown, headroom: headroom)]
         }
         return pools.values.sorted { ($1.priority, $0.name) < ($0.priority, $1.name) }
     }
@@ -165,7 +169,8 @@ package struct KScalerConfig: Sendable, Equatable {
             ),
             pools: pools == nil ? nil : workerPools.map(\.policy),
             defaultPool: defaultPool?.name,
-            expander: expander
+            expander: expander,
+            headroom: pools == nil ? headroom : nil
         )
     }
 }
@@ -457,9 +462,12 @@ package struct PoolSettings: Sendable, Equatable {
     package var prices: [String: Double]
     package var scaleUp: ScaleUpPolicy
     package var scaleDown: ScaleDownPolicy
+    /// Spare requested capacity kept free on this pool's workers (the top-level one unless overridden).
+    package var headroom: Headroom?
 
     package init(workers: WorkerSettings, nodes: NodeBounds, capacityType: CapacityType = .onDemand, priority: Int = 0,
-                 prices: [String: Double] = [:], scaleUp: ScaleUpPolicy = ScaleUpPolicy(), scaleDown: ScaleDownPolicy = ScaleDownPolicy()) {
+                 prices: [String: Double] = [:], scaleUp: ScaleUpPolicy = ScaleUpPolicy(), scaleDown: ScaleDownPolicy = ScaleDownPolicy(),
+                 headroom: Headroom? = nil) {
         self.workers = workers
         self.nodes = nodes
         self.capacityType = capacityType
@@ -467,6 +475,7 @@ package struct PoolSettings: Sendable, Equatable {
         self.prices = prices
         self.scaleUp = scaleUp
         self.scaleDown = scaleDown
+        self.headroom = headroom
     }
 
     package var name: String { workers.pool }
@@ -476,7 +485,8 @@ package struct PoolSettings: Sendable, Equatable {
         PoolPolicy(name: name, nodes: nodes, scaleUp: scaleUp, scaleDown: scaleDown,
                    capacity: WorkerCapacity(machineTypes: workers.instanceTypes, placements: workers.subnets, sizes: workers.sizes,
                                             markets: capacityType.markets),
-                   capacityType: capacityType, priority: priority, labels: workers.labels, taints: workers.taints, prices: prices)
+                   capacityType: capacityType, priority: priority, labels: workers.labels, taints: workers.taints, prices: prices,
+                   headroom: headroom)
     }
 }
 

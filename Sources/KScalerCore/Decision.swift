@@ -67,10 +67,13 @@ package struct Decision: Sendable, Equatable, Codable {
     package var pools: [PoolOutcome]
     /// Unschedulable pods no pool can take, each with why: nothing is launched for them.
     package var unservablePods: [UnservablePod]
+    /// `headroom:` wanted and free this run; nil without one (with `pools:`, each pool's is in `pools`).
+    package var headroom: HeadroomStatus?
 
     package init(action: Action, failedBoots: [FailedBoot], halt: Halt?, counts: NodeCounts, sizing: SizingUnit?,
                 launchCandidates: [Offering], reasons: [Reason], signals: [SignalVerdict], cooldowns: [CooldownStatus],
-                drain: DrainDecision = DrainDecision(), pools: [PoolOutcome] = [], unservablePods: [UnservablePod] = []) {
+                drain: DrainDecision = DrainDecision(), pools: [PoolOutcome] = [], unservablePods: [UnservablePod] = [],
+                headroom: HeadroomStatus? = nil) {
         self.action = action
         self.failedBoots = failedBoots
         self.halt = halt
@@ -83,6 +86,7 @@ package struct Decision: Sendable, Equatable, Codable {
         self.drain = drain
         self.pools = pools
         self.unservablePods = unservablePods
+        self.headroom = headroom
     }
 
     /// The launches to make: one per pool that scales up (a `workers:` configuration's one
@@ -97,7 +101,7 @@ package struct Decision: Sendable, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case action, failedBoots = "failed_boots", halt, counts, sizing, launchCandidates = "launch_candidates"
-        case reasons, signals, cooldowns, drain, pools, unservablePods = "unservable_pods"
+        case reasons, signals, cooldowns, drain, pools, unservablePods = "unservable_pods", headroom
     }
 
     package init(from decoder: any Decoder) throws {
@@ -111,7 +115,8 @@ package struct Decision: Sendable, Equatable, Codable {
                   cooldowns: try container.decode([CooldownStatus].self, forKey: .cooldowns),
                   drain: try container.decodeIfPresent(DrainDecision.self, forKey: .drain) ?? DrainDecision(),
                   pools: try container.decodeIfPresent([PoolOutcome].self, forKey: .pools) ?? [],
-                  unservablePods: try container.decodeIfPresent([UnservablePod].self, forKey: .unservablePods) ?? [])
+                  unservablePods: try container.decodeIfPresent([UnservablePod].self, forKey: .unservablePods) ?? [],
+                  headroom: try container.decodeIfPresent(HeadroomStatus.self, forKey: .headroom))
     }
 }
 
@@ -131,10 +136,12 @@ package struct PoolOutcome: Sendable, Equatable, Codable {
     package var pendingRequests: Resources
     /// Its utilisation signals, measured on its own nodes.
     package var signals: [SignalVerdict]
+    /// Its `headroom`, wanted and free; nil without one.
+    package var headroom: HeadroomStatus?
 
     package init(name: String, action: Decision.Action, counts: NodeCounts, min: Int, max: Int, capacityType: CapacityType,
                  sizing: SizingUnit?, launchCandidates: [Offering], cooldowns: [CooldownStatus], pendingPods: Int, pendingRequests: Resources,
-                 signals: [SignalVerdict] = []) {
+                 signals: [SignalVerdict] = [], headroom: HeadroomStatus? = nil) {
         self.name = name
         self.action = action
         self.counts = counts
@@ -147,11 +154,12 @@ package struct PoolOutcome: Sendable, Equatable, Codable {
         self.pendingPods = pendingPods
         self.pendingRequests = pendingRequests
         self.signals = signals
+        self.headroom = headroom
     }
 
     private enum CodingKeys: String, CodingKey {
         case name, action, counts, min, max, capacityType = "capacity_type", sizing, launchCandidates = "launch_candidates", cooldowns
-        case pendingPods = "pending_pods", pendingRequests = "pending_requests", signals
+        case pendingPods = "pending_pods", pendingRequests = "pending_requests", signals, headroom
     }
 }
 
@@ -342,6 +350,8 @@ package struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
         case unservablePods = "unservable_pods"
         /// How the pools' parts were put together: the cluster cap, one direction per run.
         case pools
+        /// `headroom:` asked for a scale-up, or held a scale-down back (a floor).
+        case headroom
         case steady
     }
 

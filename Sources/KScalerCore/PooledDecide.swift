@@ -82,6 +82,7 @@ func decidePooled(_ observation: Observation, policy: Policy, pools: [PoolPolicy
         partPolicy.scaleDown.withoutDrain = policy.scaleDown.withoutDrain
         partPolicy.scaleDown.stabilizationWindow = policy.scaleDown.stabilizationWindow
         partPolicy.capacity = pool.capacity
+        partPolicy.headroom = pool.headroom
         var planner = Planner(observation: part, policy: partPolicy, now: now)
         return (pool, planner.decide(), demand)
     }
@@ -190,7 +191,7 @@ private func outcome(_ pool: PoolPolicy, _ part: Decision, action: Decision.Acti
     return PoolOutcome(name: pool.name, action: action, counts: counts, min: pool.nodes.min, max: pool.nodes.max, capacityType: pool.capacityType,
                        sizing: part.sizing, launchCandidates: isScaleUp ? part.launchCandidates : [], cooldowns: part.cooldowns,
                        pendingPods: demand.pods, pendingRequests: demand.requests,
-                       signals: part.signals.filter { Signal.utilization.contains($0.signal) })
+                       signals: part.signals.filter { Signal.utilization.contains($0.signal) }, headroom: part.headroom)
 }
 
 extension Signal {

@@ -53,6 +53,7 @@ enum ReportPrinter {
                 }
                 lines.append("cooldown    " + pad(cooldown.name.rawValue, 34) + state)
             }
+            if let headroom = decision.headroom { lines.append("headroom    " + describe(headroom)) }
             if !decision.pools.isEmpty {
                 lines.append("")
                 lines.append("pools       " + pad("name", 14) + pad("market", 22) + pad("nodes", 18) + pad("bounds", 9) + pad("pending pods", 14) + "decision")
@@ -65,6 +66,7 @@ enum ReportPrinter {
                         verdict.reading.usableValue.map { "\(verdict.signal.rawValue) \(format($0))" }
                     }
                     if !measured.isEmpty { lines.append("              " + measured.joined(separator: " · ")) }
+                    if let headroom = pool.headroom { lines.append("              headroom " + describe(headroom)) }
                 }
                 for pod in decision.unservablePods {
                     lines.append("unservable  \(pod.pod): " + pod.reasons.joined(separator: "; "))
@@ -118,6 +120,19 @@ enum ReportPrinter {
         }
         parts.append("this run: " + next)
         return parts.joined(separator: " · ")
+    }
+
+    /// Wanted and free (Ready workers' free room plus booting capacity), and what is short.
+    static func describe(_ headroom: HeadroomStatus) -> String {
+        let short = headroom.shortfall
+        return headroom.summary + (short.cpu > 0 || short.memory > 0 ? " · short" : " · kept")
+            + " (free on Ready workers: \(format3(headroom.freeReady.cpu)) cores, \(bytes(headroom.freeReady.memory)); "
+            + "booting: \(format3(headroom.booting.cpu)) cores, \(bytes(headroom.booting.memory)))"
+    }
+
+    static func bytes(_ value: Double) -> String {
+        let gib = value / 1_073_741_824
+        return gib >= 1 || value == 0 ? "\(format3(gib)) GiB" : "\(format3(value / 1_048_576)) MiB"
     }
 
     static func describe(_ action: Decision.Action) -> String {
