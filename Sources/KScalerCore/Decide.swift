@@ -33,9 +33,15 @@ import Foundation
 /// own bounds, cooldowns and utilisation, and the unschedulable pods routed to it; see
 /// `decidePooled` for how the parts are put together.
 package func decide(_ observation: Observation, policy: Policy, now: Date) -> Decision {
-    if let pools = policy.pools { return decidePooled(observation, policy: policy, pools: pools, now: now) }
-    var planner = Planner(observation: observation, policy: policy, now: now)
-    return planner.decide()
+    var decision: Decision
+    if let pools = policy.pools {
+        decision = decidePooled(observation, policy: policy, pools: pools, now: now)
+    } else {
+        var planner = Planner(observation: observation, policy: policy, now: now)
+        decision = planner.decide()
+    }
+    decision.protectedMachines = protectedMachines(observation, policy: policy, now: now)
+    return decision
 }
 
 struct Planner {

@@ -69,6 +69,8 @@ package struct Decision: Sendable, Equatable, Codable {
     package var unservablePods: [UnservablePod]
     /// `headroom:` wanted and free this run; nil without one (with `pools:`, each pool's is in `pools`).
     package var headroom: HeadroomStatus?
+    /// Managed machines never chosen as victims (or whose protection ended), and why.
+    package var protectedMachines: [ProtectedMachine] = []
 
     package init(action: Action, failedBoots: [FailedBoot], halt: Halt?, counts: NodeCounts, sizing: SizingUnit?,
                 launchCandidates: [Offering], reasons: [Reason], signals: [SignalVerdict], cooldowns: [CooldownStatus],
@@ -102,6 +104,7 @@ package struct Decision: Sendable, Equatable, Codable {
     private enum CodingKeys: String, CodingKey {
         case action, failedBoots = "failed_boots", halt, counts, sizing, launchCandidates = "launch_candidates"
         case reasons, signals, cooldowns, drain, pools, unservablePods = "unservable_pods", headroom
+        case protectedMachines = "protected_machines"
     }
 
     package init(from decoder: any Decoder) throws {
@@ -117,6 +120,7 @@ package struct Decision: Sendable, Equatable, Codable {
                   pools: try container.decodeIfPresent([PoolOutcome].self, forKey: .pools) ?? [],
                   unservablePods: try container.decodeIfPresent([UnservablePod].self, forKey: .unservablePods) ?? [],
                   headroom: try container.decodeIfPresent(HeadroomStatus.self, forKey: .headroom))
+        protectedMachines = try container.decodeIfPresent([ProtectedMachine].self, forKey: .protectedMachines) ?? []
     }
 }
 

@@ -16,7 +16,8 @@ enum KScalerExit {
     static let actionFailed = ExitCode(4)
     /// `kscaler doctor`: at least one check failed.
     static let checksFailed = ExitCode(5)
-    /// Command-line usage error (unknown flag or subcommand); from the argument parser.
+    /// Command-line usage error (unknown flag or subcommand; from the argument parser), or a
+    /// `protect`/`unprotect` target that is not a live machine of this cluster (nothing changed).
     static let usage = ExitCode(64)
 
     static let helpText = """
@@ -27,6 +28,6 @@ enum KScalerExit {
       3   observation failed (AWS, Prometheus, lease table); no action taken
       4   an EC2 action failed; see `kscaler history`
       5   `kscaler doctor`: a check failed
-      64  command-line usage error
+      64  command-line usage error, or a protect/unprotect target not of this cluster
     """
 }

@@ -13,7 +13,8 @@ struct KScalerCommand: AsyncParsableCommand {
         \(KScalerExit.helpText)
         """,
         version: kscalerVersion,
-        subcommands: [RunCommand.self, PlanCommand.self, DoctorCommand.self, ConfigCommand.self, LeaseCommand.self, HistoryCommand.self, UserdataCommand.self]
+        subcommands: [RunCommand.self, PlanCommand.self, DoctorCommand.self, ConfigCommand.self, LeaseCommand.self, HistoryCommand.self, UserdataCommand.self,
+                      ProtectCommand.self, UnprotectCommand.self]
     )
 }
 

@@ -72,6 +72,13 @@ enum ReportPrinter {
                     lines.append("unservable  \(pod.pod): " + pod.reasons.joined(separator: "; "))
                 }
             }
+            if !decision.protectedMachines.isEmpty {
+                lines.append("")
+                lines.append("protected   machines never chosen as victims (kscaler protect / unprotect)")
+                for machine in decision.protectedMachines {
+                    lines.append("  " + pad(machine.instanceID, 24) + pad(machine.nodeName ?? "—", 24) + machine.summary)
+                }
+            }
             lines.append("")
             lines.append("decision    \(describe(decision.action))")
             for reason in decision.reasons { lines.append("  - \(reason.message)") }
@@ -126,13 +133,13 @@ enum ReportPrinter {
     static func describe(_ headroom: HeadroomStatus) -> String {
         let short = headroom.shortfall
         return headroom.summary + (short.cpu > 0 || short.memory > 0 ? " · short" : " · kept")
-            + " (free on Ready workers: \(format3(headroom.freeReady.cpu)) cores, \(bytes(headroom.freeReady.memory)); "
-            + "booting: \(format3(headroom.booting.cpu)) cores, \(bytes(headroom.booting.memory)))"
+            + " (free on Ready workers: \(format(headroom.freeReady.cpu)) cores, \(bytes(headroom.freeReady.memory)); "
+            + "booting: \(format(headroom.booting.cpu)) cores, \(bytes(headroom.booting.memory)))"
     }
 
     static func bytes(_ value: Double) -> String {
         let gib = value / 1_073_741_824
-        return gib >= 1 || value == 0 ? "\(format3(gib)) GiB" : "\(format3(value / 1_048_576)) MiB"
+        return gib >= 1 || value == 0 ? "\(format(gib)) GiB" : "\(format(value / 1_048_576)) MiB"
     }
 
     static func describe(_ action: Decision.Action) -> String {
