@@ -316,7 +316,9 @@ struct Planner {
     /// `headroom:` against the free requested capacity, once the drains' steps are known.
     private mutating func measureHeadroom(sizing: SizingUnit?) {
         guard let wanted = policy.headroom else { return }
-        let leaving = Set(drainSteps.filter(\.removesMachine).map(\.drain.machine))
+        // A cancelled drain's node counts against the launch as a whole node (`planScaleUp`): its
+        // room is not counted a second time here.
+        let leaving = Set(drainSteps.filter { $0.removesMachine || $0.action == .cancel }.map(\.drain.machine))
         headroom = fleet.headroomStatus(wanted, capacity: policy.capacity, unit: sizing, cpuUtilization: value(.cpuUtilization),
                                         memoryUtilization: value(.memoryUtilization), leaving: leaving)
         if headroom == nil {

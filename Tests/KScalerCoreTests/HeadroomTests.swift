@@ -101,6 +101,28 @@ struct HeadroomSizingTests {
         #expect(decision.has(.scaleUpCooldown) && decision.has(.headroom))
     }
 
+    @Test("a drain cancelled for pending pods counts once: as the node kept, not also as free room")
+    func cancelledDrainCountsOnce() {
+        var cluster = Cluster.requested(workers: 2, cpu: 0.5, memory: 0.1)
+        let draining = cluster.instances[0].id
+        cluster.cluster = ClusterView(nodes: cluster.instances.map { instance in
+            ClusterNode(name: instance.id, uid: "uid-\(instance.id)", providerID: nil, ready: true, machineID: instance.id,
+                        unschedulable: instance.id == draining, hasDrainTaint: instance.id == draining, drainTaintedAt: instance.id == draining ? t0 : nil,
+                        allocatable: Resources(cpu: 2, memory: 8 * Double(gib)))
+        }, pods: [])
+        cluster.drains = [OpenDrain(node: draining, machine: draining, startedAt: t0, deadline: t0.addingTimeInterval(600))]
+        cluster.set(.unschedulablePods, .value(1))
+        cluster.set(.pendingCPURequestCores, .value(0.5))
+        cluster.set(.pendingMemoryRequestBytes, .value(Double(gib) / 4))
+        var policy = Policy.headroom(.resources(cpu: 2, memory: nil))
+        policy.scaleDown.withoutDrain = false
+        let decision = cluster.decide(policy)
+        #expect(decision.drain.steps.map(\.action) == [.cancel])
+        // 2 of 4 cores requested; the kept node is 2 cores, so 0 free besides it: 0.5 pending + 2
+        // missing = 2 nodes, one of them the kept node: 1 launch (4 + 2 - 2.5 = 3.5 ≥ 2 free after).
+        #expect(decision.scaleUpCount == 1, "\(decision.reasons)")
+    }
+
     @Test("without a headroom nothing changes: no status, no reason")
     func absent() {
         let decision = Cluster.requested(workers: 2, cpu: 0.875, memory: 0.5).decide(.headroom(nil))
