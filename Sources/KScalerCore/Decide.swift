@@ -408,6 +408,16 @@ struct Planner {
             reasons.append(Reason(.drainsCancelled, "drain of node \(drainSteps[index].drain.node) cancelled: finishing it would leave "
                 + "fewer than min \(policy.nodes.min) nodes (an instance went away since it started)"))
         }
+        // A machine protected since its drain started (`kscaler protect`) stays: its drain is
+        // cancelled rather than end in a termination the fleet would refuse run after run.
+        let protectedNodes = Set(cluster.nodes.filter { $0.isProtected(at: now) }.map(\.name))
+        for index in drainSteps.indices where drainSteps[index].removesMachine && !reclaimed.contains(drainSteps[index].drain.machine) {
+            let drain = drainSteps[index].drain
+            guard fleet.protectedIDs.contains(drain.machine) || protectedNodes.contains(drain.node) else { continue }
+            drainSteps[index].action = .cancel
+            reasons.append(Reason(.drainsCancelled, "drain of node \(drain.node) cancelled: its machine \(drain.machine) is protected "
+                + "(kscaler protect, victims.protected_instances or the node annotation \(Protection.annotation))"))
+        }
         reclaimedDrains = drainSteps.count { reclaimed.contains($0.drain.machine) && $0.staysOpen }
         // The node of a machine being taken back is drained at once, so its pods move before it goes.
         let draining = Set(observation.drains.map(\.machine))

@@ -122,7 +122,7 @@ enum ReportPrinter {
         case .terminate: "terminate and delete the node"
         case .force(let pods, _): "timed out: delete \(pods.map(\.reference).joined(separator: ", ")) and terminate"
         case .abort(let why): "abort and uncordon: \(why)"
-        case .cancel: "cancel and uncordon (pods are unschedulable, or the minimum is at stake)"
+        case .cancel: "cancel and uncordon (pods are unschedulable, the minimum is at stake, or the machine is protected)"
         case .close(let why): "close: \(why)"
         }
         parts.append("this run: " + next)

@@ -91,6 +91,28 @@ struct ProtectionTests {
         #expect(decide(annotation: "next tuesday").victimIDs == nil)
     }
 
+    @Test("a machine protected while its node drains keeps it: the drain is cancelled, not finished")
+    func protectedMidDrain() {
+        var cluster = Cluster()
+        let id = cluster.addWorker(pods: 0)
+        cluster.cluster = ClusterView(nodes: [ClusterNode(name: id, uid: "u", providerID: nil, ready: true, machineID: id, unschedulable: true,
+                                                          hasDrainTaint: true, drainTaintedAt: t0.addingTimeInterval(-60))], pods: [])
+        cluster.drains = [OpenDrain(node: id, machine: id, startedAt: t0.addingTimeInterval(-60), deadline: t0.addingTimeInterval(540))]
+        let policy = Policy.test(min: 0, withoutDrain: false)
+        // No pod left: unprotected, the drain ends in a termination this run.
+        #expect(cluster.decide(policy).drain.steps.map(\.action) == [.terminate])
+        cluster.instances[0].protected = true
+        let kept = cluster.decide(policy)
+        #expect(kept.drain.steps.map(\.action) == [.cancel])
+        #expect(kept.reasons(.drainsCancelled).contains { $0.contains("is protected") })
+        // The same by the node annotation, and not once it has expired.
+        cluster.instances[0].protected = false
+        cluster.cluster?.nodes[0].protectedAnnotation = "true"
+        #expect(cluster.decide(policy).drain.steps.map(\.action) == [.cancel])
+        cluster.cluster?.nodes[0].protectedAnnotation = formatDate(t0.addingTimeInterval(-1))
+        #expect(cluster.decide(policy).drain.steps.map(\.action) == [.terminate])
+    }
+
     @Test("--until: an RFC 3339 time or a duration from now, in the future; anything else says how to write it")
     func until() throws {
         #expect(try Protection.parseUntil("2h", now: t0).get() == t0.addingTimeInterval(7200))
