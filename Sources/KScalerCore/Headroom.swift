@@ -181,12 +181,41 @@ extension ConfigReader {
     /// Headroom counts *requested* capacity: `utilization: usage` measures something else, and
     /// sizing on it would keep the wrong thing free.
     mutating func checkHeadroom(_ config: KScalerConfig, given: (String) -> Bool) {
+        checkHeadroomFits(config, given: given)
         guard config.utilization == .usage, !isBroken("utilization") else { return }
         var paths: [String] = given("headroom") ? ["headroom"] : []
         for name in (config.pools ?? [:]).keys.sorted() where given("pools.\(name).headroom") { paths.append("pools.\(name).headroom") }
         for path in paths where !isBroken(path) {
             report(path, "needs utilization: requests (headroom is requested capacity kept free; utilization: usage measures use)",
                    fix: "set utilization: requests, or remove \(path)")
+        }
+    }
+}
+
+extension ConfigReader {
+    /// A headroom more than `max` nodes of the largest size could ever hold is never kept: the
+    /// fleet would sit at its maximum for good. Checked for `workers:` and for each pool.
+    private mutating func checkHeadroomFits(_ config: KScalerConfig, given: (String) -> Bool) {
+        let pools: [(path: String, pool: PoolSettings)] = config.pools == nil
+            ? config.workerPools.map { ("headroom", $0) }
+            : config.workerPools.map { pool in (given("pools.\(pool.name).headroom") ? "pools.\(pool.name).headroom" : "headroom", pool) }
+        for (path, pool) in pools {
+            guard let headroom = pool.headroom, !isBroken(path), !problems.contains(where: { $0.path.hasPrefix(path + ".") }),
+                  let largest = pool.workers.sizes.values.max(by: { ($0.cpuCores, $0.memoryBytes) < ($1.cpuCores, $1.memoryBytes) }) else { continue }
+            let maxPath = config.pools == nil ? "nodes.max" : "pools.\(pool.name).max"
+            let capacity = (cpu: Double(pool.nodes.max) * largest.cpuCores, memory: Double(pool.nodes.max) * Double(largest.memoryBytes))
+            let needed: (cpu: Double, memory: Double)
+            switch headroom {
+            case .nodes(let count):
+                needed = (Double(count) * largest.cpuCores, Double(count) * Double(largest.memoryBytes))
+            case .resources(let cpu, let memory):
+                needed = (cpu ?? 0, Double(memory ?? 0))
+            }
+            guard needed.cpu > capacity.cpu || needed.memory > capacity.memory else { continue }
+            report(path, "can never be kept free: \(maxPath) \(pool.nodes.max) node\(pool.nodes.max == 1 ? "" : "s") of at most "
+                + "\(formatNumber(largest.cpuCores)) cores / \(formatQuantity(largest.memoryBytes)) hold "
+                + "\(formatNumber(capacity.cpu)) cores / \(formatBytes(capacity.memory)) in all",
+                   fix: "lower \(path), or raise \(maxPath)")
         }
     }
 }

@@ -239,6 +239,21 @@ struct HeadroomConfigTests {
         if path == "headroom.cpus" { #expect(found.fix.contains("did you mean \"cpu\"")) }
     }
 
+    @Test("a headroom more than nodes.max nodes could hold is refused, for workers: and for a pool")
+    func mustFit() throws {
+        // max 10 t3.large: 20 cores, 80 GiB.
+        #expect(parse(minimalConfig.with("headroom", ["cpu": 20])) != nil)
+        let cpu = try #require(problem(at: "headroom", in: minimalConfig.with("headroom", ["cpu": 21])))
+        #expect(cpu.message.contains("can never be kept free: nodes.max 10 nodes") && cpu.fix.contains("raise nodes.max"), "\(cpu)")
+        #expect(problem(at: "headroom", in: minimalConfig.with("headroom", ["nodes": 11])) != nil)
+        #expect(problem(at: "headroom", in: minimalConfig.with("headroom", ["memory": "81Gi"])) != nil)
+        let pool: ConfigValue = ["image_id": "ami-0123456789abcdef0", "instance_types": ["t3.large"], "subnets": ["subnet-0a"],
+                                 "sizes": ["t3.large": ["cpu": 2, "memory": "8Gi"]], "max": 2, "headroom": ["nodes": 3]]
+        let pooled = minimalConfig.without("workers").with(["pools", "small"], pool)
+        let found = try #require(problem(at: "pools.small.headroom", in: pooled), "\(KScalerCoreTests.problems(pooled))")
+        #expect(found.fix.contains("raise pools.small.max"))
+    }
+
     @Test("utilization: usage is refused with a headroom: it is requested capacity")
     func usageRefused() throws {
         let found = try #require(problem(at: "headroom", in: minimalConfig.with("headroom", ["cpu": 2]).with("utilization", "usage")))
