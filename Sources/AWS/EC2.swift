@@ -117,6 +117,15 @@ package struct EC2Client: Sendable {
         _ = try await client.query(operation: "CreateTags", version: Self.version, parameters: parameters)
     }
 
+    /// Removes tags (by key, whatever their value) from instances (or any EC2 resource ids).
+    /// Removing a tag that is not there succeeds: the call is idempotent.
+    package func deleteTags(resourceIDs: [String], keys: [String]) async throws {
+        guard !resourceIDs.isEmpty, !keys.isEmpty else { return }
+        var parameters = resourceIDs.enumerated().map { ("ResourceId.\($0.offset + 1)", $0.element) }
+        for (index, key) in keys.sorted().enumerated() { parameters.append(("Tag.\(index + 1).Key", key)) }
+        _ = try await client.query(operation: "DeleteTags", version: Self.version, parameters: parameters)
+    }
+
     /// An instance's user data as launched (decoded from base64); nil when it has none.
     package func userData(instanceID: String) async throws -> Data? {
         let root = try await client.query(operation: "DescribeInstanceAttribute", version: Self.version,

@@ -102,7 +102,7 @@ extension Evaluator {
             case .cancel:
                 var record = base
                 record.kind = .drainCancel
-                record.detail = "pods are unschedulable, or the fleet would fall below nodes.min: the node is kept"
+                record.detail = "pods are unschedulable, the fleet would fall below nodes.min, or the machine is protected: the node is kept"
                 do {
                     if !mode.isDryRun { try await cluster.releaseDrain(node: drain.node) }
                     close(drain)

@@ -8,6 +8,8 @@ package struct EC2Fleet: Fleet {
     package static let poolTag = "kscaler:pool"
     package static let launchIDTag = "kscaler:launch-id"
     package static let protectedTag = "kscaler:protected"
+    /// When a protection ends (RFC 3339); absent: `kscaler:protected=true` is for ever.
+    package static let protectedUntilTag = "kscaler:protected-until"
 
     /// What the workers boot with, rendered once when the fleet is made.
     package enum UserData: Sendable, Equatable {
@@ -50,13 +52,18 @@ package struct EC2Fleet: Fleet {
     let pools: [String: Pool]
     /// Instance ids never to terminate, besides those tagged protected.
     let protectedInstances: Set<String>
+    /// Tells whether a tagged protection has ended, when a termination re-checks it.
+    let clock: @Sendable () -> Date
 
-    package init(ec2: EC2Client, clusterID: String, workers: WorkerSettings, protectedInstances: Set<String>, userData: UserData) {
-        self.init(ec2: ec2, clusterID: clusterID, pools: [Pool(workers: workers, userData: userData)], protectedInstances: protectedInstances)
+    package init(ec2: EC2Client, clusterID: String, workers: WorkerSettings, protectedInstances: Set<String>, userData: UserData,
+                 clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.init(ec2: ec2, clusterID: clusterID, pools: [Pool(workers: workers, userData: userData)], protectedInstances: protectedInstances,
+                  clock: clock)
     }
 
     /// - Parameter pools: not empty; the first is the one a plan naming no pool launches into.
-    package init(ec2: EC2Client, clusterID: String, pools: [Pool], protectedInstances: Set<String>) {
+    package init(ec2: EC2Client, clusterID: String, pools: [Pool], protectedInstances: Set<String>, clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.clock = clock
         self.ec2 = ec2
         self.clusterID = clusterID
         defaultPool = pools[0]
@@ -173,7 +180,9 @@ package struct EC2Fleet: Fleet {
         for id in instanceIDs {
             guard let instance = byID[id] else { refused.append("\(id) (not pending/running)"); continue }
             if instance.tags[Self.clusterTag] != clusterID { refused.append("\(id) (not tagged \(Self.clusterTag)=\(clusterID))") }
-            else if instance.tags[Self.protectedTag] == "true" { refused.append("\(id) (tagged \(Self.protectedTag)=true)") }
+            else if instance.tags[Self.protectedTag] == "true", Protection.isActive(until: Self.protectedUntil(instance), now: clock()) {
+                refused.append("\(id) (tagged \(Self.protectedTag)=true" + (Self.protectedUntil(instance).map { " until \(formatDate($0))" } ?? "") + ")")
+            }
             else if protectedInstances.contains(id) { refused.append("\(id) (listed in victims.protected_instances)") }
         }
         guard refused.isEmpty else { throw TerminationRefused(instances: refused) }
@@ -217,7 +226,12 @@ package struct EC2Fleet: Fleet {
         return ManagedInstance(id: instance.id, machineType: instance.instanceType, placement: instance.subnetID,
                                zone: instance.availabilityZone, launchTime: instance.launchTime, state: state,
                                protected: instance.tags[protectedTag] == "true", pool: instance.tags[poolTag],
-                               market: instance.market == .spot ? .spot : .onDemand)
+                               market: instance.market == .spot ? .spot : .onDemand, protectedUntil: protectedUntil(instance))
+    }
+
+    /// When a tagged protection ends; nil: for ever, also when the tag cannot be read (doubt keeps the machine).
+    static func protectedUntil(_ instance: EC2Instance) -> Date? {
+        instance.tags[protectedUntilTag].flatMap(Protection.parseTime)
     }
 }
 

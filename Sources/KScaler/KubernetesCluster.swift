@@ -107,7 +107,8 @@ package struct KubernetesCluster: ClusterAPI {
                 allocatable: allocatable, labels: node.labels,
                 // An effect the API would not have accepted is left out: the scheduler's filter
                 // reads only NoSchedule and NoExecute taints.
-                taints: node.taints.compactMap { taint in Taint.Effect(rawValue: taint.effect).map { Taint(key: taint.key, value: taint.value, effect: $0) } })
+                taints: node.taints.compactMap { taint in Taint.Effect(rawValue: taint.effect).map { Taint(key: taint.key, value: taint.value, effect: $0) } },
+                protectedAnnotation: node.annotations[Protection.annotation])
         }
     }
 

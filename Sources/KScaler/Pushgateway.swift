@@ -76,6 +76,15 @@ package struct Pushgateway: Sendable {
                 gauge("kscaler_pool_max_nodes", "The pool's max in force (raised by active schedules).", byPool { Double($0.max) })
                 gauge("kscaler_unservable_pods", "Unschedulable pods no pool can take.", [("", Double(decision.unservablePods.count))])
             }
+            // `headroom:` short even once booting nodes are Ready (cores, bytes), by pool with pools.
+            let headrooms = decision.pools.isEmpty ? decision.headroom.map { [("", $0)] } ?? []
+                : decision.pools.compactMap { pool in pool.headroom.map { ("pool=\"\(pool.name)\",", $0) } }
+            if !headrooms.isEmpty {
+                gauge("kscaler_headroom_shortfall", "Headroom wanted but not free (cores or bytes), counting booting capacity.",
+                      headrooms.flatMap { pool, status in
+                          [("{\(pool)resource=\"cpu\"}", status.shortfall.cpu), ("{\(pool)resource=\"memory\"}", status.shortfall.memory)]
+                      })
+            }
         }
         gauge("kscaler_drains_open", "Scale-down drains open after the last run.", [("", Double(report.drainsOpen))])
         // A pinned size is the first thing to check when the fleet does not follow the load.

@@ -47,6 +47,8 @@ package struct KScalerConfig: Sendable, Equatable {
     package var expander: Expander
     /// `schedules:`, in the order written.
     package var schedules: [ScheduleWindow]
+    /// Spare requested capacity kept free on the workers; with `pools:`, each pool's default.
+    package var headroom: Headroom?
 
     package init(
         clusterID: String,
@@ -71,7 +73,8 @@ package struct KScalerConfig: Sendable, Equatable {
         drain: DrainPolicy = DrainPolicy(),
         pools: [String: PoolSettings]? = nil,
         expander: Expander = .priority,
-        schedules: [ScheduleWindow] = []
+        schedules: [ScheduleWindow] = [],
+        headroom: Headroom? = nil
     ) {
         self.clusterID = clusterID
         self.region = region
@@ -96,13 +99,14 @@ package struct KScalerConfig: Sendable, Equatable {
         self.pools = pools
         self.expander = expander
         self.schedules = schedules
+        self.headroom = headroom
     }
 
     /// The pools kscaler launches into, highest priority first (ties by name): `pools:`, or
     /// `workers:` as the one pool it always was.
     package var workerPools: [PoolSettings] {
         guard let pools else {
-            return [PoolSettings(workers: workers, nodes: nodes, scaleUp: scaleUp, scaleDown: scaleDown)]
+            return [PoolSettings(workers: workers, nodes: nodes, scaleUp: scaleUp, scaleDown: scaleDown, headroom: headroom)]
         }
         return pools.values.sorted { ($1.priority, $0.name) < ($0.priority, $1.name) }
     }
@@ -170,7 +174,8 @@ package struct KScalerConfig: Sendable, Equatable {
             pools: pools == nil ? nil : workerPools.map(\.policy),
             defaultPool: defaultPool?.name,
             expander: expander,
-            schedules: schedules
+            schedules: schedules,
+            headroom: pools == nil ? headroom : nil
         )
     }
 }
@@ -462,9 +467,12 @@ package struct PoolSettings: Sendable, Equatable {
     package var prices: [String: Double]
     package var scaleUp: ScaleUpPolicy
     package var scaleDown: ScaleDownPolicy
+    /// Spare requested capacity kept free on this pool's workers (the top-level one unless overridden).
+    package var headroom: Headroom?
 
     package init(workers: WorkerSettings, nodes: NodeBounds, capacityType: CapacityType = .onDemand, priority: Int = 0,
-                 prices: [String: Double] = [:], scaleUp: ScaleUpPolicy = ScaleUpPolicy(), scaleDown: ScaleDownPolicy = ScaleDownPolicy()) {
+                 prices: [String: Double] = [:], scaleUp: ScaleUpPolicy = ScaleUpPolicy(), scaleDown: ScaleDownPolicy = ScaleDownPolicy(),
+                 headroom: Headroom? = nil) {
         self.workers = workers
         self.nodes = nodes
         self.capacityType = capacityType
@@ -472,6 +480,7 @@ package struct PoolSettings: Sendable, Equatable {
         self.prices = prices
         self.scaleUp = scaleUp
         self.scaleDown = scaleDown
+        self.headroom = headroom
     }
 
     package var name: String { workers.pool }
@@ -481,7 +490,8 @@ package struct PoolSettings: Sendable, Equatable {
         PoolPolicy(name: name, nodes: nodes, scaleUp: scaleUp, scaleDown: scaleDown,
                    capacity: WorkerCapacity(machineTypes: workers.instanceTypes, placements: workers.subnets, sizes: workers.sizes,
                                             markets: capacityType.markets),
-                   capacityType: capacityType, priority: priority, labels: workers.labels, taints: workers.taints, prices: prices)
+                   capacityType: capacityType, priority: priority, labels: workers.labels, taints: workers.taints, prices: prices,
+                   headroom: headroom)
     }
 }
 

@@ -55,6 +55,7 @@ extension ConfigReader {
             checkWorkers(config.workers, given: given)
         }
         checkKubernetes(config.kubernetes, given: given)
+        checkHeadroom(config, given: given)
     }
 
     /// `pools:` replaces `workers:` (which is one pool), and each pool has its own min.

@@ -49,7 +49,7 @@ enum PoolSection {
         }
         guard local.problems.isEmpty else { return nil }
         return PoolSettings(workers: pool.workers, nodes: pool.nodes, capacityType: capacityType, priority: priority, prices: prices,
-                            scaleUp: pool.scaleUp, scaleDown: pool.scaleDown)
+                            scaleUp: pool.scaleUp, scaleDown: pool.scaleDown, headroom: pool.headroom)
     }
 
     /// `{c5.xlarge: 0.068}`: hourly prices, 0 or more.
@@ -71,11 +71,12 @@ enum PoolSection {
     }
 
     /// Top-level spellings in a pool's problem moved under it: `workers.sizes` → `pools.batch.sizes`,
-    /// `nodes.min` → `pools.batch.min`, `scale_up.x` → `pools.batch.scale_up.x`. A spelling is
+    /// `nodes.min` → `pools.batch.min`, `scale_up.x` → `pools.batch.scale_up.x`, `headroom` →
+    /// `pools.batch.headroom`. A spelling is
     /// moved only where it starts a word, so `pools.batch.scale_up` is never moved twice.
     static func moved(_ text: String, under prefix: String) -> String {
         let replacements = [("workers.", "\(prefix)."), ("nodes.min", "\(prefix).min"), ("nodes.max", "\(prefix).max"),
-                            ("scale_up.", "\(prefix).scale_up."), ("scale_down.", "\(prefix).scale_down.")]
+                            ("scale_up.", "\(prefix).scale_up."), ("scale_down.", "\(prefix).scale_down."), ("headroom", "\(prefix).headroom")]
         var result = ""
         var rest = Substring(text)
         scan: while !rest.isEmpty {
@@ -108,6 +109,7 @@ enum PoolSection {
             scoped.nodes = pool.nodes
             scoped.scaleUp = pool.scaleUp
             scoped.scaleDown = pool.scaleDown
+            scoped.headroom = pool.headroom
             let settings = ConfigSettings.poolScoped.flatMap { spec in
                 spec.listing(scoped, MachineIdentity(workerNodeNames: "", machineID: { _, _ in nil })).map { (prefix + ConfigSettings.poolKey($0.path), $0.value) }
             }

@@ -114,18 +114,18 @@ enum Parse {
 enum ConfigSettings {
     /// Every setting, in documentation order (the order `config check` lists them).
     static var all: [SettingSpec] {
-        connection + Signal.allCases.map(signalQuery) + scaling + workers + [expander, pools, ScheduleSection.setting] + kubernetes + drain
-            + bookkeeping
+        connection + Signal.allCases.map(signalQuery) + scaling + [headroom] + workers + [expander, pools, ScheduleSection.setting] + kubernetes
+            + drain + bookkeeping
     }
 
     /// The settings a pool section takes, by their top-level spelling: every `workers.*` key
     /// but the pool's name (its key), `nodes.min`/`nodes.max` (a pool's `min`/`max`) and the
-    /// scale-up/scale-down settings a pool may override.
+    /// scale-up/scale-down settings and the headroom a pool may override.
     static var poolScoped: [SettingSpec] {
         let overridable: Set<String> = ["scale_up.cpu_threshold", "scale_up.memory_threshold", "scale_up.max_step", "scale_up.cooldown",
                                         "scale_down.cpu_threshold", "scale_down.memory_threshold", "scale_down.max_step",
                                         "scale_down.cooldown", "scale_down.delay_after_scale_up", "nodes.min", "nodes.max"]
-        return workers.filter { $0.dotted != "workers.pool" } + scaling.filter { overridable.contains($0.dotted) }
+        return workers.filter { $0.dotted != "workers.pool" } + scaling.filter { overridable.contains($0.dotted) } + [headroom]
     }
 
     /// A top-level path as it is spelled inside `pools.<name>`: `workers.sizes` → `sizes`, `nodes.min` → `min`.

@@ -40,18 +40,22 @@ import Foundation
 /// raised by the active windows (`ScheduleStatus`). A raised min is a bound like any other
 /// (rule 4); when a window ends, a fleet above the restored min shrinks by rule 6 alone.
 package func decide(_ observation: Observation, policy: Policy, now: Date) -> Decision {
-    if let hold = observation.hold {
-        if hold.isActive(at: now) { return Decision.holding(hold, observation: observation, policy: policy, now: now) }
-        var decision = decide(observation.releasing(), policy: policy, now: now)
-        decision.reasons.insert(Reason(.holdEnded, "the hold (\(hold.summary)) ended \(formatDuration(now.timeIntervalSince(hold.until))) ago: "
-            + "deciding as usual"), at: 0)
-        return decision
+    var decision: Decision
+    if let hold = observation.hold, hold.isActive(at: now) {
+        decision = Decision.holding(hold, observation: observation, policy: policy, now: now)
+    } else {
+        let (effective, status) = policy.inForce(at: now)
+        decision = decideWithinBounds(observation.releasing(), policy: effective, now: now)
+        if let status {
+            decision.reasons = status.reasons + decision.reasons
+            decision.schedule = status
+        }
+        if let hold = observation.hold {
+            decision.reasons.insert(Reason(.holdEnded, "the hold (\(hold.summary)) ended \(formatDuration(now.timeIntervalSince(hold.until))) ago: "
+                + "deciding as usual"), at: 0)
+        }
     }
-    let (effective, status) = policy.inForce(at: now)
-    guard let status else { return decideWithinBounds(observation, policy: policy, now: now) }
-    var decision = decideWithinBounds(observation, policy: effective, now: now)
-    decision.reasons = status.reasons + decision.reasons
-    decision.schedule = status
+    decision.protectedMachines = protectedMachines(observation, policy: policy, now: now)
     return decision
 }
 
@@ -104,6 +108,8 @@ struct Planner {
     /// Nodes of interrupted machines to start draining this run, and the open drains of such machines.
     var interruptionDrains: [Victim] = []
     var reclaimedDrains = 0
+    /// `headroom:` as it stands this run (after the drains' steps: a node drained away is no room).
+    var headroom: HeadroomStatus?
 
     init(observation: Observation, policy: Policy, now: Date) {
         self.observation = observation
@@ -158,7 +164,8 @@ struct Planner {
                 action: action, failedBoots: failedBoots, halt: halt, counts: fleet.counts(after: action, halted: halt != nil),
                 sizing: sizing, launchCandidates: isScaleUp ? candidates : [], reasons: reasons,
                 signals: signals, cooldowns: cooldowns,
-                drain: DrainDecision(steps: drainSteps, untaint: untaint, drainVictims: observation.cluster != nil, interrupted: interruptionDrains)
+                drain: DrainDecision(steps: drainSteps, untaint: untaint, drainVictims: observation.cluster != nil, interrupted: interruptionDrains),
+                headroom: headroom
             )
         }
 
@@ -176,6 +183,7 @@ struct Planner {
 
         reasons += fleet.failedBootReasons(failedBoots, policy: policy, now: now)
         planDrains()
+        measureHeadroom(sizing: sizing)
         let action: Decision.Action
         if fleet.current > policy.nodes.max {
             action = boundsScaleDown()
@@ -353,9 +361,28 @@ struct Planner {
         return (count, true)
     }
 
-    /// Nodes the metrics ask for, before booting capacity and cooldown.
+    /// `headroom:` against the free requested capacity, once the drains' steps are known.
+    private mutating func measureHeadroom(sizing: SizingUnit?) {
+        guard let wanted = policy.headroom else { return }
+        // A cancelled drain's node counts against the launch as a whole node (`planScaleUp`): its
+        // room is not counted a second time here.
+        let leaving = Set(drainSteps.filter { $0.removesMachine || $0.action == .cancel }.map(\.drain.machine))
+        headroom = fleet.headroomStatus(wanted, capacity: policy.capacity, unit: sizing, cpuUtilization: value(.cpuUtilization),
+                                        memoryUtilization: value(.memoryUtilization), leaving: leaving)
+        if headroom == nil {
+            reasons.append(Reason(.headroom, "headroom in nodes not kept: no worker size known to count a node in"))
+        }
+    }
+
+    /// What the headroom adds to the sizing: wanted minus free on the Ready workers.
+    private var headroomMissing: Resources { headroom?.missing ?? .zero }
+
+    /// Nodes the metrics ask for, before booting capacity and cooldown. A headroom shortfall is
+    /// sized together with the pending pods' requests (the free room is what stays after them).
     private mutating func metricsScaleUpNeed(sizing: SizingUnit?) -> Int {
         let pods = unschedulablePods
+        let missing = headroomMissing
+        let short = missing.cpu > 0 || missing.memory > 0
         if pods > 0 {
             let cpu = value(.pendingCPURequestCores), memory = value(.pendingMemoryRequestBytes)
             guard let sizing else {
@@ -363,19 +390,35 @@ struct Planner {
                 return 1
             }
             let size = sizing.size
-            let nodes = max(nodesNeeded(cpu, per: size.cpuCores), nodesNeeded(memory, per: Double(size.memoryBytes)), 1)
+            let nodes = max(nodesNeeded(cpu + missing.cpu, per: size.cpuCores), nodesNeeded(memory + missing.memory, per: Double(size.memoryBytes)), 1)
             reasons.append(Reason(.unschedulablePods, "unschedulable pods \(pods) > 0: need \(nodes) node\(nodes == 1 ? "" : "s") of "
                 + "\(sizing.machineType) (\(formatNumber(size.cpuCores)) vCPU, \(formatBytes(Double(size.memoryBytes)))) "
-                + "for \(formatNumber(cpu, decimals: 3)) cores / \(formatBytes(memory)) requested"))
+                + "for \(formatNumber(cpu, decimals: 3)) cores / \(formatBytes(memory)) requested"
+                + (short ? " + \(formatNumber(missing.cpu, decimals: 3)) cores / \(formatBytes(missing.memory)) headroom missing" : "")))
+            if short, let headroom {
+                reasons.append(Reason(.headroom, "headroom \(headroom.summary): counted in the sizing above"))
+            }
             return nodes
+        }
+        var headroomNodes = 0
+        if short, let headroom {
+            if let sizing {
+                let size = sizing.size
+                headroomNodes = max(nodesNeeded(missing.cpu, per: size.cpuCores), nodesNeeded(missing.memory, per: Double(size.memoryBytes)), 1)
+                reasons.append(Reason(.headroom, "headroom \(headroom.summary): +\(headroomNodes) node\(headroomNodes == 1 ? "" : "s") of "
+                    + "\(sizing.machineType) (\(formatNumber(size.cpuCores)) vCPU, \(formatBytes(Double(size.memoryBytes))))"))
+            } else {
+                headroomNodes = 1
+                reasons.append(Reason(.headroom, "headroom \(headroom.summary): no worker size known, asking for 1 node"))
+            }
         }
         let hot = [("cpu", value(.cpuUtilization), policy.scaleUp.cpuThreshold),
                    ("memory", value(.memoryUtilization), policy.scaleUp.memoryThreshold)]
             .filter { $0.1 > $0.2 }
-        guard !hot.isEmpty else { return 0 }
+        guard !hot.isEmpty else { return headroomNodes }
         let comparisons = hot.map { "\($0.0) utilisation \(formatPercent($0.1)) > scale-up threshold \(formatPercent($0.2))" }
         reasons.append(Reason(.highUtilization, comparisons.joined(separator: " and ") + ": add 1 node"))
-        return 1
+        return max(1, headroomNodes)
     }
 
     /// Whole nodes for an amount; a hair of tolerance so 0.3 / 0.1 does not round up to 4.
@@ -412,6 +455,16 @@ struct Planner {
             short -= 1
             reasons.append(Reason(.drainsCancelled, "drain of node \(drainSteps[index].drain.node) cancelled: finishing it would leave "
                 + "fewer than min \(policy.nodes.min) nodes (an instance went away since it started)"))
+        }
+        // A machine protected since its drain started (`kscaler protect`) stays: its drain is
+        // cancelled rather than end in a termination the fleet would refuse run after run.
+        let protectedNodes = Set(cluster.nodes.filter { $0.isProtected(at: now) }.map(\.name))
+        for index in drainSteps.indices where drainSteps[index].removesMachine && !reclaimed.contains(drainSteps[index].drain.machine) {
+            let drain = drainSteps[index].drain
+            guard fleet.protectedIDs.contains(drain.machine) || protectedNodes.contains(drain.node) else { continue }
+            drainSteps[index].action = .cancel
+            reasons.append(Reason(.drainsCancelled, "drain of node \(drain.node) cancelled: its machine \(drain.machine) is protected "
+                + "(kscaler protect, victims.protected_instances or the node annotation \(Protection.annotation))"))
         }
         reclaimedDrains = drainSteps.count { reclaimed.contains($0.drain.machine) && $0.staysOpen }
         // The node of a machine being taken back is drained at once, so its pods move before it goes.
@@ -534,17 +587,23 @@ struct Planner {
         }
         if !blocked, let (code, message) = drainBlocker { block(code, message) }
         guard !blocked else { return .none }
-        return chooseVictims(count: min(policy.scaleDown.maxStep - drainsStayingOpen, remaining - policy.nodes.min))
+        return chooseVictims(count: min(policy.scaleDown.maxStep - drainsStayingOpen, remaining - policy.nodes.min), keepingHeadroom: true)
     }
 
     /// Victims need pod counts to be chosen well; without `pods_per_node` nothing is removed.
-    private mutating func chooseVictims(count: Int) -> Decision.Action {
+    /// `keepingHeadroom`: victims are taken only while the free room left stays at the headroom
+    /// (bounds above `nodes.max` go whatever the headroom).
+    private mutating func chooseVictims(count: Int, keepingHeadroom: Bool = false) -> Decision.Action {
         if let problem = observation.reading(.podsPerNode).problem {
             reasons.append(Reason(.victimPodsUnknown, "scale-down blocked: pods_per_node \(problem), needed to pick victims"))
             return .none
         }
         let ranked = selectVictims(count: fleet.instances.count, fleet: fleet, policy: policy.victims)
-        let victims = observation.cluster.map { drainable(ranked, count: count, cluster: $0) } ?? Array(ranked.prefix(count))
+        var victims = observation.cluster.map { drainable(ranked, count: count, cluster: $0) } ?? Array(ranked.prefix(count))
+        if keepingHeadroom, !victims.isEmpty, let headroom {
+            victims = keptHeadroom(victims, headroom: headroom)
+            if victims.isEmpty { return .none }
+        }
         guard !victims.isEmpty else {
             reasons.append(Reason(.noVictims, ranked.isEmpty ? "scale-down blocked: no running, unprotected managed instance to remove"
                 : "scale-down blocked: no node can be drained"))
@@ -558,6 +617,32 @@ struct Planner {
         reasons.append(Reason(.victimsChosen, "\(verb) \(described.joined(separator: ", "))"
             + (victims.count < count ? "; only \(victims.count) of \(count) wanted could be chosen" : "")))
         return .scaleDown(victims: victims)
+    }
+
+    /// The victims, in rank order, that can go with the free room left at least the headroom:
+    /// each takes its allocatable with it, its pods' requests stay (they move).
+    private mutating func keptHeadroom(_ victims: [Victim], headroom: HeadroomStatus) -> [Victim] {
+        let byID = Dictionary(fleet.instances.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var free = headroom.free
+        var kept: [Victim] = []
+        for victim in victims {
+            guard let instance = byID[victim.instanceID] else { continue }
+            let size = fleet.allocatable(of: instance, capacity: policy.capacity, unit: nil)
+            let left = free - size
+            let below = [("cpu", headroom.wanted.cpu, left.cpu, false), ("memory", headroom.wanted.memory, left.memory, true)]
+                .filter { $0.1 > 0 && $0.2 < $0.1 - 1e-9 }
+            guard below.isEmpty else {
+                let words = below.map { _, wanted, left, bytes in
+                    bytes ? "memory \(formatBytes(max(0, left))) < \(formatBytes(wanted))" : "cpu \(formatNumber(max(0, left), decimals: 3)) < \(formatNumber(wanted, decimals: 3))"
+                }
+                reasons.append(Reason(.headroom, (kept.isEmpty ? "scale-down blocked: " : "scale-down stops at \(kept.count): ")
+                    + "headroom \(headroom.summary); removing \(victim.instanceID) would leave " + words.joined(separator: " and ")))
+                break
+            }
+            free = left
+            kept.append(victim)
+        }
+        return kept
     }
 
     /// The first `count` victims, in rank order, whose node can be drained: none of its pods

@@ -74,11 +74,15 @@ package struct Decision: Sendable, Equatable, Codable {
     package var manualTarget: Int?
     /// With `schedules:`: the windows active, the bounds they gave, and the next change.
     package var schedule: ScheduleStatus?
+    /// `headroom:` wanted and free this run; nil without one (with `pools:`, each pool's is in `pools`).
+    package var headroom: HeadroomStatus?
+    /// Managed machines never chosen as victims (or whose protection ended), and why.
+    package var protectedMachines: [ProtectedMachine] = []
 
     package init(action: Action, failedBoots: [FailedBoot], halt: Halt?, counts: NodeCounts, sizing: SizingUnit?,
                 launchCandidates: [Offering], reasons: [Reason], signals: [SignalVerdict], cooldowns: [CooldownStatus],
                 drain: DrainDecision = DrainDecision(), pools: [PoolOutcome] = [], unservablePods: [UnservablePod] = [],
-                schedule: ScheduleStatus? = nil) {
+                schedule: ScheduleStatus? = nil, headroom: HeadroomStatus? = nil) {
         self.action = action
         self.failedBoots = failedBoots
         self.halt = halt
@@ -92,6 +96,7 @@ package struct Decision: Sendable, Equatable, Codable {
         self.pools = pools
         self.unservablePods = unservablePods
         self.schedule = schedule
+        self.headroom = headroom
     }
 
     /// The launches to make: one per pool that scales up (a `workers:` configuration's one
@@ -106,7 +111,8 @@ package struct Decision: Sendable, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case action, failedBoots = "failed_boots", halt, counts, sizing, launchCandidates = "launch_candidates"
-        case reasons, signals, cooldowns, drain, pools, unservablePods = "unservable_pods", manualTarget = "manual_target", schedule
+        case reasons, signals, cooldowns, drain, pools, unservablePods = "unservable_pods", manualTarget = "manual_target", schedule, headroom
+        case protectedMachines = "protected_machines"
     }
 
     package init(from decoder: any Decoder) throws {
@@ -121,8 +127,10 @@ package struct Decision: Sendable, Equatable, Codable {
                   drain: try container.decodeIfPresent(DrainDecision.self, forKey: .drain) ?? DrainDecision(),
                   pools: try container.decodeIfPresent([PoolOutcome].self, forKey: .pools) ?? [],
                   unservablePods: try container.decodeIfPresent([UnservablePod].self, forKey: .unservablePods) ?? [],
-                  schedule: try container.decodeIfPresent(ScheduleStatus.self, forKey: .schedule))
+                  schedule: try container.decodeIfPresent(ScheduleStatus.self, forKey: .schedule),
+                  headroom: try container.decodeIfPresent(HeadroomStatus.self, forKey: .headroom))
         manualTarget = try container.decodeIfPresent(Int.self, forKey: .manualTarget)
+        protectedMachines = try container.decodeIfPresent([ProtectedMachine].self, forKey: .protectedMachines) ?? []
     }
 }
 
@@ -142,10 +150,12 @@ package struct PoolOutcome: Sendable, Equatable, Codable {
     package var pendingRequests: Resources
     /// Its utilisation signals, measured on its own nodes.
     package var signals: [SignalVerdict]
+    /// Its `headroom`, wanted and free; nil without one.
+    package var headroom: HeadroomStatus?
 
     package init(name: String, action: Decision.Action, counts: NodeCounts, min: Int, max: Int, capacityType: CapacityType,
                  sizing: SizingUnit?, launchCandidates: [Offering], cooldowns: [CooldownStatus], pendingPods: Int, pendingRequests: Resources,
-                 signals: [SignalVerdict] = []) {
+                 signals: [SignalVerdict] = [], headroom: HeadroomStatus? = nil) {
         self.name = name
         self.action = action
         self.counts = counts
@@ -158,11 +168,12 @@ package struct PoolOutcome: Sendable, Equatable, Codable {
         self.pendingPods = pendingPods
         self.pendingRequests = pendingRequests
         self.signals = signals
+        self.headroom = headroom
     }
 
     private enum CodingKeys: String, CodingKey {
         case name, action, counts, min, max, capacityType = "capacity_type", sizing, launchCandidates = "launch_candidates", cooldowns
-        case pendingPods = "pending_pods", pendingRequests = "pending_requests", signals
+        case pendingPods = "pending_pods", pendingRequests = "pending_requests", signals, headroom
     }
 }
 
@@ -363,6 +374,8 @@ package struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
         case pools
         /// A `schedules:` window raised the bounds in force.
         case scheduled
+        /// `headroom:` asked for a scale-up, or held a scale-down back (a floor).
+        case headroom
         case steady
     }
 

@@ -308,6 +308,9 @@ package func evictionBlocker(_ pod: ClusterPod, policy: DrainPolicy) -> String? 
 /// Why a node cannot be drained at all, before looking at its pods.
 func nodeBlocker(_ node: ClusterNode, aborted: [AbortedDrain], now: Date) -> String? {
     if node.scaleDownDisabled { return "node \(node.name) is annotated scale-down-disabled" }
+    if node.isProtected(at: now) {
+        return "node \(node.name) is annotated \(Protection.annotation)=\(node.protectedAnnotation ?? "")"
+    }
     if node.unschedulable && !node.hasDrainTaint { return "node \(node.name) is cordoned by someone else" }
     if let abort = aborted.first(where: { $0.node == node.name && $0.until > now }) {
         return "node \(node.name): its drain was aborted \(formatDate(abort.abortedAt)) (\(abort.reason)); not chosen again until \(formatDate(abort.until))"

@@ -38,6 +38,8 @@ struct FleetView {
     let failedBoots: [ManagedInstance]
     /// Failed boots left alone because they are protected.
     let protectedFailedBoots: [ManagedInstance]
+    /// Instances never chosen as victims now: tagged (not expired) or listed in `victims.protected_instances`.
+    let protectedIDs: Set<String>
     let ready: Int
     let booting: Int
     let clusterNodes: Int
@@ -76,8 +78,9 @@ struct FleetView {
 
         let failed = instances.filter { statuses[$0.id] == .failedBoot }.sorted { $0.id < $1.id }
         let isProtected = { (instance: ManagedInstance) in
-            instance.protected || policy.victims.protectedInstances.contains(instance.id)
+            instance.isProtected(at: now) || policy.victims.protectedInstances.contains(instance.id)
         }
+        protectedIDs = Set(all.filter(isProtected).map(\.id))
         failedBoots = failed.filter { !isProtected($0) }
         protectedFailedBoots = failed.filter(isProtected)
         ready = instances.count(where: { statuses[$0.id] == .ready })

@@ -19,6 +19,7 @@ extension Decision {
     package static func manual(_ request: ManualRequest, observation: Observation, policy: Policy, now: Date) -> Decision {
         let (policy, schedule) = policy.inForce(at: now)
         var decision = manualWithinBounds(request, observation: observation, policy: policy, now: now)
+        decision.protectedMachines = KScalerCore.protectedMachines(observation, policy: policy, now: now)
         if let schedule {
             decision.reasons = schedule.reasons + decision.reasons
             decision.schedule = schedule
@@ -148,9 +149,11 @@ extension Planner {
                     problems.append("\(id) is not a live machine of this \(policy.fleetPool.map { "pool (\($0))" } ?? "cluster")")
                     continue
                 }
-                if instance.protected || policy.victims.protectedInstances.contains(id) {
-                    problems.append("\(id) is protected (\(instance.protected ? "tag kscaler:protected" : "victims.protected_instances")): "
-                        + "`kscaler unprotect \(id)` first")
+                if fleet.protectedIDs.contains(id) {
+                    let why = KScalerCore.protectedMachines(observation, policy: policy, now: now).first { $0.instanceID == id }?.marks
+                        .filter { !$0.expired }.map { "\($0.source == .protectedInstances ? "" : "\($0.source.rawValue) ")\($0.detail)" }
+                        .joined(separator: ", ") ?? "protected"
+                    problems.append("\(id) is protected (\(why)): `kscaler unprotect \(id)` first")
                 } else if observation.drains.contains(where: { $0.machine == id }) {
                     problems.append("\(id) is being drained already")
                 } else {
@@ -231,6 +234,7 @@ extension Policy {
         part.scaleDown.withoutDrain = scaleDown.withoutDrain
         part.scaleDown.stabilizationWindow = scaleDown.stabilizationWindow
         part.capacity = pool.capacity
+        part.headroom = pool.headroom
         return part
     }
 }

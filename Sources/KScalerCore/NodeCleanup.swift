@@ -29,6 +29,8 @@ package struct ClusterNode: Sendable, Equatable, Codable {
     package var hasOtherNoScheduleTaint: Bool
     /// Annotated `kscaler.io/scale-down-disabled` or cluster-autoscaler's `scale-down-disabled` "true".
     package var scaleDownDisabled: Bool
+    /// Its `kscaler.io/protected` annotation as written ("true" or an RFC 3339 end); nil without one.
+    package var protectedAnnotation: String?
     /// What pods may request on it; nil when the API did not say.
     package var allocatable: Resources?
     /// Its labels, for the pods' node selectors and affinities.
@@ -39,7 +41,8 @@ package struct ClusterNode: Sendable, Equatable, Codable {
 
     package init(name: String, uid: String, providerID: String?, ready: Bool, machineID: String?, unschedulable: Bool = false,
                  hasDrainTaint: Bool = false, drainTaintedAt: Date? = nil, hasOtherNoScheduleTaint: Bool = false,
-                 scaleDownDisabled: Bool = false, allocatable: Resources? = nil, labels: [String: String] = [:], taints: [Taint] = []) {
+                 scaleDownDisabled: Bool = false, allocatable: Resources? = nil, labels: [String: String] = [:], taints: [Taint] = [],
+                 protectedAnnotation: String? = nil) {
         self.name = name
         self.uid = uid
         self.providerID = providerID
@@ -50,6 +53,7 @@ package struct ClusterNode: Sendable, Equatable, Codable {
         self.drainTaintedAt = drainTaintedAt
         self.hasOtherNoScheduleTaint = hasOtherNoScheduleTaint
         self.scaleDownDisabled = scaleDownDisabled
+        self.protectedAnnotation = protectedAnnotation
         self.allocatable = allocatable
         self.labels = labels
         self.taints = taints
@@ -58,7 +62,7 @@ package struct ClusterNode: Sendable, Equatable, Codable {
     private enum CodingKeys: String, CodingKey {
         case name, uid, providerID = "provider_id", ready, machineID = "instance_id", unschedulable, hasDrainTaint = "drain_taint"
         case drainTaintedAt = "drain_tainted_at", hasOtherNoScheduleTaint = "other_no_schedule_taint"
-        case scaleDownDisabled = "scale_down_disabled", allocatable, labels, taints
+        case scaleDownDisabled = "scale_down_disabled", allocatable, labels, taints, protectedAnnotation = "protected_annotation"
     }
 
     package init(from decoder: any Decoder) throws {
@@ -74,7 +78,8 @@ package struct ClusterNode: Sendable, Equatable, Codable {
                   scaleDownDisabled: try container.decodeIfPresent(Bool.self, forKey: .scaleDownDisabled) ?? false,
                   allocatable: try container.decodeIfPresent(Resources.self, forKey: .allocatable),
                   labels: try container.decodeIfPresent([String: String].self, forKey: .labels) ?? [:],
-                  taints: try container.decodeIfPresent([CodedTaint].self, forKey: .taints)?.compactMap(\.taint) ?? [])
+                  taints: try container.decodeIfPresent([CodedTaint].self, forKey: .taints)?.compactMap(\.taint) ?? [],
+                  protectedAnnotation: try container.decodeIfPresent(String.self, forKey: .protectedAnnotation))
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -92,6 +97,7 @@ package struct ClusterNode: Sendable, Equatable, Codable {
         try container.encodeIfPresent(allocatable, forKey: .allocatable)
         try container.encode(labels, forKey: .labels)
         try container.encode(taints.map(CodedTaint.init), forKey: .taints)
+        try container.encodeIfPresent(protectedAnnotation, forKey: .protectedAnnotation)
     }
 
     /// A taint as the API writes it: `{"key": …, "value": …, "effect": "NoSchedule"}`.

@@ -137,8 +137,11 @@ package struct ManagedInstance: Sendable, Equatable, Codable {
     package var zone: String?
     package var launchTime: Date
     package var state: State
-    /// Tagged `kscaler:protected=true`: never a victim, never terminated as a failed boot.
+    /// Tagged `kscaler:protected=true`: never a victim, never terminated as a failed boot
+    /// (until `protectedUntil`, when set: see `isProtected(at:)`).
     package var protected: Bool
+    /// The protection's end (EC2: tag `kscaler:protected-until`); nil: for ever.
+    package var protectedUntil: Date?
     /// The pool it was launched for (EC2: tag `kscaler:pool`); nil when untagged.
     package var pool: String?
     package var market: Market
@@ -148,7 +151,7 @@ package struct ManagedInstance: Sendable, Equatable, Codable {
 
     package init(id: String, machineType: String, placement: String?, zone: String?,
                 launchTime: Date, state: State, protected: Bool = false, pool: String? = nil, market: Market = .onDemand,
-                interrupted: Bool = false) {
+                interrupted: Bool = false, protectedUntil: Date? = nil) {
         self.id = id
         self.machineType = machineType
         self.placement = placement
@@ -156,6 +159,7 @@ package struct ManagedInstance: Sendable, Equatable, Codable {
         self.launchTime = launchTime
         self.state = state
         self.protected = protected
+        self.protectedUntil = protectedUntil
         self.pool = pool
         self.market = market
         self.interrupted = interrupted
@@ -163,7 +167,7 @@ package struct ManagedInstance: Sendable, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case id, machineType = "instance_type", placement = "subnet_id", zone = "availability_zone"
-        case launchTime = "launch_time", state, protected, pool, market, interrupted
+        case launchTime = "launch_time", state, protected, pool, market, interrupted, protectedUntil = "protected_until"
     }
 
     /// Reports written before pools read as on-demand machines of no pool.
@@ -176,7 +180,8 @@ package struct ManagedInstance: Sendable, Equatable, Codable {
                   protected: try container.decodeIfPresent(Bool.self, forKey: .protected) ?? false,
                   pool: try container.decodeIfPresent(String.self, forKey: .pool),
                   market: try container.decodeIfPresent(Market.self, forKey: .market) ?? .onDemand,
-                  interrupted: try container.decodeIfPresent(Bool.self, forKey: .interrupted) ?? false)
+                  interrupted: try container.decodeIfPresent(Bool.self, forKey: .interrupted) ?? false,
+                  protectedUntil: try container.decodeIfPresent(Date.self, forKey: .protectedUntil))
     }
 }
 

@@ -25,6 +25,8 @@ package struct Policy: Sendable, Equatable {
     /// The pool pods go to when their constraints cannot be read (no Kubernetes API).
     package var defaultPool: String?
     package var expander: Expander
+    /// Spare requested capacity to keep free (nil: none). With `pools:` each pool has its own.
+    package var headroom: Headroom?
     /// Set by `decide` for one pool's part of a pooled decision: only this pool's machines
     /// are the fleet (the health gate still counts every node).
     package var fleetPool: String?
@@ -47,7 +49,8 @@ package struct Policy: Sendable, Equatable {
         pools: [PoolPolicy]? = nil,
         defaultPool: String? = nil,
         expander: Expander = .priority,
-        schedules: [ScheduleWindow] = []
+        schedules: [ScheduleWindow] = [],
+        headroom: Headroom? = nil
     ) {
         self.nodes = nodes
         self.scaleUp = scaleUp
@@ -63,6 +66,7 @@ package struct Policy: Sendable, Equatable {
         self.pools = pools
         self.defaultPool = defaultPool
         self.expander = expander
+        self.headroom = headroom
         fleetPool = nil
         self.schedules = schedules
     }
@@ -81,10 +85,11 @@ package struct PoolPolicy: Sendable, Equatable {
     package var labels: [String: String]
     package var taints: [Taint]
     package var prices: [String: Double]
+    package var headroom: Headroom?
 
     package init(name: String, nodes: NodeBounds, scaleUp: ScaleUpPolicy = ScaleUpPolicy(), scaleDown: ScaleDownPolicy = ScaleDownPolicy(),
                  capacity: WorkerCapacity, capacityType: CapacityType = .onDemand, priority: Int = 0, labels: [String: String] = [:],
-                 taints: [Taint] = [], prices: [String: Double] = [:]) {
+                 taints: [Taint] = [], prices: [String: Double] = [:], headroom: Headroom? = nil) {
         self.name = name
         self.nodes = nodes
         self.scaleUp = scaleUp
@@ -95,6 +100,7 @@ package struct PoolPolicy: Sendable, Equatable {
         self.labels = labels
         self.taints = taints
         self.prices = prices
+        self.headroom = headroom
     }
 }
 

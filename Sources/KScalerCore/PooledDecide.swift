@@ -181,7 +181,7 @@ private func outcome(_ pool: PoolPolicy, _ part: Decision, action: Decision.Acti
     return PoolOutcome(name: pool.name, action: action, counts: counts, min: pool.nodes.min, max: pool.nodes.max, capacityType: pool.capacityType,
                        sizing: part.sizing, launchCandidates: isScaleUp ? part.launchCandidates : [], cooldowns: part.cooldowns,
                        pendingPods: demand.pods, pendingRequests: demand.requests,
-                       signals: part.signals.filter { Signal.utilization.contains($0.signal) })
+                       signals: part.signals.filter { Signal.utilization.contains($0.signal) }, headroom: part.headroom)
 }
 
 extension Signal {

@@ -16,8 +16,9 @@ enum KScalerExit {
     static let actionFailed = ExitCode(4)
     /// `kscaler doctor`: at least one check failed.
     static let checksFailed = ExitCode(5)
-    /// `kscaler scale`: the request was refused as a whole (outside the bounds without
-    /// `--force`, a protected or unknown machine); nothing changed, the refusal is in the history.
+    /// An operator's request was refused as a whole: `kscaler scale` outside the bounds without
+    /// `--force`, or naming a protected or unknown machine; `protect`/`unprotect` of a target
+    /// that is not a live machine of this cluster. Nothing changed; a `scale` refusal is in the history.
     static let refused = ExitCode(6)
     /// Command-line usage error (unknown flag or subcommand); from the argument parser.
     static let usage = ExitCode(64)
@@ -30,7 +31,7 @@ enum KScalerExit {
       3   observation failed (AWS, Prometheus, lease table); no action taken
       4   an EC2 action failed; see `kscaler history`
       5   `kscaler doctor`: a check failed
-      6   `kscaler scale`: the request was refused (bounds, protection); nothing changed
+      6   an operator's request was refused (scale: bounds, protection; protect: not ours); nothing changed
       64  command-line usage error
     """
 }

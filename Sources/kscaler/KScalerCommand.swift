@@ -13,8 +13,8 @@ struct KScalerCommand: AsyncParsableCommand {
         \(KScalerExit.helpText)
         """,
         version: kscalerVersion,
-        subcommands: [RunCommand.self, PlanCommand.self, ScaleCommand.self, DoctorCommand.self, ConfigCommand.self, LeaseCommand.self,
-                      HistoryCommand.self, BacktestCommand.self, UserdataCommand.self]
+        subcommands: [RunCommand.self, PlanCommand.self, ScaleCommand.self, ProtectCommand.self, UnprotectCommand.self, DoctorCommand.self,
+                      ConfigCommand.self, LeaseCommand.self, HistoryCommand.self, BacktestCommand.self, UserdataCommand.self]
     )
 }
 

@@ -70,6 +70,7 @@ enum ReportPrinter {
                 lines.append("cooldown    " + pad(cooldown.name.rawValue, 34) + state)
             }
             if let schedule = decision.schedule { lines += describe(schedule, now: now) }
+            if let headroom = decision.headroom { lines.append("headroom    " + describe(headroom)) }
             if !decision.pools.isEmpty {
                 lines.append("")
                 lines.append("pools       " + pad("name", 14) + pad("market", 22) + pad("nodes", 18) + pad("bounds", 9) + pad("pending pods", 14) + "decision")
@@ -82,9 +83,17 @@ enum ReportPrinter {
                         verdict.reading.usableValue.map { "\(verdict.signal.rawValue) \(format($0))" }
                     }
                     if !measured.isEmpty { lines.append("              " + measured.joined(separator: " · ")) }
+                    if let headroom = pool.headroom { lines.append("              headroom " + describe(headroom)) }
                 }
                 for pod in decision.unservablePods {
                     lines.append("unservable  \(pod.pod): " + pod.reasons.joined(separator: "; "))
+                }
+            }
+            if !decision.protectedMachines.isEmpty {
+                lines.append("")
+                lines.append("protected   machines never chosen as victims (kscaler protect / unprotect)")
+                for machine in decision.protectedMachines {
+                    lines.append("  " + pad(machine.instanceID, 24) + pad(machine.nodeName ?? "—", 24) + machine.summary)
                 }
             }
             lines.append("")
@@ -156,11 +165,24 @@ enum ReportPrinter {
         case .terminate: "terminate and delete the node"
         case .force(let pods, _): "timed out: delete \(pods.map(\.reference).joined(separator: ", ")) and terminate"
         case .abort(let why): "abort and uncordon: \(why)"
-        case .cancel: "cancel and uncordon (pods are unschedulable, or the minimum is at stake)"
+        case .cancel: "cancel and uncordon (pods are unschedulable, the minimum is at stake, or the machine is protected)"
         case .close(let why): "close: \(why)"
         }
         parts.append("this run: " + next)
         return parts.joined(separator: " · ")
+    }
+
+    /// Wanted and free (Ready workers' free room plus booting capacity), and what is short.
+    static func describe(_ headroom: HeadroomStatus) -> String {
+        let short = headroom.shortfall
+        return headroom.summary + (short.cpu > 0 || short.memory > 0 ? " · short" : " · kept")
+            + " (free on Ready workers: \(format(headroom.freeReady.cpu)) cores, \(bytes(headroom.freeReady.memory)); "
+            + "booting: \(format(headroom.booting.cpu)) cores, \(bytes(headroom.booting.memory)))"
+    }
+
+    static func bytes(_ value: Double) -> String {
+        let gib = value / 1_073_741_824
+        return gib >= 1 || value == 0 ? "\(format(gib)) GiB" : "\(format(value / 1_048_576)) MiB"
     }
 
     static func describe(_ action: Decision.Action) -> String {

@@ -133,6 +133,26 @@ import TestSupport
         _ = try await context.ec2.terminateInstances(ids: [id])
     }
 
+    @Test func deleteTagsRemovesTagsByKeyAndIsIdempotent() async throws {
+        let moto = try Peers.moto()
+        let context = context(moto)
+        let cluster = Peers.uniqueName("ec2-untag")
+        let launched = try await context.ec2.runInstances(RunInstancesRequest(
+            imageID: Self.image, instanceType: "t3.micro",
+            instanceTags: ["kscaler:cluster": cluster, "kscaler:protected": "true", "kscaler:protected-until": "2030-01-01T00:00:00Z"]))
+        let id = try #require(launched.first?.id)
+        try await context.ec2.deleteTags(resourceIDs: [id], keys: ["kscaler:protected", "kscaler:protected-until"])
+        #expect(try await context.ec2.describeInstances(filters: [], instanceIDs: [id]).map(\.tags) == [["kscaler:cluster": cluster]])
+        // A tag that is not there: still a success.
+        try await context.ec2.deleteTags(resourceIDs: [id], keys: ["kscaler:protected"])
+        // The read-only user may not untag.
+        await #expect(throws: AWSError.self) {
+            try await self.context(moto, readOnly: true).ec2.deleteTags(resourceIDs: [id], keys: ["kscaler:cluster"])
+        }
+        #expect(try await context.ec2.describeInstances(filters: [], instanceIDs: [id]).map(\.tags) == [["kscaler:cluster": cluster]])
+        _ = try await context.ec2.terminateInstances(ids: [id])
+    }
+
     @Test func dryRunSucceedsAndLaunchesNothing() async throws {
         let moto = try Peers.moto()
         let context = context(moto)

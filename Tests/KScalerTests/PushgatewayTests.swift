@@ -115,6 +115,28 @@ import TestSupport
         #expect(Pushgateway.exposition(report).split(separator: "\n").contains("kscaler_hold_active 0"), "over exactly at its end")
     }
 
+    @Test func theExpositionCarriesTheHeadroomShortfallByResourceAndPool() throws {
+        var report = Self.report(outcome: .acted)
+        #expect(!Pushgateway.exposition(report).contains("kscaler_headroom_shortfall"), "no headroom: no series")
+        // 2 cores and 4 GiB wanted; 0.5 core and 6 GiB free on Ready workers, 1 core booting: 0.5 core short.
+        let status = HeadroomStatus(nodes: nil, wanted: Resources(cpu: 2, memory: 4 * 1_073_741_824),
+                                    freeReady: Resources(cpu: 0.5, memory: 6 * 1_073_741_824), booting: Resources(cpu: 1, memory: 0))
+        report.decision?.headroom = status
+        let lines = Pushgateway.exposition(report).split(separator: "\n")
+        #expect(lines.contains("kscaler_headroom_shortfall{resource=\"cpu\"} 0.5"))
+        #expect(lines.contains("kscaler_headroom_shortfall{resource=\"memory\"} 0"))
+        let counts = NodeCounts(current: 1, ready: 1, booting: 0, desired: 1, clusterNodes: 1, clusterNotReady: 0)
+        report.decision?.pools = [
+            PoolOutcome(name: "general", action: .none, counts: counts, min: 1, max: 6, capacityType: .onDemand, sizing: nil,
+                        launchCandidates: [], cooldowns: [], pendingPods: 0, pendingRequests: .zero, headroom: status),
+            PoolOutcome(name: "batch", action: .none, counts: counts, min: 0, max: 6, capacityType: .spot, sizing: nil,
+                        launchCandidates: [], cooldowns: [], pendingPods: 0, pendingRequests: .zero),
+        ]
+        let pooled = Pushgateway.exposition(report).split(separator: "\n")
+        #expect(pooled.contains("kscaler_headroom_shortfall{pool=\"general\",resource=\"cpu\"} 0.5"))
+        #expect(!pooled.contains { $0.contains("pool=\"batch\",resource") }, "a pool without headroom has no series")
+    }
+
     @Test func theExpositionCarriesOpenDrainsAndTheLongestFinishedDrain() throws {
         var report = Self.report(outcome: .acted)
         let quiet = Pushgateway.exposition(report).split(separator: "\n")
