@@ -38,6 +38,8 @@ package struct RunEvent: Sendable, Equatable, Codable {
             case drainClose = "drain_close"
             /// kscaler's taint found on a node with no open drain: removed, node uncordoned.
             case untaint
+            /// An operator's `kscaler protect` / `unprotect` (`detail`: until when, and who).
+            case protect, unprotect
         }
 
         package enum Result: String, Sendable, Codable {
@@ -161,6 +163,13 @@ extension KScalerTable {
             "event": .s(String(decoding: try Self.encoder.encode(event), as: UTF8.self)),
             "expires_at": .number(Int(event.startedAt.timeIntervalSince1970 + retention)),
         ]) { key, _ in key }
+    }
+
+    /// Adds an operator's event outside any run: its key is new (a fresh id), so the put never
+    /// replaces a run's record, and it needs no lease.
+    package func record(_ event: RunEvent, retention: TimeInterval) async throws {
+        _ = try await dynamoDB.putItem(table: tableName, item: try historyItem(event, retention: retention),
+                                       condition: DynamoDBExpression("attribute_not_exists(#record)", names: ["#record": "record"]))
     }
 
     /// `event#<time>#<run id>`: sorted by time, unique per run.

@@ -101,6 +101,22 @@ private struct ProtectionRun {
             printError("kscaler: \(protect ? "protecting" : "unprotecting") \(resolved.instanceID) failed: \(error)")
             throw KScalerExit.actionFailed
         }
+        // Kept in the history beside the runs, so "who protected this, and when" has an answer.
+        let by = environment["USER"] ?? environment["LOGNAME"] ?? "unknown"
+        let at = Date()
+        let detail = "by \(by)" + (protect ? (result.until.map { ", until \(ReportPrinter.time($0))" } ?? ", for ever") : "")
+            + (result.tagChanged ? "" : ", already so")
+        let event = RunEvent(runID: Runtime.newRunID(), startedAt: at, finishedAt: at, outcome: result.tagChanged ? .acted : .nothing,
+                             action: "none", counts: nil, reasons: [],
+                             actions: [.init(kind: protect ? .protect : .unprotect, instanceIDs: [result.instanceID],
+                                             nodes: result.nodeName.map { [$0] }, detail: detail)],
+                             errors: [], leaseToken: nil)
+        do {
+            try await runtime.table.record(event, retention: config.historyRetention)
+        } catch {
+            // The protection itself is done: say that the record is missing, and carry on.
+            logger.warning("the \(protect ? "protection" : "unprotection") was not recorded in the history: \(error)")
+        }
         logger.notice("\(protect ? "protected" : "unprotected") \(result.instanceID)",
                       metadata: ["event": "\(protect ? "protect" : "unprotect")", "instance": "\(result.instanceID)",
                                  "until": "\(result.until.map(ReportPrinter.time) ?? "")", "tag_changed": "\(result.tagChanged)",

@@ -214,6 +214,8 @@ enum ReportPrinter {
         case (.drainStart, let result), (.evict, let result), (.forceDelete, let result), (.drainAbort, let result),
              (.drainCancel, let result), (.drainClose, let result), (.untaint, let result):
             drainAction(action, result: result, plan: plan)
+        case (.protect, _): "protected" + (action.detail.map { " (\($0))" } ?? "")
+        case (.unprotect, _): "unprotected" + (action.detail.map { " (\($0))" } ?? "")
         }
         var parts = [what + (action.recovered ? " (by an earlier run that ended before recording it)" : "")]
         if let pool = action.pool { parts.append("pool \(pool)") }

@@ -39,8 +39,15 @@ import TestSupport
             let tags = try #require(try await harness.ec2.describeInstances(filters: [], instanceIDs: [newer.id]).first?.tags)
             #expect(tags[EC2Fleet.protectedTag] == "true" && tags[EC2Fleet.protectedUntilTag] == nil)
             // Idempotent: the second time changes nothing, and says so.
-            let again = try await harness.kscaler(["protect", newer.id])
+            let again = try await harness.kscaler(["protect", newer.id], environment: harness.environment.merging(["USER": "alice"]) { _, new in new })
             #expect(again.status == 0 && again.stdout.contains("already so: nothing changed"), "\(again.combined)")
+            // Both are in the history, newest first, with who and what came of them.
+            let recorded = try await harness.table.history(limit: 5).events.flatMap(\.actions)
+            #expect(recorded.map(\.kind) == [.protect, .protect])
+            #expect(recorded.map(\.instanceIDs) == [[newer.id], [newer.id]])
+            #expect(recorded.first?.detail == "by alice, for ever, already so")
+            let history = try await harness.kscaler(["history"])
+            #expect(history.stdout.contains("protected (by alice, for ever, already so) · \(newer.id)"), "\(history.stdout)")
 
             harness.exporter.update { cluster in
                 cluster.workers = [.init(instanceID: older.id, podCPU: [0.1]), .init(instanceID: newer.id, podCPU: [0.1])]
