@@ -25,18 +25,9 @@ package struct BacktestHistory: Sendable {
     /// up only when Prometheus is Amazon Managed Prometheus (`prometheus.auth.type: sigv4`).
     package static func client(config: KScalerConfig, environment: AWSEnvironment, transport: any HTTPTransport,
                                logger: Logger) async throws -> PrometheusClient {
-        let auth: Prometheus.PrometheusAuth
-        switch config.prometheus.auth {
-        case .none: auth = .none
-        case .basic(let username, let passwordFile): auth = .basic(username: username, passwordFile: passwordFile)
-        case .bearer(let tokenFile): auth = .bearer(tokenFile: tokenFile)
-        case .sigv4(let region):
-            let aws = try await AWSContext.resolve(environment: environment, configuredRegion: config.region, transport: transport, logger: logger)
-            let credentials = try await aws.credentials.resolve().credentials
-            auth = .signed(SigV4RequestSigner(credentials: credentials, region: region ?? aws.region, service: AWSService.prometheus.signingName))
+        try await Runtime.prometheusClient(config: config, transport: transport, logger: logger) {
+            try await AWSContext.resolve(environment: environment, configuredRegion: config.region, transport: transport, logger: logger)
         }
-        return try PrometheusClient(baseURL: config.prometheus.url, auth: auth, timeout: .seconds(config.prometheus.timeout),
-                                    transport: transport, logger: logger)
     }
 
     /// PromQL for each series the replay reads (kube-state-metrics v2, as `DefaultQueries`).

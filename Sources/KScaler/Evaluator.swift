@@ -94,8 +94,8 @@ package struct Evaluator: Sendable {
                 let setAt = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
                 after.hold = Hold(target: target, pool: request.pool, until: setAt.addingTimeInterval(length.rounded(.up)),
                                   forced: decision.reasons.contains { $0.code == .manualForce }, by: request.by, reason: request.reason, setAt: setAt)
-            } else if request.releaseHold || after.hold != nil {
-                // A new request replaces the hold it would otherwise fight with.
+            } else {
+                // A new request (or --release-hold) replaces the hold it would otherwise fight with.
                 after.hold = nil
             }
         }

@@ -53,17 +53,26 @@ package struct Runtime: Sendable {
 
     /// The Prometheus client, built per run so auth files (token, password) are read fresh.
     package func prometheus() async throws -> PrometheusClient {
+        try await Self.prometheusClient(config: config, transport: transport, logger: aws.logger) { [aws] in aws }
+    }
+
+    /// A Prometheus client for `config.prometheus`. `aws` is asked for only when Prometheus is
+    /// Amazon Managed Prometheus (`auth.type: sigv4`), so a reader of Prometheus alone
+    /// (`kscaler backtest`) never looks up AWS credentials otherwise.
+    package static func prometheusClient(config: KScalerConfig, transport: any HTTPTransport, logger: Logger,
+                                         aws: () async throws -> AWSContext) async throws -> PrometheusClient {
         let auth: Prometheus.PrometheusAuth
         switch config.prometheus.auth {
         case .none: auth = .none
         case .basic(let username, let passwordFile): auth = .basic(username: username, passwordFile: passwordFile)
         case .bearer(let tokenFile): auth = .bearer(tokenFile: tokenFile)
         case .sigv4(let region):
+            let aws = try await aws()
             let credentials = try await aws.credentials.resolve().credentials
             auth = .signed(SigV4RequestSigner(credentials: credentials, region: region ?? aws.region, service: AWSService.prometheus.signingName))
         }
         return try PrometheusClient(baseURL: config.prometheus.url, auth: auth,
-                                    timeout: .seconds(config.prometheus.timeout), transport: transport, logger: aws.logger)
+                                    timeout: .seconds(config.prometheus.timeout), transport: transport, logger: logger)
     }
 
     package func evaluator(logger: Logger) async throws -> Evaluator {

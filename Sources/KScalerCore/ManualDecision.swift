@@ -49,10 +49,8 @@ extension Decision {
         }
         var planner = Planner(observation: part, policy: partPolicy, now: now)
         planner.reasons.insert(Reason(.held, "\(hold.summary): no automatic decision until then, the fleet is kept at the target"), at: 0)
-        var decision = planner.decideManually(request, clusterMax: Int.max, clusterCurrent: observation.instances.count, saying: "held")
-        // A held run never halts on the target itself; a refusal here (a victim protected since)
-        // is said and nothing else happens.
-        if decision.halt == .refused { decision.halt = nil }
+        // Forced: the target was checked (or forced) when the hold was set, so it is never refused here.
+        let decision = planner.decideManually(request, clusterMax: Int.max, clusterCurrent: observation.instances.count, saying: "held")
         return pooled(decision, pool: hold.pool, policy: partPolicy)
     }
 
