@@ -10,7 +10,7 @@ import re
 import pytest
 
 from conftest import STACK
-from stack_model import (ACCOUNT, CLUSTER, arn, allows, as_list, concrete, expanded, load, policy_statements,
+from stack_model import (resolve, ACCOUNT, CLUSTER, arn, allows, as_list, concrete, expanded, load, policy_statements,
                          resources_of_type, run_instances, with_statement)
 from test_cfn_lint import cfn_lint
 
@@ -67,7 +67,8 @@ def test_every_template_keeps_the_worker_wiring(pools):
         assert root["DeviceName"] == {"Ref": "WorkerRootDeviceName"}
         assert root["Ebs"]["Encrypted"] is True and root["Ebs"]["DeleteOnTermination"] is True, name
         assert data["IamInstanceProfile"] == {"Arn": {"Fn::GetAtt": ["WorkerInstanceProfile", "Arn"]}}, name
-        assert data["SecurityGroupIds"] == {"Ref": "WorkerSecurityGroupIds"}, name
+        # The node group always; test_stack_network.py evaluates the extra groups branch.
+        assert resolve(data["SecurityGroupIds"], {"HasExtraWorkerSecurityGroups"}) == [{"Ref": "NodeSecurityGroup"}], name
         assert data["ImageId"] == {"Ref": "WorkerImageId"}, name
         assert data["InstanceInitiatedShutdownBehavior"] == "terminate", name
         assert "InstanceMarketOptions" not in data and "TagSpecifications" not in data, name
