@@ -23,8 +23,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python_packages=('moto[server]==5.*' 'cfn-lint==1.*' 'pytest==9.*')
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto, cfnlint, pytest, boto3, yaml' 2>/dev/null; then
+python_packages=('moto[server]==5.*' 'cfn-lint==1.*' 'pytest==9.*' 'kubernetes-validate==1.37.0')
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto, cfnlint, pytest, boto3, yaml, kubernetes_validate' 2>/dev/null; then
     echo "install-deps: python venv .venv with ${python_packages[*]}" >&2
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check "${python_packages[@]}"
