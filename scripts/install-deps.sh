@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(libcurl4-openssl-dev pkg-config openssl prometheus prometheus-pushgateway cloud-init shellcheck curl python3-venv tzdata)
+apt_packages=(libcurl4-openssl-dev pkg-config openssl prometheus prometheus-pushgateway cloud-init shellcheck curl python3-venv tzdata podman)
 command -v kubectl >/dev/null || apt_packages+=(kubernetes-client)
 missing=()
 for p in "${apt_packages[@]}"; do
