@@ -78,3 +78,29 @@ def test_image_builds_runs_as_non_root_and_answers_help():
     assert int(size) < 200 * 1024 * 1024, f"image is {int(size) / 1e6:.1f} MB"
     helped = run(engine, "run", "--rm", tag, "--help")
     assert helped.returncode == 0, helped.stderr
+
+
+def test_build_context_is_only_the_package_and_its_sources(tmp_path):
+    """What Containerfile.dockerignore lets into the context, seen by podman itself: a FROM scratch
+    build of the repository with the same ignore file copies the context into the image."""
+    if not shutil.which("podman") or run("podman", "info").returncode != 0:
+        pytest.skip("podman cannot run here: " + ("not installed" if not shutil.which("podman")
+                                                  else last_line(run("podman", "info"))))
+    (tmp_path / "Containerfile").write_text("FROM scratch\nCOPY . /context/\n")
+    tag = "localhost/kscaler-context:test"
+    build = run("podman", "build", "-f", str(tmp_path / "Containerfile"), "--ignorefile",
+                str(CONTAINERFILE) + ".dockerignore", "-t", tag, str(REPO), timeout=600)
+    assert build.returncode == 0, build.stderr[-2000:]
+    try:
+        container = run("podman", "create", tag, "none").stdout.strip()
+        listing = subprocess.run(["podman", "export", container], capture_output=True, timeout=600)
+        run("podman", "rm", container)
+        import io
+        import tarfile
+        names = tarfile.open(fileobj=io.BytesIO(listing.stdout)).getnames()
+    finally:
+        run("podman", "rmi", tag)
+    top = {name.split("/")[1] for name in names if name.startswith("context/") and name.count("/") >= 1}
+    assert top - {""} == {"Package.swift", "Sources", "Tests"}, top
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "Sources"], capture_output=True, text=True).stdout.split()
+    assert {f"context/{path}" for path in tracked} <= set(names)
