@@ -198,8 +198,11 @@ def test_password_recipe_makes_prometheus_ask_for_it(tmp_path):
                 assert time.monotonic() < deadline, "prometheus did not start"
                 time.sleep(0.1)
         # The step's own check lines, pointed at this Prometheus, in the shell that made the hash.
-        local = checks.replace("$SERVER_IP:30090", f"127.0.0.1:{port}")
-        assert local != checks
+        # Without the port-forward and its kill: this Prometheus listens on `port` itself.
+        local = "\n".join(line for line in checks.splitlines()
+                          if "port-forward" not in line and "FORWARD" not in line and line != "sleep 3")
+        local = local.replace("127.0.0.1:9090", f"127.0.0.1:{port}")
+        assert local.count(f"127.0.0.1:{port}") == 2
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(recipe) + "\n" + local], cwd=tmp_path,
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
