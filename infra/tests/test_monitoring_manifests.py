@@ -4,6 +4,7 @@ promtool and collects every metric kscaler's default queries read, with the labe
 and Prometheus answers only with basic auth."""
 
 import json
+import os
 import re
 import subprocess
 import threading
@@ -279,3 +280,134 @@ def test_readme_prometheus_config_uses_the_auth_keys_the_binary_accepts():
         auth = prometheus["auth"]
         assert auth["type"] == "basic" and set(auth) == {"type", "username", "password_file"}
         assert re.fullmatch(r"http://[^/]+:30090", prometheus["url"])
+
+
+# ---------------------------------------------------------------------------------------------
+# kscaler's default queries against a real Prometheus running this scrape config
+
+
+# What kube-state-metrics v2 (--resources=nodes,pods) and node-exporter expose for a cluster of a
+# server and one worker with one running pod and one unschedulable pod, in their label shapes.
+KSM_EXPOSITION = """\
+kube_node_info{node="i-0aaa",provider_id="aws:///eu-west-1a/i-0aaa",kernel_version="6.1"} 1
+kube_node_info{node="i-0bbb",provider_id="aws:///eu-west-1b/i-0bbb",kernel_version="6.1"} 1
+kube_node_status_condition{node="i-0aaa",condition="Ready",status="true"} 1
+kube_node_status_condition{node="i-0aaa",condition="Ready",status="false"} 0
+kube_node_status_condition{node="i-0bbb",condition="Ready",status="true"} 1
+kube_node_status_condition{node="i-0bbb",condition="Ready",status="false"} 0
+kube_node_status_allocatable{node="i-0aaa",resource="cpu",unit="core"} 2
+kube_node_status_allocatable{node="i-0bbb",resource="cpu",unit="core"} 2
+kube_node_status_allocatable{node="i-0aaa",resource="memory",unit="byte"} 8e9
+kube_node_status_allocatable{node="i-0bbb",resource="memory",unit="byte"} 8e9
+kube_pod_info{namespace="default",pod="web-1",node="i-0bbb",created_by_kind="ReplicaSet",uid="u1"} 1
+kube_pod_info{namespace="default",pod="web-2",node="",created_by_kind="ReplicaSet",uid="u2"} 1
+kube_pod_status_phase{namespace="default",pod="web-1",phase="Running",uid="u1"} 1
+kube_pod_status_phase{namespace="default",pod="web-2",phase="Pending",uid="u2"} 1
+kube_pod_status_unschedulable{namespace="default",pod="web-2",uid="u2"} 1
+kube_pod_container_resource_requests{namespace="default",pod="web-1",container="c",node="i-0bbb",resource="cpu",unit="core"} 1
+kube_pod_container_resource_requests{namespace="default",pod="web-2",container="c",node="",resource="cpu",unit="core"} 0.5
+kube_pod_container_resource_requests{namespace="default",pod="web-1",container="c",node="i-0bbb",resource="memory",unit="byte"} 2e9
+kube_pod_container_resource_requests{namespace="default",pod="web-2",container="c",node="",resource="memory",unit="byte"} 1e9
+"""
+
+
+def default_queries(binary, tmp_path):
+    """signal name -> PromQL, as `kscaler config check` prints the defaults."""
+    config = tmp_path / "config.yaml"
+    config.write_text("cluster_id: demo\nregion: eu-west-1\ntable: kscaler\nprometheus: {url: 'http://127.0.0.1:9'}\n"
+                      "workers: {launch_template: {name: kscaler-demo-general}, instance_types: [t3.large],"
+                      " subnets: [subnet-0aaa1111bbbb2222c], sizes: {t3.large: {cpu: 2, memory: 8Gi}}}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KSCALER_")}
+    result = subprocess.run([str(binary), "config", "check", "--config", str(config)], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    return {m.group(1): m.group(2) for m in re.finditer(r"^signals\.(\w+)\s+(.*?)\s+default$", result.stdout, re.M)}
+
+
+class Exporter(BaseHTTPRequestHandler):
+    body = b""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+
+def serve(text):
+    handler = type("Handler", (Exporter,), {"body": text.encode()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_default_queries_answer_from_what_this_scrape_config_collects(tmp_path):
+    binary = next((p for p in (REPO / ".build/release/kscaler", REPO / ".build/debug/kscaler") if p.exists()), None)
+    if binary is None:
+        pytest.skip("no kscaler binary in .build/ to print its default queries (swift build -c release --product kscaler)")
+    import socket
+    import time
+    import urllib.parse
+    import urllib.request
+    queries = default_queries(binary, tmp_path)
+    assert {"unschedulable_pods", "node_ready", "pods_per_node", "cpu_utilization"} <= set(queries)
+    node_exporter = ('node_cpu_seconds_total{cpu="0",mode="idle"} 100\nnode_cpu_seconds_total{cpu="0",mode="user"} 50\n'
+                     'node_memory_MemAvailable_bytes 4e9\nnode_memory_MemTotal_bytes 8e9\n'
+                     'node_uname_info{nodename="i-0bbb",release="6.1"} 1\n')
+    ksm, node = serve(KSM_EXPOSITION), serve(node_exporter)
+    config = scrape_config()
+    config["global"]["scrape_interval"] = "1s"
+    for job in config["scrape_configs"]:
+        if job["job_name"] == "kube-state-metrics":
+            job["static_configs"] = [{"targets": [f"127.0.0.1:{ksm.server_port}"]}]
+        else:
+            # Debian's Prometheus has no Kubernetes discovery: one static node, as discovery would
+            # give it after the address rewrite, with the node label the relabelling adds.
+            job.pop("kubernetes_sd_configs")
+            job.pop("relabel_configs")
+            job["static_configs"] = [{"targets": [f"127.0.0.1:{node.server_port}"], "labels": {"node": "i-0bbb"}}]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    prometheus = subprocess.Popen([which("prometheus"), f"--config.file={tmp_path}/prometheus.yml",
+                                   f"--storage.tsdb.path={tmp_path}/data", f"--web.listen-address=127.0.0.1:{port}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def query(promql):
+        url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        return json.load(urllib.request.urlopen(url, timeout=5))["data"]["result"]
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if query("count(up == 1)") and query("count(up == 1)")[0]["value"][1] == "2":
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "prometheus did not scrape both exporters"
+            time.sleep(0.2)
+        answers = {name: query(promql) for name, promql in queries.items() if not name.endswith("_window_max")}
+        assert float(answers["unschedulable_pods"][0]["value"][1]) == 1
+        assert float(answers["pending_cpu_requests"][0]["value"][1]) == 0.5
+        assert float(answers["pending_memory_requests"][0]["value"][1]) == 1e9
+        # Requested over allocatable on Ready nodes named like instances: 1 core of 4, 2 GB of 16.
+        assert float(answers["cpu_utilization"][0]["value"][1]) == pytest.approx(0.25)
+        assert float(answers["memory_utilization"][0]["value"][1]) == pytest.approx(0.125)
+        ready = {r["metric"]["node"]: (r["metric"]["provider_id"], r["value"][1]) for r in answers["node_ready"]}
+        assert ready == {"i-0aaa": ("aws:///eu-west-1a/i-0aaa", "1"), "i-0bbb": ("aws:///eu-west-1b/i-0bbb", "1")}
+        pods = {r["metric"]["node"]: r["value"][1] for r in answers["pods_per_node"]}
+        assert pods == {"i-0aaa": "0", "i-0bbb": "1"}
+        # The usage-based join (node_* on instance, node_uname_info's nodename) finds the worker.
+        usage = query('1 - sum(node_memory_MemAvailable_bytes and on(instance) node_uname_info{nodename=~"i-[0-9a-f]+"})'
+                      ' / sum(node_memory_MemTotal_bytes and on(instance) node_uname_info{nodename=~"i-[0-9a-f]+"})')
+        assert float(usage[0]["value"][1]) == pytest.approx(0.5)
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
+        ksm.shutdown()
+        node.shutdown()
