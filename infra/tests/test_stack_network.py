@@ -198,3 +198,29 @@ def test_walkthrough_overwrites_the_placeholder_even_beyond_4_kb(moto, tmp_path)
     stored = moto.get_parameter(name)
     assert stored["Type"] == "String"
     assert stored["Value"] == config
+
+
+def test_ecr_accepts_the_repository_and_its_lifecycle_policy(moto):
+    """The repository as the stack declares it, created in moto's ECR, which validates lifecycle
+    policies against ECR's schema; its URI is one build-push.sh accepts."""
+    import uuid
+    template = load(STACK)
+    properties = template["Resources"]["ImageRepository"]["Properties"]
+    keep = template["Parameters"]["ImagesToKeep"]["Default"]
+    policy = properties["LifecyclePolicy"]["LifecyclePolicyText"]["Fn::Sub"].replace("${ImagesToKeep}", str(keep))
+    ecr = moto.client("ecr")
+    name = f"kscaler-t{uuid.uuid4().hex[:8]}"
+    repository = ecr.create_repository(
+        repositoryName=name, imageTagMutability=properties["ImageTagMutability"],
+        imageScanningConfiguration={"scanOnPush": properties["ImageScanningConfiguration"]["ScanOnPush"]})["repository"]
+    ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=policy)
+    stored = json.loads(ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"])
+    assert stored["rules"][0]["selection"]["countNumber"] == keep
+    broken = json.loads(policy)
+    del broken["rules"][0]["action"]
+    with pytest.raises(ecr.exceptions.InvalidParameterException):
+        ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=json.dumps(broken) + " " * 100)
+    script = (STACK.parent.parent / "container/build-push.sh").read_text()
+    import re
+    pattern = re.search(r"\[\[ \$repository =~ (\S+) \]\]", script).group(1)
+    assert re.fullmatch(pattern, repository["repositoryUri"]), repository["repositoryUri"]
