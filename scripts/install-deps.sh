@@ -7,8 +7,7 @@
 # 1.33 that the stand-in API server's tests are grounded against, is never replaced). Python
 # venv .venv: moto server (AWS peers; brings boto3 and PyYAML, which the sandbox uses), cfn-lint
 # (CloudFormation), parliament (IAM policy linter, offline; pinned: the tests read its bundled
-# Service Authorization Reference), pytest (shell-level and closed-loop
-# tests).
+# Service Authorization Reference), pytest (shell-level and closed-loop tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -447,3 +447,15 @@ def test_run_instances_statements_together_name_every_required_resource(every_st
     assert required == {"image", "instance", "network-interface", "security-group", "subnet"}
     named = {resource_type(r) for s in every_statement if "ec2:RunInstances" in as_list(s["Action"]) for r in as_list(s["Resource"])}
     assert required <= named
+
+
+# --- infra/README.md says it statement by statement ---
+
+def test_readme_names_every_statement_in_the_policys_order(every_statement):
+    """"The IAM policy in plain words": one bullet per statement, in order, each naming its Sid."""
+    readme = (REPO / "infra/README.md").read_text()
+    section = readme[readme.index("## The IAM policy in plain words\n"):]
+    section = section[:section.index("\n## ", 1)]
+    bullets = re.findall(r"^\* `([A-Za-z0-9]+)` — ", section, re.MULTILINE)
+    assert bullets == [s["Sid"] for s in every_statement]
+    assert "no condition key for user data" in section
