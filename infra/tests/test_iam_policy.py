@@ -86,6 +86,27 @@ def kscaler_request(pool="general", spot=False, subnet=SUBNET):
                          ("ClientToken", "ks-1")]
 
 
+def test_the_modelled_request_is_the_one_kscaler_sends():
+    """kscaler_request's names and values are those of RunInstancesRequest.queryParameters and
+    EC2Fleet.request; a change there (say, an ImageId with every launch) must be seen here."""
+    swift = (REPO / "Sources/AWS/EC2RunInstances.swift").read_text()
+    for name in ("MinCount", "MaxCount", "LaunchTemplate.LaunchTemplateName", "InstanceType", "SubnetId",
+                 "InstanceMarketOptions.MarketType", "InstanceMarketOptions.SpotOptions.SpotInstanceType",
+                 "InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior", "MetadataOptions.HttpTokens",
+                 "MetadataOptions.HttpEndpoint", "ClientToken"):
+        assert f'"{name}"' in swift, name
+    assert 'for (resourceType, tags) in [("instance", instanceTags), ("volume", volumeTags)]' in swift
+    fleet = (REPO / "Sources/KScaler/EC2Fleet.swift").read_text()
+    # The image, groups and profile are sent only when the config sets them (nil / empty otherwise).
+    assert "imageID: workers.imageID, instanceType: offering.machineType" in fleet
+    assert "subnetID: offering.placement, securityGroupIDs: workers.securityGroups" in fleet
+    assert "volumeTags: [Self.clusterTag: clusterID, Self.poolTag: workers.pool]" in fleet
+    assert 'let tags = [Self.clusterTag: clusterID, Self.poolTag: workers.pool, Self.launchIDTag: plan.launchID,' in fleet
+    names = {k for k, _ in kscaler_request(spot=True)}
+    assert not {"ImageId", "UserData", "IamInstanceProfile.Name"} & names
+    assert not any(k.startswith("SecurityGroupId.") for k in names)
+
+
 def without(parameters, prefix):
     return [(k, v) for k, v in parameters if not k.startswith(prefix)]
 
