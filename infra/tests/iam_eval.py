@@ -161,7 +161,7 @@ def _condition(operator, key, policy_values, context):
         present = request is not None and request != []
         # "true": the key is absent; "false": it is present. Several values: any of them.
         return any(_bool_text(v) == ("false" if present else "true") for v in policy_values)
-    if base not in OPERATORS:
+    if base not in OPERATORS or (qualifier and if_exists):
         raise Unsupported(f"the condition operator {operator} is not implemented")
     operator_type, negated = OPERATORS[base]
     kind, multivalued = key_type(key)

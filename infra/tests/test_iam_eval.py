@@ -205,6 +205,7 @@ def test_resource_arns_match_part_by_part(pattern, arn, expected):
     ({"Condition": {"NumericLessThan": {"ec2:CreateAction": "1"}}}, "operator"),
     ({"Condition": {"StringEquals": {"ec2:Region": "eu-west-1"}}}, "ec2:Region is not implemented"),
     ({"Condition": {"ForAnyValue:StringEquals": {"ec2:CreateAction": "x"}}}, "single-valued"),
+    ({"Condition": {"ForAnyValue:StringEqualsIfExists": {"aws:TagKeys": "x"}}}, "operator"),
     ({"Condition": {"StringEquals": {"aws:TagKeys": "x"}}}, "multivalued"),
     ({"Condition": {"Bool": {"ec2:Vpc": "true"}}}, "compares Bool"),
     ({"Condition": {"StringEquals": {"aws:RequestTag/owner": "${aws:username}"}}}, "policy variables"),
