@@ -113,11 +113,17 @@ class Deployment:
         ec2 = moto.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
         self.subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+        # As the stack deploys it: the pool's template carries the image (the policy refuses an
+        # image or security groups named in the request), kscaler names the template.
+        self.template = f"kscaler-{self.cluster}-general"
+        ec2.create_launch_template(LaunchTemplateName=self.template, LaunchTemplateData={"ImageId": IMAGE, "InstanceType": "t3.large"},
+                                   TagSpecifications=[{"ResourceType": "launch-template",
+                                                       "Tags": [{"Key": "kscaler:cluster", "Value": self.cluster}]}])
         self.config = Path(directory) / "config.yaml"
         self.config.write_text(
             f"cluster_id: {self.cluster}\nregion: {REGION}\ntable: {self.table}\n"
             f"prometheus: {{url: '{prometheus}'}}\nnodes: {{min: 0, max: 3}}\n"
-            f"workers:\n  image_id: {IMAGE}\n  instance_types: [t3.large]\n  subnets: [{self.subnet}]\n"
+            f"workers:\n  launch_template: {{name: {self.template}}}\n  instance_types: [t3.large]\n  subnets: [{self.subnet}]\n"
             "  sizes: {t3.large: {cpu: 2, memory: 8Gi}}\n"
             "kubernetes: {enabled: false}\n")
         self.home = Path(directory) / "home"
@@ -157,7 +163,7 @@ def test_the_autoscaler_passes_doctor_with_the_stacks_own_policy(deployment):
     checks = checks_by_name(output)
     assert output["role"] == "autoscaler"
     assert set(checks) >= {"config", "identity", "table", "ec2 launch", "prometheus", "kubernetes"}, list(checks)
-    assert "RunInstances dry run passed" in checks["ec2 launch"]["detail"]
+    assert f"RunInstances dry run passed for launch template {deployment.template}" in checks["ec2 launch"]["detail"]
     assert "join token" not in checks and "server url" not in checks
     assert credentials["AWS_SECRET_ACCESS_KEY"] not in result.stdout + result.stderr
 
