@@ -9,8 +9,10 @@
 # DESTDIR=/some/root installs under that root instead of / (the tests use it).
 set -euo pipefail
 
-# The pins. Source of the sums: the release's sha256sum-amd64.txt / sha256sum-arm64.txt; the
-# installer is install.sh at the release's commit. Change all of them together.
+# The pins: the k3s sums are the release's sha256sum-amd64.txt / sha256sum-arm64.txt entries,
+# the installer is install.sh at the release's commit. Change all of them together. They were
+# taken from public pins of this release, not re-hashed from a download (the machine that wrote
+# this reaches no GitHub): compare them with the release page once before your first bake.
 K3S_VERSION=v1.36.4+k3s1
 K3S_SHA256_AMD64=835873f37245fc615f547a2fe2af9402a347875f13fa64a1f136de644955ea3f
 K3S_SHA256_ARM64=c920706346d5ad4e5cd3c7bf1bb09ce71ebe07fec829e513e40f1caf98aed8bb
