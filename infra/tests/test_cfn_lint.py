@@ -211,10 +211,12 @@ def test_task_gets_the_kubernetes_variables_only_with_kubernetes_access(resource
         [container] = resolve(resources["TaskDefinition"], off)["Properties"]["ContainerDefinitions"]
         return {e["Name"]: e["Value"] for e in container["Environment"]}, container
 
+    # KSCALER_LOG_FORMAT=json always: the metric filters parse JSON (test_log_alarms.py).
+    always = {"AWS_REGION": {"Ref": "AWS::Region"}, "KSCALER_LOG_FORMAT": "json"}
     without, _ = environment({"KubernetesAccess"})
-    assert without == {"AWS_REGION": {"Ref": "AWS::Region"}}
+    assert without == always
     with_access, container = environment(frozenset())
-    assert with_access == {"AWS_REGION": {"Ref": "AWS::Region"},
+    assert with_access == {**always,
                            **{name: {"Ref": parameter} for name, parameter in KUBERNETES_PARAMETERS.items()}}
     # The token itself never passes through the task definition: kscaler reads the parameter.
     assert [s["Name"] for s in container["Secrets"]] == ["KSCALER_CONFIG_YAML"]
