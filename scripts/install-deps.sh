@@ -23,8 +23,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python_packages=('moto[server]==5.*' 'cfn-lint==1.*' 'pytest==9.*')
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto, cfnlint, pytest, boto3, yaml' 2>/dev/null; then
+# grafana-foundation-sdk: Grafana's typed dashboard model, which infra/tests reads the dashboard
+# through (its odd version has an epoch: that is the release's own number on PyPI).
+python_packages=('moto[server]==5.*' 'cfn-lint==1.*' 'pytest==9.*' 'grafana-foundation-sdk==1769699998!10.1.0')
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto, cfnlint, pytest, boto3, yaml, grafana_foundation_sdk' 2>/dev/null; then
     echo "install-deps: python venv .venv with ${python_packages[*]}" >&2
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check "${python_packages[@]}"

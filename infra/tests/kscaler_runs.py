@@ -65,6 +65,7 @@ class Runs:
     prometheus_url: str = ""
     pushgateway_url: str = ""
     cluster_id: str = ""
+    started: float = 0.0
 
 
 def free_port():
@@ -108,7 +109,7 @@ def produce(directory, binary):
             (directory / "dashboard").mkdir()
             dashboard_prometheus = Prometheus(directory / "dashboard", prometheus_config(sandbox.cluster.port, port))
             runs = Runs(prometheus_url=dashboard_prometheus.url, pushgateway_url=pushgateway_url,
-                        cluster_id=sandbox.cluster_id)
+                        cluster_id=sandbox.cluster_id, started=time.time())
             base = yaml.safe_load((sandbox.out_dir / "kscaler.yaml").read_text())
             environment = {**kscaler_environment(sandbox.moto), "KSCALER_LOG_FORMAT": "json"}
 
@@ -116,6 +117,7 @@ def produce(directory, binary):
                 config = merge(base, changes)
                 path = directory / f"{kind}.yaml"
                 path.write_text(yaml.safe_dump(config, sort_keys=False))
+                pushed = last_push(dashboard_prometheus.url)
                 done = subprocess.run([str(binary), "run", "--config", str(path), "--output", "json", "--timeout", "10"],
                                       env=environment, capture_output=True, text=True, timeout=40)
                 try:
@@ -123,6 +125,9 @@ def produce(directory, binary):
                 except ValueError:
                     report = None
                 runs.runs[kind] = RunOutput(kind, done.returncode, report, done.stderr)
+                if report and report.get("outcome") != "skipped":
+                    # Each push seen by the dashboard's Prometheus before the next replaces it.
+                    wait_for(f"the {kind} run's push scraped", lambda: last_push(dashboard_prometheus.url) != pushed, 20)
                 # Kept beside the configs for a failing test's reader.
                 (directory / f"{kind}.stdout").write_text(done.stdout)
                 (directory / f"{kind}.stderr").write_text(done.stderr)
@@ -140,10 +145,6 @@ def produce(directory, binary):
             run("failed", prometheus={"url": f"http://127.0.0.1:{free_port()}"})
             hold_lease(MotoAccount(sandbox.moto.endpoint, sandbox.moto.credentials), base["table"], sandbox.cluster_id)
             run("skipped")
-            # The dashboard's Prometheus has scraped the Pushgateway's last state (the failed
-            # run's push) and the cluster's burst.
-            wait_for("the dashboard Prometheus scraping the last push",
-                     lambda: scraped(dashboard_prometheus.url, 'kscaler_last_run_outcome{outcome="failed"} == 1'), 20)
             yield runs
     finally:
         for part in (dashboard_prometheus, pushgateway):
@@ -203,6 +204,13 @@ def query(prometheus_url, expression):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
+
+
+def last_push(prometheus_url):
+    """The pushed timestamp the dashboard's Prometheus last scraped (None before any)."""
+    status, body = query(prometheus_url, "max(kscaler_last_run_timestamp_seconds)")
+    result = body.get("data", {}).get("result") if status == 200 else None
+    return result[0]["value"][1] if result else None
 
 
 def scraped(prometheus_url, expression):
