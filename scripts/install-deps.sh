@@ -6,7 +6,8 @@
 # 1.20; an existing kubectl, such as the CI image's Google Cloud dispatcher of kubectl 1.27 ...
 # 1.33 that the stand-in API server's tests are grounded against, is never replaced). Python
 # venv .venv: moto server (AWS peers; brings boto3 and PyYAML, which the sandbox uses), cfn-lint
-# (CloudFormation), pytest (shell-level and closed-loop tests).
+# (CloudFormation), parliament (IAM policy linter, offline; pinned: the tests read its bundled
+# Service Authorization Reference), pytest (shell-level and closed-loop tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,8 +26,8 @@ fi
 
 # grafana-foundation-sdk: Grafana's typed dashboard model, which infra/tests reads the dashboard
 # through (its odd version has an epoch: that is the release's own number on PyPI).
-python_packages=('moto[server]==5.*' 'cfn-lint==1.*' 'pytest==9.*' 'grafana-foundation-sdk==1769699998!10.1.0')
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto, cfnlint, pytest, boto3, yaml, grafana_foundation_sdk' 2>/dev/null; then
+python_packages=('moto[server]==5.*' 'cfn-lint==1.*' 'parliament==1.6.4' 'pytest==9.*' 'grafana-foundation-sdk==1769699998!10.1.0')
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto, cfnlint, parliament, pytest, boto3, yaml, grafana_foundation_sdk' 2>/dev/null; then
     echo "install-deps: python venv .venv with ${python_packages[*]}" >&2
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check "${python_packages[@]}"

@@ -94,7 +94,7 @@ package struct InvalidEC2Request: Error, Sendable, CustomStringConvertible {
 }
 
 extension RunInstancesRequest {
-    /// The Query-protocol form parameters, in a stable order. IMDSv2 is always required here:
+    /// The Query-protocol form parameters, in a stable order. IMDSv2 with one hop is always required here:
     /// the worker's join token is fetched through instance metadata, and EC2 does not apply
     /// a launch template's MetadataOptions everywhere (moto ignores them) — so never rely on it.
     func queryParameters(clientToken: String, dryRun: Bool) throws(InvalidEC2Request) -> [(String, String)] {
@@ -138,6 +138,11 @@ extension RunInstancesRequest {
         if let userData { parameters.append(("UserData", userData.base64EncodedString())) }
         parameters.append(("MetadataOptions.HttpTokens", "required"))
         parameters.append(("MetadataOptions.HttpEndpoint", "enabled"))
+        // One hop: processes on the node reach IMDS, pods behind the CNI (one more hop) do not,
+        // so no pod borrows the worker role, which may read the join token. Sent explicitly
+        // because options given in the request replace the template's, and EC2's default for
+        // an AMI flagged IMDSv2-only (AL2023) is 2.
+        parameters.append(("MetadataOptions.HttpPutResponseHopLimit", "1"))
         parameters.append(("ClientToken", clientToken))
         if dryRun { parameters.append(("DryRun", "true")) }
         return parameters

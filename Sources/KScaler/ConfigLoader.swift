@@ -48,7 +48,7 @@ package enum ConfigLoader {
     /// Where time zone files are read from when `TZDIR` is not set (Debian's tzdata).
     package static let zoneInfoDirectory = "/usr/share/zoneinfo"
     /// Names that are not settings but are read by the loader or the CLI.
-    static let reservedVariables: Set<String> = ["KSCALER_CONFIG"]
+    package static let reservedVariables: Set<String> = ["KSCALER_CONFIG", "KSCALER_LOG_FORMAT", "KSCALER_LOG_LEVEL"]
 
     /// The simple Lambda autoscalers' variables and the settings they mean.
     package static let aliases: [(variable: String, path: [String])] = [
@@ -66,7 +66,8 @@ package enum ConfigLoader {
                                     fileExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }) -> Bool {
         explicitPath != nil || fileExists(defaultPath)
             || environment.contains { name, value in
-                !value.isEmpty && (name.hasPrefix(KScalerConfig.environmentPrefix) || aliases.contains { $0.variable == name })
+                !value.isEmpty && ((name.hasPrefix(KScalerConfig.environmentPrefix) && !reservedVariables.contains(name))
+                                   || aliases.contains { $0.variable == name })
             }
     }
 

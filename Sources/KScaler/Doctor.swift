@@ -59,36 +59,59 @@ extension Credentials {
     }
 }
 
+/// Whose permissions `doctor` checks: each identity of a deployment needs different things, and
+/// checking another's (the autoscaler reading the join token, say) would fail where the
+/// least-privilege policy is right.
+package enum DoctorRole: String, CaseIterable, Sendable, Codable {
+    /// kscaler itself: the table, launches (dry run), Prometheus, the Kubernetes API. Never the join token.
+    case autoscaler
+    /// The k3s server or kubeadm control plane: reads and writes the join parameters.
+    case server
+    /// A worker at boot: reads the join parameters, with decryption.
+    case worker
+}
+
 extension Doctor {
-    /// The checks that need the cluster's configuration: the table and its key schema, the
-    /// EC2 launch permission (RunInstances with DryRun=true for the configured settings), the
-    /// SSM join parameters, and Prometheus. Run concurrently: each is one round trip.
-    package static func clusterChecks(runtime: Runtime) async -> [DoctorCheck] {
+    /// The checks that need the cluster's configuration, for `role`. Autoscaler: the table and
+    /// its key schema, the EC2 launch permission (RunInstances with DryRun=true per pool),
+    /// Prometheus and the Kubernetes API. Server: each join parameter readable and writable.
+    /// Worker: each join parameter readable with decryption. Run concurrently: each is one
+    /// or two round trips.
+    package static func clusterChecks(runtime: Runtime, role: DoctorRole = .autoscaler) async -> [DoctorCheck] {
         let config = runtime.config
-        // The pools' join parameters are usually one pair; each distinct one is checked once.
-        var joins: [JoinParameters] = []
-        for pool in config.workerPools where !joins.contains(pool.workers.join) { joins.append(pool.workers.join) }
-        async let table = tableCheck(runtime)
-        async let launches = withTaskGroup(of: (Int, DoctorCheck).self) { group in
-            for (index, pool) in config.workerPools.enumerated() {
-                group.addTask { (index, await launchCheck(runtime, pool: config.pools == nil ? nil : pool)) }
+        switch role {
+        case .autoscaler:
+            async let table = tableCheck(runtime)
+            async let launches = concurrently(config.workerPools) { pool in
+                await launchCheck(runtime, pool: config.pools == nil ? nil : pool)
             }
+            async let prometheus = prometheusCheck(runtime)
+            async let kubernetes = kubernetesChecks(runtime: runtime)
+            return await [table] + launches + [prometheus] + kubernetes
+        case .server, .worker:
+            // The pools' join parameters are usually one pair; each distinct one is checked once.
+            var parameters: [(name: String, parameter: String)] = []
+            for pool in config.workerPools {
+                for parameter in [("join token", pool.workers.join.tokenParameter), ("server url", pool.workers.join.serverURLParameter)]
+                where !parameters.contains(where: { $0.parameter == parameter.1 }) {
+                    parameters.append(parameter)
+                }
+            }
+            return await concurrently(parameters) { name, parameter in
+                role == .server ? await publishCheck(runtime, name: name, parameter: parameter)
+                    : await parameterCheck(runtime, name: name, parameter: parameter)
+            }
+        }
+    }
+
+    /// `check` of each item, run concurrently, in the items' order.
+    private static func concurrently<Item: Sendable>(_ items: [Item], _ check: @escaping @Sendable (Item) async -> DoctorCheck) async -> [DoctorCheck] {
+        await withTaskGroup(of: (Int, DoctorCheck).self) { group in
+            for (index, item) in items.enumerated() { group.addTask { (index, await check(item)) } }
             var checks: [(Int, DoctorCheck)] = []
             for await check in group { checks.append(check) }
             return checks.sorted { $0.0 < $1.0 }.map(\.1)
         }
-        async let parameters = withTaskGroup(of: (Int, DoctorCheck).self) { group in
-            for (index, join) in joins.enumerated() {
-                group.addTask { (2 * index, await parameterCheck(runtime, name: "join token", parameter: join.tokenParameter)) }
-                group.addTask { (2 * index + 1, await parameterCheck(runtime, name: "server url", parameter: join.serverURLParameter)) }
-            }
-            var checks: [(Int, DoctorCheck)] = []
-            for await check in group { checks.append(check) }
-            return checks.sorted { $0.0 < $1.0 }.map(\.1)
-        }
-        async let prometheus = prometheusCheck(runtime)
-        async let kubernetes = kubernetesChecks(runtime: runtime)
-        return await [table] + launches + parameters + [prometheus] + kubernetes
     }
 
     static func tableCheck(_ runtime: Runtime) async -> DoctorCheck {
@@ -139,6 +162,34 @@ extension Doctor {
             return DoctorCheck(name: name, passed: true, detail: "\(parameter) readable (\(found.type.rawValue), version \(found.version))")
         } catch {
             return DoctorCheck(name: name, passed: false, detail: "\(error)")
+        }
+    }
+
+    /// What the server needs to publish a parameter, proved without changing it: it reads the
+    /// parameter (not decrypted: the value is not needed), then sends PutParameter with
+    /// Overwrite=false. SSM authorizes a call before it looks at the parameter, so
+    /// ParameterAlreadyExists means the write is allowed, and nothing was written. A
+    /// parameter not published yet is not probed: the probe would create it.
+    static func publishCheck(_ runtime: Runtime, name: String, parameter: String) async -> DoctorCheck {
+        let ssm = runtime.aws.ssm
+        let found: SSMClient.Parameter
+        do {
+            found = try await ssm.getParameter(name: parameter, withDecryption: false)
+        } catch is SSMClient.ParameterNotFound {
+            return DoctorCheck(name: name, passed: true,
+                               detail: "\(parameter) is not published yet (the server publishes it at first boot); PutParameter not probed, as the probe would create it")
+        } catch {
+            return DoctorCheck(name: name, passed: false, detail: "\(error)")
+        }
+        do {
+            _ = try await ssm.putParameter(name: parameter, value: "kscaler-doctor-probe", type: found.type, overwrite: false)
+            // Only a parameter deleted between the two calls gets here; say so rather than hide it.
+            return DoctorCheck(name: name, passed: false,
+                               detail: "\(parameter) vanished between GetParameter and the PutParameter probe, which created it with a placeholder: delete it and let the server publish it")
+        } catch let error as AWSError where error.code == "ParameterAlreadyExists" {
+            return DoctorCheck(name: name, passed: true, detail: "\(parameter) readable and writable (\(found.type.rawValue), version \(found.version))")
+        } catch {
+            return DoctorCheck(name: name, passed: false, detail: "PutParameter \(parameter): \(error)")
         }
     }
 

@@ -16,10 +16,15 @@ struct ConfigOptions: ParsableArguments {
         case .success(let loaded):
             return loaded
         case .failure(let errors):
-            printError("kscaler: the configuration is invalid (\(errors.problems.count) problem\(errors.problems.count == 1 ? "" : "s")):")
-            for line in errors.listing { printError(line) }
+            Self.report(errors)
             throw KScalerExit.invalidConfig
         }
+    }
+
+    /// Every problem on stderr, each with its path and fix.
+    static func report(_ errors: ConfigErrors) {
+        printError("kscaler: the configuration is invalid (\(errors.problems.count) problem\(errors.problems.count == 1 ? "" : "s")):")
+        for line in errors.listing { printError(line) }
     }
 }
 

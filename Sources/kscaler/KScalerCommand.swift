@@ -18,11 +18,28 @@ struct KScalerCommand: AsyncParsableCommand {
     )
 }
 
-/// Options every subcommand shares: logging.
+/// Options every subcommand shares: logging. Each flag falls back to its environment variable
+/// (`KSCALER_LOG_FORMAT`, `KSCALER_LOG_LEVEL`), so a unit file or a task definition sets the
+/// format its log shipper parses once, for every subcommand.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "Log format on stderr: plain (for people) or json (JSON lines, for CloudWatch or Loki).")
-    var logFormat: LogFormat = .plain
+    @Option(name: .long, help: "Log format on stderr: plain (for people) or json (JSON lines, for CloudWatch or Loki). Default: $KSCALER_LOG_FORMAT, else plain.")
+    var logFormat: LogFormat?
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: LogLevelArgument = .init(.info)
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical. Default: $KSCALER_LOG_LEVEL, else info.")
+    var logLevel: LogLevelArgument?
+
+    /// The settings in force; an unusable environment value is a configuration error (exit 2),
+    /// found before anything else runs.
+    func validate() throws {
+        _ = try settings()
+    }
+
+    func settings(environment: [String: String] = processEnvironment()) throws -> LogSettings {
+        do {
+            return try LogSettings.resolve(format: logFormat, level: logLevel?.level, environment: environment)
+        } catch {
+            printError("kscaler: \(error)")
+            throw KScalerExit.invalidConfig
+        }
+    }
 }

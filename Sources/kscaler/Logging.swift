@@ -13,6 +13,51 @@ enum LogFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     case plain, json
 }
 
+/// The log format and level in force, and where each came from (`config check` shows both).
+struct LogSettings: Equatable, Sendable {
+    static let formatVariable = "KSCALER_LOG_FORMAT"
+    static let levelVariable = "KSCALER_LOG_LEVEL"
+
+    enum Source: String, Sendable { case flag, environment, defaultValue = "default" }
+
+    var format: LogFormat = .plain
+    var formatSource: Source = .defaultValue
+    var level: Logger.Level = .info
+    var levelSource: Source = .defaultValue
+
+    struct Invalid: Error, CustomStringConvertible {
+        var variable: String
+        var value: String
+        var allowed: [String]
+        var description: String {
+            "\(variable)=\(JSONText.quote(value)) is not a log \(variable == LogSettings.formatVariable ? "format" : "level"). "
+                + "Fix: set it to one of \(allowed.joined(separator: ", ")), or unset it"
+        }
+    }
+
+    /// A flag wins over its variable; an empty variable counts as unset (as for config keys).
+    static func resolve(format: LogFormat?, level: Logger.Level?, environment: [String: String]) throws(Invalid) -> LogSettings {
+        var settings = LogSettings()
+        if let format {
+            (settings.format, settings.formatSource) = (format, .flag)
+        } else if let value = environment[formatVariable], !value.isEmpty {
+            guard let parsed = LogFormat(rawValue: value.lowercased()) else {
+                throw Invalid(variable: formatVariable, value: value, allowed: LogFormat.allCases.map(\.rawValue))
+            }
+            (settings.format, settings.formatSource) = (parsed, .environment)
+        }
+        if let level {
+            (settings.level, settings.levelSource) = (level, .flag)
+        } else if let value = environment[levelVariable], !value.isEmpty {
+            guard let parsed = Logger.Level(rawValue: value.lowercased()) else {
+                throw Invalid(variable: levelVariable, value: value, allowed: Logger.Level.allCases.map(\.rawValue))
+            }
+            (settings.level, settings.levelSource) = (parsed, .environment)
+        }
+        return settings
+    }
+}
+
 struct LogLevelArgument: ExpressibleByArgument, Sendable {
     var level: Logger.Level
     init(_ level: Logger.Level) { self.level = level }
@@ -119,10 +164,12 @@ enum JSONText {
 }
 
 extension GlobalOptions {
-    /// Bootstraps swift-log once per process and returns the root logger.
+    /// Bootstraps swift-log once per process and returns the root logger. `validate()` has
+    /// already refused an unusable environment value, so the fallback here is never taken.
     func makeLogger() -> Logger {
-        let format = logFormat
-        let level = logLevel.level
+        let settings = (try? settings()) ?? LogSettings()
+        let format = settings.format
+        let level = settings.level
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, format: format, logLevel: level) }
         return Logger(label: "kscaler")
     }

@@ -14,29 +14,118 @@ struct ConfigCommand: AsyncParsableCommand {
             abstract: "Validate the configuration and print every effective value and where it came from.",
             discussion: "Every problem is reported at once with its field and a fix (exit 2). Secrets are redacted.")
 
+        @OptionGroup var global: GlobalOptions
         @OptionGroup var configOptions: ConfigOptions
+        @Option(name: .long, help: "Output: human or json.") var output: OutputFormat = .human
 
         func run() async throws {
-            let loaded = try configOptions.load(environment: processEnvironment())
+            let environment = processEnvironment()
+            let log = try global.settings(environment: environment)
+            let loaded: ConfigLoader.Loaded
+            switch ConfigLoader.load(explicitPath: configOptions.config, environment: environment) {
+            case .success(let value): loaded = value
+            case .failure(let errors):
+                if output == .json {
+                    print(try JSONOutput.render(ConfigCheckOutput(invalid: errors.problems, log: log)))
+                } else {
+                    ConfigOptions.report(errors)
+                }
+                throw KScalerExit.invalidConfig
+            }
             // The check `run` makes before it launches anything, so what passes here runs there.
             try ConfigOptions.workerUserData(for: loaded.config)
             let kubernetes: KubernetesAccess
             do {
-                kubernetes = try KubernetesAccess.resolve(loaded.config.kubernetes, environment: processEnvironment())
+                kubernetes = try KubernetesAccess.resolve(loaded.config.kubernetes, environment: environment)
             } catch {
                 printError("kscaler: \(KubernetesConfigurationError(problem: "\(error)"))")
                 throw KScalerExit.invalidConfig
             }
+            let settings = loaded.config.effectiveSettings(machines: EC2Fleet.machines).map { setting in
+                ConfigCheckOutput.Setting(path: setting.path, value: setting.sensitive && !setting.value.isEmpty ? "<redacted>" : setting.value,
+                                          source: loaded.source(of: setting.path).description)
+            }
+            if output == .json {
+                print(try JSONOutput.render(ConfigCheckOutput(file: loaded.file, kubernetes: kubernetes.description,
+                                                              warnings: kubernetes.warnings, log: log, settings: settings)))
+                return
+            }
             print("configuration is valid\(loaded.file.map { " (file \($0))" } ?? " (environment only)")")
             print("kubernetes API: \(kubernetes.description)")
             for warning in kubernetes.warnings { print("warning: \(warning)") }
-            let settings = loaded.config.effectiveSettings(machines: EC2Fleet.machines)
+            print("log format: \(log.format.rawValue) (\(log.formatSource.describe(LogSettings.formatVariable)))")
+            print("log level: \(log.level.rawValue) (\(log.levelSource.describe(LogSettings.levelVariable)))")
             let width = (settings.map(\.path.count).max() ?? 0) + 2
             for setting in settings {
-                let value = setting.sensitive && !setting.value.isEmpty ? "<redacted>" : setting.value
-                print(ReportPrinter.pad(setting.path, width) + ReportPrinter.pad(value.isEmpty ? "—" : value, 28)
-                      + loaded.source(of: setting.path).description)
+                print(ReportPrinter.pad(setting.path, width) + ReportPrinter.pad(setting.value.isEmpty ? "—" : setting.value, 28) + setting.source)
             }
+        }
+    }
+}
+
+/// `config check --output json`: whether the configuration is valid, and either every problem
+/// (path, message, fix) or every effective value with its source, secrets redacted.
+struct ConfigCheckOutput: Encodable {
+    struct Setting: Encodable {
+        var path: String
+        var value: String
+        var source: String
+    }
+    struct Problem: Encodable {
+        var path: String
+        var message: String
+        var fix: String
+        var variable: String?
+    }
+    struct Log: Encodable {
+        var format: String
+        var formatSource: String
+        var level: String
+        var levelSource: String
+    }
+
+    var valid: Bool
+    var file: String?
+    var kubernetes: String?
+    var warnings: [String] = []
+    var log: Log
+    var settings: [Setting] = []
+    var problems: [Problem] = []
+
+    init(file: String?, kubernetes: String, warnings: [String], log: LogSettings, settings: [Setting]) {
+        (valid, self.file, self.kubernetes, self.warnings, self.settings) = (true, file, kubernetes, warnings, settings)
+        self.log = Log(log)
+    }
+
+    init(invalid problems: [ConfigProblem], log: LogSettings) {
+        valid = false
+        self.log = Log(log)
+        self.problems = problems.map { Problem(path: $0.path, message: $0.message, fix: $0.fix, variable: $0.variable) }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case valid, file, kubernetes, warnings, log, settings, problems
+    }
+}
+
+extension ConfigCheckOutput.Log {
+    init(_ settings: LogSettings) {
+        self.init(format: settings.format.rawValue, formatSource: settings.formatSource.describe(LogSettings.formatVariable),
+                  level: settings.level.rawValue, levelSource: settings.levelSource.describe(LogSettings.levelVariable))
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case format, formatSource = "format_source", level, levelSource = "level_source"
+    }
+}
+
+extension LogSettings.Source {
+    /// Worded as `config check` words the other settings' sources.
+    func describe(_ variable: String) -> String {
+        switch self {
+        case .flag: "flag"
+        case .environment: "env \(variable)"
+        case .defaultValue: "default"
         }
     }
 }

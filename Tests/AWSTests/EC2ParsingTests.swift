@@ -225,7 +225,7 @@ import Testing
             "TagSpecification.2.ResourceType=volume",
             "TagSpecification.2.Tag.1.Key=kscaler:cluster", "TagSpecification.2.Tag.1.Value=prod",
             "UserData=I2Nsb3VkLWNvbmZpZwo=",
-            "MetadataOptions.HttpTokens=required", "MetadataOptions.HttpEndpoint=enabled",
+            "MetadataOptions.HttpTokens=required", "MetadataOptions.HttpEndpoint=enabled", "MetadataOptions.HttpPutResponseHopLimit=1",
             "ClientToken=launch-7", "DryRun=true",
         ])
     }
@@ -245,7 +245,7 @@ import Testing
             "InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior=terminate",
             "TagSpecification.1.ResourceType=instance",
             "TagSpecification.1.Tag.1.Key=kscaler:cluster", "TagSpecification.1.Tag.1.Value=prod",
-            "MetadataOptions.HttpTokens=required", "MetadataOptions.HttpEndpoint=enabled", "ClientToken=t",
+            "MetadataOptions.HttpTokens=required", "MetadataOptions.HttpEndpoint=enabled", "MetadataOptions.HttpPutResponseHopLimit=1", "ClientToken=t",
         ])
         #expect(spot.filter { !$0.0.hasPrefix("InstanceMarketOptions") }.map { "\($0.0)=\($0.1)" } == onDemand.map { "\($0.0)=\($0.1)" },
                 "spot adds its market options and changes nothing else")
@@ -257,7 +257,7 @@ import Testing
         #expect(try request.queryParameters(clientToken: "t", dryRun: false).map { "\($0.0)=\($0.1)" } == [
             "MinCount=1", "MaxCount=1", "LaunchTemplate.LaunchTemplateName=workers",
             "IamInstanceProfile.Arn=arn:aws:iam::1:instance-profile/w",
-            "MetadataOptions.HttpTokens=required", "MetadataOptions.HttpEndpoint=enabled", "ClientToken=t",
+            "MetadataOptions.HttpTokens=required", "MetadataOptions.HttpEndpoint=enabled", "MetadataOptions.HttpPutResponseHopLimit=1", "ClientToken=t",
         ])
     }
 

@@ -61,6 +61,17 @@ import Yams
         #expect(errors.problems.contains { $0.path.hasPrefix("nodes") })  // min 11 > max 10
     }
 
+    /// The log variables belong to the command line, not the configuration: they are neither
+    /// unknown settings nor, alone, a configuration.
+    @Test func theLogVariablesAreNeitherSettingsNorAConfiguration() throws {
+        let logOnly = ["KSCALER_LOG_FORMAT": "json", "KSCALER_LOG_LEVEL": "debug"]
+        #expect(!ConfigLoader.isConfigured(explicitPath: nil, environment: logOnly, fileExists: { _ in false }))
+        #expect(ConfigLoader.isConfigured(explicitPath: nil, environment: logOnly.merging(["KSCALER_TABLE": "x"]) { $1 }, fileExists: { _ in false }))
+        let errors = try #require(load(environment: logOnly.merging(["KSCALER_NODES_MAXX": "5"]) { $1 }).failure)
+        #expect(errors.problems.map(\.path).contains("KSCALER_NODES_MAXX"))
+        #expect(!errors.problems.contains { $0.path.hasPrefix("KSCALER_LOG") }, "\(errors.problems)")
+    }
+
     @Test func badYAMLNamesTheFileAndLine() throws {
         let errors = try #require(load("cluster_id: demo\n  table: [unclosed\n").failure)
         #expect(errors.problems.first?.path == "/etc/kscaler/test.yaml")

@@ -44,35 +44,66 @@ import TestSupport
         return report
     }
 
-    @Test func aRunIsPushedGroupedByClusterAndReplacesThePreviousOne() async throws {
+    /// A run that observed the fleet replaces the group; a run that failed before deciding
+    /// pushes its own figures only, and the node gauges of the last run that saw the fleet
+    /// stay (a dashboard shows no gap), while the run gauges say it failed.
+    @Test func aFailedRunKeepsTheLastNodeGaugesAndAnObservingRunReplacesTheGroup() async throws {
         try await Self.withPushgateway { url in
             let pushgateway = Pushgateway(baseURL: url, transport: CurlTransport())
-            try await pushgateway.push(Self.report(outcome: .acted))
-            var failed = Self.report(outcome: .failed)
-            failed.decision = nil
-            failed.actions = []
-            try await pushgateway.push(failed)
-
-            let metrics = String(decoding: try await CurlTransport().send(HTTPRequest(method: "GET", url: url + "/metrics")).body, as: UTF8.self)
-            let ours = metrics.split(separator: "\n").filter { $0.hasPrefix("kscaler_") }.map(String.init)
+            func ours() async throws -> [String] {
+                let metrics = String(decoding: try await CurlTransport().send(HTTPRequest(method: "GET", url: url + "/metrics")).body, as: UTF8.self)
+                return metrics.split(separator: "\n").filter { $0.hasPrefix("kscaler_") }.map(String.init)
+            }
             /// The value of the series `name` whose labels include all of `labels`.
-            func value(_ name: String, _ labels: [String] = []) -> String? {
-                ours.first { line in
+            func value(_ lines: [String], _ name: String, _ labels: [String] = []) -> String? {
+                lines.first { line in
                     line.hasPrefix(name + "{") && (labels + [#"cluster="demo""#, #"job="kscaler""#]).allSatisfy(line.contains)
                 }?.split(separator: " ").last.map(String.init)
             }
-            #expect(value("kscaler_last_run_success") == "0", "\(ours)")
-            #expect(value("kscaler_last_run_outcome", [#"outcome="failed""#]) == "1")
-            #expect(value("kscaler_last_run_outcome", [#"outcome="acted""#]) == "0")
-            #expect(value("kscaler_last_run_timestamp_seconds").flatMap(Double.init) == 1_800_000_000.25)
-            #expect(!ours.contains { $0.hasPrefix("kscaler_desired_nodes") })
+            var pooled = Self.report(outcome: .acted)
+            pooled.decision?.pools = [PoolOutcome(
+                name: "batch", action: .none, counts: NodeCounts(current: 1, ready: 1, booting: 0, desired: 1, clusterNodes: 1, clusterNotReady: 0),
+                min: 0, max: 3, capacityType: .spot, sizing: nil, launchCandidates: [], cooldowns: [], pendingPods: 0, pendingRequests: .zero)]
+            try await pushgateway.push(pooled)
+            var failed = Self.report(outcome: .failed)
+            failed.decision = nil
+            failed.actions = []
+            failed.finishedAt = failed.startedAt.addingTimeInterval(60)
+            try await pushgateway.push(failed)
+
+            let afterFailure = try await ours()
+            #expect(value(afterFailure, "kscaler_last_run_success") == "0", "\(afterFailure)")
+            #expect(value(afterFailure, "kscaler_last_run_outcome", [#"outcome="failed""#]) == "1")
+            #expect(value(afterFailure, "kscaler_last_run_outcome", [#"outcome="acted""#]) == "0")
+            #expect(value(afterFailure, "kscaler_last_run_decision", [#"action="scale_up""#]) == "0", "no decision lingers")
+            #expect(value(afterFailure, "kscaler_last_run_instances", [#"kind="launch""#]) == "0")
+            #expect(value(afterFailure, "kscaler_last_run_timestamp_seconds").flatMap(Double.init) == 1_800_000_060)
+            #expect(value(afterFailure, "kscaler_desired_nodes") == "5", "the last observed fleet stays: \(afterFailure)")
+            #expect(value(afterFailure, "kscaler_managed_nodes") == "3")
+            #expect(value(afterFailure, "kscaler_pool_managed_nodes", [#"pool="batch""#]) == "1")
+
+            // The next observing run replaces the whole group: the pool that went away goes.
+            try await pushgateway.push(Self.report(outcome: .nothing))
+            let afterSuccess = try await ours()
+            #expect(value(afterSuccess, "kscaler_last_run_success") == "1")
+            #expect(!afterSuccess.contains { $0.hasPrefix("kscaler_pool_") }, "\(afterSuccess)")
+        }
+    }
+
+    @Test func aRunWithoutADecisionSaysNothingAboutTheFleet() throws {
+        var failed = Self.report(outcome: .failed)
+        failed.decision = nil
+        let text = Pushgateway.exposition(failed)
+        #expect(text.contains("kscaler_last_run_success 0"))
+        for fleet in ["kscaler_managed_nodes", "kscaler_desired_nodes", "kscaler_unschedulable_pods", "kscaler_drains_open", "kscaler_hold_active"] {
+            #expect(!text.contains(fleet), "\(fleet) in:\n\(text)")
         }
     }
 
     @Test func theExpositionCarriesNodesDecisionAndActions() throws {
         let text = Pushgateway.exposition(Self.report(outcome: .acted))
         #expect(text.hasSuffix("\n"))
-        for line in ["kscaler_last_run_success 1", "kscaler_managed_nodes 3", "kscaler_ready_nodes 3", "kscaler_desired_nodes 5",
+        for line in ["kscaler_last_run_success 1", "kscaler_managed_nodes 3", "kscaler_ready_nodes 3", "kscaler_booting_nodes 0", "kscaler_desired_nodes 5",
                      "kscaler_unschedulable_pods 7", #"kscaler_last_run_decision{action="scale_up"} 1"#,
                      #"kscaler_last_run_decision{action="none"} 0"#, #"kscaler_last_run_instances{kind="launch"} 2"#,
                      "kscaler_last_run_duration_seconds 0.25"] {

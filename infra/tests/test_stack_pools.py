@@ -10,8 +10,9 @@ import re
 import pytest
 
 from conftest import STACK
-from stack_model import (ACCOUNT, CLUSTER, arn, allows, as_list, concrete, expanded, load, policy_statements,
-                         resources_of_type, run_instances, with_statement)
+from stack_model import (ACCOUNT, CLUSTER, SUBNET, TEMPLATE_IMAGE, TEMPLATE_SECURITY_GROUP, arn, allows, as_list,
+                         concrete, expanded, image_arn, load, policy_statements, resources_of_type, run_instances,
+                         with_statement)
 from test_cfn_lint import cfn_lint
 
 POOL_VALUES = {
@@ -162,7 +163,10 @@ def test_kscaler_launches_from_no_template_outside_the_cluster(every_statement, 
 def test_kscaler_launches_nothing_without_a_launch_template(every_statement):
     allowed, denied = run_instances(every_statement, None, None, CLUSTER_TAGS)
     assert not allowed
-    assert {resource for _, resource in denied} == {arn("instance/*"), arn("volume/*"), arn("network-interface/*")}
+    # Every resource of the launch asks for the template (ec2:LaunchTemplate), not only the instance.
+    assert {resource for _, resource in denied} == {
+        arn("instance/*"), arn("volume/*"), arn("network-interface/*"), arn(f"subnet/{SUBNET}"),
+        arn(f"security-group/{TEMPLATE_SECURITY_GROUP}"), image_arn(TEMPLATE_IMAGE)}
 
 
 @pytest.mark.parametrize("request_tags", [{}, {"kscaler:cluster": "other"}, {"kscaler:pool": "general"}],
@@ -223,14 +227,15 @@ def test_the_model_sees_a_statement_that_opens_every_template(fewest_statements)
     widened = with_statement(fewest_statements, {"Sid": "Wide", "Effect": "Allow", "Action": "ec2:RunInstances",
                                                  "Resource": arn("launch-template/*")})
     assert run_instances(widened, foreign, {}, CLUSTER_TAGS)[0]
-    with pytest.raises(AssertionError, match="does not know the operator"):
+    with pytest.raises(AssertionError, match="operator StringEqualsIgnoreCase is not implemented"):
         allows(with_statement(fewest_statements, {"Effect": "Allow", "Action": "ec2:RunInstances", "Resource": "*",
-                                                  "Condition": {"StringLike": {"aws:RequestTag/x": "*"}}}),
+                                                  "Condition": {"StringEqualsIgnoreCase": {"aws:RequestTag/x": "*"}}}),
                "ec2:RunInstances", arn("launch-template/lt-1"))
 
 
 def test_policy_lives_in_this_account_and_region_only(every_statement):
-    """Every EC2 ARN the policy names is of the stack's account and region (images: any owner)."""
+    """Every EC2 ARN the policy names is of the stack's account and region (an image ARN has no
+    account: its statement pins the template's image by condition, test_iam_policy.py)."""
     for statement in every_statement:
         for resource in as_list(statement["Resource"]):
             if resource.startswith("arn:aws:ec2:"):
