@@ -66,6 +66,9 @@ class Runs:
     pushgateway_url: str = ""
     cluster_id: str = ""
     started: float = 0.0
+    # The config of the quiet run, and the binary.
+    config_path: Path = None
+    binary: Path = None
 
 
 def free_port():
@@ -109,7 +112,8 @@ def produce(directory, binary):
             (directory / "dashboard").mkdir()
             dashboard_prometheus = Prometheus(directory / "dashboard", prometheus_config(sandbox.cluster.port, port))
             runs = Runs(prometheus_url=dashboard_prometheus.url, pushgateway_url=pushgateway_url,
-                        cluster_id=sandbox.cluster_id, started=time.time())
+                        cluster_id=sandbox.cluster_id, started=time.time(), config_path=directory / "nothing.yaml",
+                        binary=Path(binary))
             base = yaml.safe_load((sandbox.out_dir / "kscaler.yaml").read_text())
             environment = {**kscaler_environment(sandbox.moto), "KSCALER_LOG_FORMAT": "json"}
 

@@ -143,7 +143,7 @@ def test_it_shows_what_the_issue_asks_for():
     text = " ".join(expr for _, expr in expressions())
     legends = {t.get("legendFormat") for p in panels() for t in p["targets"]}
     for metric in ("kscaler_last_run_outcome", "kscaler_last_run_timestamp_seconds", "kscaler_managed_nodes", "kscaler_ready_nodes",
-                   "kscaler_desired_nodes", "kscaler_pool_managed_nodes", "kscaler_pool_ready_nodes", "kscaler_pool_desired_nodes",
+                   "kscaler_desired_nodes", "kscaler_booting_nodes", "kscaler_pool_booting_nodes", "kscaler_pool_managed_nodes", "kscaler_pool_ready_nodes", "kscaler_pool_desired_nodes",
                    "kscaler_unschedulable_pods", "kube_pod_status_unschedulable", "kscaler_hold_active"):
         assert metric in text, metric
     assert {"booting", "{{pool}} booting"} <= legends

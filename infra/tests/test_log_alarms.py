@@ -5,6 +5,7 @@ evaluated line by line with cwl_filter as CloudWatch Logs evaluates each event t
 driver ships (one stderr line, one event). Then the stack itself: its wiring parsed, and
 deployed into moto's CloudFormation."""
 import json
+import subprocess
 
 import pytest
 
@@ -95,6 +96,19 @@ def test_the_default_plain_format_is_what_no_filter_can_match(kscaler_runs):
     assert any("run_finished" in line for line in plain.lines)
     for name, (pattern, _, _) in metric_filters().items():
         assert not any(matches(pattern, line) for line in plain.lines), name
+
+
+@pytest.mark.parametrize("level", [None, "debug"])
+def test_config_check_shows_the_format_and_level_the_environment_sets(kscaler_runs, level):
+    """What an operator checks on a host: `kscaler config check` in the deployment files'
+    logging environment names json and where it came from."""
+    environment = {"PATH": "/usr/bin:/bin", "KSCALER_LOG_FORMAT": "json", **({"KSCALER_LOG_LEVEL": level} if level else {})}
+    done = subprocess.run([str(kscaler_runs.binary), "config", "check", "--config", str(kscaler_runs.config_path)],
+                          env=environment, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert "log format: json (env KSCALER_LOG_FORMAT)" in lines
+    assert (f"log level: {level} (env KSCALER_LOG_LEVEL)" if level else "log level: info (default)") in lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,8 +202,10 @@ def test_the_fargate_shape_deploys_into_moto_with_its_log_group_and_json_task(mo
     template.pop("Transform")
     cloudformation = moto.client("cloudformation")
     name = "kscaler-logs-" + PARAMETERS["ClusterId"]
+    [vpc] = [v["VpcId"] for v in moto.client("ec2").describe_vpcs()["Vpcs"] if v.get("IsDefault")]
+    parameters = {**PARAMETERS, "VpcId": vpc}
     cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template),
-                                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in PARAMETERS.items()],
+                                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
                                 Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
     try:
         [stack] = cloudformation.describe_stacks(StackName=name)["Stacks"]
