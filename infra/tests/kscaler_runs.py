@@ -6,6 +6,7 @@ scraping it and the cluster, for the dashboard's queries.
 One run of each kind the alarms and the dashboard care about, in this order:
   nothing  — a quiet cluster at its minimum, with room under nodes.max;
   at_max   — pending pods with nodes.max equal to the fleet (a config with max 1);
+  action_failed — the same pending pods with room, but credentials denied ec2:RunInstances;
   acted    — the same pending pods with room: kscaler launches;
   failed   — Prometheus unreachable (a config pointing at a closed port): outcome failed;
   skipped  — the lease held by another owner (written into the state item): outcome skipped.
@@ -145,6 +146,8 @@ def produce(directory, binary):
             sandbox.cluster.start_scenario(time.time() - QUIET)
             wait_for("pending pods in kscaler's view", lambda: pending_pods(sandbox, base) > 0, 30)
             run("at_max", nodes={"max": 1})
+            # The same need, with credentials that may do everything but launch: the launch fails.
+            run("action_failed", environment={**environment, **denied_launch(MotoAccount(sandbox.moto.endpoint, sandbox.moto.credentials))})
             run("acted")
             run("failed", prometheus={"url": f"http://127.0.0.1:{free_port()}"})
             hold_lease(MotoAccount(sandbox.moto.endpoint, sandbox.moto.credentials), base["table"], sandbox.cluster_id)
@@ -171,6 +174,17 @@ def pending_pods(sandbox, base):
     _, report, _ = sandbox.command.evaluate("plan")
     reading = ((report or {}).get("observation") or {}).get("readings", {}).get("unschedulable_pods", {})
     return reading.get("value") or 0 if reading.get("status") == "value" else 0
+
+
+def denied_launch(account):
+    """AWS credentials of a new moto IAM user allowed everything but ec2:RunInstances."""
+    iam = account.client("iam")
+    iam.create_user(UserName="no-launch")
+    iam.put_user_policy(UserName="no-launch", PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "ec2:RunInstances", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="no-launch")["AccessKey"]
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
 
 def hold_lease(account, table, cluster_id):

@@ -1,5 +1,6 @@
 """The stack's log alarms against what kscaler really writes: real `kscaler run` processes
-(kscaler_runs.py: nothing to do, at nodes.max with pending pods, acting, failing, skipped; JSON
+(kscaler_runs.py: nothing to do, at nodes.max with pending pods, a launch refused, acting, failing,
+skipped; JSON
 chosen by KSCALER_LOG_FORMAT alone) and every MetricFilter's FilterPattern from the stack,
 evaluated line by line with cwl_filter as CloudWatch Logs evaluates each event the awslogs
 driver ships (one stderr line, one event). Then the stack itself: its wiring parsed, and
@@ -13,8 +14,10 @@ from conftest import REGION
 from cwl_filter import compile_pattern, matches
 from stack_model import expanded
 
-KINDS = ["nothing", "at_max", "acted", "failed", "skipped"]
-OUTCOMES = {"nothing": "nothing", "at_max": "nothing", "acted": "acted", "failed": "failed", "skipped": "skipped"}
+KINDS = ["nothing", "at_max", "action_failed", "acted", "failed", "skipped"]
+OUTCOMES = {"nothing": "nothing", "at_max": "nothing", "action_failed": "action_failed", "acted": "acted", "failed": "failed",
+            "skipped": "skipped"}
+FAILED = {"failed", "action_failed"}
 
 
 def resources():
@@ -57,6 +60,9 @@ def test_every_stderr_line_is_one_json_object_ending_with_one_run_finished(kscal
 def test_the_runs_are_what_their_names_say(kscaler_runs):
     runs = kscaler_runs.runs
     assert runs["failed"].exit_code == 3 and runs["skipped"].exit_code == 0
+    assert runs["action_failed"].exit_code == 4
+    [launch] = runs["action_failed"].report["actions"]
+    assert launch["kind"] == "launch" and launch.get("error")  # refused: the credentials may not launch
     assert [a["kind"] for a in runs["acted"].report["actions"] if not a.get("error")] == ["launch"]
     at_max = runs["at_max"].report
     assert at_max["decision"]["counts"]["desired"] == 1 == at_max["decision"]["counts"]["current"]
@@ -76,10 +82,16 @@ def test_runs_finished_counts_every_run_exactly_once(kscaler_runs):
     assert matching(pattern, kscaler_runs, KINDS) == {kind: 1 for kind in KINDS}
 
 
-def test_runs_failed_matches_only_the_failed_run(kscaler_runs):
+def test_runs_failed_matches_only_the_failed_runs(kscaler_runs):
+    """Observation failed (exit 3) and a launch refused (exit 4); action_result_unknown, the
+    third failed outcome, needs a launch whose answer is lost, which these peers cannot stage:
+    the pattern names it, and cwl_filter's tests cover the || it sits in."""
     pattern, metric, _ = metric_filters()["RunsFailedMetric"]
     assert metric == "RunsFailed"
-    assert matching(pattern, kscaler_runs, KINDS) == {kind: int(kind == "failed") for kind in KINDS}
+    assert matching(pattern, kscaler_runs, KINDS) == {kind: int(kind in FAILED) for kind in KINDS}
+    unknown = next(l for l in kscaler_runs.runs["action_failed"].lines if '"run_finished"' in l).replace(
+        '"outcome":"action_failed"', '"outcome":"action_result_unknown"')
+    assert matches(pattern, unknown)
 
 
 def test_fleet_at_max_matches_only_the_run_at_max(kscaler_runs):
