@@ -1,7 +1,7 @@
 """The stack's log alarms against what kscaler really writes: real `kscaler run` processes
-(kscaler_runs.py: nothing to do, at nodes.max with pending pods, a launch refused, acting, failing,
-skipped; JSON
-chosen by KSCALER_LOG_FORMAT alone) and every MetricFilter's FilterPattern from the stack,
+(kscaler_runs.py: nothing to do, at nodes.max with pending pods, a launch refused, acting,
+failing, skipped; JSON chosen by KSCALER_LOG_FORMAT alone) and every MetricFilter's FilterPattern
+from the stack,
 evaluated line by line with cwl_filter as CloudWatch Logs evaluates each event the awslogs
 driver ships (one stderr line, one event). Then the stack itself: its wiring parsed, and
 deployed into moto's CloudFormation."""
