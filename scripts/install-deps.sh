@@ -24,8 +24,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python_packages=('moto[server]==5.*' 'cfn-lint==1.*' 'parliament==1.6.4' 'pytest==9.*' 'kubernetes-validate==1.37.0')
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto, cfnlint, parliament, pytest, boto3, yaml, kubernetes_validate' 2>/dev/null; then
+# grafana-foundation-sdk: Grafana's typed dashboard model, which infra/tests reads the dashboard
+# through (its odd version has an epoch: that is the release's own number on PyPI).
+python_packages=('moto[server]==5.*' 'cfn-lint==1.*' 'parliament==1.6.4' 'pytest==9.*' 'kubernetes-validate==1.37.0'
+                 'grafana-foundation-sdk==1769699998!10.1.0')
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto, cfnlint, parliament, pytest, boto3, yaml, kubernetes_validate, grafana_foundation_sdk' 2>/dev/null; then
     echo "install-deps: python venv .venv with ${python_packages[*]}" >&2
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check "${python_packages[@]}"

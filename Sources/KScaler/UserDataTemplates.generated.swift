@@ -18,6 +18,12 @@ After=network-online.target
 
 [Service]
 Type=oneshot
+# JSON log lines (one object per line) into the journal, for whatever ships them to CloudWatch
+# Logs (the CloudWatch agent reading a journal export, fluent-bit's systemd input…): the
+# stack's metric filters match JSON only. kscaler.env may set KSCALER_LOG_FORMAT=plain: a
+# variable from EnvironmentFile= overrides Environment=. `journalctl -u kscaler -o cat | jq`
+# reads them.
+Environment=KSCALER_LOG_FORMAT=json
 EnvironmentFile=/etc/kscaler/kscaler.env
 ExecStart=/usr/local/bin/kscaler run --config /etc/kscaler/config.yaml
 SyslogIdentifier=kscaler

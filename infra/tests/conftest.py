@@ -305,3 +305,23 @@ def which(name):
     if not found:
         pytest.fail(f"{name} is not installed (scripts/install-deps.sh installs it)")
     return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Real kscaler runs (kscaler_runs.py): one of each kind, JSON logs, metrics in a Pushgateway
+
+
+@pytest.fixture(scope="session")
+def kscaler_runs(tmp_path_factory):
+    import kscaler_runs as runs
+    from ksandbox.peers import PeerError
+    binary = runs.kscaler_binary()
+    produced = runs.produce(tmp_path_factory.mktemp("kscaler-runs"), binary)
+    try:
+        try:
+            result = next(produced)
+        except PeerError as error:
+            pytest.fail(str(error), pytrace=False)
+        yield result
+    finally:
+        produced.close()

@@ -211,13 +211,62 @@ def test_task_gets_the_kubernetes_variables_only_with_kubernetes_access(resource
         [container] = resolve(resources["TaskDefinition"], off)["Properties"]["ContainerDefinitions"]
         return {e["Name"]: e["Value"] for e in container["Environment"]}, container
 
+    # KSCALER_LOG_FORMAT=json always: the metric filters parse JSON (test_log_alarms.py).
+    always = {"AWS_REGION": {"Ref": "AWS::Region"}, "KSCALER_LOG_FORMAT": "json"}
     without, _ = environment({"KubernetesAccess"})
-    assert without == {"AWS_REGION": {"Ref": "AWS::Region"}}
-    with_access, container = environment(frozenset())
-    assert with_access == {"AWS_REGION": {"Ref": "AWS::Region"},
+    assert without == always
+    with_access, container = environment({"HasPrometheusPassword"})
+    assert with_access == {**always,
                            **{name: {"Ref": parameter} for name, parameter in KUBERNETES_PARAMETERS.items()}}
     # The token itself never passes through the task definition: kscaler reads the parameter.
     assert [s["Name"] for s in container["Secrets"]] == ["KSCALER_CONFIG_YAML"]
+
+
+def test_task_gets_the_prometheus_password_only_when_named_and_the_execution_role_may_read_it(resources):
+    def secrets(off):
+        [container] = resolve(resources["TaskDefinition"], off)["Properties"]["ContainerDefinitions"]
+        return {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
+
+    def readable(off):
+        [statement] = [s for p in resolve(resources["TaskExecutionRole"], off)["Properties"]["Policies"]
+                       for s in p["PolicyDocument"]["Statement"] if s["Action"] == "ssm:GetParameters"]
+        return statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+
+    assert set(secrets({"HasPrometheusPassword"})) == {"KSCALER_CONFIG_YAML"}
+    assert len(readable({"HasPrometheusPassword"})) == 1
+    named = secrets(frozenset())
+    assert named["PROMETHEUS_PASSWORD"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PrometheusPasswordParameter}"}
+    assert named["PROMETHEUS_PASSWORD"] in readable(frozenset())
+    # Not a KSCALER_* name: the binary would take that for a setting and refuse it.
+    assert not any(name.startswith("KSCALER_") for name in set(named) - {"KSCALER_CONFIG_YAML"})
+
+
+@pytest.mark.parametrize("password", ["s3cret-Pa55 with space", ""])
+def test_task_command_writes_the_password_file_and_keeps_it_out_of_kscalers_environment(resources, tmp_path, password):
+    """The task's shell command, run by /bin/sh with its two paths moved into a scratch
+    directory and a stand-in kscaler that records its environment and arguments."""
+    [container] = resolve(resources["TaskDefinition"])["Properties"]["ContainerDefinitions"]
+    [command] = container["Command"]
+    fake = tmp_path / "kscaler"
+    fake.write_text('#!/bin/sh\nenv > "$(dirname "$0")/env.txt"\necho "$@" > "$(dirname "$0")/args.txt"\n')
+    fake.chmod(0o755)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    local = command.replace("/tmp/", f"{scratch}/").replace("/usr/local/bin/kscaler", str(fake))
+    environment = {"PATH": "/usr/bin:/bin", "KSCALER_CONFIG_YAML": "cluster_id: demo"}
+    if password:
+        environment["PROMETHEUS_PASSWORD"] = password
+    subprocess.run(["/bin/sh", "-c", local], env=environment, check=True, timeout=30)
+    assert (scratch / "config.yaml").read_text() == "cluster_id: demo\n"
+    assert (tmp_path / "args.txt").read_text().split() == ["run", "--config", f"{scratch}/config.yaml"]
+    assert "PROMETHEUS_PASSWORD" not in (tmp_path / "env.txt").read_text()
+    if password:
+        written = scratch / "prometheus-password"
+        assert written.read_text() == password
+        assert written.stat().st_mode & 0o777 == 0o600
+    else:
+        assert not (scratch / "prometheus-password").exists()
 
 
 def test_kscaler_reads_only_the_kubernetes_token_parameter_and_only_with_access(template, resources):

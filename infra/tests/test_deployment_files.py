@@ -1,14 +1,19 @@
 """The other deployment shapes say what infra/README.md promises: the Kubernetes CronJob and
 kscaler's RBAC, the Containerfile, the cron line and the systemd environment example."""
 
+import fcntl
 import itertools
+import os
 import re
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import KUBERNETES_ENV, REPO
+from conftest import KUBERNETES_ENV, REPO, mode
 
 KUBERNETES = REPO / "infra/kubernetes"
 
@@ -32,6 +37,8 @@ def test_cronjob_runs_once_a_minute_without_overlap_hardened_on_the_control_plan
     assert pod["securityContext"]["runAsNonRoot"] is True
     [container] = pod["containers"]
     assert container["args"] == ["run", "--config", "/etc/kscaler/config.yaml"]
+    # JSON lines for log shippers, set by the environment (the flag is not used anywhere).
+    assert {"name": "KSCALER_LOG_FORMAT", "value": "json"} in container["env"]
     assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                             "capabilities": {"drop": ["ALL"]}}
     [term] = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
@@ -145,15 +152,89 @@ def test_containerfile_builds_a_static_stdlib_binary_onto_slim_debian_as_non_roo
     assert 'ENTRYPOINT ["/usr/local/bin/kscaler"]' in final
 
 
-def test_cron_line_runs_kscaler_once_a_minute_as_the_kscaler_user():
+def cron_line():
     [line] = [l for l in (REPO / "infra/cron/kscaler.cron").read_text().splitlines() if l and not l.startswith("#")]
-    fields = line.split(None, 6)
+    return line.split(None, 6)
+
+
+def test_cron_line_runs_kscaler_once_a_minute_as_the_kscaler_user():
+    fields = cron_line()
     assert fields[:5] == ["*"] * 5 and fields[5] == "kscaler"
     command = fields[6]
     assert "%" not in command  # cron would turn it into a newline
     assert "exec /usr/local/bin/kscaler run --config /etc/kscaler/config.yaml" in command
+    assert "--log-format" not in command  # the environment sets it, as in every other shape
+    assert "/tmp" not in command  # world-writable: anyone could hold the lock first
     shell = re.search(r"sh -c '([^']+)'", command).group(1)
     assert subprocess.run(["/bin/sh", "-n", "-c", shell], capture_output=True).returncode == 0
+
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def cron_root():
+    """A scratch root the cron line's paths are moved into, traversable by an unprivileged
+    user (pytest's own tmp_path is root's 0700): run/lock as on Debian (1777), /etc/kscaler with
+    kscaler.env, a stand-in kscaler that prints its log format and argv, the log directory
+    owned by the user the line runs as."""
+    if os.geteuid() != 0:
+        pytest.fail("the cron line is run as an unprivileged user: run the tests as root (CI does)", pytrace=False)
+    root = Path(tempfile.mkdtemp(prefix="kscaler-cron-", dir="/tmp"))
+    root.chmod(0o755)
+    for directory, mode in (("run/lock", 0o1777), ("etc/kscaler", 0o755), ("usr/local/bin", 0o755), ("var/log/kscaler", 0o755)):
+        (root / directory).mkdir(parents=True)
+        (root / directory).chmod(mode)
+    os.chown(root / "var/log/kscaler", NOBODY, NOBODY)
+    (root / "etc/kscaler/kscaler.env").write_text("AWS_REGION=us-east-1\n")
+    stub = root / "usr/local/bin/kscaler"
+    stub.write_text('#!/bin/sh\nprintf \'format=%s level=%s args=%s\\n\' "$KSCALER_LOG_FORMAT" "${KSCALER_LOG_LEVEL:-}" "$*"\n')
+    stub.chmod(0o755)
+    yield root
+    shutil.rmtree(root)
+
+
+def run_cron_line(root):
+    """The cron line's command, its paths moved under `root`, as cron runs it: /bin/sh -c, as
+    the unprivileged user (nobody standing in for kscaler)."""
+    command = cron_line()[6]
+    for path in ("/run/lock", "/etc/kscaler", "/usr/local/bin/kscaler", "/var/log/kscaler"):
+        command = command.replace(path, f"{root}{path}")
+    return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "/bin/sh", "-c", command],
+                          env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30)
+
+
+def test_cron_line_logs_json_and_takes_its_lock_in_a_directory_of_its_own(cron_root):
+    result = run_cron_line(cron_root)
+    assert result.returncode == 0, result.stderr
+    log = (cron_root / "var/log/kscaler/kscaler.log").read_text()
+    assert log == f"format=json level= args=run --config {cron_root}/etc/kscaler/config.yaml\n"
+    lock_dir = cron_root / "run/lock/kscaler"
+    assert (lock_dir.stat().st_uid, mode(lock_dir)) == (NOBODY, 0o700)
+    assert (lock_dir / "cron.lock").exists()
+    # kscaler.env still decides: a host that ships nothing may log plain text.
+    (cron_root / "etc/kscaler/kscaler.env").write_text("KSCALER_LOG_FORMAT=plain\nKSCALER_LOG_LEVEL=debug\n")
+    assert run_cron_line(cron_root).returncode == 0
+    assert log.splitlines()[0] != (cron_root / "var/log/kscaler/kscaler.log").read_text().splitlines()[-1]
+    assert (cron_root / "var/log/kscaler/kscaler.log").read_text().splitlines()[-1].startswith("format=plain level=debug ")
+
+
+def test_cron_line_starts_no_run_while_the_lock_is_held(cron_root):
+    assert run_cron_line(cron_root).returncode == 0
+    with open(cron_root / "run/lock/kscaler/cron.lock") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = run_cron_line(cron_root)
+    assert result.returncode == 1  # flock -n
+    assert len((cron_root / "var/log/kscaler/kscaler.log").read_text().splitlines()) == 1
+
+
+def test_cron_line_refuses_a_lock_directory_someone_else_made(cron_root):
+    """What /tmp (or /run/lock itself) allowed: another user creates the lock path first."""
+    (cron_root / "run/lock/kscaler").mkdir(mode=0o777)
+    (cron_root / "run/lock/kscaler").chmod(0o777)
+    result = run_cron_line(cron_root)
+    assert result.returncode != 0 and "kscaler" in result.stderr
+    assert not (cron_root / "var/log/kscaler/kscaler.log").exists()
 
 
 def test_systemd_environment_example_names_the_kubernetes_variables_with_placeholders_only():

@@ -63,8 +63,8 @@ def test_walkthrough_blocks_pass_shellcheck_as_one_script():
     assert result.returncode == 0, result.stdout
     assigned = set(re.findall(r"^\s*(?:export )?([A-Z_][A-Z0-9_]*)=", script, re.M))
     used = set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)\b", script))
-    # KSCALER_CONFIG_YAML is the task's variable, inside the doctor override.
-    assert used - assigned == {"KSCALER_CONFIG_YAML"}, used - assigned
+    # KSCALER_CONFIG_YAML and PROMETHEUS_PASSWORD are the task's variables, inside the doctor override.
+    assert used - assigned == {"KSCALER_CONFIG_YAML", "PROMETHEUS_PASSWORD"}, used - assigned
 
 
 def test_shellcheck_finds_a_broken_block():

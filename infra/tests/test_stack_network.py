@@ -154,7 +154,7 @@ def test_stack_creates_the_config_parameter_before_the_schedule_which_starts_dis
     assert state["Default"] == "DISABLED" and sorted(state["AllowedValues"]) == ["DISABLED", "ENABLED"]
     # The task reads the very parameter the stack creates.
     [container] = resolve(resources["TaskDefinition"])["Properties"]["ContainerDefinitions"]
-    [secret] = container["Secrets"]
+    [secret] = [s for s in container["Secrets"] if s["Name"] == "KSCALER_CONFIG_YAML"]
     assert secret["ValueFrom"]["Fn::Sub"].endswith(":parameter/kscaler/${ClusterId}/config")
 
 

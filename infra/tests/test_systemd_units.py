@@ -65,5 +65,17 @@ def test_kscaler_service_is_a_oneshot_the_timer_starts_every_minute():
     assert "Type=oneshot" in service
     assert "ExecStart=/usr/local/bin/kscaler run --config /etc/kscaler/config.yaml" in service
     assert "EnvironmentFile=/etc/kscaler/kscaler.env" in service
+    assert not any("--log-format" in line for line in service)  # the environment sets it
     assert "OnCalendar=*-*-* *:*:00" in timer
     assert any(line.startswith("RandomizedDelaySec=") for line in timer)
+
+
+def test_kscaler_service_logs_json_unless_its_environment_file_says_otherwise():
+    """JSON lines into the journal for the CloudWatch metric filters. systemd gives a variable
+    from EnvironmentFile= precedence over Environment= (systemd.exec), so kscaler.env can still
+    choose plain; the example names both variables, commented out."""
+    service = (REPO / "infra/systemd/kscaler.service").read_text().splitlines()
+    assert "Environment=KSCALER_LOG_FORMAT=json" in service
+    example = (REPO / "infra/systemd/kscaler.env.example").read_text().splitlines()
+    assert "#KSCALER_LOG_FORMAT=plain" in example and "#KSCALER_LOG_LEVEL=info" in example
+    assert not any(line.startswith("KSCALER_LOG_") for line in example)
