@@ -629,11 +629,17 @@ struct Planner {
             guard let instance = byID[victim.instanceID] else { continue }
             let size = fleet.allocatable(of: instance, capacity: policy.capacity, unit: nil)
             let left = free - size
+            // A resource the headroom does not name still keeps a floor of 0: the requests of the
+            // pods that move must fit on what stays.
             let below = [("cpu", headroom.wanted.cpu, left.cpu, false), ("memory", headroom.wanted.memory, left.memory, true)]
-                .filter { $0.1 > 0 && $0.2 < $0.1 - 1e-9 }
+                .filter { $0.2 < $0.1 - 1e-9 }
             guard below.isEmpty else {
                 let words = below.map { _, wanted, left, bytes in
-                    bytes ? "memory \(formatBytes(max(0, left))) < \(formatBytes(wanted))" : "cpu \(formatNumber(max(0, left), decimals: 3)) < \(formatNumber(wanted, decimals: 3))"
+                    if wanted <= 0 {
+                        return bytes ? "memory requests over allocatable by \(formatBytes(-left))"
+                            : "cpu requests over allocatable by \(formatNumber(-left, decimals: 3)) cores"
+                    }
+                    return bytes ? "memory \(formatBytes(max(0, left))) < \(formatBytes(wanted))" : "cpu \(formatNumber(max(0, left), decimals: 3)) < \(formatNumber(wanted, decimals: 3))"
                 }
                 reasons.append(Reason(.headroom, (kept.isEmpty ? "scale-down blocked: " : "scale-down stops at \(kept.count): ")
                     + "headroom \(headroom.summary); removing \(victim.instanceID) would leave " + words.joined(separator: " and ")))

@@ -80,21 +80,25 @@ import TestSupport
         defer { proxy.stop() }
         let log = CapturedLog()
         let retry = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(100), random: { 0.5 }, sleep: { _ in })
+        // A slow answer on a loaded machine must not add an attempt of its own: the deadline is
+        // generous, so the only failure is the 502.
         let aws = context(moto, credentials: Credentials(accessKeyID: moto.accessKeyID, secretAccessKey: moto.secretAccessKey),
-                          transport: CurlTransport(), log: log, endpoint: proxy.baseURL, retry: retry)
+                          transport: CurlTransport(connectTimeout: .seconds(30), totalTimeout: .seconds(60)), log: log,
+                          endpoint: proxy.baseURL, retry: retry)
         _ = try await aws.sts.getCallerIdentity()
+        let text = log.text
 
-        let failed = try #require(log.records("aws request failed").first)
-        #expect(failed.metadata["operation"] == "GetCallerIdentity" && failed.metadata["attempt"] == "1")
-        #expect(failed.metadata["status"] == "502" && failed.metadata["reason"] == "HTTP 502 without an AWS error code")
+        let failed = try #require(log.records("aws request failed").first, "\(text)")
+        #expect(failed.metadata["operation"] == "GetCallerIdentity" && failed.metadata["attempt"] == "1", "\(text)")
+        #expect(failed.metadata["status"] == "502" && failed.metadata["reason"] == "HTTP 502 without an AWS error code", "\(text)")
         #expect(failed.metadata["elapsed_ms"].flatMap(Double.init) != nil)
-        let retried = try #require(log.records("aws retry").first)
-        #expect(retried.metadata["operation"] == "GetCallerIdentity" && retried.metadata["attempt"] == "1")
+        let retried = try #require(log.records("aws retry").first, "\(text)")
+        #expect(retried.metadata["operation"] == "GetCallerIdentity" && retried.metadata["attempt"] == "1", "\(text)")
         #expect(retried.metadata["reason"] == "HTTP 502 without an AWS error code")
         // Full jitter with random 0.5: half of the 100 ms base.
         #expect(retried.metadata["backoff_ms"] == "50.0")
-        let succeeded = try #require(log.records("aws request").first)
-        #expect(succeeded.metadata["attempt"] == "2" && succeeded.metadata["status"] == "200")
+        let succeeded = try #require(log.records("aws request").first, "\(text)")
+        #expect(succeeded.metadata["attempt"] == "2" && succeeded.metadata["status"] == "200", "\(text)")
         #expect(succeeded.metadata["request_id"]?.isEmpty == false)
         #expect(!log.text.contains(moto.secretAccessKey))
     }

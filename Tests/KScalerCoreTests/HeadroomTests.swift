@@ -159,6 +159,19 @@ struct HeadroomFloorTests {
         #expect(reason.hasPrefix("scale-down stops at 1: headroom 1 node: cpu 2 wanted"), "\(reason)")
     }
 
+    @Test("a resource the headroom does not name keeps a floor of 0: the requests that move must fit")
+    func unnamedResourceFloor() throws {
+        // Found by the property below (seed a3jRYMac…): memory-only headroom, 4 workers at 27.6 % cpu
+        // requested (2.2 of 8 cores). Three victims would leave 2 cores for 2.2 cores of requests.
+        var cluster = Cluster.requested(workers: 4, cpu: 0.276, memory: 0.07)
+        cluster.set(.cpuUtilizationWindowMax, .value(0.276))
+        cluster.set(.memoryUtilizationWindowMax, .value(0.07))
+        let decision = cluster.decide(.headroom(.resources(cpu: nil, memory: 4 * gib), scaleDownStep: 3))
+        #expect(decision.victimIDs?.count == 2, "\(decision.reasons)")
+        let reason = try #require(decision.reasons(.headroom).first)
+        #expect(reason.contains("scale-down stops at 2") && reason.contains("cpu requests over allocatable by 0.208 cores"), "\(reason)")
+    }
+
     @Test("bounds above nodes.max go whatever the headroom")
     func boundsWin() {
         let decision = Self.calm().decide(.headroom(.nodes(3), max: 2))
