@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 // kscaler: a run-once node autoscaler for self-managed Kubernetes on EC2.
 // One target per layer; dependencies point down only (docs/architecture.md):
-//   kscaler (CLI) → KScaler → KScalerCore | AWS | Prometheus | Kubernetes → SigV4 | HTTP → CCurl
+//   kscaler (CLI) → KScaler → KScalerCore | AWS | Prometheus | Kubernetes → SigV4 | HTTP → CLibCrypto | CCurl
 import PackageDescription
 
 let package = Package(
@@ -13,7 +13,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
         .package(url: "https://github.com/x-sheep/swift-property-based", exact: "2.0.1"),
         .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
     ],
@@ -26,7 +25,14 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .target(name: "HTTP", dependencies: ["CCurl"]),
-        .target(name: "SigV4", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // SHA-256 and HMAC from OpenSSL's libcrypto, which libcurl loads anyway.
+        .systemLibrary(
+            name: "CLibCrypto",
+            path: "Sources/CLibCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(name: "SigV4", dependencies: ["CLibCrypto"]),
         .target(name: "AWS", dependencies: ["SigV4", "HTTP", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Prometheus", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")]),
         // One-shot calls to the Kubernetes API (nodes, pods, evictions, PDBs, events, access

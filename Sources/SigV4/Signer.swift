@@ -3,7 +3,6 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import Crypto
 
 /// Signs requests with AWS Signature Version 4, `Authorization`-header form.
 ///
@@ -91,17 +90,17 @@ package struct SigV4Signer: Sendable {
 
     /// Stage 3: the signing key, an HMAC-SHA256 chain from `"AWS4" + secret` through the date stamp
     /// (`yyyyMMdd`), region, service and `aws4_request`. It depends only on these, so it is valid a whole day.
-    package static func signingKey(secretAccessKey: String, dateStamp: String, region: String, service: String) -> SymmetricKey {
-        var key = SymmetricKey(data: Array("AWS4\(secretAccessKey)".utf8))
+    package static func signingKey(secretAccessKey: String, dateStamp: String, region: String, service: String) -> SigningKey {
+        var key = Array("AWS4\(secretAccessKey)".utf8)
         for scopePart in [dateStamp, region, service, "aws4_request"] {
-            key = SymmetricKey(data: HMAC<SHA256>.authenticationCode(for: Array(scopePart.utf8), using: key))
+            key = Digest.hmacSHA256(Array(scopePart.utf8), key: key)
         }
-        return key
+        return SigningKey(bytes: key)
     }
 
     /// Stage 4: the signature, lowercase hex HMAC-SHA256 of the string to sign under the signing key.
-    package static func signature(stringToSign: String, signingKey: SymmetricKey) -> String {
-        hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: signingKey))
+    package static func signature(stringToSign: String, signingKey: SigningKey) -> String {
+        hex(Digest.hmacSHA256(Array(stringToSign.utf8), key: signingKey))
     }
 
     /// The `X-Amz-Date` form of `date`: `yyyyMMdd'T'HHmmss'Z'` in UTC, e.g. `20150830T123600Z`.
@@ -164,7 +163,7 @@ private func setHeader(_ name: String, to value: String, in headers: inout [(nam
 }
 
 private func hexSHA256(_ data: Data) -> String {
-    hex(SHA256.hash(data: data))
+    hex(Digest.sha256(data))
 }
 
 /// Lowercase hex of a digest or MAC.

@@ -3,7 +3,6 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import Crypto
 @testable import SigV4
 import Testing
 
@@ -128,7 +127,8 @@ struct SignerTests {
 
     @Test func contentSHA256IsAddedAndSignedOrTakenFromTheRequest() {
         let body = Data("Action=GetCallerIdentity".utf8)
-        let bodyHash = lowercaseHex(SHA256.hash(data: body))
+        // sha256sum of "Action=GetCallerIdentity", computed outside kscaler.
+        let bodyHash = "b4b2eab8379f56ae8a4197079d53323c1523a50007a3c9b1cb4dccb185d6e267"
         let request = SigningRequest(method: "POST", path: "/", headers: [("Host", "sts.amazonaws.com")], body: body)
 
         let signed = signer(token: nil, signContentSHA256: true).sign(request, at: date)
@@ -151,4 +151,32 @@ struct SignerTests {
 
 private func lowercaseHex(_ bytes: some Sequence<UInt8>) -> String {
     bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+}
+
+/// libcrypto behind `Digest`, checked against published vectors (FIPS 180-2 and RFC 4231), apart
+/// from the AWS suite that uses them through every stage of a signature.
+@Suite("Digest: SHA-256 and HMAC-SHA256 from libcrypto")
+struct DigestTests {
+    @Test func sha256MatchesFIPS180Vectors() {
+        #expect(lowercaseHex(Digest.sha256(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(lowercaseHex(Digest.sha256([UInt8]())) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        let million = [UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)
+        #expect(lowercaseHex(Digest.sha256(million)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    @Test func hmacSHA256MatchesRFC4231() {
+        // Test case 1: 20 bytes of 0x0b, "Hi There".
+        #expect(lowercaseHex(Digest.hmacSHA256(Array("Hi There".utf8), key: [UInt8](repeating: 0x0b, count: 20)))
+                == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+        // Test case 6: a 131-byte key, longer than the block, is hashed first.
+        #expect(lowercaseHex(Digest.hmacSHA256(Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8),
+                                               key: [UInt8](repeating: 0xaa, count: 131)))
+                == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+    }
+
+    @Test func aSigningKeyDescribesNoneOfItsBytes() {
+        let key = SigV4Signer.signingKey(secretAccessKey: secret, dateStamp: "20120215", region: "us-east-1", service: "iam")
+        #expect(String(describing: key) == "SigningKey(32 bytes, redacted)")
+        #expect(!"\(key)".contains("f4780e2d"))
+    }
 }
