@@ -166,7 +166,7 @@ struct EndpointURL: Sendable {
     var path: String
 
     init(_ base: String) throws {
-        guard let schemeEnd = base.range(of: "://") else {
+        guard let schemeEnd = base.firstRange(of: "://") else {
             throw HTTPError(kind: .invalidURL, host: "", detail: "endpoint \(base) has no scheme (expected http:// or https://)")
         }
         let scheme = base[..<schemeEnd.lowerBound].lowercased()

@@ -46,7 +46,7 @@ package struct ContainerCredentialProvider: CredentialProvider {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw CredentialsError(source: name, reason: "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE \(file)")
             }
-            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            return String(decoding: data, as: UTF8.self).trimmingWhitespace()
         }
         return environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
     }

@@ -58,7 +58,7 @@ package struct InstanceMetadataClient: Sendable {
     package func region() async -> String? {
         guard let token = try? await sessionToken() else { return nil }
         return try? await get("/latest/meta-data/placement/region", token: token)?
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+            .trimmingWhitespace()
     }
 }
 

@@ -86,7 +86,7 @@ package struct WebIdentityCredentialProvider: CredentialProvider {
         guard let data = FileManager.default.contents(atPath: tokenFile) else {
             throw CredentialsError(source: source, reason: "cannot read the web identity token file \(tokenFile)")
         }
-        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = String(decoding: data, as: UTF8.self).trimmingWhitespace()
         guard !token.isEmpty else { throw CredentialsError(source: source, reason: "the web identity token file \(tokenFile) is empty") }
         do {
             return try await sts.assumeRoleWithWebIdentity(roleARN: roleARN, sessionName: sessionName ?? "kscaler", webIdentityToken: token)

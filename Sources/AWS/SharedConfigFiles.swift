@@ -43,15 +43,15 @@ package struct SharedConfigFiles: Sendable {
         for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
             lineNumber += 1
             let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine[...]
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = line.trimmingWhitespace()
             if trimmed.isEmpty || trimmed.hasPrefix("#") || trimmed.hasPrefix(";") { continue }
             if trimmed.hasPrefix("[") {
                 guard let close = trimmed.firstIndex(of: "]") else {
                     throw SharedConfigError(file: file, line: lineNumber, reason: "section header without ']'")
                 }
-                var name = trimmed[trimmed.index(after: trimmed.startIndex)..<close].trimmingCharacters(in: .whitespaces)
+                var name = trimmed[trimmed.index(after: trimmed.startIndex)..<close].trimmingWhitespace()
                 if isConfigFile, name.hasPrefix("profile ") {
-                    name = name.dropFirst("profile ".count).trimmingCharacters(in: .whitespaces)
+                    name = name.dropFirst("profile ".count).trimmingWhitespace()
                 }
                 guard !name.isEmpty else { throw SharedConfigError(file: file, line: lineNumber, reason: "empty section name") }
                 current = name
@@ -73,8 +73,8 @@ package struct SharedConfigFiles: Sendable {
             guard let current else {
                 throw SharedConfigError(file: file, line: lineNumber, reason: "setting before any [section]")
             }
-            let key = trimmed[..<equals].trimmingCharacters(in: .whitespaces).lowercased()
-            let value = trimmed[trimmed.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            let key = trimmed[..<equals].trimmingWhitespace().lowercased()
+            let value = trimmed[trimmed.index(after: equals)...].trimmingWhitespace()
             guard !key.isEmpty else { throw SharedConfigError(file: file, line: lineNumber, reason: "setting without a name") }
             profiles[current]?[key] = value
             lastKey = key

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import KScalerCore
 
 /// The Kubernetes API as a run uses it: the Node objects, their deletion, and Events that

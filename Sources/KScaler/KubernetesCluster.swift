@@ -1,5 +1,9 @@
 import AWS
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import HTTP
 import KScalerCore
 import Kubernetes
@@ -68,7 +72,7 @@ package enum KubernetesAccess: Sendable {
             return try KubernetesClient(endpoint: endpoint, timeout: timeout, logger: logger)
         case .tokenInSSM(let server, let caData, let parameter):
             let token = try await ssm.getParameter(name: parameter, withDecryption: true).value
-            let trimmed = token.trimmingCharacters(in: .whitespacesAndNewlines)
+            let trimmed = token.trimmingWhitespace()
             guard !trimmed.isEmpty else {
                 throw KubernetesError.credentials("SSM parameter \(parameter) is empty: put the service account's token in it (infra/README.md, Kubernetes access)")
             }

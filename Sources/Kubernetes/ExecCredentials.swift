@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import HTTP
 import Logging
 
@@ -69,7 +73,7 @@ extension ExecPlugin {
     }
 
     private var hint: String {
-        installHint.map { "\n\($0.trimmingCharacters(in: .whitespacesAndNewlines))" } ?? ""
+        installHint.map { "\n\($0.trimmingWhitespace())" } ?? ""
     }
 
     /// A path as given (made absolute by the resolver when relative), or a bare name found in

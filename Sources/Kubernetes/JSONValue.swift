@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A JSON document as a value: what a merge patch is made of, and how request bodies are built,
 /// so every body is Sendable, comparable in tests, and encodes with its keys sorted.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A core/v1 Event, as `kubectl describe node` and `kubectl get events` show it: what kscaler
 /// did to a node (cordoned, drained, deleted) or why it would not.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// What kscaler reads of a Node. Decoded from the API's JSON; unknown fields are ignored.
 package struct KubeNode: Sendable, Equatable {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A label selector (`metav1.LabelSelector`): every `matchLabels` pair and every expression
 /// must hold.

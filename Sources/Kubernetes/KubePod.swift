@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// What kscaler reads of a Pod to decide whether, and how, a node can be drained.
 package struct KubePod: Sendable, Equatable {

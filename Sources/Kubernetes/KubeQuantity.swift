@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A Kubernetes `resource.Quantity` (`"250m"`, `"1.5Gi"`, `"12e6"`) as a number: cores for
 /// cpu, bytes for memory. The grammar is k8s.io/apimachinery's:

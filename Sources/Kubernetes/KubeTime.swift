@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Kubernetes times: RFC 3339 in UTC, whole seconds for `metav1.Time` (`2024-05-01T12:00:00Z`),
 /// microseconds for `MicroTime`; other offsets are accepted on input.

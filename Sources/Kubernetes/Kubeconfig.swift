@@ -1,4 +1,15 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import HTTP
 import Yams
 
@@ -116,7 +127,7 @@ package struct KubernetesEndpointResolver: Sendable {
     package init(environment: [String: String] = ProcessInfo.processInfo.environment, homeDirectory: String? = nil,
                  inClusterRoot: String = "/", execTimeout: Duration = .seconds(30), now: @escaping @Sendable () -> Date = { Date() }) {
         self.environment = environment
-        self.homeDirectory = homeDirectory ?? environment["HOME"] ?? NSHomeDirectory()
+        self.homeDirectory = homeDirectory ?? environment["HOME"] ?? FileManager.default.homeDirectoryForCurrentUser.path
         self.inClusterRoot = inClusterRoot
         self.execTimeout = execTimeout
         self.now = now
@@ -194,7 +205,7 @@ package struct KubernetesEndpointResolver: Sendable {
     private func fromKubeconfig(at path: String, context requested: String?, warnings: [String]) throws(KubernetesError) -> KubernetesEndpoint {
         let config = try load(path)
         var warnings = warnings
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = Self.directory(of: path)
 
         guard let contextName = requested.flatMap({ $0.isEmpty ? nil : $0 }) ?? config.currentContext.flatMap({ $0.isEmpty ? nil : $0 }) else {
             throw .credentials("kubeconfig \(path) has no current-context and no context was given; "
@@ -385,20 +396,28 @@ package struct KubernetesEndpointResolver: Sendable {
 
     // MARK: - Files
 
+    /// The directory part of a path, as `dirname` gives it ("" for a bare file name): relative
+    /// paths in a kubeconfig are relative to its own directory.
+    static func directory(of path: String) -> String {
+        let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        guard let slash = trimmed.lastIndex(of: "/") else { return "" }
+        return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+    }
+
     private func readFile(_ path: String, what: String) throws(KubernetesError) -> Data {
         do {
             return try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            var isDirectory: ObjCBool = false
-            let problem = !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) ? "does not exist"
-                : isDirectory.boolValue ? "is a directory" : "cannot be read (check its permissions)"
+            var status = stat()
+            let problem = stat(path, &status) != 0 ? "does not exist"
+                : (status.st_mode & S_IFMT) == S_IFDIR ? "is a directory" : "cannot be read (check its permissions)"
             throw .credentials("\(what) \(path) \(problem)")
         }
     }
 
     /// A token file's content without surrounding whitespace (as client-go trims it).
     private func readToken(_ path: String, what: String) throws(KubernetesError) -> String {
-        let token = String(decoding: try readFile(path, what: what), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = String(decoding: try readFile(path, what: what), as: UTF8.self).trimmingWhitespace()
         guard !token.isEmpty else { throw .credentials("\(what) \(path) is empty") }
         guard !token.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw .credentials("\(what) \(path) holds more than one line or control characters; put the token alone in it")

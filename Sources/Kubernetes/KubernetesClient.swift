@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import HTTP
 import Logging
 import Synchronization
@@ -120,7 +124,7 @@ package struct KubernetesClient: Sendable {
         case 404: return .notFound(failure)
         case 409: return .conflict(failure)
         case 429:
-            let header = response.header("Retry-After").flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            let header = response.header("Retry-After").flatMap { Int($0.trimmingWhitespace()) }
             let seconds = header ?? status?.details?.retryAfterSeconds
             return .tooManyRequests(failure, retryAfter: seconds.map { .seconds($0) })
         default: return .server(code: response.status, failure)

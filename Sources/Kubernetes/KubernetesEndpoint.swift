@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import HTTP
 
 /// Where the API server is and how to prove who kscaler is: what a kubeconfig context, a

@@ -212,6 +212,7 @@ func kubeconfigYAML(cluster: String, user: String, current: String? = "k3s", ext
         ("server: https://10.0.0.1:6443\ncertificate-authority-data: '%%%'", "certificate-authority-data is not valid base64"),
         ("server: https://10.0.0.1:6443\ncertificate-authority-data: \(base64("not a pem"))", "is not a PEM certificate"),
         ("server: https://10.0.0.1:6443\ncertificate-authority: /nonexistent/ca.crt", "certificate-authority /nonexistent/ca.crt does not exist"),
+        ("server: https://10.0.0.1:6443\ncertificate-authority: /tmp", "certificate-authority /tmp is a directory"),
     ])
     func brokenClustersAreRefusedClearly(cluster: String, expected: String) throws {
         let path = try scratch.write("config", kubeconfigYAML(cluster: cluster, user: "token: t"))
