@@ -74,9 +74,12 @@ package struct AWSClient: Sendable {
         logger[metadataKey: "service"] = "\(displayName)"
         logger[metadataKey: "operation"] = "\(operation)"
         var attempts = 0
-        return try await retry.run(willRetry: { [logger] failed, error, delay in
-            logger.debug("aws retry", metadata: [
-                "attempt": "\(failed)", "reason": "\(Self.reason(error))", "backoff_ms": .stringConvertible(delay.inMilliseconds),
+        // At notice, shown by default: a retried timeout can take much of the run's deadline,
+        // and the operator should see why the run was slow without turning on debug.
+        return try await retry.run(willRetry: { [logger, retry] failed, error, delay in
+            logger.notice("aws retry", metadata: [
+                "attempt": "\(failed)", "max_attempts": "\(retry.maxAttempts)", "reason": "\(Self.reason(error))",
+                "backoff_ms": .stringConvertible(delay.inMilliseconds),
             ])
         }) {
             attempts += 1

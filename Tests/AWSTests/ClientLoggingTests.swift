@@ -94,6 +94,8 @@ import TestSupport
         #expect(failed.metadata["elapsed_ms"].flatMap(Double.init) != nil)
         let retried = try #require(log.records("aws retry").first, "\(text)")
         #expect(retried.metadata["operation"] == "GetCallerIdentity" && retried.metadata["attempt"] == "1", "\(text)")
+        // Shown at the default level: attempt n of m, and why.
+        #expect(retried.level == .notice && retried.metadata["max_attempts"] == "3")
         #expect(retried.metadata["reason"] == "HTTP 502 without an AWS error code")
         // Full jitter with random 0.5: half of the 100 ms base.
         #expect(retried.metadata["backoff_ms"] == "50.0")
