@@ -19,6 +19,7 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -126,6 +127,97 @@ def run_kscaler(binary, arguments, env, rss_file=None):
     if rss_file:
         return {"rss_mb": int(Path(rss_file).read_text().split()[-1]) / 1024, "finished": finished}
     return {"wall_ms": wall, "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000, "finished": finished}
+
+
+def spawn_timed(command, env):
+    """Wall (spawn to reap) and user+system CPU (the reaped child's rusage) of one process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{command[0]} exited {os.waitstatus_to_exitcode(status)}: {stderr.decode(errors='replace')[-1000:]}")
+    return {"wall_ms": (time.perf_counter() - start) * 1000, "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000}
+
+
+def peak_rss_mb(command, env, work):
+    """Peak RSS of one process, from `/usr/bin/time -f %M` (MB)."""
+    out = work / "time.out"
+    subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(out)] + command, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return int(out.read_text().split()[-1]) / 1024
+
+
+def peak_pss_mb(command, env):
+    """Largest proportional set size seen while the process runs (MB): `/proc/PID/smaps_rollup`
+    read as fast as Python can, so a short peak between two reads may be missed (it leans low)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    peak = 0
+    while process.poll() is None:
+        try:
+            text = Path(f"/proc/{process.pid}/smaps_rollup").read_text()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            break
+        match = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
+        if match:
+            peak = max(peak, int(match.group(1)))
+    process.wait()
+    return peak / 1024
+
+
+def first_request_ms(env_with_endpoint):
+    """Exec to first request: the time from spawning a process (`env_with_endpoint(port)` gives its
+    command and environment) to the first connection accepted
+    on a listener it was pointed at (CLOCK_MONOTONIC on both sides). Includes Python's own
+    fork/exec, which the floor program's figure, measured the same way, shows."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(10)
+    port = listener.getsockname()[1]
+    full_command, env = env_with_endpoint(port)
+    start = time.monotonic()
+    process = subprocess.Popen(full_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        connection, _ = listener.accept()
+        elapsed = (time.monotonic() - start) * 1000
+        connection.close()
+    finally:
+        process.kill()
+        process.wait()
+        listener.close()
+    return elapsed
+
+
+def build_floor(work):
+    """benchmarks/floor.c, linked statically: the minimal process of the floor."""
+    compiler = shutil.which("cc") or shutil.which("clang")
+    if not compiler:
+        raise RuntimeError("no C compiler (cc or clang) to build the floor program")
+    binary = work / "floor"
+    subprocess.run([compiler, "-O2", "-static", "-o", str(binary), str(REPO / "benchmarks/floor.c")], check=True)
+    return str(binary)
+
+
+def signed_request(endpoint, key, secret, service, headers, body, path):
+    """One complete HTTP/1.1 request, signed with botocore's SigV4 (the reference signer), as a
+    file for the floor program. `Connection: close` is added after signing (it is not signed)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    request = AWSRequest(method="POST", url=endpoint + "/", data=body.encode(), headers=headers)
+    SigV4Auth(Credentials(key, secret), service, REGION).add_auth(request)
+    host = urllib.parse.urlsplit(endpoint).netloc
+    lines = [f"POST / HTTP/1.1", f"Host: {host}"] + [f"{k}: {v}" for k, v in request.headers.items() if k.lower() != "host"]
+    lines += [f"Content-Length: {len(body.encode())}", "Connection: close"]
+    path.write_bytes(("\r\n".join(lines) + "\r\n\r\n").encode() + body.encode())
+    return str(path)
+
+
+def icu_in_binary(binary):
+    """Whether ICU's data or Foundation's ICU layer is linked in (symbols of the unstripped binary)."""
+    symbols = subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True).stdout
+    return sorted({name for name in ("icudt", "FoundationInternationalization", "_FoundationICU") if name in symbols})
 
 
 def summarize_runs(name, runs, rss_runs):
@@ -269,6 +361,28 @@ workers:
         print(f"bench: {args.runs} no-op runs", file=sys.stderr)
         noop = [kscaler() for _ in range(args.runs)]
         results["noop"] = summarize_runs("no-op run", noop, [kscaler(rss=True) for _ in range(RSS_RUNS)])
+        results["noop"]["pss_mb"] = [peak_pss_mb([binary] + run_args, env) for _ in range(RSS_RUNS)]
+
+        # The physical floor: a minimal static process making the no-op run's three sequential
+        # round trips (DynamoDB, EC2 — the slower of the observe step's two peers —, DynamoDB).
+        print(f"bench: {args.runs} floor runs, exec → first request, the Python/boto3 reference", file=sys.stderr)
+        floor = build_floor(directory)
+        port = urllib.parse.urlsplit(endpoint).port
+        ddb_headers = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.GetItem"}
+        ec2_headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+        requests = [signed_request(endpoint, key, secret, "dynamodb", ddb_headers, ddb_body, directory / "r1"),
+                    signed_request(endpoint, key, secret, "ec2", ec2_headers, ec2_body, directory / "r2"),
+                    signed_request(endpoint, key, secret, "dynamodb", ddb_headers, ddb_body, directory / "r3")]
+        results["floor"] = [spawn_timed([floor, str(port)] + requests, env) for _ in range(args.runs)]
+        results["floor_rss_mb"] = [peak_rss_mb([floor, str(port)] + requests, env, directory) for _ in range(RSS_RUNS)]
+        with_listener = lambda command: lambda port: (command(port), {**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"})
+        results["first_request_ms"] = [first_request_ms(with_listener(lambda _: [binary] + run_args)) for _ in range(args.runs)]
+        results["floor_first_request_ms"] = [first_request_ms(with_listener(lambda port: [floor, str(port), requests[0]]))
+                                             for _ in range(args.runs)]
+        reference = [sys.executable, str(REPO / "benchmarks/reference_autoscaler.py"), table, CLUSTER, prometheus]
+        reference_env = {**env, "AWS_DEFAULT_REGION": REGION}
+        results["reference"] = [spawn_timed(reference, reference_env) for _ in range(RSS_RUNS)]
+        results["reference_rss_mb"] = [peak_rss_mb(reference, reference_env, directory) for _ in range(RSS_RUNS)]
 
         # Pending pods that need three more workers: every run launches, then the benchmark
         # terminates what it launched and waits out the 1 s scale-up cooldown.
@@ -294,10 +408,12 @@ workers:
 
         print("bench: kscaler --version (hyperfine)", file=sys.stderr)
         results["version_ms"] = version_start(binary)
+        results["version_cpu_ms"] = [spawn_timed([binary, "--version"], env)["cpu_ms"] for _ in range(200)]
         print("bench: kscaler-bench (decide and parsers in process)", file=sys.stderr)
         out = subprocess.run([str(Path(args.bin) / "kscaler-bench"), "--json"], capture_output=True, text=True, check=True).stdout
         results["inprocess"] = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         results["size"] = binary_size(args.bin, directory)
+        results["size"]["icu"] = icu_in_binary(binary)
         results["image"] = image_estimate(results["size"]["stripped_path"])
         results["machine"]["load_average_at_end"] = os.getloadavg()
     finally:
@@ -380,6 +496,35 @@ def report(r):
         checks.append((all(x <= 2 for x in ratios), f"{name} {variant} linear: ns/item at 100 → 1,000 → 10,000 = {shown}"
                        f" (steps {', '.join(f'{x:.2f}×' for x in ratios)}; each ≤ 2×)"))
     for ok, text in checks:
+        print(f"  {'PASS' if ok else 'MISS'}  {text}")
+
+    print("\nlean targets (issue 18), beside a minimal static process and the Python/boto3 reference")
+    floor_wall = statistics.median(f["wall_ms"] for f in r["floor"])
+    reference_rss = statistics.median(r["reference_rss_mb"])
+    print(f"  floor (static C, the same 3 sequential requests): wall {spread([f['wall_ms'] for f in r['floor']], ' ms')},"
+          f" CPU {spread([f['cpu_ms'] for f in r['floor']], ' ms', 2)}, peak RSS {spread(r['floor_rss_mb'], ' MB')}")
+    print(f"  reference (Python/boto3 classic autoscaler, no-op): wall {spread([f['wall_ms'] for f in r['reference']], ' ms')},"
+          f" CPU {spread([f['cpu_ms'] for f in r['reference']], ' ms')}, peak RSS {spread(r['reference_rss_mb'], ' MB')}")
+    print(f"  kscaler no-op run: wall {spread(noop['wall_ms'], ' ms')}, CPU {spread(noop['cpu_ms'], ' ms')},"
+          f" peak RSS {spread(noop['rss_mb'], ' MB')}, peak PSS {spread(noop['pss_mb'], ' MB')}")
+    print(f"  → against the reference: {statistics.median(f['cpu_ms'] for f in r['reference']) / statistics.median(noop['cpu_ms']):.1f}× less CPU,"
+          f" {statistics.median(f['wall_ms'] for f in r['reference']) / statistics.median(noop['wall_ms']):.1f}× less wall,"
+          f" {reference_rss / statistics.median(noop['rss_mb']):.1f}× less peak RSS")
+    lean = []
+    rss = max(noop["rss_mb"])
+    lean.append((rss <= 16, f"no-op peak RSS {rss:.1f} MB (largest of {len(noop['rss_mb'])}) ≤ 16 MB"
+                 f" (reference {reference_rss:.1f} MB: {reference_rss / rss:.1f}×); PSS {statistics.median(noop['pss_mb']):.1f} MB"))
+    stripped = size["stripped"] / 2**20
+    lean.append((stripped <= 20 and not size["icu"], f"stripped binary {stripped:.1f} MB ≤ 20 MB, ICU linked: {', '.join(size['icu']) or 'none'}"))
+    first, floor_first = statistics.median(r["first_request_ms"]), statistics.median(r["floor_first_request_ms"])
+    lean.append((first <= 5, f"exec → first request {first:.2f} ms (median of {len(r['first_request_ms'])}) ≤ 5 ms"
+                 f" (the floor program, measured the same way: {floor_first:.2f} ms)"))
+    version_cpu = statistics.median(r["version_cpu_ms"])
+    lean.append((version_cpu <= 3, f"kscaler --version CPU {version_cpu:.2f} ms (median of {len(r['version_cpu_ms'])}) ≤ 3 ms"))
+    wall = statistics.median(noop["wall_ms"])
+    lean.append((wall <= 1.3 * floor_wall, f"no-op wall {wall:.1f} ms ≤ 1.3 × floor {floor_wall:.1f} ms = {1.3 * floor_wall:.1f} ms"
+                 f" ({wall / floor_wall:.2f}×)"))
+    for ok, text in lean:
         print(f"  {'PASS' if ok else 'MISS'}  {text}")
 
 
