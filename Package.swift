@@ -26,6 +26,16 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .target(name: "HTTP", dependencies: ["CCurl"]),
+        // The reference C libyaml's event parser.
+        .systemLibrary(
+            name: "CYAML",
+            path: "Sources/CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
+        // YAML text → node tree (libyaml's events, aliases expanded within limits), YAML 1.1
+        // scalar resolution without regular expressions, and a Decodable decoder; no Foundation.
+        .target(name: "YAML", dependencies: ["CYAML"]),
         .target(name: "SigV4", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "AWS", dependencies: ["SigV4", "HTTP", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Prometheus", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")]),
