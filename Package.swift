@@ -79,6 +79,7 @@ let package = Package(
             dependencies: ["KScalerCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "KScalerTests", dependencies: ["KScaler", "TestSupport", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         // The command line's own code (the log handler's redaction), imported @testable.
         .testTarget(name: "CLITests", dependencies: ["kscaler", "KScaler", "KScalerCore", .product(name: "Logging", package: "swift-log")]),
     ],
