@@ -2,6 +2,7 @@
 // kscaler: a run-once node autoscaler for self-managed Kubernetes on EC2.
 // One target per layer; dependencies point down only (docs/architecture.md):
 //   kscaler (CLI) → KScaler → KScalerCore | AWS | Prometheus | Kubernetes → SigV4 | HTTP → CCurl
+//   (KScaler, Kubernetes → YAML → CYAML: libyaml)
 import PackageDescription
 
 let package = Package(
@@ -15,7 +16,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
         .package(url: "https://github.com/x-sheep/swift-property-based", exact: "2.0.1"),
-        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
     ],
     targets: [
         // libcurl, with fixed-arity inline wrappers for its variadic setopt/getinfo.
@@ -41,8 +41,7 @@ let package = Package(
         .target(name: "Prometheus", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")]),
         // One-shot calls to the Kubernetes API (nodes, pods, evictions, PDBs, events, access
         // reviews) and credentials resolved as kubectl resolves them (kubeconfig, exec, in-cluster).
-        .target(name: "Kubernetes", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log"),
-                                                   .product(name: "Yams", package: "Yams")]),
+        .target(name: "Kubernetes", dependencies: ["HTTP", "YAML", .product(name: "Logging", package: "swift-log")]),
         .target(name: "KScalerCore"),
         // Prints how long decide() and the EC2 / Prometheus parsers take at several fleet sizes
         // (figures, no pass/fail; `make bench` checks the targets).
@@ -50,8 +49,7 @@ let package = Package(
         .target(
             name: "KScaler",
             dependencies: [
-                "KScalerCore", "AWS", "Prometheus", "Kubernetes", "HTTP", "SigV4",
-                .product(name: "Yams", package: "Yams"),
+                "KScalerCore", "AWS", "Prometheus", "Kubernetes", "HTTP", "SigV4", "YAML",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -78,7 +76,7 @@ let package = Package(
             name: "KScalerCoreTests",
             dependencies: ["KScalerCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
-        .testTarget(name: "KScalerTests", dependencies: ["KScaler", "TestSupport", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "KScalerTests", dependencies: ["KScaler", "TestSupport", "YAML"]),
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         // The command line's own code (the log handler's redaction), imported @testable.
         .testTarget(name: "CLITests", dependencies: ["kscaler", "KScaler", "KScalerCore", .product(name: "Logging", package: "swift-log")]),

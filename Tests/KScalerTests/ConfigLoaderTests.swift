@@ -1,6 +1,6 @@
 import KScalerCore
 import Testing
-import Yams
+import YAML
 @testable import KScaler
 
 /// The loader: YAML file, `KSCALER_*` overrides, the Lambda autoscalers' aliases, provenance.
@@ -86,7 +86,7 @@ import Yams
 
     @Test func yamlScalarsKeepTheirTypesAndQuotedOnesStayStrings() {
         var budget = 100
-        let tree = ConfigLoader.convert(try! Yams.compose(yaml: "a: 3\nb: \"3\"\nc: true\nd: ~\ne: [1, x]\n")!, budget: &budget)
+        let tree = ConfigLoader.convert(try! YAMLParser.parse("a: 3\nb: \"3\"\nc: true\nd: ~\ne: [1, x]\n")!, budget: &budget)
         #expect(tree == .map(["a": .number(3), "b": .string("3"), "c": .bool(true), "d": .null, "e": .list([.number(1), .string("x")])]))
     }
 
