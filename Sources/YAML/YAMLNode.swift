@@ -101,9 +101,8 @@ public struct YAMLMapping: Sendable {
         self.mark = mark
     }
 
-    /// The value of the last pair whose key is the scalar `key` (keys that are collections,
-    /// or scalars that resolve to something other than a string, such as `1` or `true`, are
-    /// matched by their text too).
+    /// The value of the last pair whose key is a scalar with this text (whatever its type:
+    /// `1` and `true` are found as "1" and "true").
     public subscript(key: String) -> YAMLNode? {
         pairs.last { $0.key.string == key }?.value
     }

@@ -120,6 +120,25 @@ import YAML
         #expect(problems(deep).map(\.message) == ["brackets are nested 100001 deep, more than 64"])
     }
 
+    @Test func deepBlockNestingIsRefusedByTheParserWithoutRecursing() {
+        // No bracket for the size check to count: the parser's own depth bound answers.
+        let dashes = Self.yaml + "\nsignals:\n  x:\n    " + String(repeating: "- ", count: 5_000) + "x\n"
+        let found = problems(dashes)
+        #expect(found.count == 1)
+        #expect(found.first?.message.hasPrefix("not valid YAML: line ") == true)
+        #expect(found.first?.message.hasSuffix("collections are nested more than 1000 deep") == true, "\(found)")
+    }
+
+    @Test func aRepeatedKeyIsRefusedWithItsLine() {
+        let repeated = "cluster_id: demo\nnodes: {min: 1, max: 3}\ncluster_id: other\n"
+        #expect(problems(repeated).map(\.message)
+                == ["not valid YAML: line 1, column 1: expected all keys to be unique but found the following duplicated key(s): 'cluster_id'"])
+    }
+
+    @Test func moreThanOneDocumentIsRefused() {
+        #expect(problems(Self.yaml + "\n---\ncluster_id: other\n").map(\.message).first?.hasSuffix(": but found another document") == true)
+    }
+
     @Test func thousandsOfProblemsAreCountedButOnlyTheFirstListed() throws {
         let many = Self.yaml + "\n" + (0..<3_000).map { "unknown_\($0): \($0)" }.joined(separator: "\n")
         guard case .failure(let errors) = load(many) else { Issue.record("accepted"); return }
