@@ -2,6 +2,7 @@
 // kscaler: a run-once node autoscaler for self-managed Kubernetes on EC2.
 // One target per layer; dependencies point down only (docs/architecture.md):
 //   kscaler (CLI) → KScaler → KScalerCore | AWS | Prometheus | Kubernetes → SigV4 | HTTP → CLibCrypto | CCurl
+//   (KScaler, Kubernetes → YAML → CYAML: libyaml)
 import PackageDescription
 
 let package = Package(
@@ -14,7 +15,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", exact: "2.0.1"),
-        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
     ],
     targets: [
         // libcurl, with fixed-arity inline wrappers for its variadic setopt/getinfo.
@@ -25,6 +25,16 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .target(name: "HTTP", dependencies: ["CCurl"]),
+        // The reference C libyaml's event parser.
+        .systemLibrary(
+            name: "CYAML",
+            path: "Sources/CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
+        // YAML text → node tree (libyaml's events, aliases expanded within limits), YAML 1.1
+        // scalar resolution without regular expressions, and a Decodable decoder; no Foundation.
+        .target(name: "YAML", dependencies: ["CYAML"]),
         // SHA-256 and HMAC from OpenSSL's libcrypto, which libcurl loads anyway.
         .systemLibrary(
             name: "CLibCrypto",
@@ -37,8 +47,7 @@ let package = Package(
         .target(name: "Prometheus", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")]),
         // One-shot calls to the Kubernetes API (nodes, pods, evictions, PDBs, events, access
         // reviews) and credentials resolved as kubectl resolves them (kubeconfig, exec, in-cluster).
-        .target(name: "Kubernetes", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log"),
-                                                   .product(name: "Yams", package: "Yams")]),
+        .target(name: "Kubernetes", dependencies: ["HTTP", "YAML", .product(name: "Logging", package: "swift-log")]),
         .target(name: "KScalerCore"),
         // Prints how long decide() and the EC2 / Prometheus parsers take at several fleet sizes
         // (figures, no pass/fail; `make bench` checks the targets).
@@ -46,8 +55,7 @@ let package = Package(
         .target(
             name: "KScaler",
             dependencies: [
-                "KScalerCore", "AWS", "Prometheus", "Kubernetes", "HTTP", "SigV4",
-                .product(name: "Yams", package: "Yams"),
+                "KScalerCore", "AWS", "Prometheus", "Kubernetes", "HTTP", "SigV4", "YAML",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -74,7 +82,8 @@ let package = Package(
             name: "KScalerCoreTests",
             dependencies: ["KScalerCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
-        .testTarget(name: "KScalerTests", dependencies: ["KScaler", "TestSupport", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "KScalerTests", dependencies: ["KScaler", "TestSupport", "YAML"]),
+        .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         // The command line's own code (the log handler's redaction), imported @testable.
         .testTarget(name: "CLITests", dependencies: ["kscaler", "KScaler", "KScalerCore", .product(name: "Logging", package: "swift-log")]),
     ],

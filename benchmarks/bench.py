@@ -456,7 +456,7 @@ def report(r):
           f" links {', '.join(size['needed'])} ({size['loaded_libraries']} shared libraries loaded in all, most of them libcurl's)")
     print(f"  container image: NOT MEASURED (Docker cannot run here). Estimate: debian:bookworm-slim"
           f" + {image['added_mb']:.1f} MB = {image['added_packages_mb']:.1f} MB of {len(image['added_packages_kib'])} Debian packages"
-          f" (apt Installed-Size of what `apt-get install libcurl4 ca-certificates` adds) + {image['binary_mb']:.1f} MB stripped binary;"
+          f" (apt Installed-Size of what `apt-get install libcurl4 libyaml-0-2 ca-certificates` adds) + {image['binary_mb']:.1f} MB stripped binary;"
           f" the slim base's own packages sum to {image['slim_installed_size_mb']:.0f} MB Installed-Size (an upper bound: slim drops docs)")
 
     print("\ntargets")

@@ -2,7 +2,7 @@
 where Docker cannot run. Python stdlib and apt-cache only.
 
 The image is debian:bookworm-slim + `apt-get install --no-install-recommends libcurl4
-ca-certificates` + the stripped binary. This resolves that install the way apt does (each
+libyaml-0-2 ca-certificates` + the stripped binary (tzdata is in the slim base already). This resolves that install the way apt does (each
 Depends / Pre-Depends group satisfied by what is already there, else by its first
 alternative) against the package set of debian:bookworm-slim, and sums apt's Installed-Size
 of what it adds. Installed-Size includes documentation that a slim image would keep out, so
@@ -75,7 +75,7 @@ def added_by(roots, known, present):
 def main():
     binary = os.path.getsize(sys.argv[1])
     # What the slim image's own packages provide (e.g. debconf-2.0) counts as present too.
-    roots = ["libcurl4", "ca-certificates"]
+    roots = ["libcurl4", "libyaml-0-2", "ca-certificates"]
     known = show(SLIM | dependency_names(roots))
     # What the slim image's own packages provide (e.g. debconf-2.0) counts as present too.
     present = set(SLIM)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and test kscaler. Idempotent and quick
 # when everything is present. Debian packages: libcurl headers (the HTTP layer), libssl headers
-# (SigV4's SHA-256 and HMAC come from libcrypto), openssl (a TLS
-# test peer), Prometheus and the Pushgateway (real peers), cloud-init (user-data schema),
+# (SigV4's SHA-256 and HMAC come from libcrypto), libyaml headers (the YAML layer), openssl (a
+# TLS test peer), Prometheus and the Pushgateway (real peers), cloud-init (user-data schema),
 # the shellcheck linter, and kubectl when there is none (Debian's kubernetes-client is kubectl
 # 1.20; an existing kubectl, such as the CI image's Google Cloud dispatcher of kubectl 1.27 ...
 # 1.33 that the stand-in API server's tests are grounded against, is never replaced). Python
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(libcurl4-openssl-dev libssl-dev pkg-config openssl prometheus prometheus-pushgateway cloud-init shellcheck curl python3-venv tzdata podman)
+apt_packages=(libcurl4-openssl-dev libssl-dev libyaml-dev pkg-config openssl prometheus prometheus-pushgateway cloud-init shellcheck curl python3-venv tzdata podman)
 command -v kubectl >/dev/null || apt_packages+=(kubernetes-client)
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -1,5 +1,5 @@
 import KScalerCore
-import Yams
+import YAML
 
 /// Builds kscaler's configuration the ecosystem's way: a YAML file, every key overridable by
 /// `KSCALER_*` environment variables (containers, schedulers), and the environment names the
@@ -174,10 +174,16 @@ package enum ConfigLoader {
 
     static func parseYAML(_ data: Data, path: String) throws(FileProblem) -> ConfigValue {
         let text = String(decoding: data, as: UTF8.self)
-        let node: Node?
-        do {
-            node = try Yams.compose(yaml: text)
+        let expansionProblem = ConfigProblem(
+            path: path, message: "the file expands to more than \(maxValues) values (YAML aliases repeat what their anchor holds)",
+            fix: "write the settings out, or use fewer aliases")
+        let node: YAMLNode?
+        do throws(YAMLError) {
+            // Keys count as nodes for the parser and not as values here, so twice the values
+            // (plus the root) is what a file within `maxValues` can reach.
+            node = try YAMLParser.parse(text, limits: YAMLParser.Limits(maxNodes: 2 * maxValues + 1))
         } catch {
+            if error.kind == .limit, error.problem.hasPrefix("the document expands") { throw FileProblem(problem: expansionProblem) }
             throw FileProblem(problem: ConfigProblem(path: path, message: "not valid YAML: \(describeYAMLError(error))",
                                                      fix: "fix the YAML syntax at the line named"))
         }
@@ -186,56 +192,47 @@ package enum ConfigLoader {
             throw FileProblem(problem: ConfigProblem(path: path, message: "the top level is not a map of settings", fix: "start the file with `cluster_id: …`"))
         }
         var budget = maxValues
-        guard let value = convert(node, budget: &budget) else {
-            throw FileProblem(problem: ConfigProblem(
-                path: path, message: "the file expands to more than \(maxValues) values (YAML aliases repeat what their anchor holds)",
-                fix: "write the settings out, or use fewer aliases"))
-        }
+        guard let value = convert(node, budget: &budget) else { throw FileProblem(problem: expansionProblem) }
         return value
     }
 
-    /// "line 2, column 8: mapping values are not allowed in this context" (lines from 1).
-    static func describeYAMLError(_ error: any Error) -> String {
-        switch error as? YamlError {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            "line \(mark.line), column \(mark.column): \(problem)"
-        default:
-            "\(error)"
-        }
+    /// "line 2, column 8: mapping values are not allowed in this context" (lines from 1): the
+    /// position and problem, never the file's text.
+    static func describeYAMLError(_ error: YAMLError) -> String {
+        error.description
     }
 
-    /// YAML scalars keep their resolved type (int, float, bool, null) so `min: 3` is a number
-    /// and `min: "3"` a string; the core accepts both spellings where it makes sense.
+    /// YAML scalars keep their resolved type (int, float, bool, null: YAML 1.1's rules) so
+    /// `min: 3` is a number and `min: "3"` a string; the core accepts both spellings where it
+    /// makes sense.
     /// Nil once `budget` values have been made: an alias repeats its anchor's whole subtree,
     /// so a few lines of aliases to aliases expand to billions of values.
-    static func convert(_ node: Node, budget: inout Int) -> ConfigValue? {
+    static func convert(_ node: YAMLNode, budget: inout Int) -> ConfigValue? {
         budget -= 1
         guard budget >= 0 else { return nil }
         switch node {
         case .scalar(let scalar):
-            if scalar.style == .plain {
-                if ["", "~", "null", "Null", "NULL"].contains(scalar.string) { return .null }
-                if let bool = Bool.construct(from: scalar) { return .bool(bool) }
-                if let int = Int.construct(from: scalar) { return .number(Double(int)) }
-                if let double = Double.construct(from: scalar) { return .number(double) }
+            switch scalar.resolved {
+            case .null: return .null
+            case .bool(let bool): return .bool(bool)
+            case .int(let int): return .number(Double(int))
+            case .float(let double): return .number(double)
+            case .string(let string): return .string(string)
             }
-            return .string(scalar.string)
         case .mapping(let mapping):
             var fields: [String: ConfigValue] = [:]
-            for (key, value) in mapping {
-                guard let converted = convert(value, budget: &budget) else { return nil }
-                fields[key.string ?? "\(key)"] = converted
+            for pair in mapping.pairs {
+                guard let converted = convert(pair.value, budget: &budget) else { return nil }
+                fields[pair.key.string ?? "\(pair.key)"] = converted
             }
             return .map(fields)
         case .sequence(let sequence):
             var items: [ConfigValue] = []
-            for item in sequence {
+            for item in sequence.items {
                 guard let converted = convert(item, budget: &budget) else { return nil }
                 items.append(converted)
             }
             return .list(items)
-        case .alias:
-            return .null
         }
     }
 

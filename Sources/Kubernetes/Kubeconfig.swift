@@ -11,7 +11,7 @@ import Musl
 import Darwin
 #endif
 import HTTP
-import Yams
+import YAML
 
 /// The parts of a kubeconfig file kscaler reads (`kubectl config view` shows the same keys).
 /// Unknown keys are ignored, as kubectl ignores them.
@@ -309,9 +309,9 @@ package struct KubernetesEndpointResolver: Sendable {
 
     private func load(_ path: String) throws(KubernetesError) -> Kubeconfig {
         let data = try readFile(path, what: "the kubeconfig")
-        let node: Node?
-        do {
-            node = try Yams.compose(yaml: String(decoding: data, as: UTF8.self))
+        let node: YAMLNode?
+        do throws(YAMLError) {
+            node = try YAMLParser.parse(String(decoding: data, as: UTF8.self))
         } catch {
             throw .credentials("kubeconfig \(path) is not valid YAML: \(Self.describeYAMLError(error))")
         }
@@ -325,17 +325,15 @@ package struct KubernetesEndpointResolver: Sendable {
         }
     }
 
-    /// The position and problem only: the YAML error's own text quotes the file, which may hold a token.
-    private static func describeYAMLError(_ error: any Error) -> String {
-        switch error as? YamlError {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            "line \(mark.line), column \(mark.column): \(problem)"
-        case .reader(let problem, _, _, _):
-            problem
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            "duplicated keys \(duplicates.joined(separator: ", ")) at line \(context.mark.line)"
+    /// The position and problem only, never the file's text, which may hold a token.
+    private static func describeYAMLError(_ error: YAMLError) -> String {
+        switch error.kind {
+        case .reader:
+            error.problem
+        case .composer where !error.duplicateKeys.isEmpty:
+            "duplicated keys \(error.duplicateKeys.joined(separator: ", ")) at line \(error.line)"
         default:
-            "it could not be parsed"
+            error.description
         }
     }
 

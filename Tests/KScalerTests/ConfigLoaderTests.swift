@@ -1,6 +1,6 @@
 import KScalerCore
 import Testing
-import Yams
+import YAML
 @testable import KScaler
 
 /// The loader: YAML file, `KSCALER_*` overrides, the Lambda autoscalers' aliases, provenance.
@@ -86,7 +86,7 @@ import Yams
 
     @Test func yamlScalarsKeepTheirTypesAndQuotedOnesStayStrings() {
         var budget = 100
-        let tree = ConfigLoader.convert(try! Yams.compose(yaml: "a: 3\nb: \"3\"\nc: true\nd: ~\ne: [1, x]\n")!, budget: &budget)
+        let tree = ConfigLoader.convert(try! YAMLParser.parse("a: 3\nb: \"3\"\nc: true\nd: ~\ne: [1, x]\n")!, budget: &budget)
         #expect(tree == .map(["a": .number(3), "b": .string("3"), "c": .bool(true), "d": .null, "e": .list([.number(1), .string("x")])]))
     }
 
@@ -118,6 +118,25 @@ import Yams
     @Test func deepNestingIsRefusedBeforeTheComposerRecursesIntoIt() {
         let deep = Self.yaml + "\nsignals: {x: " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"
         #expect(problems(deep).map(\.message) == ["brackets are nested 100001 deep, more than 64"])
+    }
+
+    @Test func deepBlockNestingIsRefusedByTheParserWithoutRecursing() {
+        // No bracket for the size check to count: the parser's own depth bound answers.
+        let dashes = Self.yaml + "\nsignals:\n  x:\n    " + String(repeating: "- ", count: 5_000) + "x\n"
+        let found = problems(dashes)
+        #expect(found.count == 1)
+        #expect(found.first?.message.hasPrefix("not valid YAML: line ") == true)
+        #expect(found.first?.message.hasSuffix("collections are nested more than 1000 deep") == true, "\(found)")
+    }
+
+    @Test func aRepeatedKeyIsRefusedWithItsLine() {
+        let repeated = "cluster_id: demo\nnodes: {min: 1, max: 3}\ncluster_id: other\n"
+        #expect(problems(repeated).map(\.message)
+                == ["not valid YAML: line 1, column 1: expected all keys to be unique but found the following duplicated key(s): 'cluster_id'"])
+    }
+
+    @Test func moreThanOneDocumentIsRefused() {
+        #expect(problems(Self.yaml + "\n---\ncluster_id: other\n").map(\.message).first?.hasSuffix(": but found another document") == true)
     }
 
     @Test func thousandsOfProblemsAreCountedButOnlyTheFirstListed() throws {

@@ -237,6 +237,23 @@ func kubeconfigYAML(cluster: String, user: String, current: String? = "k3s", ext
         let empty = try scratch.write("empty", "")
         #expect(kubernetesError(sync: { _ = try resolver().fromKubeconfig(path: empty) })?.description.contains("is empty") == true)
     }
+
+    @Test func repeatedKeysNonUTF8AndWrongShapesAreNamedWithoutQuotingTheFile() throws {
+        let repeated = try scratch.write("repeated", "users:\n- name: admin\n  user:\n    token: hunter2\n    token: hunter3\n")
+        let repeatedText = try #require(kubernetesError(sync: { _ = try resolver().fromKubeconfig(path: repeated) })?.description)
+        #expect(repeatedText.contains("kubeconfig \(repeated) is not valid YAML: duplicated keys token at line 4"), "\(repeatedText)")
+        #expect(!repeatedText.contains("hunter"))
+
+        let control = try scratch.write("control", "users:\n- name: admin\n  user:\n    token: hunter2\u{07}\n")
+        let controlText = try #require(kubernetesError(sync: { _ = try resolver().fromKubeconfig(path: control) })?.description)
+        #expect(controlText.contains("kubeconfig \(control) is not valid YAML: control characters are not allowed"), "\(controlText)")
+        #expect(!controlText.contains("hunter"))
+
+        let shape = try scratch.write("shape", "clusters: {name: x}\n")
+        let shapeText = try #require(kubernetesError(sync: { _ = try resolver().fromKubeconfig(path: shape) })?.description)
+        #expect(shapeText.contains("kubeconfig \(shape) is not a kubeconfig: unexpected JSON at clusters: Expected to decode Sequence but found Mapping instead."),
+                "\(shapeText)")
+    }
 }
 
 @Suite struct InClusterTests {

@@ -147,7 +147,7 @@ def test_containerfile_builds_a_static_stdlib_binary_onto_slim_debian_as_non_roo
     assert "swift build -c release --static-swift-stdlib --product kscaler" in text
     final = text.split("\nFROM ")[-1]
     installed = re.search(r"apt-get install -y --no-install-recommends ([^\\\n]+)", final).group(1).split()
-    assert installed == ["libcurl4", "ca-certificates", "tzdata"]  # tzdata: schedules' time zones
+    assert installed == ["libcurl4", "libyaml-0-2", "ca-certificates", "tzdata"]  # libyaml: the config; tzdata: schedules' time zones
     assert re.search(r"^USER 65532:65532$", final, re.M)
     assert 'ENTRYPOINT ["/usr/local/bin/kscaler"]' in final
 
