@@ -176,3 +176,53 @@ def test_the_schedule_invokes_the_function_once_a_minute_and_nothing_retries_a_r
     assert iam_eval.allowed(statements, "lambda:InvokeFunction", function)
     assert not iam_eval.allowed(statements, "lambda:InvokeFunction", function.replace("kscaler-demo", "other"))
     assert not iam_eval.allowed(statements, "lambda:UpdateFunctionCode", function)
+
+
+def test_the_lambda_shape_deploys_into_moto_without_the_fargate_resources(moto):
+    """As test_log_alarms deploys the Fargate shape: expanded by cfn-lint's transform, created in
+    moto from a zip in its S3. moto creates no EventInvokeConfig, schedule, metric filter or
+    alarm (and, with signature checking on, its Lambda API refuses to be read back), so what is
+    checked is that the stack is accepted and which resources it made."""
+    import io
+    import json
+    import uuid
+    import zipfile
+
+    from test_log_alarms import MOTO_LACKS
+
+    template = expanded()
+    template.pop("Transform")
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::SSM::Parameter" and isinstance(resource["Properties"].get("Tags"), dict):
+            resource["Properties"]["Tags"] = [{"Key": k, "Value": v} for k, v in resource["Properties"]["Tags"].items()]
+    cluster = "lambda" + uuid.uuid4().hex[:8]
+    bucket = f"kscaler-code-{cluster}"
+    moto.client("s3").create_bucket(Bucket=bucket)
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("bootstrap", "not run by moto\n")
+    moto.client("s3").put_object(Bucket=bucket, Key="kscaler-lambda-x86_64.zip", Body=package.getvalue())
+    [vpc] = [v["VpcId"] for v in moto.client("ec2").describe_vpcs()["Vpcs"] if v.get("IsDefault")]
+    parameters = {"ClusterId": cluster, "VpcId": vpc, "WorkerImageId": "ami-760aaa0f", "ScheduleState": "ENABLED",
+                  "LambdaCodeS3Bucket": bucket, "LambdaCodeS3Key": "kscaler-lambda-x86_64.zip",
+                  "TaskSubnetIds": "subnet-0123456789abcdef0", "KScalerImage": "registry.example.com/kscaler:0.1.0",
+                  # With Kubernetes access: see test_log_alarms.PARAMETERS.
+                  "KubernetesServer": "https://10.0.1.10:6443", "KubernetesCaData": "Q0E=",
+                  "KubernetesTokenParameter": f"/kscaler/{cluster}/kube-token"}
+    cloudformation = moto.client("cloudformation")
+    name = f"kscaler-{cluster}"
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template),
+                                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+                                Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
+    try:
+        [stack] = cloudformation.describe_stacks(StackName=name)["Stacks"]
+        assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+        made = {r["LogicalResourceId"] for r in cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]
+                if r["LogicalResourceId"]}
+        lacks = MOTO_LACKS | {"AWS::Lambda::EventInvokeConfig"}
+        wanted = {n for n in created(template, parameters) if template["Resources"][n]["Type"] not in lacks}
+        assert made == wanted
+        assert {"KScalerFunction", "KScalerFunctionRole", "FunctionSchedulerRole", "LogGroup"} <= made
+        assert not made & FARGATE_ONLY, "KScalerImage is set, but the shape is lambda"
+    finally:
+        cloudformation.delete_stack(StackName=name)
