@@ -25,24 +25,44 @@ struct LambdaCommand: AsyncParsableCommand {
         """
     )
 
-    @OptionGroup var global: GlobalOptions
+    // The logging flags of `GlobalOptions`, without its `validate()`: an unusable
+    // KSCALER_LOG_FORMAT or KSCALER_LOG_LEVEL must reach Lambda as an initialization error too.
+    @Option(name: .long, help: "Log format on stderr: plain or json. Default: $KSCALER_LOG_FORMAT, else plain.")
+    var logFormat: LogFormat?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical. Default: $KSCALER_LOG_LEVEL, else info.")
+    var logLevel: LogLevelArgument?
+
     @OptionGroup var configOptions: ConfigOptions
 
     func run() async throws {
-        let logger = global.makeLogger()
         let environment = processEnvironment()
+        let settings: LogSettings
+        var problems: [String] = []
+        do {
+            settings = try LogSettings.resolve(format: logFormat, level: logLevel?.level, environment: environment)
+        } catch {
+            settings = LogSettings()
+            printError("kscaler: \(error)")
+            problems.append("\(error)")
+        }
+        LoggingSystem.bootstrap { [settings] label in StderrLogHandler(label: label, format: settings.format, logLevel: settings.level) }
+        let logger = Logger(label: "kscaler")
         guard let host = environment["AWS_LAMBDA_RUNTIME_API"], !host.isEmpty else {
             printError("kscaler: AWS_LAMBDA_RUNTIME_API is not set: `kscaler lambda` runs inside AWS Lambda (or against a stand-in of its Runtime API)")
             throw KScalerExit.invalidConfig
         }
         let api = LambdaRuntimeAPI(host: host, transport: CurlTransport())
-        let config: KScalerConfig
+        var config: KScalerConfig?
         switch ConfigLoader.load(explicitPath: configOptions.config, environment: environment) {
         case .success(let loaded):
             config = loaded.config
         case .failure(let errors):
             ConfigOptions.report(errors)
-            let message = "the configuration is invalid: " + errors.listing.map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "; ")
+            problems += errors.listing.map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        guard let config, problems.isEmpty else {
+            let message = "the configuration is invalid: " + problems.joined(separator: "; ")
             do {
                 let status = try await api.initializationError(type: KScalerExit.errorType(for: KScalerExit.invalidConfig), message: message)
                 logger.error("lambda_init_error", metadata: ["event": "lambda_init_error", "status": "\(status)"])

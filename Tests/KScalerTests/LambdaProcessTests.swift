@@ -132,6 +132,8 @@ import TestSupport
             let timedOut = try #require(await runtime.result(of: shortID))
             let took = ContinuousClock.now - started
             #expect(took < .seconds(4), "\(took): the answer must be posted before Lambda's own deadline")
+            // The run had until the deadline less 1 s (3 s), its work until a quarter before (2.25 s).
+            #expect(took > .seconds(2), "\(took): it ended before its deadline")
             #expect(timedOut.errorType == "KScaler.ObservationFailed", "\(timedOut.text)")
             #expect(timedOut.errorMessage?.contains("deadline") == true, "\(timedOut.text)")
             #expect(!prometheus.requests.isEmpty, "the run had started its queries")
@@ -171,5 +173,22 @@ import TestSupport
         #expect(initError.errorTypeHeader == "KScaler.InvalidConfiguration")
         #expect(initError.errorMessage?.contains("nodes") == true, "\(initError.text)")
         #expect(runtime.nextRequests == 0)
+    }
+
+    /// An unusable KSCALER_LOG_FORMAT with a valid configuration: `kscaler run` exits 2 before
+    /// anything runs; the function reports it as an initialization error too.
+    @Test func anUnusableLogFormatIsAnInitErrorToo() async throws {
+        let runtime = try LambdaRuntimeStandIn()
+        defer { runtime.stop() }
+        try await EndToEndHarness.with(prometheusURL: "http://127.0.0.1:\(try StubHTTPServer.unusedPort())") { harness in
+            var environment = Self.environment(harness, runtime)
+            environment["KSCALER_LOG_FORMAT"] = "yaml"
+            let result = try await KScalerProcess.run(["lambda", "--config", harness.configPath], environment: environment)
+            #expect(result.status == 2, "\(result.combined)")
+            let initError = try #require(runtime.initErrors.first, "\(result.combined)")
+            #expect(initError.errorType == "KScaler.InvalidConfiguration", "\(initError.text)")
+            #expect(initError.errorMessage?.contains("KSCALER_LOG_FORMAT") == true, "\(initError.text)")
+            #expect(runtime.nextRequests == 0)
+        }
     }
 }
