@@ -23,6 +23,35 @@ enum KScalerExit {
     /// Command-line usage error (unknown flag or subcommand); from the argument parser.
     static let usage = ExitCode(64)
 
+    /// The `errorType` a failed `lambda` invocation reports: the class of the exit code the same
+    /// run would have ended `kscaler run` with (README, "Exit codes"), e.g. `KScaler.ObservationFailed`.
+    static func errorType(for code: ExitCode) -> String {
+        switch code.rawValue {
+        case 1: "KScaler.InternalError"
+        case 2: "KScaler.InvalidConfiguration"
+        case 3: "KScaler.ObservationFailed"
+        case 4: "KScaler.ActionFailed"
+        case 6: "KScaler.Refused"
+        case 64: "KScaler.UsageError"
+        case 128 + 2: "KScaler.Interrupted"
+        case 128 + 15: "KScaler.Terminated"
+        default: "KScaler.Exit\(code.rawValue)"
+        }
+    }
+
+    /// The words of the README's table for an exit code, for an invocation error's message.
+    static func meaning(of code: ExitCode) -> String {
+        switch code.rawValue {
+        case 1: "internal error"
+        case 2: "invalid configuration"
+        case 3: "observation failed, no action taken"
+        case 4: "an action failed or its result is unknown"
+        case 6: "request refused"
+        case 130, 143: "ended by a signal, lease released"
+        default: "exit \(code.rawValue)"
+        }
+    }
+
     static let helpText = """
     EXIT CODES:
       0   success: acted, nothing to do, or skipped (another run holds the lease)

@@ -14,8 +14,20 @@ struct KScalerCommand: AsyncParsableCommand {
         """,
         version: kscalerVersion,
         subcommands: [RunCommand.self, PlanCommand.self, ScaleCommand.self, ProtectCommand.self, UnprotectCommand.self, DoctorCommand.self,
-                      ConfigCommand.self, LeaseCommand.self, HistoryCommand.self, BacktestCommand.self, UserdataCommand.self]
+                      ConfigCommand.self, LeaseCommand.self, HistoryCommand.self, BacktestCommand.self, UserdataCommand.self,
+                      LambdaCommand.self]
     )
+
+    /// Started by AWS Lambda as `bootstrap` (`AWS_LAMBDA_RUNTIME_API` set, no arguments), the
+    /// binary is the `lambda` loop; otherwise the command line decides.
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.isEmpty, let api = processEnvironment()["AWS_LAMBDA_RUNTIME_API"], !api.isEmpty {
+            await main(["lambda"])
+        } else {
+            await main(nil)
+        }
+    }
 }
 
 /// Options every subcommand shares: logging. Each flag falls back to its environment variable

@@ -79,9 +79,40 @@ enum Evaluation {
             printError("kscaler: --timeout \(options.timeout)s must be shorter than lease.ttl (\(Int(config.lease.ttl))s), or the lease could expire mid-run")
             throw KScalerExit.invalidConfig
         }
+        let finished = await perform(mode: mode, config: config, environment: environment, logger: logger, end: end,
+                                     transport: CurlTransport(), body: body) { end, work in
+            await SignalHandling.runCancellingOnSignal(deadline: end, work)
+        }
+        guard let report = finished.report else {
+            if let problem = finished.problem { printError("kscaler: \(problem)") }
+            throw finished.exit
+        }
+        switch options.output {
+        case .json: print(try JSONOutput.render(report))
+        case .human: print(ReportPrinter.human(report, bounds: config.nodes, now: Date()))
+        }
+        if let exit = SignalHandling.exitCodeForReceivedSignal() { throw exit }
+        if finished.exit != KScalerExit.success { throw finished.exit }
+    }
+
+    /// How one evaluation ended: its report (nil when it never started: the wiring failed,
+    /// `problem` says why) and the exit code it maps to (README, "Exit codes").
+    struct Finished: Sendable {
+        var report: RunReport?
+        var exit: ExitCode
+        var problem: String?
+    }
+
+    /// One run or plan from a loaded configuration: wiring, the run itself (through `runner`,
+    /// which bounds it by `end` and cancels it on a signal), the Pushgateway, the log records
+    /// (`run_finished` last). Shared by `run`, `plan`, `scale` and each `lambda` invocation.
+    /// Prints nothing on stdout; the caller renders the report.
+    static func perform(mode: RunReport.Mode, config: KScalerConfig, environment: [String: String], logger: Logger,
+                        end: ContinuousClock.Instant, transport base: any HTTPTransport, body: Body? = nil,
+                        runner: (ContinuousClock.Instant, @escaping @Sendable () async -> RunReport) async -> RunReport) async -> Finished {
         // Counts the run's requests and the sequential round trips they came in: the run's
         // cost is its network shape, and the last log record reports it.
-        let transport = RecordingTransport(wrapping: CurlTransport())
+        let transport = RecordingTransport(wrapping: base)
         let runtime: Runtime
         let evaluator: Evaluator
         do {
@@ -91,29 +122,23 @@ enum Evaluation {
                 return (runtime, try await runtime.evaluator(logger: logger))
             }
         } catch let error as KubernetesConfigurationError {
-            printError("kscaler: \(error)")
-            throw KScalerExit.invalidConfig
+            return Finished(report: nil, exit: KScalerExit.invalidConfig, problem: "\(error)")
         } catch {
-            printError("kscaler: cannot start: \(error)")
-            throw KScalerExit.observationFailed
+            return Finished(report: nil, exit: KScalerExit.observationFailed, problem: "cannot start: \(error)")
         }
         if let (pool, problem) = runtime.fleet.unrenderableUserData {
             let which = runtime.config.pools == nil ? "" : " of pool \(pool)"
-            printError("kscaler: the worker user data\(which) cannot be rendered from this configuration: \(problem)")
-            throw KScalerExit.invalidConfig
+            return Finished(report: nil, exit: KScalerExit.invalidConfig,
+                            problem: "the worker user data\(which) cannot be rendered from this configuration: \(problem)")
         }
         let invocation = Evaluator.Invocation(runID: Runtime.newRunID(), owner: Runtime.leaseOwner(), deadline: end)
 
-        let report = await SignalHandling.runCancellingOnSignal(deadline: end) {
+        let report = await runner(end) {
             if let body { return await body(evaluator, invocation) }
             return mode == .run ? await evaluator.run(invocation) : await evaluator.plan(invocation)
         }
         await RequestDeadline.bounded(by: end) { await runtime.pushMetrics(report, logger: logger) }
 
-        switch options.output {
-        case .json: print(try JSONOutput.render(report))
-        case .human: print(ReportPrinter.human(report, bounds: config.nodes, now: Date()))
-        }
         for error in report.errors { logger.error("\(error)") }
         // A clock running ahead (or an edited state item) is worth an operator's look even when
         // the run could go on.
@@ -131,12 +156,11 @@ enum Evaluation {
             "http_round_trips": .stringConvertible(transport.counts.bursts),
             "http_max_in_flight": .stringConvertible(transport.counts.maxInFlight),
         ])
-        if let exit = SignalHandling.exitCodeForReceivedSignal() { throw exit }
-        if report.decision?.halt == .refused { throw KScalerExit.refused }
+        if report.decision?.halt == .refused { return Finished(report: report, exit: KScalerExit.refused) }
         switch report.outcome {
-        case .acted, .nothing, .skipped: return
-        case .failed: throw KScalerExit.observationFailed
-        case .actionFailed, .actionResultUnknown: throw KScalerExit.actionFailed
+        case .acted, .nothing, .skipped: return Finished(report: report, exit: KScalerExit.success)
+        case .failed: return Finished(report: report, exit: KScalerExit.observationFailed)
+        case .actionFailed, .actionResultUnknown: return Finished(report: report, exit: KScalerExit.actionFailed)
         }
     }
 }

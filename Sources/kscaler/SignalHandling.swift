@@ -17,11 +17,12 @@ enum SignalHandling {
 
     /// Runs `body`; on SIGTERM/SIGINT, cancels it and waits for it to unwind (the evaluator
     /// aborts requests in flight and releases the lease on the way out). `deadline` is a last
-    /// resort: the evaluator itself stops its work before it and releases by it.
+    /// resort: the evaluator itself stops its work before it and releases by it; nil (the
+    /// `lambda` loop, which bounds each invocation itself) means no deadline.
     ///
     /// The handlers are in place before `body` starts: a signal that came while it was taking
     /// the lease would otherwise kill the process with the lease held.
-    static func runCancellingOnSignal<T: Sendable>(deadline: ContinuousClock.Instant, _ body: @escaping @Sendable () async -> T) async -> T {
+    static func runCancellingOnSignal<T: Sendable>(deadline: ContinuousClock.Instant?, _ body: @escaping @Sendable () async -> T) async -> T {
         let pending = PendingWork<T>()
         var sources: [any DispatchSourceSignal] = []
         for signalNumber in [SIGTERM, SIGINT] {
@@ -38,6 +39,7 @@ enum SignalHandling {
         // A signal handled before `start` found no task to cancel: it is cancelled now.
         if received.load(ordering: .relaxed) != 0 { work.cancel() }
         let timer = Task {
+            guard let deadline else { return }
             try? await Task.sleep(until: deadline, clock: .continuous)
             if !Task.isCancelled { work.cancel() }
         }
@@ -46,6 +48,9 @@ enum SignalHandling {
         for source in sources { source.cancel() }
         return result
     }
+
+    /// Whether SIGTERM or SIGINT has come (the `lambda` loop: between invocations it ends cleanly).
+    static var signalReceived: Bool { received.load(ordering: .relaxed) != 0 }
 
     /// 128 + the signal number, the shell convention, when a signal ended the run.
     static func exitCodeForReceivedSignal() -> ExitCode? {

@@ -35,7 +35,13 @@ ATTRIBUTES = {
     "KScalerTaskRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/kscaler-demo-KScalerTaskRole-1A2B3C4D5E6F",
     "LogGroup.Arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/kscaler/demo:*",
     "TaskCluster.Arn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/kscaler-demo",
+    "KScalerFunction.Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:kscaler-demo",
+    "KScalerFunctionRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/kscaler-demo-KScalerFunctionRole-1A2B3C4D5E6F",
+    "FunctionSchedulerRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/kscaler-demo-FunctionSchedulerRole-1A2B3C4D5E6F",
 }
+
+
+LOG_GROUP_ARN = ATTRIBUTES["LogGroup.Arn"]
 
 
 def arn(resource, account=ACCOUNT):

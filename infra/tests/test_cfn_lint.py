@@ -287,9 +287,9 @@ def test_kscaler_reads_only_the_kubernetes_token_parameter_and_only_with_access(
 
 
 def test_only_kscalers_policy_and_task_see_the_kubernetes_token_parameter(template):
-    """No other role may read the token; only the task learns the parameter's name."""
+    """No other role may read the token; only the task and the function learn the parameter's name."""
     resolved = resolve(template["Resources"])
     users = sorted(name for name, resource in resolved.items() if "KubernetesTokenParameter" in json.dumps(resource))
-    assert users == ["KScalerPolicy", "TaskDefinition"]
+    assert users == ["KScalerFunction", "KScalerPolicy", "TaskDefinition"]
     for name in users:
         assert "kms:" not in json.dumps(resolved[name])  # alias/aws/ssm, as for the join token

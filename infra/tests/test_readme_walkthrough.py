@@ -117,6 +117,8 @@ def test_walkthrough_names_stack_outputs_that_exist():
     overrides = set(re.findall(r"\b([A-Z][A-Za-z]+)=\"", walkthrough())) & {p for p in parameters}
     assert {"ClusterId", "VpcId", "WorkerImageId", "KScalerImage", "TaskSubnetIds"} <= overrides
     assert "ScheduleState=ENABLED" in walkthrough()
+    # The task exists only with Shape=fargate (the stack's default shape is lambda).
+    assert "Shape=fargate KScalerImage=" in walkthrough()
 
 
 def test_config_in_the_walkthrough_matches_the_stack_and_the_manifests():
