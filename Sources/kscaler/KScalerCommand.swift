@@ -20,8 +20,16 @@ struct KScalerCommand: AsyncParsableCommand {
 
     /// Started by AWS Lambda as `bootstrap` (`AWS_LAMBDA_RUNTIME_API` set, no arguments), the
     /// binary is the `lambda` loop; otherwise the command line decides.
+    ///
+    /// `kscaler --version` is answered before swift-argument-parser builds its command tree:
+    /// that costs about 14M instructions, most of them the Swift runtime's first-time
+    /// protocol-conformance lookups (BENCHMARKS.md), for one line of output.
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments == ["--version"] {
+            print(kscalerVersion)
+            return
+        }
         if arguments.isEmpty, let api = processEnvironment()["AWS_LAMBDA_RUNTIME_API"], !api.isEmpty {
             await main(["lambda"])
         } else {

@@ -3,7 +3,11 @@ import AWS
 import HTTP
 import KScaler
 import KScalerCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 
 struct LambdaCommand: AsyncParsableCommand {
@@ -59,7 +63,7 @@ struct LambdaCommand: AsyncParsableCommand {
             config = loaded.config
         case .failure(let errors):
             ConfigOptions.report(errors)
-            problems += errors.listing.map { $0.trimmingCharacters(in: .whitespaces) }
+            problems += errors.listing.map { $0.trimmingWhitespace() }
         }
         guard let config, problems.isEmpty else {
             let message = "the configuration is invalid: " + problems.joined(separator: "; ")
@@ -185,16 +189,34 @@ enum LambdaEvent {
     }
 
     static func mode(of event: Data) throws -> RunReport.Mode {
-        let trimmed = String(decoding: event, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = String(decoding: event, as: UTF8.self).trimmingWhitespace()
         guard !trimmed.isEmpty, trimmed != "null" else { return .run }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any] else {
+        let shape: Shape
+        do {
+            shape = try JSONDecoder().decode(Shape.self, from: Data(trimmed.utf8))
+        } catch Shape.NotAString.error {
+            throw Invalid(description: "the event's mode must be \"run\" or \"plan\", got a value that is not a string")
+        } catch {
             throw Invalid(description: "the event is not a JSON object: send {\"mode\": \"run\"} or {\"mode\": \"plan\"}")
         }
-        guard let value = object["mode"] else { return .run }
-        switch value as? String {
-        case "run": return .run
-        case "plan": return .plan
-        default: throw Invalid(description: "the event's mode must be \"run\" or \"plan\", got \(value)")
+        switch shape.mode {
+        case nil, "run"?: return .run
+        case "plan"?: return .plan
+        case let other?: throw Invalid(description: "the event's mode must be \"run\" or \"plan\", got \(other)")
+        }
+    }
+
+    /// A JSON object, its other keys ignored (EventBridge sends its own), and its `mode` if any.
+    private struct Shape: Decodable {
+        enum NotAString: Error { case error }
+        enum Key: String, CodingKey { case mode }
+        var mode: String?
+
+        init(from decoder: any Decoder) throws {
+            let object = try decoder.container(keyedBy: Key.self)
+            guard object.contains(.mode) else { return }
+            guard let mode = try? object.decode(String.self, forKey: .mode) else { throw NotAString.error }
+            self.mode = mode
         }
     }
 }

@@ -15,7 +15,7 @@ import Testing
         #expect(try LambdaEvent.mode(of: Data(#"{"mode":"plan"}"#.utf8)) == .plan)
     }
 
-    @Test(arguments: [#"{"mode": "destroy"}"#, #"{"mode": 1}"#, "[1]", "\"run\"", "not json"])
+    @Test(arguments: [#"{"mode": "destroy"}"#, #"{"mode": 1}"#, #"{"mode": null}"#, "[1]", "\"run\"", "not json"])
     func theseAreRefused(event: String) {
         #expect(throws: LambdaEvent.Invalid.self) { try LambdaEvent.mode(of: Data(event.utf8)) }
     }
