@@ -24,6 +24,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import time
 import urllib.parse
 import urllib.request
@@ -187,6 +189,62 @@ def first_request_ms(env_with_endpoint):
         process.wait()
         listener.close()
     return elapsed
+
+
+def lambda_cold_start(binary, env):
+    """`kscaler lambda` from exec to its first invocation's answer, against a minimal stand-in of
+    the Lambda Runtime API (Tests/TestSupport/LambdaRuntimeStandIn.swift is the tested one):
+    init = spawn → first GET /next; invocation = event handed out → response posted; the
+    invocation's own run (lease to release, `duration_ms` of its run_finished line) is network
+    time, so cold start = init + invocation − run."""
+    marks = {}
+    done = threading.Event()
+
+    class RuntimeAPI(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            if "next" in marks:  # the second `next`: hold it until the benchmark stops the process
+                done.wait(10)
+                return
+            marks["next"] = time.monotonic()
+            body = b"{}"
+            self.send_response(200)
+            for name, value in (("Lambda-Runtime-Aws-Request-Id", "bench-1"), ("Content-Length", str(len(body))),
+                                ("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 60_000))):
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+            marks["handed"] = time.monotonic()
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            marks["answered"] = time.monotonic()
+            marks["path"] = self.path
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            done.set()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeAPI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    lambda_env = {**env, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}", "KSCALER_LOG_FORMAT": "json"}
+    start = time.monotonic()
+    process = subprocess.Popen([binary], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=lambda_env)
+    try:
+        if not done.wait(30):
+            raise RuntimeError("kscaler lambda did not answer its first invocation within 30 s")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stderr = process.communicate(timeout=30)[1].decode(errors="replace")
+        server.shutdown()
+    if not marks["path"].endswith("/response"):
+        raise RuntimeError(f"the first invocation was answered with {marks['path']}:\n{stderr[-2000:]}")
+    run = next(json.loads(line)["duration_ms"] for line in stderr.splitlines() if '"run_finished"' in line)
+    init = (marks["next"] - start) * 1000
+    invocation = (marks["answered"] - marks["handed"]) * 1000
+    return {"init_ms": init, "invocation_ms": invocation, "run_ms": run, "cold_ms": init + invocation - run}
 
 
 def build_floor(work):
@@ -379,6 +437,7 @@ workers:
         results["first_request_ms"] = [first_request_ms(with_listener(lambda _: [binary] + run_args)) for _ in range(args.runs)]
         results["floor_first_request_ms"] = [first_request_ms(with_listener(lambda port: [floor, str(port), requests[0]]))
                                              for _ in range(args.runs)]
+        results["lambda"] = [lambda_cold_start(binary, {**env, "KSCALER_CONFIG": str(config)}) for _ in range(RSS_RUNS)]
         reference = [sys.executable, str(REPO / "benchmarks/reference_autoscaler.py"), table, CLUSTER, prometheus]
         reference_env = {**env, "AWS_DEFAULT_REGION": REGION}
         results["reference"] = [spawn_timed(reference, reference_env) for _ in range(RSS_RUNS)]
@@ -524,6 +583,11 @@ def report(r):
     wall = statistics.median(noop["wall_ms"])
     lean.append((wall <= 1.3 * floor_wall, f"no-op wall {wall:.1f} ms ≤ 1.3 × floor {floor_wall:.1f} ms = {1.3 * floor_wall:.1f} ms"
                  f" ({wall / floor_wall:.2f}×)"))
+    cold = statistics.median(x["cold_ms"] for x in r["lambda"])
+    lean.append((cold <= 30, f"Lambda cold start {cold:.1f} ms ≤ 30 ms: init {statistics.median(x['init_ms'] for x in r['lambda']):.1f} ms"
+                 f" + first invocation {statistics.median(x['invocation_ms'] for x in r['lambda']):.1f} ms"
+                 f" − its run's network time (lease to release) {statistics.median(x['run_ms'] for x in r['lambda']):.1f} ms"
+                 f" (medians of {len(r['lambda'])})"))
     for ok, text in lean:
         print(f"  {'PASS' if ok else 'MISS'}  {text}")
 

@@ -38,10 +38,10 @@ package enum UserDataRenderer {
         for name in output.blocksMissing.sorted() {
             problems.append(UserDataProblem(name: name, message: "no content given for the block", fix: "give the block \(name)"))
         }
-        for (name, block) in inputs.blocks.sorted(by: { $0.key < $1.key }) where block.contains("{{") {
+        for (name, block) in inputs.blocks.sorted(by: { $0.key < $1.key }) where UserDataTemplate.containsOpeningBraces(block) {
             problems.append(UserDataProblem(name: name, message: "contains \"{{\", which user data must not", fix: "remove it from \(name)"))
         }
-        if problems.isEmpty, output.text.contains("{{") {
+        if problems.isEmpty, UserDataTemplate.containsOpeningBraces(output.text) {
             problems.append(UserDataProblem(name: kind.templatePath, message: "the output still contains \"{{\"",
                                             fix: "fix the template in userdata/ (a kscaler bug)"))
         }

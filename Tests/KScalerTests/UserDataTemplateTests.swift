@@ -59,6 +59,23 @@ import TestSupport
         #expect(swift.blocksMissing.isEmpty)
     }
 
+    /// `lines(of:)` walks Unicode scalars for speed; Python's own `str.splitlines()` says what
+    /// it must give, for every separator it knows, CRLF, and text around and after them.
+    @Test func linesSplitAsPythonsSplitlines() async throws {
+        let samples = ["", "\n", "a", "a\n", "a\n\n", "\r\n\r\n", "a\r\nb\rc\nd", "é\u{301}\u{2028}x\u{2029}y\u{85}z",
+                       "v\u{0B}f\u{0C}g\u{1C}h\u{1D}i\u{1E}j", "\r\r\n\n\r", "🇫🇷\n👩‍👩‍👧\r\n{{x}}"]
+        let input = String(decoding: try JSONEncoder().encode(samples), as: UTF8.self)
+        let python = try await UserDataRepository.python(
+            "import json, sys\nsys.stdout.write(json.dumps([s.splitlines() for s in json.loads(sys.stdin.read())]))", stdin: input)
+        let expected = try JSONDecoder().decode([[String]].self, from: Data(python.utf8))
+        #expect(samples.map { UserDataTemplate.lines(of: $0).map(String.init) } == expected)
+    }
+
+    @Test(arguments: [("", false), ("{", false), ("{ {", false), ("a{{b", true), ("{{", true), ("é{{", true), ("}}{", false)])
+    func openingBracesAreFound(text: String, expected: Bool) {
+        #expect(UserDataTemplate.containsOpeningBraces(text) == expected)
+    }
+
     @Test func aMissingBlockOrValueIsReportedNotGuessed() throws {
         let output = try UserDataTemplate(path: "t", text: "a: '{{region}}'\n  {{block:cfg}}\n", files: [:])
             .render(values: [:], sections: [], blocks: [:])
