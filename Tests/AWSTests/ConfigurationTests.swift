@@ -2,6 +2,14 @@ import Testing
 @testable import AWS
 
 @Suite struct SharedConfigFileTests {
+    /// A file saved on Windows: "\r\n" is one Character in Swift, so splitting on the
+    /// Character "\n" kept the whole file as one line.
+    @Test func crlfLineEndsAreLineEnds() throws {
+        let credentials = try SharedConfigFiles.parse("[default]\r\naws_access_key_id = AKIDEXAMPLE\r\naws_secret_access_key = s\r\n",
+                                                      file: "credentials", isConfigFile: false)
+        #expect(credentials["default"] == ["aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "s"])
+    }
+
     @Test func parsesProfilesFromBothFiles() throws {
         let credentials = try SharedConfigFiles.parse("""
         # a comment
