@@ -1928,6 +1928,9 @@ class KubeAPIServer:
                 except (ConnectionError, ssl.SSLError, TimeoutError):
                     self.close_connection = True
                     return
+                # Logged before the answer is sent: a client that has its answer finds its
+                # request in /_standin/requests (logged after, a fast next request could race it).
+                api.record(method, self.path, status, self.user)
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", content_type)
@@ -1939,7 +1942,6 @@ class KubeAPIServer:
                     self.wfile.write(data)
                 except (ConnectionError, ssl.SSLError, TimeoutError):
                     self.close_connection = True
-                api.record(method, self.path, status, self.user)
 
             def do_GET(self):
                 self.answer("GET")
