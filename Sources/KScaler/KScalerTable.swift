@@ -45,6 +45,10 @@ extension KScalerTable {
     /// the holder is read; if it is `owner` (unique per process), the first attempt took it.
     /// A lease or state item that cannot be trusted (`LeaseHolder.doubts`, `StateItemError`)
     /// is reported, never acted on; a lease taken on the way is given back at once.
+    ///
+    /// When the write is refused but the read then finds the lease free, its holder released
+    /// it in between (racing processes on a busy machine do this): the write is tried once
+    /// more rather than skipping the run as "held" by nobody.
     package func acquire(owner: String, ttl: Duration, now: Date,
                         clockSkew: TimeInterval = LeaseSettings().maxClockSkew) async throws -> LeaseAcquisition {
         let nowSeconds = Int(now.timeIntervalSince1970.rounded(.down))
@@ -55,25 +59,31 @@ extension KScalerTable {
             values: [":me": .s(owner), ":expires": .number(nowSeconds + ttlSeconds), ":now": .number(nowSeconds),
                      ":zero": .number(0), ":one": .number(1)])
         let condition = DynamoDBExpression("attribute_not_exists(#owner) OR #expires < :now")
-        let item: DynamoDBItem
-        do {
-            item = try await dynamoDB.updateItem(table: tableName, key: stateKey, update: update, condition: condition)
-        } catch is DynamoDBClient.ConditionalCheckFailed {
-            let current = try await stateItem()
-            let holder = Self.holder(from: current)
-            if holder.owner == owner {
-                item = current
-            } else {
-                let doubts = holder.doubts(at: now, ttl: TimeInterval(ttlSeconds), clockSkew: clockSkew)
-                return doubts.isEmpty ? .heldByOther(holder) : .untrustworthy(holder, problems: doubts)
+        var item: DynamoDBItem?
+        var released = false
+        while item == nil {
+            do {
+                item = try await dynamoDB.updateItem(table: tableName, key: stateKey, update: update, condition: condition)
+            } catch is DynamoDBClient.ConditionalCheckFailed {
+                let current = try await stateItem()
+                let holder = Self.holder(from: current)
+                if holder.owner == owner {
+                    item = current
+                } else if holder.owner == nil && holder.problems.isEmpty && !released {
+                    released = true  // released between the refused write and the read: once more
+                } else {
+                    let doubts = holder.doubts(at: now, ttl: TimeInterval(ttlSeconds), clockSkew: clockSkew)
+                    return doubts.isEmpty ? .heldByOther(holder) : .untrustworthy(holder, problems: doubts)
+                }
+            } catch let error as AWSError where error.code == "ValidationException" {
+                // An attribute of the wrong type (a lease_token stored as a string) fails the
+                // update expression itself, before any condition.
+                let holder = Self.holder(from: try await stateItem())
+                guard !holder.problems.isEmpty else { throw error }
+                return .untrustworthy(holder, problems: holder.problems)
             }
-        } catch let error as AWSError where error.code == "ValidationException" {
-            // An attribute of the wrong type (a lease_token stored as a string) fails the
-            // update expression itself, before any condition.
-            let holder = Self.holder(from: try await stateItem())
-            guard !holder.problems.isEmpty else { throw error }
-            return .untrustworthy(holder, problems: holder.problems)
         }
+        guard let item else { preconditionFailure("the loop above ends only with an item") }
 
         let holder = Self.holder(from: item)
         let state = Result { () throws(StateItemError) in try Self.document(from: item, pool: pool) }

@@ -29,22 +29,23 @@ import TestSupport
                 String(decoding: output.stdout + output.stderr, as: UTF8.self))
     }
 
-    /// Polls the table until someone holds the lease (60 s at most: a loaded machine can take
-    /// seconds to start a process).
+    /// Polls the table until someone holds the lease (180 s at most: a loaded machine can take
+    /// a minute to start a process).
     static func waitUntilHeld(_ harness: EndToEndHarness) async throws -> LeaseHolder {
-        let deadline = ContinuousClock.now + .seconds(60)
+        let deadline = ContinuousClock.now + .seconds(180)
         while ContinuousClock.now < deadline {
             let holder = try await harness.table.holder()
             if holder.owner != nil { return holder }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw TestSupportError("no run took the lease within 60 s")
+        throw TestSupportError("no run took the lease within 180 s")
     }
 
     /// Each round starts 20 processes at once. The conditional write lets exactly one take each
     /// acquisition: fencing tokens come out 1, 2, 3, … with no token held by two processes, and
-    /// every other process was skipped by a live holder. (On 2 cores a straggler may start after
-    /// the round's winner released: it then acquires next, with the next token, in turn.)
+    /// every other process was skipped by a live holder. (On a loaded 2-core machine stragglers
+    /// may start after the round's winner released: each then acquires next, with the next
+    /// token, in turn; so a round may have a few holders, never two at once.)
     @Test func twentyProcessesRacingNeverShareTheLease() async throws {
         let prometheus = try Self.slowPrometheus(delay: .seconds(3))
         defer { prometheus.stop() }
@@ -58,7 +59,7 @@ import TestSupport
                 #expect(reports.count == 20, "round \(round): \(results.filter { $0.report == nil }.map(\.output))")
                 let roundHolders = reports.filter { $0.outcome != .skipped }
                 #expect(!roundHolders.isEmpty, "round \(round): nobody took the lease")
-                #expect(roundHolders.count < 3, "round \(round): \(roundHolders.count) acquisitions")
+                #expect(roundHolders.count <= 4, "round \(round): \(roundHolders.count) acquisitions")
                 let holderOwners = Set(roundHolders.compactMap(\.lease?.owner))
                 for skipped in results where skipped.report?.outcome == .skipped {
                     #expect(skipped.status == 0)
@@ -123,11 +124,13 @@ import TestSupport
 
     @Test func aKilledHolderBlocksOthersOnlyUntilTheLeaseExpires() async throws {
         // Prometheus answers after two minutes: the first run is still waiting on it (its work
-        // deadline is 11 s away) when it is killed, however slowly this test notices the lease.
+        // deadline is 41 s away) when it is killed, however slowly this test notices the lease.
+        // The lease lasts 45 s so that the blocked run below, however slowly a loaded machine
+        // starts it, still meets the lease unexpired (with 15 s, one CI run took it over).
         let prometheus = try Self.slowPrometheus(delay: .seconds(120))
         defer { prometheus.stop() }
-        try await EndToEndHarness.with(prometheusURL: prometheus.baseURL, leaseTTL: "15s") { harness in
-            let killed = try Self.startRun(harness, extra: ["--timeout", "14"])
+        try await EndToEndHarness.with(prometheusURL: prometheus.baseURL, leaseTTL: "45s") { harness in
+            let killed = try Self.startRun(harness, extra: ["--timeout", "44"])
             let holder = try await Self.waitUntilHeld(harness)
             kill(killed.0.processIdentifier, SIGKILL)
             _ = await Self.finish(killed)

@@ -1,7 +1,9 @@
 import AWS
+import Dispatch
 import Foundation
 import HTTP
 import KScalerCore
+import Synchronization
 import Testing
 import TestSupport
 @testable import KScaler
@@ -88,4 +90,59 @@ import TestSupport
         #expect(lease.token == 1)
         #expect(proxy.log.first.map { $0.fault == .badGatewayPage } == true)
     }
+
+    /// The holder releases between the refused write and the read that names the holder (20
+    /// racing processes on a loaded CI machine did this): the run takes the lease with one more
+    /// conditional write instead of being skipped as "held" by nobody.
+    @Test func aLeaseReleasedBetweenTheRefusedWriteAndTheReadIsTakenOnTheSecondTry() async throws {
+        let direct = try MotoFixture()
+        let name = try await direct.createTable()
+        let cluster = Peers.uniqueName("cluster")
+        let holderTable = direct.table(name, cluster: cluster)
+        guard case .acquired(let held, _) = try await holderTable.acquire(owner: "host/1/holder", ttl: .seconds(60), now: t0) else {
+            Issue.record("the holder did not acquire"); return
+        }
+        let releasedOnce = ReleaseSeen()
+        let proxy = try FaultyProxy(upstream: direct.moto.endpoint, beforeForwarding: { operation, earlier in
+            guard operation == "DynamoDB_20120810.GetItem", earlier == 0 else { return }
+            // On the proxy's own thread: waiting here blocks no task of the pool.
+            let done = DispatchSemaphore(value: 0)
+            Task {
+                let released = (try? await holderTable.finish(lease: held, document: nil, event: nil, retention: 60)) ?? false
+                releasedOnce.value.withLock { $0 = released }
+                done.signal()
+            }
+            _ = done.wait(timeout: .now() + 120)
+        }, fault: { _, _ in .none })
+        defer { proxy.stop() }
+        let late = try MotoFixture(endpoint: proxy.baseURL).table(name, cluster: cluster)
+
+        let acquisition = try await late.acquire(owner: "host/2/late", ttl: .seconds(60), now: t0.addingTimeInterval(1))
+        #expect(releasedOnce.value.withLock { $0 }, "the holder's release went through between the two requests")
+        guard case .acquired(let lease, _) = acquisition else { Issue.record("not taken after the release: \(acquisition)"); return }
+        #expect(lease.owner == "host/2/late")
+        #expect(lease.token == 2)
+        #expect(proxy.log.map(\.operation) == ["DynamoDB_20120810.UpdateItem", "DynamoDB_20120810.GetItem", "DynamoDB_20120810.UpdateItem"])
+    }
+
+    /// Still held at the read: skipped, naming the holder, after exactly one write and one read.
+    @Test func aLeaseStillHeldAtTheReadIsReportedAfterOneWrite() async throws {
+        let direct = try MotoFixture()
+        let name = try await direct.createTable()
+        let cluster = Peers.uniqueName("cluster")
+        _ = try await direct.table(name, cluster: cluster).acquire(owner: "host/1/holder", ttl: .seconds(60), now: t0)
+        let proxy = try FaultyProxy(upstream: direct.moto.endpoint) { _, _ in .none }
+        defer { proxy.stop() }
+        let late = try MotoFixture(endpoint: proxy.baseURL).table(name, cluster: cluster)
+        guard case .heldByOther(let holder) = try await late.acquire(owner: "host/2/late", ttl: .seconds(60), now: t0.addingTimeInterval(1)) else {
+            Issue.record("a held lease was taken"); return
+        }
+        #expect(holder.owner == "host/1/holder")
+        #expect(proxy.log.map(\.operation) == ["DynamoDB_20120810.UpdateItem", "DynamoDB_20120810.GetItem"])
+    }
+}
+
+/// Whether the holder's release, made from the proxy's thread, went through.
+private final class ReleaseSeen: Sendable {
+    let value = Mutex(false)
 }

@@ -226,7 +226,8 @@ enum UserDataRepository {
     }
 }
 
-/// Runs a program found on PATH (python3, cloud-init) to completion, bounded in time.
+/// Runs a program found on PATH (python3, cloud-init) to completion, bounded in time (generously:
+/// a loaded CI machine once took over 60 s to start Python and import a module).
 enum ExternalTool {
     struct Result { var status: Int32, stdout: String, stderr: String }
 
@@ -239,7 +240,7 @@ enum ExternalTool {
     }
 
     static func run(_ name: String, _ arguments: [String], stdin: String = "", environment: [String: String] = [:],
-                    timeout: Duration = .seconds(60)) async throws -> Result {
+                    timeout: Duration = .seconds(300)) async throws -> Result {
         let input = Pipe(), output = Pipe(), errors = Pipe()
         let process = try ChildProcess.launch(try path(of: name), arguments,
                                               environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },

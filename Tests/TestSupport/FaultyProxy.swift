@@ -36,21 +36,26 @@ package final class FaultyProxy: Sendable {
     /// `fault` gets each request and the number of earlier requests of the same operation
     /// (`X-Amz-Target` for JSON protocols, `Action` for Query ones), so "the first UpdateItem" is
     /// `{ $0 == "DynamoDB_20120810.UpdateItem" && $1 == 0 ? .dropAnswer : .none }`.
-    package init(upstream: String, fault: @escaping @Sendable (_ operation: String?, _ earlierOfTheSame: Int) -> Fault) throws {
+    /// `beforeForwarding` runs with the same arguments just before a request goes on (on the
+    /// proxy's own thread, so it may block): another writer acting between two requests.
+    package init(upstream: String,
+                 beforeForwarding: @escaping @Sendable (_ operation: String?, _ earlierOfTheSame: Int) -> Void = { _, _ in },
+                 fault: @escaping @Sendable (_ operation: String?, _ earlierOfTheSame: Int) -> Fault) throws {
         let record = self.record
         let transport = CurlTransport(totalTimeout: .seconds(60), acceptsCompressedResponses: false)
         server = try StubHTTPServer(lifetime: .seconds(300)) { request in
             let operation = Self.operation(of: request)
-            let chosen = record.entries.withLock { log in
+            let (chosen, earlier) = record.entries.withLock { log in
                 let earlier = log.filter { $0.operation == operation }.count
                 let chosen = fault(operation, earlier)
                 log.append((operation, chosen))
-                return chosen
+                return (chosen, earlier)
             }
             if chosen == .badGatewayPage {
                 return .text("<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>",
                              status: 502, headers: [HTTPHeader("Content-Type", "text/html")])
             }
+            beforeForwarding(operation, earlier)
             var answer = Self.forward(request, to: upstream, with: transport)
             switch chosen {
             case .dropAnswer: return .closeWithoutAnswer()

@@ -93,7 +93,10 @@ package struct StubServerError: Error, CustomStringConvertible {
 /// Real sockets, so the client under test does real connects, keep-alive and timeouts.
 /// One thread accepts; each connection gets its own thread, so delayed answers overlap.
 /// `stop()` wakes every waiting thread at once; the loops also wake every 50 ms to check
-/// `lifetime`, after which the server stops by itself even if a test forgets to.
+/// `lifetime`, after which the server stops by itself even if a test forgets to. The default
+/// is generous: on a loaded 2-core CI machine a test can wait minutes between creating its
+/// stub and sending the first request, and a stub that had stopped by then read as "could not
+/// connect" instead of the answer the test scripted.
 package final class StubHTTPServer: Sendable {
     package let port: Int
     package var baseURL: String { "http://127.0.0.1:\(port)" }
@@ -101,7 +104,7 @@ package final class StubHTTPServer: Sendable {
     private let state: ServerState
 
     /// Starts listening immediately; `handler` may run on several threads at once.
-    package init(lifetime: Duration = .seconds(60), handler: @escaping @Sendable (RecordedRequest) -> StubResponse) throws {
+    package init(lifetime: Duration = .seconds(600), handler: @escaping @Sendable (RecordedRequest) -> StubResponse) throws {
         let state = try ServerState(handler: handler, deadline: .now + lifetime)
         let listener = try Self.listenOnLoopback()
         port = listener.port

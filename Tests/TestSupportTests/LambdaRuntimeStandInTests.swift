@@ -6,7 +6,7 @@ import TestSupport
 /// The Runtime API stand-in answers as the published API says, for what a runtime may get wrong.
 @Suite struct LambdaRuntimeStandInTests {
     static func send(_ method: String, _ url: String, body: String = "", headers: [HTTPHeader] = []) async throws -> HTTPResponse {
-        try await CurlTransport().send(HTTPRequest(method: method, url: url, headers: headers, body: Data(body.utf8), timeout: .seconds(20)))
+        try await CurlTransport().send(HTTPRequest(method: method, url: url, headers: headers, body: Data(body.utf8), timeout: .seconds(120)))
     }
 
     @Test func nextHandsOutQueuedEventsAndEachInvocationTakesOneResult() async throws {
