@@ -57,7 +57,7 @@ package enum StarterDiscovery {
                 .filter { tagged($0.tags) || mentions($0.name) || mentions($0.tags["Name"]) }
                 .sorted { $0.id < $1.id }
             if groups.isEmpty {
-                outcome.missing.append("workers.security_groups: no security group \(rule)\(vpcID.map { " in \($0)" } ?? ""); the launch template's apply, or list them")
+                outcome.missing.append("workers.security_groups: no security group \(rule)\(vpcID.map { " in \($0)" } ?? ""); the launch template's own are used, or list them")
             } else {
                 outcome.values["workers.security_groups"] = yamlList(groups.map(\.id))
                 outcome.found.append("workers.security_groups: \(groups.map { "\($0.id) (\($0.name))" }.joined(separator: ", "))")
