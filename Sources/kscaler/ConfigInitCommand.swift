@@ -12,7 +12,7 @@ extension ConfigCommand {
             discussion: """
             Values that must be given appear as "<required: …>" placeholders; `kscaler config check` \
             names each one left. Prints to stdout unless --output FILE (an existing FILE is refused, \
-            exit 6, unless --force).
+            exit 6, unless --force; so is one that cannot be written).
 
             --discover asks EC2 (read-only Describe calls, the region and credentials the AWS \
             environment resolves) for what it can fill: the region; with --vpc every subnet of \
@@ -40,6 +40,19 @@ extension ConfigCommand {
 
         @Option(name: .long, help: "With --discover: the AWS region (default: AWS_REGION, the profile, instance metadata).")
         var region: String?
+
+        /// A write failure in words (Foundation's errors print as their whole structure).
+        static func describe(_ error: any Error) -> String {
+            guard let error = error as? CocoaError else { return "\(error)" }
+            return switch error.code {
+            case .fileNoSuchFile: "its directory does not exist"
+            case .fileWriteNoPermission: "permission denied"
+            case .fileWriteFileExists: "it exists (add --force to overwrite it)"
+            case .fileWriteVolumeReadOnly: "the file system is read-only"
+            case .fileWriteOutOfSpace: "no space left"
+            default: "error \(error.code.rawValue)"
+            }
+        }
 
         func validate() throws {
             if let clusterID, case .failure(let errors) = KScalerConfig.parse(["cluster_id": .string(clusterID)]),
@@ -86,7 +99,7 @@ extension ConfigCommand {
             do {
                 try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: force ? [.atomic] : [.withoutOverwriting])
             } catch {
-                printError("kscaler: cannot write \(output): \(error)")
+                printError("kscaler: cannot write \(output): \(Self.describe(error)); nothing was written")
                 throw KScalerExit.refused
             }
             printError("kscaler: wrote \(output); fill in its \"<required: …>\" values, then run `kscaler config check --config \(output)`")

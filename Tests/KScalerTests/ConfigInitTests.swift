@@ -178,6 +178,11 @@ import TestSupport
         let forced = try await KScalerProcess.run(["config", "init", "--output", path, "--force"], environment: Self.bareEnvironment)
         #expect(forced.status == 0, "\(forced.combined)")
         #expect(try String(contentsOfFile: path, encoding: .utf8).hasPrefix("# kscaler configuration"))
+
+        let nowhere = directory.appendingPathComponent("missing/config.yaml").path
+        let unwritable = try await KScalerProcess.run(["config", "init", "--output", nowhere], environment: Self.bareEnvironment)
+        #expect(unwritable.status == 6, "\(unwritable.combined)")
+        #expect(unwritable.stderr.contains("cannot write \(nowhere): its directory does not exist"), "\(unwritable.stderr)")
     }
 
     @Test func aBadClusterIDOrDiscoverWithoutAnythingToMatchIsAUsageError() async throws {
