@@ -64,12 +64,27 @@ package enum ConfigLoader {
     /// `KSCALER_*` setting, or an alias.
     package static func isConfigured(explicitPath: String?, environment: [String: String],
                                     fileExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }) -> Bool {
-        explicitPath != nil || fileExists(defaultPath)
+        filePath(explicitPath: explicitPath, environment: environment, fileExists: fileExists) != nil
             || environment.contains { name, value in
                 !value.isEmpty && ((name.hasPrefix(KScalerConfig.environmentPrefix) && !reservedVariables.contains(name))
                                    || aliases.contains { $0.variable == name })
             }
     }
+
+    /// The file `load` reads: `--config`, else `$KSCALER_CONFIG`, else the default path when it
+    /// exists; nil when the environment alone configures kscaler.
+    package static func filePath(explicitPath: String?, environment: [String: String],
+                                fileExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }) -> String? {
+        explicitPath ?? environment["KSCALER_CONFIG"].flatMap { $0.isEmpty ? nil : $0 } ?? (fileExists(defaultPath) ? defaultPath : nil)
+    }
+
+    /// Where kscaler looked for a file when it found none, for the message that says so.
+    package static let searchedLocations = "--config (not given), $KSCALER_CONFIG (not set), \(defaultPath) (not present)"
+
+    /// What to do when there is no configuration at all.
+    package static let initHint = "write a starter file with `kscaler config init --output \(defaultPath)` (or any FILE, then --config FILE), "
+        + "fill in its \"<required: …>\" values and check it with `kscaler config check`; "
+        + "or set every required setting as a KSCALER_* environment variable"
 
     /// `explicitPath` (from `--config` or `KSCALER_CONFIG`) must exist; without one,
     /// `/etc/kscaler/config.yaml` is read when present and otherwise the environment alone
@@ -81,8 +96,7 @@ package enum ConfigLoader {
         var tree = ConfigValue.map([:])
         var sources: [String: Source] = [:]
 
-        let path = explicitPath ?? environment["KSCALER_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (fileExists(defaultPath) ? defaultPath : nil)
+        let path = filePath(explicitPath: explicitPath, environment: environment, fileExists: fileExists)
         if let path {
             if let data = readFile(path) {
                 do {

@@ -20,7 +20,13 @@ extension KScalerConfig {
             setting.read(&reader, root.value(at: setting.path), &config)
         }
         reader.checkAcrossSettings(config, given: { root.value(at: $0.split(separator: ".").map(String.init)) != nil })
-        return reader.problems.isEmpty ? .success(config) : .failure(ConfigErrors(problems: reader.problems))
+        // A placeholder `config init` wrote is one problem, "fill it in", whatever else its
+        // text upset (a cluster id cannot contain "<"; a launch template name can).
+        let placeholders = StarterConfig.placeholderPaths(in: root)
+        let problems = placeholders.map { path in
+            ConfigProblem(path: path, message: "is still the placeholder `kscaler config init` wrote", fix: StarterConfig.fix(forPlaceholderAt: path))
+        } + reader.problems.filter { !placeholders.contains($0.path) }
+        return problems.isEmpty ? .success(config) : .failure(ConfigErrors(problems: problems))
     }
 
     /// Where parsing starts: every default, and blanks where a value is required.

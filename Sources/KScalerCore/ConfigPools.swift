@@ -11,6 +11,12 @@ import Foundation
 enum PoolSection {
     /// Keys only a pool has.
     static let ownKeys = ["capacity_type", "priority", "prices"]
+    /// What each of them means, in one line (`config init` writes them).
+    static let ownKeySummaries: [String: String] = [
+        "capacity_type": "on-demand, spot or spot-then-on-demand",
+        "priority": "higher pools grow first with the priority expander (default 0)",
+        "prices": "hourly price per instance type, for the cheapest expander, e.g. {c5.xlarge: 0.17}",
+    ]
 
     static let schema: SchemaNode = {
         var node = SchemaNode.section([])

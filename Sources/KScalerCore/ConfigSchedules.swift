@@ -9,6 +9,16 @@ import Foundation
 /// so each window is checked against the bounds it raises, with every problem at once.
 enum ScheduleSection {
     static let keys = ["name", "cron", "duration", "time_zone", "min", "max", "pool"]
+    /// What each key of a window means, in one line (`config init` writes them).
+    static let summaries: [String: String] = [
+        "name": "the window's name, in reasons and `config check`",
+        "cron": "when the window starts: five cron fields in its time zone, e.g. \"0 8 * * MON-FRI\"",
+        "duration": "how long it lasts once started, e.g. 10h (at most 31d)",
+        "time_zone": "an IANA zone such as Europe/Berlin (default UTC)",
+        "min": "the least nodes while active (min or max or both)",
+        "max": "the most nodes while active",
+        "pool": "with pools: the pool whose bounds it raises",
+    ]
 
     /// The longest window: a month covers any calendar period a cron start names; anything
     /// longer is a standing bound (raise `nodes.min`), or a unit typed wrong (`10d` for `10h`).

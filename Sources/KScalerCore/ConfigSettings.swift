@@ -35,6 +35,9 @@ struct SettingSpec {
     /// The values a `KSCALER_*` variable would carry to set this configuration (nothing for an
     /// unset or default-derived value).
     let environment: (KScalerConfig) -> [(path: [String], value: String)]
+    /// How to fix the setting's absence, for a value that must be given and has no default
+    /// (`config init` writes a placeholder for it).
+    var requiredFix: String? = nil
 
     var dotted: String { path.joined(separator: ".") }
 
@@ -56,7 +59,8 @@ struct SettingSpec {
                 }
             },
             listing: { config, _ in [(keys, format(config[keyPath: keyPath]))] },
-            environment: { [(keys, format($0[keyPath: keyPath]))] })
+            environment: { [(keys, format($0[keyPath: keyPath]))] },
+            requiredFix: required)
     }
 
     /// An optional value: absent is nil, listed as "".

@@ -16,9 +16,20 @@ struct ConfigOptions: ParsableArguments {
         case .success(let loaded):
             return loaded
         case .failure(let errors):
-            Self.report(errors)
+            Self.report(errors, explicitPath: config, environment: environment)
             throw KScalerExit.invalidConfig
         }
+    }
+
+    /// Every problem; when no file was found, first where kscaler looked and how to start one,
+    /// since a list of missing fields alone does not say that a file was never read.
+    static func report(_ errors: ConfigErrors, explicitPath: String?, environment: [String: String]) {
+        guard ConfigLoader.filePath(explicitPath: explicitPath, environment: environment) == nil else { return report(errors) }
+        let variablesSet = ConfigLoader.isConfigured(explicitPath: nil, environment: environment, fileExists: { _ in false })
+        printError("kscaler: no configuration found: no file at \(ConfigLoader.searchedLocations), and "
+                   + (variablesSet ? "the KSCALER_* environment variables are not a complete configuration:" : "no KSCALER_* environment variables set."))
+        if variablesSet { for line in errors.listing { printError(line) } }
+        printError("kscaler: to start one, \(ConfigLoader.initHint).")
     }
 
     /// Every problem on stderr, each with its path and fix.

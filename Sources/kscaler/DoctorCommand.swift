@@ -38,14 +38,19 @@ struct DoctorCommand: AsyncParsableCommand {
         // operator needs first. With one, every dependency of a run is checked.
         var loaded: ConfigLoader.Loaded?
         var checks: [DoctorCheck] = []
-        if ConfigLoader.isConfigured(explicitPath: configOptions.config, environment: variables) {
+        let configured = ConfigLoader.isConfigured(explicitPath: configOptions.config, environment: variables)
+        if configured {
             switch ConfigLoader.load(explicitPath: configOptions.config, environment: variables) {
             case .success(let value):
                 loaded = value
                 checks.append(DoctorCheck(name: "config", passed: true, detail: value.file.map { "valid (\($0))" } ?? "valid (environment only)"))
             case .failure(let errors):
-                checks.append(DoctorCheck(name: "config", passed: false,
-                                          detail: errors.listing.map { $0.trimmingPrefix("  - ") }.joined(separator: "; ")))
+                let problems = errors.listing.map { $0.trimmingPrefix("  - ") }.joined(separator: "; ")
+                let noFile = ConfigLoader.filePath(explicitPath: configOptions.config, environment: variables) == nil
+                checks.append(DoctorCheck(name: "config", passed: false, detail: noFile
+                    ? "no configuration file (looked at \(ConfigLoader.searchedLocations)) and the KSCALER_* variables are incomplete: "
+                        + problems + "; to start one, \(ConfigLoader.initHint)"
+                    : problems))
             }
         }
         checks += await Doctor.awsChecks(environment: environment, configuredRegion: region ?? loaded?.config.region, transport: transport,
@@ -61,9 +66,10 @@ struct DoctorCommand: AsyncParsableCommand {
             }
         }
         var notes: [String] = []
-        if loaded == nil && checks.allSatisfy(\.passed) {
-            notes.append("no configuration found (--config, KSCALER_CONFIG, \(ConfigLoader.defaultPath), KSCALER_* variables): "
-                         + (role == .autoscaler ? "table, EC2, Prometheus and Kubernetes were not checked" : "the join parameters were not checked"))
+        if !configured {
+            notes.append("no configuration found (no file at \(ConfigLoader.searchedLocations), no KSCALER_* variables): "
+                         + (role == .autoscaler ? "table, EC2, Prometheus and Kubernetes were not checked" : "the join parameters were not checked")
+                         + "; to start one, \(ConfigLoader.initHint)")
         }
         let passed = checks.allSatisfy(\.passed)
         if output == .json {

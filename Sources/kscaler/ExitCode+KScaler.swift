@@ -18,7 +18,8 @@ enum KScalerExit {
     static let checksFailed = ExitCode(5)
     /// An operator's request was refused as a whole: `kscaler scale` outside the bounds without
     /// `--force`, or naming a protected or unknown machine; `protect`/`unprotect` of a target
-    /// that is not a live machine of this cluster. Nothing changed; a `scale` refusal is in the history.
+    /// that is not a live machine of this cluster; `config init --output` to an existing file
+    /// without `--force`. Nothing changed; a `scale` refusal is in the history.
     static let refused = ExitCode(6)
     /// Command-line usage error (unknown flag or subcommand); from the argument parser.
     static let usage = ExitCode(64)
@@ -60,7 +61,8 @@ enum KScalerExit {
       3   observation failed (AWS, Prometheus, lease table); no action taken
       4   an EC2 action failed; see `kscaler history`
       5   `kscaler doctor`: a check failed
-      6   an operator's request was refused (scale: bounds, protection; protect: not ours); nothing changed
+      6   an operator's request was refused (scale: bounds, protection; protect: not ours;
+          config init: the --output file exists); nothing changed
       64  command-line usage error
     """
 }

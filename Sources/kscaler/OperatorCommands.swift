@@ -7,7 +7,7 @@ import Logging
 
 struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "config", abstract: "Inspect the configuration.", subcommands: [Check.self])
+        commandName: "config", abstract: "Write a starter configuration, or check one.", subcommands: [Init.self, Check.self])
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -28,7 +28,7 @@ struct ConfigCommand: AsyncParsableCommand {
                 if output == .json {
                     print(try JSONOutput.render(ConfigCheckOutput(invalid: errors.problems, log: log)))
                 } else {
-                    ConfigOptions.report(errors)
+                    ConfigOptions.report(errors, explicitPath: configOptions.config, environment: environment)
                 }
                 throw KScalerExit.invalidConfig
             }
