@@ -20,6 +20,7 @@ WIDTH = 100
 # Where a reason's text starts: under the first policy's column, after the time.
 REASON_INDENT = 8
 UP, DOWN, SAME = "▲", "▼", "·"
+UNIT_AFTER_FIGURE = re.compile(r"(\d) (%|[KMGT]i?B\b|vCPU\b|cores?\b)")
 
 
 def phase_list(phases):
@@ -37,8 +38,12 @@ def phase_list(phases):
 def wrap(text, width, first_prefix, next_prefix):
     """`text` in lines of at most `width` columns, broken only between words (a single word
     longer than a whole line, such as a long URL in an error, is the one thing split)."""
-    lines = textwrap.wrap(" ".join(text.split()), width=width, initial_indent=first_prefix,
-                          subsequent_indent=next_prefix, break_long_words=False, break_on_hyphens=False)
+    # A figure stays on the line of its unit ("6 GiB", "50 %"): the space between them is made
+    # one textwrap does not break at, and given back after.
+    glued = UNIT_AFTER_FIGURE.sub("\\1\u00a0\\2", " ".join(text.split()))
+    lines = [line.replace("\u00a0", " ") for line in
+             textwrap.wrap(glued, width=width, initial_indent=first_prefix, subsequent_indent=next_prefix,
+                           break_long_words=False, break_on_hyphens=False)]
     out = []
     for line in lines:
         while len(line) > width:  # only a word longer than the line itself gets here
@@ -93,7 +98,8 @@ class PolicyTick:
         self.key = (kind, action.get("count"), len(action.get("victims") or []), decision.get("halt"),
                     tuple(r.get("code") for r in shown_reasons(reasons)), tuple(other_actions(report)),
                     bool(replaced), tuple(errors), report.get("outcome"))
-        reason = f"{what_it_did(report, kind, action, replaced)} — {why(reasons, errors)}"
+        did = what_it_did(report, kind, action, replaced)
+        reason = f"{did} — {why(reasons, errors)}" if did else why(reasons, errors)
         self.reason = on_scenario_clock(reason, run["started"] - self.t) if "started" in run else reason
 
     def columns(self):
@@ -106,8 +112,8 @@ class PolicyTick:
 BLANK = f"{'':>5} {'':>5} {'':>7} {'':>7} {'':>4}"
 COLUMN_NAMES = "nodes Ready booting unsched  act"
 GAP = "   "
-LEGEND = ("t: seconds into the scenario; nodes: workers, of them Ready and booting; unsched: unschedulable "
-          f"pods; act: {UP}n nodes launched, {DOWN}n nodes drained and removed, {SAME} no change")
+LEGEND = ["t: seconds into the scenario · nodes: workers, of them Ready and booting",
+          f"unsched: unschedulable pods · act: {UP}n nodes launched, {DOWN}n nodes to drain and remove, {SAME} none"]
 
 
 class LiveView:
@@ -137,7 +143,7 @@ class LiveView:
         self.header_shown = True
         title = "      t  " + GAP.join(f"{'── ' + label + ' ':─<{len(COLUMN_NAMES)}}" for label in self.labels)
         names = "         " + GAP.join(COLUMN_NAMES for _ in self.labels)
-        return [self._fit(title), self._fit(names)] + wrap(LEGEND, self.width, "", "")
+        return [self._fit(line) for line in LEGEND] + [self._fit(title), self._fit(names)]
 
     def add(self, label, run):
         """One run of `label`'s policy; returns the lines it completes (maybe none)."""
@@ -209,15 +215,15 @@ class LiveView:
 
 
 def what_it_did(report, kind, action, replaced):
-    """"scale up +3", "scale down -1", "no change", and whatever else the run did (terminate,
-    delete_node, cordon, evict… as kscaler names them)."""
+    """"scale up +3", "scale down -1", and whatever else the run did (terminate, delete_node,
+    cordon, evict… as kscaler names them); "" when it did nothing (the column's ·)."""
     verb = {"scale_up": f"scale up +{action.get('count', 0)}",
             "scale_down": f"scale down -{len(action.get('victims') or [])}"}.get(kind)
     parts = [verb] if verb else []
     if replaced:
         parts.append(f"replaced failed boot{'s' if len(replaced) > 1 else ''} {', '.join(replaced)}")
     parts += other_actions(report)
-    return ", ".join(parts) or "no change"
+    return ", ".join(parts)
 
 
 def shown_reasons(reasons):

@@ -114,6 +114,8 @@ def test_wrap_breaks_only_between_words():
     lines = live.wrap(text, 40, "    classic: ", " " * 13)
     assert max(len(line) for line in lines) <= 40
     assert " ".join(line.strip() for line in lines).split()[1:] == text.split()
+    # A figure stays with its unit.
+    assert live.wrap("xxxxxxxx 6 GiB requested, 50 % used", 10, "", "") == ["xxxxxxxx", "6 GiB", "requested,", "50 % used"]
     # A single word longer than a whole line is the one thing split (a URL in an error).
     url = "http://127.0.0.1:9090/" + "x" * 60
     split = live.wrap(f"prometheus {url} refused", 40, "", "  ")
