@@ -100,6 +100,12 @@ class PolicyTick:
                     bool(replaced), tuple(errors), report.get("outcome"))
         did = what_it_did(report, kind, action, replaced)
         reason = f"{did} — {why(reasons, errors)}" if did else why(reasons, errors)
+        pools = decision.get("pools") or []
+        if pools:
+            # With node pools, each pool's own decision is part of the run's.
+            self.key += tuple((p.get("name"), (p.get("action") or {}).get("type"), (p.get("action") or {}).get("count"),
+                               len((p.get("action") or {}).get("victims") or [])) for p in pools)
+            reason += "; " + pools_summary(decision)
         self.reason = on_scenario_clock(reason, run["started"] - self.t) if "started" in run else reason
 
     def columns(self):
@@ -131,8 +137,9 @@ class LiveView:
         self.phase_shown = None
         self.last_key = {}
         self.header_shown = False
-        # Rows and banners are as wide as one row of every policy's columns.
-        self.row_width = min(self.width, len("      t  ") + len(GAP.join(COLUMN_NAMES for _ in self.labels)))
+        # Banners are as wide as one row of every policy's columns
+        # (at least 60 columns, for one policy's banners).
+        self.row_width = min(self.width, max(60, len("      t  ") + len(GAP.join(COLUMN_NAMES for _ in self.labels))))
 
     # MARK: input
 
@@ -260,6 +267,21 @@ def other_actions(report):
         key = kind + ("" if result == "done" else f" ({result})")
         counted[key] = counted.get(key, 0) + max(1, len(action.get("instance_ids") or []))
     return [f"{key} ×{n}" if n > 1 else key for key, n in counted.items()]
+
+
+def pools_summary(decision):
+    """Each pool's nodes now -> desired, its pending pods and its market, and the pods no pool
+    can take: "pools: general 1 -> 3 (6 pending), batch spot 0 -> 3 (10 pending)"."""
+    parts = []
+    for pool in decision.get("pools") or []:
+        counts = pool.get("counts") or {}
+        market = " spot" if pool.get("capacity_type") == "spot" else ""
+        pending = f" ({pool.get('pending_pods')} pending)" if pool.get("pending_pods") else ""
+        parts.append(f"{pool.get('name')}{market} {counts.get('current', '?')} -> {counts.get('desired', '?')}{pending}")
+    unservable = decision.get("unservable_pods") or []
+    if unservable:
+        parts.append(f"fitting no pool: {', '.join(u.get('pod', '?') for u in unservable)}")
+    return "pools: " + ", ".join(parts)
 
 
 def acted(report, kind):

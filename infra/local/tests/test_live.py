@@ -187,3 +187,20 @@ def test_a_run_for_a_tick_already_printed_gets_its_own_line(demo):
     assert any(line.lstrip().startswith("0s") for line in view.add("kscaler", kscaler[0]))
     late = view.add("kscaler", dict(kscaler[1], t=2.5))
     assert [line.split()[:2] for line in late] == [["0s", "1"]]  # no second banner, no repeated reason
+
+
+def test_node_pools_one_policy():
+    """`sandbox.py run --config configs/pools.yaml --scenario scenarios/two-pools.toml`, recorded:
+    one column, and each pool's nodes, pending pods and the pods no pool fits with the reason."""
+    pools = json.loads((FIXTURES / "pools-runs.json").read_text())
+    lines = live.render(pools["policies"], pools["phases"], pools["interval"])
+    assert max(len(line) for line in lines) <= 100
+    assert [BANNER.match(line).group(1) for line in lines if BANNER.match(line)] == ["quiet", "burst", "quiet"]
+    rows = [line for line in lines if ROW.match(line)]
+    assert len(rows) == len(pools["policies"]["pools"]) and all(len(row.split()) == 6 for row in rows)
+    launch = next(row for row in rows if "▲" in row)
+    assert launch.split()[0] == "15s" and launch.split()[-1] == "▲5"  # 2 general + 3 batch in one run
+    text = " ".join(line.strip() for line in lines)
+    assert "pools: general 1 -> 3 (6 pending), batch spot 0 -> 3 (10 pending), fitting no pool: ml/gpu-00021, ml/gpu-00022" in text
+    blocks = reason_blocks(lines)
+    assert len(blocks) < len(rows) / 2
