@@ -248,9 +248,13 @@ TIMESTAMP = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
 def on_scenario_clock(text, t0):
     """kscaler's timestamps (UTC, ISO 8601) as the view's clock reads them: 2026-12-03T06:55:56Z
-    becomes t=33s, seconds since the scenario started at `t0` (epoch seconds)."""
+    becomes t=33s, seconds since the scenario started at `t0` (epoch seconds). A timestamp in
+    whole seconds (EC2's launch times are) stands for that second: read as its middle, so a
+    launch in the run at 24 s does not show as 23 s."""
     def relative(match):
         moment = datetime.fromisoformat(match.group(0).replace("Z", "+00:00")).timestamp()
+        if match.group(1) is None:
+            moment += 0.5
         return f"t={moment - t0:.0f}s"
     return TIMESTAMP.sub(relative, text)
 
