@@ -5,6 +5,10 @@
                                                      then `kscaler backtest` of both over the history
     sandbox.py run --config FILE [--scenario FILE]   one policy, live
 
+Live, each tick (--interval) is one line with every policy's nodes, unschedulable pods and
+action side by side, a banner marks each phase of the scenario, and a policy's reason is
+printed when its decision changes (ksandbox/live.py); --verbose prints every run's own lines.
+
 Needs the Python of the repository's .venv (boto3, PyYAML) and a kscaler binary (KSTEST_BINARY,
 default .build/release/kscaler). Everything listens on 127.0.0.1 and is stopped on exit,
 also on Ctrl-C.
@@ -24,7 +28,7 @@ sys.path.insert(0, str(HERE))
 
 import yaml  # noqa: E402
 
-from ksandbox import report  # noqa: E402
+from ksandbox import live, report  # noqa: E402
 from ksandbox.peers import REPO_ROOT, PeerError  # noqa: E402
 from ksandbox.sandbox import Aborted, Sandbox, Timings, deep_merge  # noqa: E402
 from ksandbox.scenario import ScenarioError, load  # noqa: E402
@@ -44,19 +48,53 @@ def interrupt_on_sigterm():
     signal.signal(signal.SIGTERM, handler)
 
 
-def play(sandboxes, printer, after=None):
+class LivePrinter:
+    """The side-by-side view (ksandbox/live.py) fed by every sandbox's run loop, each line
+    printed once every policy has reached its tick."""
+
+    def __init__(self, labels, phases, interval, printer):
+        self.view = live.LiveView(labels, phases, interval)
+        self.printer = printer
+        self.lock = threading.Lock()
+
+    def on_run(self, label, run):
+        with self.lock:
+            self._print(self.view.add(label, run))
+
+    def finish(self, label):
+        with self.lock:
+            self._print(self.view.finish(label))
+
+    def close(self):
+        with self.lock:
+            self._print(self.view.close())
+
+    def _print(self, lines):
+        for line in lines:
+            self.printer(line)
+
+
+def play(sandboxes, printer, after=None, finished=None):
     """Starts each sandbox and plays its scenario in its own thread; returns their results.
-    `after(sandbox)` runs once its scenario is over, while its peers still run.
-    Ctrl-C (KeyboardInterrupt in this thread) aborts them all and waits for their clean-up."""
+    `after(sandbox)` runs once its scenario is over, while its peers still run; `finished(label)`
+    once its scenario is over or failed. Ctrl-C (KeyboardInterrupt in this thread) aborts them
+    all and waits for their clean-up."""
     abort = sandboxes[0].abort
     results, failures = {}, []
 
     def worker(sandbox):
         try:
             with sandbox:
-                printer(f"{sandbox.label}: peers up (moto {sandbox.moto.endpoint}, Prometheus {sandbox.prometheus.url}), "
-                        f"kscaler every {sandbox.timings.interval:g}s")
-                results[sandbox.label] = sandbox.run_scenario()
+                if sandbox.on_run is None:
+                    printer(f"{sandbox.label}: peers up (moto {sandbox.moto.endpoint}, Prometheus {sandbox.prometheus.url}), "
+                            f"kscaler every {sandbox.timings.interval:g}s")
+                else:
+                    printer(f"{sandbox.label}: peers up (moto {sandbox.moto.endpoint}, Prometheus {sandbox.prometheus.url})")
+                try:
+                    results[sandbox.label] = sandbox.run_scenario()
+                finally:
+                    if finished is not None:
+                        finished(sandbox.label)
                 if after is not None:
                     after(sandbox)
         except Aborted:
@@ -144,6 +182,8 @@ def main():
         p.add_argument("--scenario", default=str(HERE / "scenarios/quiet-burst-quiet.toml"))
         p.add_argument("--out", default=str(REPO_ROOT / "sandbox-out"))
         p.add_argument("--interval", type=float, default=3.0, help="seconds between kscaler runs (default 3)")
+        p.add_argument("--verbose", action="store_true",
+                       help="every run's own lines (decision, state, first reason, drains) instead of one line per tick")
     args = parser.parse_args()
     interrupt_on_sigterm()
 
@@ -158,16 +198,30 @@ def main():
             chosen = [(label, path) for label, (path, _) in POLICIES.items()]
         else:
             chosen = [(Path(args.config).stem, Path(args.config))]
-        sandboxes = [Sandbox(label, scenario, path, out_dir / label, binary, timings, printer=printer, label=label, abort=abort)
+        # One line per tick, the policies side by side; --verbose: every run's own lines.
+        view = None if args.verbose else LivePrinter([label for label, _ in chosen], scenario.phases, timings.interval, printer)
+        sandboxes = [Sandbox(label, scenario, path, out_dir / label, binary, timings, printer=printer, label=label, abort=abort,
+                             on_run=view and view.on_run)
                      for label, path in chosen]
-        printer(f"scenario {scenario.name!r}: " + ", ".join(f"{p.name} {p.duration:g}s" for p in scenario.phases)
-                + f"; policies: {', '.join(label for label, _ in chosen)} (each in its own sandbox)")
+        opening = (f"scenario {scenario.name!r}: " + ", ".join(f"{p.name} {p.duration:g}s" for p in scenario.phases)
+                   + f"; policies: {', '.join(label for label, _ in chosen)} (each in its own sandbox)")
+        if view is None:
+            printer(opening)
+        else:
+            printer(f"scenario {scenario.name!r}: " + ", ".join(f"{p.name} {p.duration:g}s" for p in scenario.phases))
+            for line in live.wrap(f"policies: {', '.join(label for label, _ in chosen)}, each in its own sandbox, "
+                                  f"kscaler run every {timings.interval:g}s", live.WIDTH, "", "  "):
+                printer(line)
         started = time.time()
         replays = {}
         # The demo ends with a backtest of both policies over the kscaler sandbox's own history.
         after = (lambda sandbox: replays.update({sandbox.label: backtest(sandbox, binary, out_dir)})
                  if sandbox.label == "kscaler" else None) if args.command == "demo" else None
-        results = play(sandboxes, printer, after)
+        try:
+            results = play(sandboxes, printer, after, finished=view and view.finish)
+        finally:
+            if view is not None:
+                view.close()
         write_outputs(results, out_dir, printer)
         for text in replays.values():
             printer("\n" + text)

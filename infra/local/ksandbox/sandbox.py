@@ -72,7 +72,7 @@ class Result:
 
 class Sandbox:
     def __init__(self, name, scenario, config_template, out_dir, kscaler_bin, timings=Timings(), loops=1,
-                 config_overrides=None, printer=print, label=None, abort=None):
+                 config_overrides=None, printer=print, label=None, abort=None, on_run=None):
         self.name = name
         self.label = label or name
         self.scenario = scenario
@@ -81,6 +81,9 @@ class Sandbox:
         self.timings = timings
         self.loop_count = loops
         self.printer = printer
+        # Given, it receives each run as (loop name, run record) instead of the run's lines
+        # being printed (the demo's side-by-side view, ksandbox/live.py).
+        self.on_run = on_run
         self.abort = abort or threading.Event()
         template = yaml.safe_load(Path(config_template).read_text())
         self.config = deep_merge(template, config_overrides)
@@ -193,10 +196,13 @@ class Sandbox:
         print_lock = threading.Lock()
 
         def on_run(run):
+            if self.on_run is not None:
+                self.on_run(run.loop, run_record(run, self.started_at))
+                return
             record = self.cluster.record
-            state = describe_cluster(record.samples[-1] if record.samples else None, len(record.evictions))
+            sample = record.samples[-1] if record.samples else None
             with print_lock:
-                self.printer(describe(run, self.started_at, run.loop) + (f"\n{state}" if state else ""))
+                self.printer(verbose_lines(run, self.started_at, sample, len(record.evictions)))
 
         self.loops = [RunLoop(name, self.command, self.timings.interval, stop, on_run, self.started_at + offset)
                       for name, offset in zip(names, offsets)]
@@ -229,7 +235,7 @@ class Sandbox:
             instances=[dict(asdict(i), seen_at=i.seen_at - t0, ready_at=i.ready_at and i.ready_at - t0,
                             gone_at=i.gone_at and i.gone_at - t0,
                             node_deleted_at=i.node_deleted_at and i.node_deleted_at - t0) for i in list(record.instances.values())],
-            runs=[dict(asdict(r), t=r.started - t0, t_end=r.finished - t0) for r in runs],
+            runs=[run_record(r, t0) for r in runs],
             cluster_errors=list(record.errors),
             evictions=[dict(e, t=round(e["at"] - t0, 3)) for e in list(record.evictions)],
             ended=round(self.ended_at - t0, 3))
@@ -244,6 +250,19 @@ class Sandbox:
                 except Exception as error:  # stop the rest whatever happens
                     self.printer(f"sandbox {self.name}: stopping {type(part).__name__} failed: {error}")
         self.cluster = self.kube_api = self.prometheus = self.moto = None
+
+
+def run_record(run, t0):
+    """A run as the Result keeps it: the driver's fields plus its start and end in seconds
+    since the scenario started (`t0`)."""
+    return dict(asdict(run), t=run.started - t0, t_end=run.finished - t0)
+
+
+def verbose_lines(run, t0, sample, evictions):
+    """The full stream's text for one run (`--verbose`): its decision, action and first reason,
+    then the cluster's drains and budgets as `sample` shows them, when there are any."""
+    state = describe_cluster(sample, evictions)
+    return describe(run, t0, run.loop) + (f"\n{state}" if state else "")
 
 
 def prometheus_config(exporter_port):
