@@ -2,7 +2,8 @@
 #   make demo   – the local sandbox: kscaler scaling a simulated cluster on moto + Prometheus
 #   make test   – every test, against real peers on 127.0.0.1
 #   make bench  – benchmark figures and targets, against real peers on 127.0.0.1 (BENCHMARKS.md)
-.PHONY: test demo build release bench clean
+#   make deb    – dist/kscaler_<version>_<arch>.deb, to install on a server (README.md)
+.PHONY: test demo build release bench deb clean
 
 test:
 	scripts/test.sh
@@ -14,7 +15,10 @@ build:
 	swift build
 
 release:
-	swift build -c release --static-swift-stdlib
+	scripts/build-release.sh
+
+deb:
+	scripts/package-deb.sh
 
 bench:
 	benchmarks/bench.sh

@@ -3,7 +3,9 @@
 # when everything is present. Debian packages: libcurl headers (the HTTP layer), libssl headers
 # (SigV4's SHA-256 and HMAC come from libcrypto), libyaml headers (the YAML layer), openssl (a
 # TLS test peer), Prometheus and the Pushgateway (real peers), cloud-init (user-data schema),
-# the shellcheck linter, and kubectl when there is none (Debian's kubernetes-client is kubectl
+# the shellcheck linter, what `make deb` and its test use (dpkg-dev for dpkg-shlibdeps, lintian,
+# groff to render the manual page, zsh and fish to load the completions), and kubectl when
+# there is none (Debian's kubernetes-client is kubectl
 # 1.20; an existing kubectl, such as the CI image's Google Cloud dispatcher of kubectl 1.27 ...
 # 1.33 that the stand-in API server's tests are grounded against, is never replaced). Python
 # venv .venv: moto server (AWS peers; brings boto3 and PyYAML, which the sandbox uses), cfn-lint
@@ -12,7 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(libcurl4-openssl-dev libssl-dev libyaml-dev pkg-config openssl prometheus prometheus-pushgateway cloud-init shellcheck curl python3-venv tzdata podman)
+apt_packages=(libcurl4-openssl-dev libssl-dev libyaml-dev pkg-config openssl prometheus prometheus-pushgateway cloud-init shellcheck curl python3-venv tzdata podman
+              dpkg-dev lintian groff-base zsh fish)
 command -v kubectl >/dev/null || apt_packages+=(kubernetes-client)
 missing=()
 for p in "${apt_packages[@]}"; do

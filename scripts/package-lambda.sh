@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packages kscaler for AWS Lambda's OS-only runtime provided.al2023 (README.md, "Lambda"):
 #   .build/lambda/kscaler-lambda-<arch>.zip
-#     bootstrap          the release binary (--static-swift-stdlib), stripped; started by Lambda
+#     bootstrap          the release binary (--static-swift-stdlib), stripped (scripts/build-release.sh,
+#                        the same file the Debian package ships); started by Lambda
 #                        with AWS_LAMBDA_RUNTIME_API set and no arguments, it runs `kscaler lambda`
 #     lib/               the shared libraries it links that are not glibc (libcurl and its
 #                        dependencies, libstdc++, libgcc_s): Lambda puts /var/task/lib on
@@ -40,15 +41,13 @@ case "$(uname -m)" in
     *) echo "package-lambda: Lambda runs x86_64 or arm64, not $(uname -m)" >&2; exit 1 ;;
 esac
 
-swift build -c release --static-swift-stdlib --product kscaler
-binary=.build/release/kscaler
+# The stripped binary every package ships (scripts/build-release.sh); ldd reads the same file.
+binary=$(scripts/build-release.sh)
 stage=.build/lambda/stage-$arch
 zip_path=.build/lambda/kscaler-lambda-$arch.zip
 rm -rf "$stage" "$zip_path"
 mkdir -p "$stage/lib"
-cp "$binary" "$stage/bootstrap"
-strip "$stage/bootstrap"
-chmod 755 "$stage/bootstrap"
+install -m 0755 "$binary" "$stage/bootstrap"
 
 # Every shared library the binary loads, except glibc's own (the image's glibc must be used).
 ldd "$binary" | awk '/=> \// { print $1, $3 }' | while read -r name path; do

@@ -68,7 +68,7 @@ def test_the_zip_holds_bootstrap_its_libraries_and_the_config(packaged, tmp_path
     bootstrap.chmod(0o755)
     # Stripped: no symbol table (the release build has one).
     sections = ["readelf", "-S", "-W"]
-    assert b".symtab" in subprocess.run([*sections, str(REPO / ".build/release/kscaler")], capture_output=True, timeout=60).stdout
+    assert b".symtab" in subprocess.run([*sections, str(REPO / ".build/static/release/kscaler")], capture_output=True, timeout=60).stdout
     assert b".symtab" not in subprocess.run([*sections, str(bootstrap)], capture_output=True, timeout=60).stdout
     # With lib/ on the library path, as Lambda sets it, every library but glibc's comes from the zip.
     environment = {**os.environ, "LD_LIBRARY_PATH": str(tmp_path / "lib")}
