@@ -61,7 +61,12 @@ install -d -m 0755 "$root/lib/systemd/system/kscaler.service.d"
 printf '# The package installs kscaler in /usr/bin, not /usr/local/bin.\n[Service]\nExecStart=\n%s\n' \
     "${exec_start/\/usr\/local\/bin\//\/usr\/bin\/}" > "$root/lib/systemd/system/kscaler.service.d/package.conf"
 chmod 0644 "$root/lib/systemd/system/kscaler.service.d/package.conf"
-install -D -m 0644 infra/systemd/config.example.yaml "$root/etc/kscaler/config.yaml"
+# The starter config `kscaler config init` writes: every key with its default and a comment,
+# from the same schema the parser reads, so the packaged file cannot drift from the binary.
+# Its "<required: …>" values make `config check` (and the service) refuse it until filled.
+install -d -m 0755 "$root/etc/kscaler"
+"$binary" config init --output "$root/etc/kscaler/config.yaml"
+chmod 0644 "$root/etc/kscaler/config.yaml"
 install -D -m 0644 infra/systemd/kscaler.env.example "$root/etc/kscaler/kscaler.env"
 
 install -d -m 0755 "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \

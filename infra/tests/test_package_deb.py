@@ -3,7 +3,8 @@ describes: lintian finds no error or warning it was not told about (infra/deb/li
 gives each accepted tag with its reason); the listing has each path with its mode, owned by
 root; the control fields and Depends are those of the binary's own libraries; the manual page
 renders; the completions load in bash, zsh and fish; and unpacked into a scratch root, the
-binary answers --version, the example config passes `config check` and systemd accepts the
+binary answers --version, `config check` of the starter config names exactly what is left to
+fill and passes once it is filled, and systemd accepts the
 units with the package's drop-in."""
 
 import gzip
@@ -195,10 +196,26 @@ def test_the_installed_binary_answers_version_and_is_stripped(unpacked, control)
     assert ".symtab" not in run("readelf", "-S", "-W", binary).stdout
 
 
-def test_the_example_config_passes_config_check(unpacked):
-    environment = {"PATH": os.environ["PATH"], "HOME": str(unpacked), "AWS_REGION": "us-east-1"}
-    checked = run(unpacked / "usr/bin/kscaler", "config", "check", "--config", unpacked / "etc/kscaler/config.yaml",
-                  env=environment)
+def test_the_starter_config_names_what_to_fill_and_passes_once_filled(unpacked, tmp_path):
+    binary = unpacked / "usr/bin/kscaler"
+    shipped = unpacked / "etc/kscaler/config.yaml"
+    environment = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "AWS_REGION": "us-east-1"}
+    assert shipped.read_bytes() == run(binary, "config", "init", env=environment).stdout.encode()
+    refused = run(binary, "config", "check", "--config", shipped, env=environment)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    placeholders = re.findall(r'^\s*([a-z_]+):\s*"<required: ', shipped.read_text(), re.M)
+    assert placeholders, "the starter config has values to fill"
+    for key in placeholders:
+        assert key in refused.stdout + refused.stderr, key
+    filled = shipped.read_text()
+    filled = re.sub(r'^cluster_id: "<required: [^"]*"', "cluster_id: demo", filled, flags=re.M)
+    filled = re.sub(r'^table: "<required: [^"]*"', "table: kscaler", filled, flags=re.M)
+    filled = re.sub(r'^(\s*)url: "<required: [^"]*"', r"\1url: http://127.0.0.1:9090", filled, flags=re.M)
+    filled = re.sub(r'^(\s*)name: "<required: [^"]*"', r"\1name: kscaler-demo-general", filled, flags=re.M)
+    filled = re.sub(r'^(\s*)sizes: "<required: [^"]*"', r"\1sizes: {t3.large: {cpu: 2, memory: 8Gi}}", filled, flags=re.M)
+    config = tmp_path / "config.yaml"
+    config.write_text(filled)
+    checked = run(binary, "config", "check", "--config", config, env=environment)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
