@@ -122,7 +122,8 @@ extension Evaluator {
             observed.observation.learnedSizes.ec2.merge(estimated) { first, _ in first }
             let missing = unknown.filter { estimated[$0] == nil }
             if !missing.isEmpty {
-                observed.observation.learnedSizes.problems.append("EC2 DescribeInstanceTypes did not describe \(missing.joined(separator: ", "))")
+                observed.observation.learnedSizes.problems.append("EC2 DescribeInstanceTypes gave no usable size for "
+                    + "\(missing.joined(separator: ", ")) (not described, or too small for the kubelet's reservation)")
             }
         } catch {
             observed.observation.learnedSizes.problems.append("EC2 DescribeInstanceTypes failed: \(describeError(error))")
