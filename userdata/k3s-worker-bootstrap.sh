@@ -48,6 +48,7 @@ kscaler_worker_settings
   || kscaler_die "no k3s installer at $installer: bake it into the AMI or set KSCALER_K3S_INSTALL_URL"
 kscaler_init
 kscaler_wait_for "instance metadata" kscaler_load_identity
+kscaler_wait_for "instance metadata" kscaler_label_instance_type
 provider_id="aws:///$KSCALER_AZ/$KSCALER_INSTANCE_ID"
 kscaler_log "node $KSCALER_INSTANCE_ID ($provider_id), pool $KSCALER_POOL"
 mkdir -p "$KSCALER_ROOT${token_file%/*}" "${config%/*}" "${kubelet_dropin%/*}"

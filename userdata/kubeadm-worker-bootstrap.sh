@@ -48,6 +48,7 @@ kubeadm=${KSCALER_KUBEADM:-kubeadm}
 command -v "$kubeadm" >/dev/null || kscaler_die "no $kubeadm: bake kubeadm, the kubelet and a container runtime into the AMI"
 kscaler_init
 kscaler_wait_for "instance metadata" kscaler_load_identity
+kscaler_wait_for "instance metadata" kscaler_label_instance_type
 provider_id="aws:///$KSCALER_AZ/$KSCALER_INSTANCE_ID"
 kscaler_log "node $KSCALER_INSTANCE_ID ($provider_id), pool $KSCALER_POOL"
 kscaler_wait_for "join parameters" fetch_join_parameters

@@ -138,7 +138,37 @@ package struct EC2Client: Sendable {
         return data
     }
 
+    /// vCPUs and memory of the named instance types, in one call (paged). A name EC2 does not
+    /// know fails the call (`InvalidInstanceType`). A type answered without both figures is left out.
+    package func describeInstanceTypes(_ names: [String]) async throws -> [EC2InstanceTypeInfo] {
+        guard !names.isEmpty else { return [] }
+        let parameters = names.enumerated().map { ("InstanceType.\($0.offset + 1)", $0.element) }
+        return try await paged("DescribeInstanceTypes", parameters) { root in
+            let items = root.items("instanceTypeSet").compactMap { item -> EC2InstanceTypeInfo? in
+                guard let name = item.string("instanceType"),
+                      let vcpus = item.path("vCpuInfo", "defaultVCpus").flatMap({ Int($0.text) }),
+                      let memory = item.path("memoryInfo", "sizeInMiB").flatMap({ Int64($0.text) }) else { return nil }
+                return EC2InstanceTypeInfo(name: name, vcpus: vcpus, memoryMiB: memory)
+            }
+            let token = root.string("nextToken")
+            return (items, token?.isEmpty == false ? token : nil)
+        }
+    }
+
     static func newClientToken() -> String { "kscaler-\(UUID().uuidString.lowercased())" }
+}
+
+/// An instance type's hardware as `DescribeInstanceTypes` gives it.
+package struct EC2InstanceTypeInfo: Sendable, Equatable {
+    package var name: String
+    package var vcpus: Int
+    package var memoryMiB: Int64
+
+    package init(name: String, vcpus: Int, memoryMiB: Int64) {
+        self.name = name
+        self.vcpus = vcpus
+        self.memoryMiB = memoryMiB
+    }
 }
 
 extension AWSContext {

@@ -242,3 +242,15 @@ package struct TerminationRefused: Error, Sendable, CustomStringConvertible {
         "refused to terminate \(instances.joined(separator: ", ")): kscaler terminates only live, unprotected instances of its own cluster"
     }
 }
+
+extension EC2Fleet: MachineSizing {
+    /// `DescribeInstanceTypes` for all of them in one call, each less the kubelet's reservation
+    /// (`KubeletReservation`, 110 pods); a type whose reservation leaves nothing is left out.
+    package func estimatedSizes(of machineTypes: [String]) async throws -> [String: WorkerSize] {
+        var sizes: [String: WorkerSize] = [:]
+        for info in try await ec2.describeInstanceTypes(machineTypes) {
+            sizes[info.name] = KubeletReservation.allocatable(vcpus: info.vcpus, memoryMiB: info.memoryMiB)
+        }
+        return sizes
+    }
+}

@@ -216,13 +216,13 @@ package struct Evaluator: Sendable {
     func evaluate(state: StateDocument, mode: ActMode, report: RunReport, settle: Settle? = nil) async -> (RunReport, StateDocument) {
         var report = report, after = state
         do {
-            let observed = try await observe(state: state)
-            report.observation = observed.observation
+            var observed = try await observe(state: state)
             report.notes += observed.notes
             report.actions += observed.recovered
             after = state.applying(StateChanges(clearLaunchIntent: observed.intentSettled), pool: config.workers.pool)
             let decidedAt = clock()
-            let decision = decider(observed.observation, decidedAt)
+            let decision = await withEstimatedSizes(decider(observed.observation, decidedAt), observed: &observed, at: decidedAt)
+            report.observation = observed.observation
             report.decision = decision
             // A hold that ended is lifted by the first run that sees it.
             if let hold = state.hold, !hold.isActive(at: decidedAt) { after.hold = nil }
@@ -272,7 +272,9 @@ package struct Evaluator: Sendable {
     /// (an error, or signals missing).
     func outcome(of report: RunReport) -> RunReport.Outcome {
         if let fromActions = RunReport.Outcome.of(report.actions) { return fromActions }
-        return report.errors.isEmpty && report.decision?.halt != .missingSignals ? .nothing : .failed
+        // No action on doubt is a failed run: signals missing, or no instance type of known size.
+        let doubtful = report.decision?.halt.map { $0 == .missingSignals || $0 == .unknownSizes } ?? false
+        return report.errors.isEmpty && !doubtful ? .nothing : .failed
     }
 
     func finished(_ report: RunReport, outcome: RunReport.Outcome, error: String? = nil) -> RunReport {

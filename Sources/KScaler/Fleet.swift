@@ -65,6 +65,13 @@ package protocol Fleet: Sendable {
     func outcome(of error: any Error) -> FailedCallOutcome
 }
 
+/// A backend that can tell a machine type's allocatable from its hardware (EC2:
+/// `DescribeInstanceTypes` less the kubelet's reservation), for types no node has reported yet.
+package protocol MachineSizing: Sendable {
+    /// The estimated allocatable of each of `machineTypes` the backend knows, in one call.
+    func estimatedSizes(of machineTypes: [String]) async throws -> [String: WorkerSize]
+}
+
 extension Fleet {
     /// The live (pending or running) machines of this cluster.
     package func managedInstances() async throws -> [ManagedInstance] { try await listMachines().live }

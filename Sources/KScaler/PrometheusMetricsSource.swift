@@ -13,8 +13,14 @@ package struct PrometheusMetricsSource: MetricsSource {
     }
 
     package func observe(queries: [Signal: String], now: Date) async -> MetricsObservation {
-        let answers = await withTaskGroup(of: (Signal, Result<QueryResult, any Error>).self) { group in
-            for (signal, query) in queries {
+        await observe(queries: queries, sizesQuery: nil, now: now)
+    }
+
+    package func observe(queries: [Signal: String], sizesQuery: String?, now: Date) async -> MetricsObservation {
+        // Signal nil: the sizes query, one more in the same batch (not a round trip of its own).
+        let all: [(Signal?, String)] = queries.map { ($0.key, $0.value) } + (sizesQuery.map { [(nil, $0)] } ?? [])
+        let (answers, sizesAnswer) = await withTaskGroup(of: (Signal?, Result<QueryResult, any Error>).self) { group in
+            for (signal, query) in all {
                 group.addTask {
                     // The answer is bound before the tuple is built: Swift 6.3.1 in release mode
                     // loses the tuple's first element when it is written before the `try await`
@@ -25,15 +31,50 @@ package struct PrometheusMetricsSource: MetricsSource {
                 }
             }
             var answers: [Signal: Result<QueryResult, any Error>] = [:]
-            for await (signal, answer) in group { answers[signal] = answer }
-            return answers
+            var sizesAnswer: Result<QueryResult, any Error>?
+            for await (signal, answer) in group {
+                if let signal { answers[signal] = answer } else { sizesAnswer = answer }
+            }
+            return (answers, sizesAnswer)
         }
         var readings: [Signal: Reading] = [:]
         for signal in Signal.allCases {
             guard let answer = answers[signal] else { continue }
             readings[signal] = reading(signal, answer, now: now)
         }
-        return MetricsObservation(readings: readings, nodes: nodes(answers, readings: readings))
+        var observation = MetricsObservation(readings: readings, nodes: nodes(answers, readings: readings))
+        if let sizesAnswer { (observation.nodeSizes, observation.nodeSizesProblem) = nodeSizes(sizesAnswer, now: now) }
+        return observation
+    }
+
+    /// Sizes by instance type from `DefaultQueries.allocatableByInstanceType`'s answer: a type
+    /// with both CPU and memory, fresh, finite and positive; anything doubtful about a type
+    /// leaves it out (another source, or none, sizes it). A failed query is said, not thrown.
+    func nodeSizes(_ answer: Result<QueryResult, any Error>, now: Date) -> ([String: WorkerSize], String?) {
+        let result: QueryResult
+        switch answer {
+        case .failure(let error): return ([:], "node sizes from Prometheus: \(error)")
+        case .success(let value): result = value
+        }
+        var cpu: [String: Double] = [:], memory: [String: Double] = [:], doubtful: Set<String> = []
+        for sample in result.samples {
+            guard let type = sample.labels["label_node_kubernetes_io_instance_type"], !type.isEmpty else { continue }
+            guard case .fresh = sample.freshness(now: now, staleness: staleness), sample.value.isFinite, sample.value > 0 else {
+                doubtful.insert(type)
+                continue
+            }
+            switch sample.labels["resource"] {
+            case "cpu": cpu[type] = sample.value
+            case "memory": memory[type] = sample.value
+            default: continue
+            }
+        }
+        var sizes: [String: WorkerSize] = [:]
+        for (type, cores) in cpu where !doubtful.contains(type) {
+            guard let bytes = memory[type] else { continue }
+            sizes[type] = WorkerSize(cpuCores: cores, memoryBytes: Int64(bytes))
+        }
+        return (sizes, nil)
     }
 
     func reading(_ signal: Signal, _ answer: Result<QueryResult, any Error>, now: Date) -> Reading {

@@ -60,7 +60,10 @@ extension Evaluator {
         let machines = fleet.machines
         // With pools, utilisation is each pool's own (below, once its machines are known).
         let queries = config.queries(workerNodes: machines.workerNodeNames).filter { config.pools == nil || !Signal.utilization.contains($0.key) }
-        async let metricsObservation = metrics.observe(queries: queries, now: clock())
+        // Types without a configured size are learned from their Ready nodes: one query more
+        // in the same batch, and none when every size is configured.
+        let sizesQuery = config.typesToLearn.isEmpty ? nil : DefaultQueries.allocatableByInstanceType
+        async let metricsObservation = metrics.observe(queries: queries, sizesQuery: sizesQuery, now: clock())
         async let listingResult = fleet.listMachines()
         async let clusterResult = listCluster()
         let readings = await metricsObservation
@@ -79,7 +82,8 @@ extension Evaluator {
         let now = clock()
         var observation = Observation(readings: readings.readings, nodes: nodes, instances: listing.live, endedMachines: ended,
                                       state: state.pool(config.workers.pool), cluster: cluster, drains: state.drains,
-                                      abortedDrains: state.abortedDrains.filter { $0.until > now }, hold: state.hold)
+                                      abortedDrains: state.abortedDrains.filter { $0.until > now }, hold: state.hold,
+                                      learnedSizes: LearnedSizes(nodes: readings.nodeSizes, problems: readings.nodeSizesProblem.map { [$0] } ?? []))
         if let pools = config.pools {
             observation.state = ScalerState()
             observation.poolStates = Dictionary(pools.keys.map { ($0, state.pool($0)) }, uniquingKeysWith: { first, _ in first })
@@ -102,6 +106,29 @@ extension Evaluator {
         }
         observed.intentSettled = true
         return observed
+    }
+
+    /// The decision again with EC2's estimate for the types it left without a size, when it
+    /// needs them: it launches (a preferred type may have been skipped) or could not decide at
+    /// all for want of sizes. One `DescribeInstanceTypes` call for all those types; a run that
+    /// needs no size (steady, scale-down, every size known) makes none. A failed call is said
+    /// in the reasons and the types stay skipped (never launched on doubt).
+    func withEstimatedSizes(_ decision: Decision, observed: inout Observed, at decidedAt: Date) async -> Decision {
+        let unknown = decision.sizes.filter { $0.size == nil }.map(\.machineType)
+        let launches = if case .scaleUp = decision.action { true } else { false }
+        guard !unknown.isEmpty, launches || decision.halt == .unknownSizes, let sizing = fleet as? any MachineSizing else { return decision }
+        do {
+            let estimated = try await sizing.estimatedSizes(of: unknown)
+            observed.observation.learnedSizes.ec2.merge(estimated) { first, _ in first }
+            let missing = unknown.filter { estimated[$0] == nil }
+            if !missing.isEmpty {
+                observed.observation.learnedSizes.problems.append("EC2 DescribeInstanceTypes gave no usable size for "
+                    + "\(missing.joined(separator: ", ")) (not described, or too small for the kubelet's reservation)")
+            }
+        } catch {
+            observed.observation.learnedSizes.problems.append("EC2 DescribeInstanceTypes failed: \(describeError(error))")
+        }
+        return decider(observed.observation, decidedAt)
     }
 
     /// Each pool's utilisation signals, measured on its own machines' nodes: the default

@@ -276,6 +276,7 @@ kscaler_worker_settings
   || kscaler_die "no k3s installer at $installer: bake it into the AMI or set KSCALER_K3S_INSTALL_URL"
 kscaler_init
 kscaler_wait_for "instance metadata" kscaler_load_identity
+kscaler_wait_for "instance metadata" kscaler_label_instance_type
 provider_id="aws:///$KSCALER_AZ/$KSCALER_INSTANCE_ID"
 kscaler_log "node $KSCALER_INSTANCE_ID ($provider_id), pool $KSCALER_POOL"
 mkdir -p "$KSCALER_ROOT${token_file%/*}" "${config%/*}" "${kubelet_dropin%/*}"
@@ -520,6 +521,7 @@ kubeadm=${KSCALER_KUBEADM:-kubeadm}
 command -v "$kubeadm" >/dev/null || kscaler_die "no $kubeadm: bake kubeadm, the kubelet and a container runtime into the AMI"
 kscaler_init
 kscaler_wait_for "instance metadata" kscaler_load_identity
+kscaler_wait_for "instance metadata" kscaler_label_instance_type
 provider_id="aws:///$KSCALER_AZ/$KSCALER_INSTANCE_ID"
 kscaler_log "node $KSCALER_INSTANCE_ID ($provider_id), pool $KSCALER_POOL"
 kscaler_wait_for "join parameters" fetch_join_parameters
@@ -805,6 +807,17 @@ kscaler_write_logind_dropin() {
   printf '[Login]\nInhibitDelayMaxSec=%s\n' $(( KSCALER_GRACE + 5 )) > "$file"
   chmod 0644 "$file"
   systemctl kill --signal=SIGHUP systemd-logind.service || kscaler_log "warning: systemd-logind not reloaded"
+}
+
+# Adds the node.kubernetes.io/instance-type label from IMDS, as a cloud provider would set it:
+# kscaler learns each instance type's allocatable from its Ready nodes by this label. (k3s's
+# stub cloud provider keeps a kubelet-set value since v1.29.3; older k3s overwrites it with
+# "k3s", and kscaler then estimates the size from EC2 instead.) Needs kscaler_load_identity.
+kscaler_label_instance_type() {
+  local type
+  type=$(kscaler_imds instance-type) || return 1
+  [[ $type =~ ^[a-z0-9][a-z0-9.-]*$ ]] || return 1
+  KSCALER_LABELS+=("node.kubernetes.io/instance-type=$type")
 }
 
 """#,

@@ -146,11 +146,9 @@ extension ConfigReader {
             }
         }
         guard !isBroken("workers.sizes") else { return }
+        // A listed type without a size is learned at run time (Ready nodes, then EC2); only a
+        // launch template alone names no type to learn about.
         let path = "workers.sizes", sizes = workers.sizes, instanceTypes = workers.instanceTypes
-        for type in instanceTypes where sizes[type] == nil {
-            report("\(path).\(type)", "no size for instance type \(type)",
-                   fix: "add workers.sizes.\(type): {cpu: <cores>, memory: <bytes, e.g. 8Gi>} (allocatable, used to size scale-ups)")
-        }
         if !instanceTypes.isEmpty {
             for type in sizes.keys.sorted() where !instanceTypes.contains(type) {
                 let suggestion = closestMatch(to: type, among: instanceTypes).map { "did you mean \($0)? " } ?? ""
@@ -159,7 +157,8 @@ extension ConfigReader {
             }
         } else if sizes.isEmpty && usesTemplate {
             report(path, "with only a launch template kscaler cannot know how big a worker is",
-                   fix: "give at least one entry, e.g. sizes: {t3.large: {cpu: 2, memory: 8Gi}}; the smallest entry is the sizing unit for scale-ups")
+                   fix: "give at least one entry, e.g. sizes: {t3.large: {cpu: 2, memory: 8Gi}} (the smallest entry is the sizing unit for "
+                       + "scale-ups), or list workers.instance_types so their sizes are learned from Ready nodes or EC2")
         }
     }
 }

@@ -392,8 +392,9 @@ enum ConfigSettings {
         return [identity, (["workers", "launch_template", "version"], template.version)]
     }
 
-    /// Sizes are the scale-up sizing unit: every configured instance type needs one, and with a
-    /// launch template alone at least one entry must exist (the smallest is used).
+    /// Sizes are the scale-up sizing unit: a listed instance type without one is learned at run
+    /// time (Ready nodes, then EC2); with a launch template alone at least one entry must exist
+    /// (the smallest is used).
     private static var workerSizes: SettingSpec { SettingSpec(
         path: ["workers", "sizes"], shape: .dictionary,
         summary: "allocatable cpu and memory per instance type (sizes a burst in one run)",

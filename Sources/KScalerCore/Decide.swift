@@ -39,9 +39,16 @@ import Foundation
 /// With `schedules:` (`policy.schedules`), the bounds are those in force at `now`: the base
 /// raised by the active windows (`ScheduleStatus`). A raised min is a bound like any other
 /// (rule 4); when a window ends, a fleet above the restored min shrinks by rule 6 alone.
-package func decide(_ observation: Observation, policy: Policy, now: Date) -> Decision {
+///
+/// Sizes: each instance type's allocatable is the configured one (`workers.sizes`), else what
+/// its Ready nodes report, else the estimate from EC2 (`observation.learnedSizes`). A type no
+/// source knows is skipped; when a pool (or `workers`) is left with none, nothing happens.
+package func decide(_ observation: Observation, policy configured: Policy, now: Date) -> Decision {
+    let (policy, sizes) = configured.sized(by: observation.learnedSizes)
     var decision: Decision
-    if let hold = observation.hold, hold.isActive(at: now) {
+    if !sizes.unusable.isEmpty {
+        decision = Decision.unsized(sizes, observation: observation, policy: policy, now: now)
+    } else if let hold = observation.hold, hold.isActive(at: now) {
         decision = Decision.holding(hold, observation: observation, policy: policy, now: now)
     } else {
         let (effective, status) = policy.inForce(at: now)
@@ -56,7 +63,31 @@ package func decide(_ observation: Observation, policy: Policy, now: Date) -> De
         }
     }
     decision.protectedMachines = protectedMachines(observation, policy: policy, now: now)
+    decision.sizes = sizes.sizes
+    if sizes.unusable.isEmpty, !sizes.unknownTypes.isEmpty {
+        decision.reasons.append(Reason(.unknownSize, "\(sizes.unknownTypes.joined(separator: ", ")) skipped: "
+            + Decision.unknownSizeCause(observation.learnedSizes)))
+    }
     return decision
+}
+
+extension Decision {
+    /// Why a type has no size, and what gives it one.
+    static func unknownSizeCause(_ learned: LearnedSizes) -> String {
+        "no size known (not configured, no Ready node of the type, not from EC2"
+            + (learned.problems.isEmpty ? "" : ": " + learned.problems.joined(separator: "; "))
+            + "), never launched on doubt; add it under workers.sizes (or the pool's sizes) to launch it anyway"
+    }
+
+    /// No action at all: a pool (or `workers`) has no instance type of known size.
+    static func unsized(_ sizes: SizeResolution, observation: Observation, policy: Policy, now: Date) -> Decision {
+        let fleet = FleetView(observation: observation, policy: policy, now: now)
+        let reason = Reason(.unknownSize, "no action: \(sizes.unusable.joined(separator: ", ")) "
+            + "\(sizes.unusable.count == 1 ? "has" : "have") no instance type of known size (\(sizes.unknownTypes.joined(separator: ", "))): "
+            + unknownSizeCause(observation.learnedSizes))
+        return Decision(action: .none, failedBoots: [], halt: .unknownSizes, counts: fleet.counts(after: .none, halted: true), sizing: nil,
+                        launchCandidates: [], reasons: [reason], signals: [], cooldowns: [])
+    }
 }
 
 extension Policy {

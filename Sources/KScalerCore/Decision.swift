@@ -44,6 +44,8 @@ package struct Decision: Sendable, Equatable, Codable {
     package enum Halt: String, Sendable, Equatable, Codable {
         case missingSignals = "missing_signals"
         case clusterUnhealthy = "cluster_unhealthy"
+        /// No instance type of a pool (or of `workers`) has a known size: nothing is launched on doubt.
+        case unknownSizes = "unknown_sizes"
         /// An operator's request that cannot be carried out as asked (`Decision.manual`).
         case refused
     }
@@ -78,6 +80,8 @@ package struct Decision: Sendable, Equatable, Codable {
     package var headroom: HeadroomStatus?
     /// Managed machines never chosen as victims (or whose protection ended), and why.
     package var protectedMachines: [ProtectedMachine] = []
+    /// Each instance type's size this decision used and where it came from (config, nodes, EC2).
+    package var sizes: [TypeSize] = []
 
     package init(action: Action, failedBoots: [FailedBoot], halt: Halt?, counts: NodeCounts, sizing: SizingUnit?,
                 launchCandidates: [Offering], reasons: [Reason], signals: [SignalVerdict], cooldowns: [CooldownStatus],
@@ -112,7 +116,7 @@ package struct Decision: Sendable, Equatable, Codable {
     private enum CodingKeys: String, CodingKey {
         case action, failedBoots = "failed_boots", halt, counts, sizing, launchCandidates = "launch_candidates"
         case reasons, signals, cooldowns, drain, pools, unservablePods = "unservable_pods", manualTarget = "manual_target", schedule, headroom
-        case protectedMachines = "protected_machines"
+        case protectedMachines = "protected_machines", sizes
     }
 
     package init(from decoder: any Decoder) throws {
@@ -131,6 +135,7 @@ package struct Decision: Sendable, Equatable, Codable {
                   headroom: try container.decodeIfPresent(HeadroomStatus.self, forKey: .headroom))
         manualTarget = try container.decodeIfPresent(Int.self, forKey: .manualTarget)
         protectedMachines = try container.decodeIfPresent([ProtectedMachine].self, forKey: .protectedMachines) ?? []
+        sizes = try container.decodeIfPresent([TypeSize].self, forKey: .sizes) ?? []
     }
 }
 
@@ -327,6 +332,8 @@ package struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
         /// A cooldown stamp lies in the future (clock skew, or an edited state item).
         case futureTimestamp = "future_timestamp"
         case missingSignal = "missing_signal"
+        /// An instance type no source gave a size for: skipped (or, for all of them, no action).
+        case unknownSize = "unknown_size"
         case clusterUnhealthy = "cluster_unhealthy"
         /// Nodes whose machine is gone were left out of the counts and the health gate.
         case ghostNodes = "ghost_nodes"

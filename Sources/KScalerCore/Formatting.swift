@@ -8,7 +8,7 @@ import Foundation
 // locale-dependent formatters so output is the same on every machine.
 
 /// Up to `decimals` decimals, no trailing zeros: 5.5, 3, 0.45.
-func formatNumber(_ value: Double, decimals: Int = 6) -> String {
+package func formatNumber(_ value: Double, decimals: Int = 6) -> String {
     guard value.isFinite else { return value.isNaN ? "NaN" : (value > 0 ? "+Inf" : "-Inf") }
     var scale = 1.0
     for _ in 0..<decimals { scale *= 10 }
@@ -51,7 +51,7 @@ func formatBytes(_ bytes: Double) -> String {
 }
 
 /// Bytes as the Kubernetes quantity a user would write (exact binary unit when there is one).
-func formatQuantity(_ bytes: Int64) -> String {
+package func formatQuantity(_ bytes: Int64) -> String {
     for (suffix, size) in [("Ei", Int64(1) << 60), ("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)]
     where bytes >= size && bytes % size == 0 {
         return "\(bytes / size)\(suffix)"

@@ -265,11 +265,14 @@ package struct Observation: Sendable, Equatable, Codable {
     package var poolStates: [String: ScalerState]
     /// An operator's hold from the state item (`kscaler scale --hold`), in force or ended.
     package var hold: Hold?
+    /// Instance types' sizes learned from Ready nodes and EC2; `decide` puts the configured
+    /// ones first (`Policy.sized(by:)`).
+    package var learnedSizes: LearnedSizes
 
     package init(readings: [Signal: Reading], nodes: [NodeObservation], instances: [ManagedInstance],
                  endedMachines: Set<String> = [], state: ScalerState = ScalerState(), cluster: ClusterView? = nil,
                  drains: [OpenDrain] = [], abortedDrains: [AbortedDrain] = [], poolReadings: [String: [Signal: Reading]] = [:],
-                 poolStates: [String: ScalerState] = [:], hold: Hold? = nil) {
+                 poolStates: [String: ScalerState] = [:], hold: Hold? = nil, learnedSizes: LearnedSizes = LearnedSizes()) {
         self.readings = readings
         self.nodes = nodes
         self.instances = instances
@@ -281,6 +284,7 @@ package struct Observation: Sendable, Equatable, Codable {
         self.poolReadings = poolReadings
         self.poolStates = poolStates
         self.hold = hold
+        self.learnedSizes = learnedSizes
     }
 
     /// Nodes whose machine is gone (a terminated instance's Node object left behind): not
@@ -291,7 +295,7 @@ package struct Observation: Sendable, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case readings, nodes, instances, endedMachines = "ended_instances", state, drains, abortedDrains = "aborted_drains"
-        case poolReadings = "pool_readings", poolStates = "pool_states", hold
+        case poolReadings = "pool_readings", poolStates = "pool_states", hold, learnedSizes = "learned_sizes"
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -306,6 +310,7 @@ package struct Observation: Sendable, Equatable, Codable {
         if !poolReadings.isEmpty { try container.encode(poolReadings, forKey: .poolReadings) }
         if !poolStates.isEmpty { try container.encode(poolStates, forKey: .poolStates) }
         try container.encodeIfPresent(hold, forKey: .hold)
+        if !learnedSizes.isEmpty { try container.encode(learnedSizes, forKey: .learnedSizes) }
     }
 
     package init(from decoder: any Decoder) throws {
@@ -321,6 +326,7 @@ package struct Observation: Sendable, Equatable, Codable {
         poolReadings = try container.decodeIfPresent([String: [Signal: Reading]].self, forKey: .poolReadings) ?? [:]
         poolStates = try container.decodeIfPresent([String: ScalerState].self, forKey: .poolStates) ?? [:]
         hold = try container.decodeIfPresent(Hold.self, forKey: .hold)
+        learnedSizes = try container.decodeIfPresent(LearnedSizes.self, forKey: .learnedSizes) ?? LearnedSizes()
     }
 
     package func reading(_ signal: Signal) -> Reading { readings[signal] ?? .noData }

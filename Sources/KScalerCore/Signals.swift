@@ -98,6 +98,21 @@ package enum DefaultQueries {
         }
     }
 
+    /// Allocatable CPU (cores) and memory (bytes) per instance type: the smallest among the
+    /// Ready nodes of the type, one series per (type, resource), labelled
+    /// `label_node_kubernetes_io_instance_type` and `resource`. kube-state-metrics exports the
+    /// node's `node.kubernetes.io/instance-type` label only when allowed
+    /// (`--metric-labels-allowlist=nodes=[node.kubernetes.io/instance-type]`); without it
+    /// the answer is empty and sizes come from the config or EC2. The inner `max by` keep the
+    /// join valid while two kube-state-metrics pods report (a rollout).
+    package static let allocatableByInstanceType = """
+        min by (label_node_kubernetes_io_instance_type, resource) (\
+        max by (node, resource) (kube_node_status_allocatable{resource=~"cpu|memory"}) \
+        * on(node) group_left(label_node_kubernetes_io_instance_type) \
+        max by (node, label_node_kubernetes_io_instance_type) (kube_node_labels{label_node_kubernetes_io_instance_type!=""}) \
+        and on(node) (max by (node) (kube_node_status_condition{condition="Ready",status="true"}) == 1))
+        """
+
     /// Right-hand side of `and`: keeps the left side only while kube-state-metrics reports nodes.
     private static let kubeStateMetricsReporting = "on() (count(kube_node_info) > 0)"
 

@@ -45,9 +45,12 @@ struct ConfigCommand: AsyncParsableCommand {
                 ConfigCheckOutput.Setting(path: setting.path, value: setting.sensitive && !setting.value.isEmpty ? "<redacted>" : setting.value,
                                           source: loaded.source(of: setting.path).description)
             }
+            let sizes = ConfigCheckOutput.Size.all(loaded.config)
             if output == .json {
-                print(try JSONOutput.render(ConfigCheckOutput(file: loaded.file, kubernetes: kubernetes.description,
-                                                              warnings: kubernetes.warnings, log: log, settings: settings)))
+                var checked = ConfigCheckOutput(file: loaded.file, kubernetes: kubernetes.description,
+                                                warnings: kubernetes.warnings, log: log, settings: settings)
+                checked.sizes = sizes
+                print(try JSONOutput.render(checked))
                 return
             }
             print("configuration is valid\(loaded.file.map { " (file \($0))" } ?? " (environment only)")")
@@ -58,6 +61,15 @@ struct ConfigCommand: AsyncParsableCommand {
             let width = (settings.map(\.path.count).max() ?? 0) + 2
             for setting in settings {
                 print(ReportPrinter.pad(setting.path, width) + ReportPrinter.pad(setting.value.isEmpty ? "—" : setting.value, 28) + setting.source)
+            }
+            if !sizes.isEmpty {
+                print("")
+                print("sizes (allocatable per instance type: the config's, else Ready nodes', else EC2's estimate)")
+                for size in sizes {
+                    let name = (size.pool.map { "pools.\($0): " } ?? "") + size.instanceType
+                    let value = size.cpu.map { cpu in "\(cpu) cores, \(size.memory ?? "?")" } ?? "—"
+                    print("  " + ReportPrinter.pad(name, width) + ReportPrinter.pad(value, 28) + size.source)
+                }
             }
         }
     }
@@ -91,6 +103,32 @@ struct ConfigCheckOutput: Encodable {
     var log: Log
     var settings: [Setting] = []
     var problems: [Problem] = []
+    /// Each listed instance type's size source as far as the configuration tells: `config`, or
+    /// `learned at run time` (Ready nodes, then EC2; only a run can ask them).
+    var sizes: [Size] = []
+
+    struct Size: Encodable {
+        var pool: String?
+        var instanceType: String
+        var cpu: String?
+        var memory: String?
+        var source: String
+
+        static let learned = "learned at run time"
+
+        static func all(_ config: KScalerConfig) -> [Size] {
+            config.workerPools.flatMap { pool in
+                let types = pool.workers.instanceTypes.isEmpty ? pool.workers.sizes.keys.sorted() : pool.workers.instanceTypes
+                return types.map { type in
+                    let size = pool.workers.sizes[type]
+                    return Size(pool: config.pools == nil ? nil : pool.name, instanceType: type, cpu: size.map { formatNumber($0.cpuCores) },
+                                memory: size.map { formatQuantity($0.memoryBytes) }, source: size == nil ? learned : SizeSource.config.rawValue)
+                }
+            }
+        }
+
+        private enum CodingKeys: String, CodingKey { case pool, instanceType = "instance_type", cpu, memory, source }
+    }
 
     init(file: String?, kubernetes: String, warnings: [String], log: LogSettings, settings: [Setting]) {
         (valid, self.file, self.kubernetes, self.warnings, self.settings) = (true, file, kubernetes, warnings, settings)
@@ -104,7 +142,7 @@ struct ConfigCheckOutput: Encodable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case valid, file, kubernetes, warnings, log, settings, problems
+        case valid, file, kubernetes, warnings, log, settings, problems, sizes
     }
 }
 

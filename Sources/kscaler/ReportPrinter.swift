@@ -69,6 +69,12 @@ enum ReportPrinter {
                 }
                 lines.append("cooldown    " + pad(cooldown.name.rawValue, 34) + state)
             }
+            if !decision.sizes.isEmpty {
+                lines.append("sizes       " + decision.sizes.map { entry in
+                    guard let size = entry.size, let source = entry.source else { return "\(entry.machineType) unknown (skipped)" }
+                    return "\(entry.machineType) \(format(size.cpuCores)) cores, \(bytes(Double(size.memoryBytes))) (\(source.rawValue))"
+                }.joined(separator: " · "))
+            }
             if let schedule = decision.schedule { lines += describe(schedule, now: now) }
             if let headroom = decision.headroom { lines.append("headroom    " + describe(headroom)) }
             if !decision.pools.isEmpty {

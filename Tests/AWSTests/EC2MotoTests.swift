@@ -267,3 +267,25 @@ import TestSupport
         }
     }
 }
+
+/// DescribeInstanceTypes (sizes without typing) against moto's catalogue of real instance types.
+@Suite struct EC2InstanceTypesMotoTests {
+    @Test func vcpusAndMemoryOfTheNamedTypesInOneCall() async throws {
+        let moto = try Peers.moto()
+        // The read-only user: kscaler asks this with ec2:Describe* alone.
+        let types = try await EC2MotoTests().context(moto, readOnly: true).ec2.describeInstanceTypes(["t3.large", "m5.xlarge", "c5.large"])
+        #expect(Set(types.map(\.name)) == ["t3.large", "m5.xlarge", "c5.large"])
+        #expect(types.first { $0.name == "t3.large" } == EC2InstanceTypeInfo(name: "t3.large", vcpus: 2, memoryMiB: 8192))
+        #expect(types.first { $0.name == "m5.xlarge" } == EC2InstanceTypeInfo(name: "m5.xlarge", vcpus: 4, memoryMiB: 16384))
+        #expect(types.first { $0.name == "c5.large" } == EC2InstanceTypeInfo(name: "c5.large", vcpus: 2, memoryMiB: 4096))
+    }
+
+    @Test func aTypeEC2DoesNotKnowFailsTheCall() async throws {
+        let moto = try Peers.moto()
+        await #expect {
+            _ = try await EC2MotoTests().context(moto).ec2.describeInstanceTypes(["t3.large", "t3.largest"])
+        } throws: { error in
+            (error as? AWSError)?.code == "InvalidInstanceType"
+        }
+    }
+}

@@ -231,7 +231,7 @@ struct ConfigValidationTests {
             "cluster_id", "table", "prometheus.url", "prometheus.timeout", "nodes.min", "scale_up.cpu_threshold",
             "scale_up.max_step", "scale_up.cooldown", "scale_down.memory_threshold", "boot_grace",
             "health.max_not_ready_fraction", "victims.order", "victims.protected_instances", "workers.image_id",
-            "workers.subnets", "workers.sizes.t3.large", "lease.safety_margin", "scale-up",
+            "workers.subnets", "lease.safety_margin", "scale-up",
         ]
         for path in expected {
             #expect(paths.contains(path), "missing problem at \(path); got \(paths)")
@@ -343,10 +343,14 @@ struct ConfigValidationTests {
         #expect(problem(at: "workers.launch_template.version", in: template.with("workers.launch_template.version", "latest")) != nil)
     }
 
-    @Test("workers: sizes for every instance type; with a template alone, at least one size")
-    func workersSizes() {
+    @Test("workers: a listed type without a size is learned at run time; with a template alone, at least one size")
+    func workersSizes() throws {
         let missing = minimalConfig.with("workers.instance_types", ["t3.large", "m5.large"])
-        #expect(problem(at: "workers.sizes.m5.large", in: missing)?.message == "no size for instance type m5.large")
+        #expect(problems(missing).isEmpty)
+        let unsized = try KScalerConfig.parse(minimalConfig.with("workers.instance_types", ["t3.large", "m5.large"]).with("workers.sizes", ConfigValue.map([:]))).get()
+        #expect(unsized.workers.sizes.isEmpty)
+        #expect(unsized.typesToLearn == ["t3.large", "m5.large"])
+        #expect(try KScalerConfig.parse(missing).get().typesToLearn == ["m5.large"])
         let typo = minimalConfig.with(["workers", "sizes", "t3.larg"], ["cpu": 2, "memory": "8Gi"])
         #expect(problem(at: "workers.sizes.t3.larg", in: typo)?.fix.hasPrefix("did you mean t3.large?") == true)
         let templateOnly = minimalConfig.with("workers", ["launch_template": ["name": "w"]])

@@ -15,6 +15,8 @@ final class ClusterExporter: Sendable {
         var podCPU: [Double] = [0.1]
         var allocatableCPU = 2.0
         var allocatableMemory = 8.0 * 1_073_741_824
+        /// Its `node.kubernetes.io/instance-type` label (kube_node_labels); nil: none.
+        var instanceType: String?
     }
 
     struct PendingPod: Sendable {
@@ -91,6 +93,7 @@ final class ClusterExporter: Sendable {
         let description: [String: Any] = [
             "workers": cluster.workers.map { worker in
                 ["id": worker.instanceID, "ready": worker.ready, "cpu": worker.allocatableCPU, "memory": worker.allocatableMemory,
+                 "instance_type": worker.instanceType ?? "",
                  "pods": worker.podCPU.map { ["cpu": $0, "memory": 64.0 * 1_048_576] }] as [String: Any]
             },
             "pending": cluster.pending.map { ["cpu": $0.cpu, "memory": $0.memory] },

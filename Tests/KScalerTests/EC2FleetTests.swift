@@ -26,6 +26,14 @@ import TestSupport
             RunInstancesRequest(imageID: "ami-760aaa0f", instanceType: "t3.large", instanceTags: tags)).first?.id)
     }
 
+    @Test func estimatedSizesAreTheTypesHardwareLessTheKubeletReservation() async throws {
+        let fixture = try MotoFixture()
+        let sizes = try await fleet(fixture, cluster: Peers.uniqueName("sizes")).estimatedSizes(of: ["t3.large", "m5.xlarge"])
+        // t3.large: 2 vCPU, 8192 MiB → 2000m - 70m, 8192 - (255 + 11 × 110) - 100 MiB.
+        #expect(sizes == ["t3.large": WorkerSize(cpuCores: 1.93, memoryBytes: 6627 << 20),
+                          "m5.xlarge": WorkerSize(cpuCores: 3.92, memoryBytes: (16384 - 1465 - 100) << 20)])
+    }
+
     @Test func onlyLiveInstancesTaggedForTheClusterAreManaged() async throws {
         let fixture = try MotoFixture()
         let cluster = Peers.uniqueName("fleet")

@@ -22,8 +22,10 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
     /// kube-state-metrics replicas: every series comes once per job.
     /// `kubernetes` is the config's `kubernetes:` section; by default the API is off, so that no
     /// kubeconfig of the machine's user is ever picked up.
+    /// `instanceTypes` and `sizes` are the `workers:` entries (`sizes` nil: none, learned at run time).
     init(prometheusURL: String? = nil, extraConfig: String = "", minNodes: Int = 0, maxNodes: Int = 6, leaseTTL: String = "2m",
-         prometheusTimeout: String = "8s", scrapeJobs: Int = 1, kubernetes: String = "{enabled: false}") async throws {
+         prometheusTimeout: String = "8s", scrapeJobs: Int = 1, kubernetes: String = "{enabled: false}",
+         instanceTypes: String = "[t3.large]", sizes: String? = "{t3.large: {cpu: 2, memory: 8Gi}}") async throws {
         fixture = try MotoFixture()
         tableName = try await fixture.createTable()
         clusterID = Peers.uniqueName("e2e")
@@ -51,9 +53,9 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
         lease: {ttl: \(leaseTTL), safety_margin: 1s}
         workers:
           image_id: ami-760aaa0f
-          instance_types: [t3.large]
+          instance_types: \(instanceTypes)
           subnets: [\(subnet)]
-          sizes: {t3.large: {cpu: 2, memory: 8Gi}}
+        \(sizes.map { "  sizes: \($0)" } ?? "")
         kubernetes: \(kubernetes)
         \(extraConfig)
         """
@@ -64,10 +66,11 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
     /// also when `body` throws.
     static func with(prometheusURL: String? = nil, extraConfig: String = "", minNodes: Int = 0, maxNodes: Int = 6, leaseTTL: String = "2m",
                      prometheusTimeout: String = "8s", scrapeJobs: Int = 1, kubernetes: String = "{enabled: false}",
+                     instanceTypes: String = "[t3.large]", sizes: String? = "{t3.large: {cpu: 2, memory: 8Gi}}",
                      _ body: (EndToEndHarness) async throws -> Void) async throws {
         let harness = try await EndToEndHarness(prometheusURL: prometheusURL, extraConfig: extraConfig, minNodes: minNodes,
                                                 maxNodes: maxNodes, leaseTTL: leaseTTL, prometheusTimeout: prometheusTimeout,
-                                                scrapeJobs: scrapeJobs, kubernetes: kubernetes)
+                                                scrapeJobs: scrapeJobs, kubernetes: kubernetes, instanceTypes: instanceTypes, sizes: sizes)
         do {
             try await body(harness)
         } catch {

@@ -109,6 +109,24 @@ private func windowMaximum(_ signal: Signal, mode: UtilizationMode) async throws
         ])
         #expect(pods.values.allSatisfy { $0.labels.keys.sorted() == ["node"] })
     }
+
+    @Test func allocatableByInstanceTypeFromReadyNodesOnly() async throws {
+        #expect(try await sizesByType() == [
+            "m5.large": WorkerSize(cpuCores: 2, memoryBytes: 8 * 1_073_741_824),  // i-…0 and i-…1
+            "c5.xlarge": WorkerSize(cpuCores: 4, memoryBytes: 8 * 1_073_741_824),  // the control plane
+            // t3.medium: i-…2 and i-…3 are not Ready, so no size from them
+        ])
+        // One series per (type, resource), as the source reads them.
+        #expect(try await fakeClusterPrometheus().client().query(DefaultQueries.allocatableByInstanceType).samples.count == 4)
+    }
+}
+
+/// The run's reading of `DefaultQueries.allocatableByInstanceType`, in the batch with no signal.
+private func sizesByType() async throws -> [String: WorkerSize] {
+    let source = PrometheusMetricsSource(client: try fakeClusterPrometheus().client(), staleness: .seconds(60))
+    let observed = await source.observe(queries: [:], sizesQuery: DefaultQueries.allocatableByInstanceType, now: Date())
+    #expect(observed.nodeSizesProblem == nil)
+    return observed.nodeSizes
 }
 
 @Suite(.fakeCluster(.settled)) struct DefaultQueriesSettledClusterTests {
@@ -138,6 +156,11 @@ private func windowMaximum(_ signal: Signal, mode: UtilizationMode) async throws
         #expect(try await answer(signal, mode: .requests).isNoData)
     }
 
+    @Test func noNodeSizesWithoutKubeStateMetrics() async throws {
+        // No data is no size (the config or EC2 then sizes the types), never a size of zero.
+        #expect(try await sizesByType().isEmpty)
+    }
+
     @Test func usageSignalsStillAnswerFromNodeExporter() async throws {
         let cpu = try #require(try await number(.cpuUtilization, mode: .usage))
         #expect(abs(cpu - 1.0 / 3) < 1e-9, "cpu usage \(cpu)")
@@ -157,6 +180,11 @@ private func windowMaximum(_ signal: Signal, mode: UtilizationMode) async throws
     @Test func utilizationSharesAreUnchanged() async throws {
         #expect(try await number(.cpuUtilization) == 2.75 / 4)
         #expect(try await number(.memoryUtilization) == 4.5 / 16)
+    }
+
+    @Test func allocatableByInstanceTypeStillOneSeriesPerTypeAndResource() async throws {
+        #expect(try await fakeClusterPrometheus().client().query(DefaultQueries.allocatableByInstanceType).samples.count == 4)
+        #expect(try await sizesByType()["m5.large"] == WorkerSize(cpuCores: 2, memoryBytes: 8 * 1_073_741_824))
     }
 }
 

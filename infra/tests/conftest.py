@@ -123,6 +123,7 @@ class Imds:
             "instance-id": self.instance_id,
             "placement/availability-zone": zone,
             "placement/region": REGION,
+            "instance-type": "t3.large",
             "local-ipv4": local_ipv4,
             "iam/security-credentials/": role_name,
             f"iam/security-credentials/{role_name}": json.dumps(

@@ -187,7 +187,7 @@ def default_query_metrics():
 KUBE_STATE_METRICS = {
     "pods": {"kube_pod_status_unschedulable", "kube_pod_container_resource_requests", "kube_pod_status_phase",
              "kube_pod_info"},
-    "nodes": {"kube_node_info", "kube_node_status_condition", "kube_node_status_allocatable"},
+    "nodes": {"kube_node_info", "kube_node_status_condition", "kube_node_status_allocatable", "kube_node_labels"},
 }
 NODE_EXPORTER = {"node_cpu_seconds_total", "node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes",
                  "node_uname_info"}
@@ -200,6 +200,9 @@ def test_the_default_queries_read_only_metrics_the_manifests_collect():
     [resources] = [a.split("=", 1)[1] for a in ksm["args"] if a.startswith("--resources=")]
     collected = set().union(*(KUBE_STATE_METRICS[r] for r in resources.split(","))) | NODE_EXPORTER
     assert wanted <= collected, wanted - collected
+    # Sizes without typing: the instance-type label reaches kube_node_labels (Signals.swift's
+    # allocatableByInstanceType joins on label_node_kubernetes_io_instance_type).
+    assert "--metric-labels-allowlist=nodes=[node.kubernetes.io/instance-type]" in ksm["args"]
     jobs = {job["job_name"]: job for job in scrape_config()["scrape_configs"]}
     assert set(jobs) == {"kube-state-metrics", "node-exporter"}
     # kscaler joins kube_* series on node, namespace and pod as kube-state-metrics labels them.

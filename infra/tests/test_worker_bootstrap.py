@@ -76,7 +76,7 @@ def test_k3s_worker_joins_with_the_parameters_from_ssm(k3s_worker, moto, sandbox
         "token-file": "/etc/kscaler/join-token",
         "node-name": k3s_worker.imds.instance_id,
         "node-label+": [f"kscaler.io/cluster={k3s_worker.cluster}", "kscaler.io/pool=gpu",
-                        "workload=batch", "example.com/team=ml"],
+                        "workload=batch", "example.com/team=ml", "node.kubernetes.io/instance-type=t3.large"],
         "node-taint+": ["dedicated=gpu:NoSchedule", "spot:PreferNoSchedule"],
         "kubelet-arg+": [f"provider-id={k3s_worker.provider_id}"],
     }
@@ -214,7 +214,7 @@ def test_kubeadm_worker_joins_with_a_join_configuration_from_ssm(moto, imds_fact
     [join] = sandbox.records("kubeadm")
     assert join["argv"][:2] == ["join", "--config"]
     config = yaml.safe_load(join["files"][join["argv"][2]])
-    labels = f"kscaler.io/cluster={worker.cluster},kscaler.io/pool=batch,workload=batch"
+    labels = f"kscaler.io/cluster={worker.cluster},kscaler.io/pool=batch,workload=batch,node.kubernetes.io/instance-type=t3.large"
     expected_args = {"provider-id": worker.provider_id, "node-labels": labels}
     assert config == {
         "apiVersion": f"kubeadm.k8s.io/{api}",

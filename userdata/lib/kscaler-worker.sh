@@ -33,3 +33,14 @@ kscaler_write_logind_dropin() {
   chmod 0644 "$file"
   systemctl kill --signal=SIGHUP systemd-logind.service || kscaler_log "warning: systemd-logind not reloaded"
 }
+
+# Adds the node.kubernetes.io/instance-type label from IMDS, as a cloud provider would set it:
+# kscaler learns each instance type's allocatable from its Ready nodes by this label. (k3s's
+# stub cloud provider keeps a kubelet-set value since v1.29.3; older k3s overwrites it with
+# "k3s", and kscaler then estimates the size from EC2 instead.) Needs kscaler_load_identity.
+kscaler_label_instance_type() {
+  local type
+  type=$(kscaler_imds instance-type) || return 1
+  [[ $type =~ ^[a-z0-9][a-z0-9.-]*$ ]] || return 1
+  KSCALER_LABELS+=("node.kubernetes.io/instance-type=$type")
+}

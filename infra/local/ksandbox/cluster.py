@@ -575,7 +575,8 @@ class SimulatedCluster:
 
     def _node_metrics(self, node, now):
         metrics = exporter.Node(node.name, node.provider_id, node.ip, "true" if node.ready(now) else "false",
-                                float(node.size.cpu), float(node.size.memory))
+                                float(node.size.cpu), float(node.size.memory),
+                                instance_type=node.labels.get("node.kubernetes.io/instance-type", ""))
         if node.ready(now):
             cpus = max(1, int(round(node.size.cpu)))
             busy = node.busy_seconds / cpus

@@ -14,7 +14,7 @@ the sandbox's simulation builds it from its state (cluster.py); as a process (be
 the fixed clusters whose answers the Swift tests know, or a description in a JSON file re-read
 on every scrape, which a test or the benchmark rewrites between scenarios:
 
-    {"workers": [{"id": "i-0abc", "ready": true, "cpu": 2, "memory": 8589934592,
+    {"workers": [{"id": "i-0abc", "ready": true, "cpu": 2, "memory": 8589934592, "instance_type": "t3.large",
                   "pods": [{"cpu": 0.1, "memory": 67108864}]}],
      "pending": [{"cpu": 1.5, "memory": 2147483648}],
      "kube_state_metrics": "up"}          # or "empty" (answers, no series) or "down" (503)
@@ -50,6 +50,7 @@ class Node:
     cpu_seconds: list | None = None
     memory_total: float = 0
     memory_available: float = 0
+    instance_type: str = ""  # its node.kubernetes.io/instance-type label; "" = none
 
 
 @dataclass
@@ -101,6 +102,11 @@ def render_kube_state_metrics(cluster):
               container_runtime_version="containerd://1.7.11-k3s2", kubelet_version="v1.29.4+k3s1",
               kubeproxy_version="v1.29.4+k3s1", provider_id=n.provider_id, pod_cidr="",
               system_uuid=f"ec2-{n.name}", internal_ip=n.ip), 1) for n in nodes])
+    # As kube-state-metrics v2 with --metric-labels-allowlist=nodes=[node.kubernetes.io/instance-type]:
+    # a series per node, the label only where the node carries it.
+    family("kube_node_labels", "Kubernetes labels converted to Prometheus labels.", [
+        (dict(node=n.name, **({"label_node_kubernetes_io_instance_type": n.instance_type} if n.instance_type else {})), 1)
+        for n in nodes])
     family("kube_node_status_condition", "The condition of a cluster node.", [
         (dict(node=n.name, condition=condition, status=status),
          1 if status == (n.ready if condition == "Ready" else "false") else 0)
@@ -226,7 +232,8 @@ def described(description):
     for index, worker in enumerate(description.get("workers", [])):
         wid = worker["id"]
         nodes.append(Node(wid, f"aws:///us-east-1a/{wid}", f"10.0.1.{20 + index}", "true" if worker.get("ready", True) else "false",
-                          float(worker.get("cpu", 2.0)), float(worker.get("memory", 8.0 * GIB))))
+                          float(worker.get("cpu", 2.0)), float(worker.get("memory", 8.0 * GIB)),
+                          instance_type=worker.get("instance_type", "")))
         for i, pod in enumerate(worker.get("pods", [])):
             pods.append(Pod("default", f"app-{wid}-{i}", wid, "ReplicaSet", f"app-{wid}", "Running", False,
                             [("app", float(pod["cpu"]), float(pod["memory"]))]))
@@ -258,6 +265,7 @@ FIXED_NODES = [
     ("i-0123456789abcdef3", "us-east-1b", "i-0123456789abcdef3", "10.0.2.23", "unknown", 1, 4 * GIB, [1.0], 4 * GIB, GIB),
 ]
 _CP, W0, W1, W2, W3 = (n[0] for n in FIXED_NODES)
+FIXED_INSTANCE_TYPES = {_CP: "c5.xlarge", W0: "m5.large", W1: "m5.large", W2: "t3.medium", W3: "t3.medium"}
 
 # namespace, pod, node ("" = not scheduled), created_by_kind, phase, unschedulable, containers [(name, cpu, memory)]
 FIXED_PODS = [
@@ -292,6 +300,8 @@ def fixed(scenario, started=None):
       non-DaemonSet Pending|Running pods per node: i-…0: 2, i-…1: 0, i-…2: 1, i-…3: 1, ip-10-0-1-10: 1
       Ready: i-…0 yes, i-…1 yes, i-…2 false, i-…3 unknown, ip-10-0-1-10 (control plane) yes
       node-exporter: worker CPU idle fractions average 4/6 -> usage 1/3; worker memory 12 GiB of 24 GiB available -> 0.5
+      instance types (Ready nodes only): m5.large 2 cores / 8 GiB (i-…0, i-…1), c5.xlarge 4 cores / 8 GiB (the control
+      plane); t3.medium none (i-…2, i-…3 are not Ready)
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
@@ -307,7 +317,8 @@ def fixed(scenario, started=None):
 
     def snapshot():
         elapsed = time.time() - started
-        nodes = [Node(name, f"aws:///{zone}/{iid}", ip, ready, cpu, memory, cpu_seconds(idle, elapsed), total, available)
+        nodes = [Node(name, f"aws:///{zone}/{iid}", ip, ready, cpu, memory, cpu_seconds(idle, elapsed), total, available,
+                      FIXED_INSTANCE_TYPES[name])
                  for name, zone, iid, ip, ready, cpu, memory, idle, total, available in FIXED_NODES]
         return Cluster(nodes, pods, "down" if scenario == "ksm-down" else "up",
                        ("10.42.0.7:8080", "10.42.0.8:8080") if scenario == "ksm-rollout" else ("10.42.0.7:8080",))
