@@ -82,7 +82,7 @@ package enum StarterDiscovery {
         } catch {
             outcome.missing.append("workers.launch_template: could not list launch templates: \(error)")
         }
-        outcome.missing.append("workers.sizes: not discoverable (allocatable cpu and memory per instance type); fill it in")
+        outcome.missing.append("workers.instance_types: not discoverable (the types to launch, in preference order); fill it in")
         return outcome
     }
 

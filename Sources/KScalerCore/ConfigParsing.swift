@@ -155,7 +155,8 @@ extension ConfigReader {
                 report("\(path).\(type)", "\(type) is not one of workers.instance_types",
                        fix: suggestion + "size only the listed types, or add \(type) to workers.instance_types")
             }
-        } else if sizes.isEmpty && usesTemplate {
+        } else if sizes.isEmpty && usesTemplate && !isBroken("workers.instance_types") {
+            // (A broken or placeholder instance_types is reported already; its types would be learned.)
             report(path, "with only a launch template kscaler cannot know how big a worker is",
                    fix: "give at least one entry, e.g. sizes: {t3.large: {cpu: 2, memory: 8Gi}} (the smallest entry is the sizing unit for "
                        + "scale-ups), or list workers.instance_types so their sizes are learned from Ready nodes or EC2")

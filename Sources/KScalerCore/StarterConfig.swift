@@ -29,17 +29,17 @@ package struct StarterConfig: Sendable {
         return trimmed.hasPrefix("<required") && trimmed.hasSuffix(">")
     }
 
-    /// Workers need either a launch template or an image, instance types and subnets (and
-    /// sizes either way): the starter takes the launch template, the route with the fewest
-    /// values to fill, and asks for its name and one worker size.
+    /// Workers need either a launch template or an image, instance types and subnets: the
+    /// starter takes the launch template, the route with the fewest values to fill, and asks
+    /// for its name and the instance types (whose sizes are learned at run time when not given).
     static let launchTemplateHint = "the name of the launch template workers start from"
-    static let sizesHint = "allocatable cpu/memory of an instance type, e.g. {t3.large: {cpu: 2, memory: 8Gi}}"
+    static let instanceTypesHint = "instance types in preference order, e.g. [t3.large]"
 
     /// How to fill the placeholder at `path`.
     static func fix(forPlaceholderAt path: String) -> String {
         switch path {
         case "workers.launch_template.name": "set the launch template's name (or replace name: with id: lt-…)"
-        case "workers.sizes": "write the allocatable size of each instance type, e.g. sizes: {t3.large: {cpu: 2, memory: 8Gi}}"
+        case "workers.instance_types": "list the instance types to launch, in preference order, e.g. instance_types: [t3.large]"
         default: ConfigSettings.all.first { $0.dotted == path }?.requiredFix ?? "replace the placeholder with the value it asks for"
         }
     }
@@ -74,7 +74,7 @@ package struct StarterConfig: Sendable {
         let defaults = Self.defaults()
         var specs: [String: SettingSpec] = [:]
         for setting in ConfigSettings.all { specs[setting.dotted] = setting }
-        let values = self.values.merging(["workers.sizes": Self.yaml(Self.placeholder(Self.sizesHint))]) { given, _ in given }
+        let values = self.values.merging(["workers.instance_types": Self.yaml(Self.placeholder(Self.instanceTypesHint))]) { given, _ in given }
         for entry in Self.entries(ConfigSchema.root, path: [], specs: specs, defaults: defaults, machines: machines, values: values) {
             lines.append("")
             entry.render(indent: 0, commented: false, marker: "", into: &lines)

@@ -15,7 +15,7 @@ import TestSupport
         "table": "kscaler",
         "prometheus.url": "http://127.0.0.1:9090",
         "workers.launch_template.name": "workers",
-        "workers.sizes": "{t3.large: {cpu: 2, memory: 8Gi}}",
+        "workers.instance_types": "[t3.large]",
     ]
 
     /// Every key of the schema, `*` for a user-chosen name (`pools.<name>`) and `-` for a list
@@ -105,7 +105,7 @@ import TestSupport
         cluster_id: demo
         table: kscaler
         prometheus: {url: "http://127.0.0.1:9090"}
-        workers: {launch_template: {name: workers}, sizes: {t3.large: {cpu: 2, memory: 8Gi}}}
+        workers: {launch_template: {name: workers}, instance_types: [t3.large]}
         """
         let defaults = try Self.load(minimal).get()
         let listing = { (config: KScalerConfig) in config.effectiveSettings(machines: EC2Fleet.machines).map { "\($0.path)=\($0.value)" } }
@@ -118,7 +118,7 @@ import TestSupport
         let text = starter.render(machines: EC2Fleet.machines)
         #expect(text.contains("\n# a note\n"))
         guard case .failure(let errors) = Self.load(text) else { Issue.record("placeholders left, yet it passed"); return }
-        #expect(Set(errors.problems.map(\.path)) == ["table", "prometheus.url", "workers.launch_template.name", "workers.sizes"], "\(errors)")
+        #expect(Set(errors.problems.map(\.path)) == ["table", "prometheus.url", "workers.launch_template.name", "workers.instance_types"], "\(errors)")
         let config = try Self.load(Self.filled(text)).get().config
         #expect(config.clusterID == "prod-eu" && config.region == "eu-west-3" && config.workers.subnets == ["subnet-0abc", "subnet-0def"])
     }
@@ -257,12 +257,12 @@ import TestSupport
         #expect(text.contains("\n  subnets: [\(subnets.joined(separator: ", "))]\n"), "\(text)")
         #expect(text.contains("\n  security_groups: [\(group)]\n"), "only the group named with the cluster id: \(text)")
         #expect(text.contains("\n    name: \(templateName)\n"), "the template tagged with the cluster: \(text)")
-        #expect(result.stderr.contains("not found workers.sizes"), "\(result.stderr)")
-        #expect(text.contains("# --discover did not find:\n#   workers.sizes"), "said in the file too: \(text)")
+        #expect(result.stderr.contains("not found workers.instance_types"), "\(result.stderr)")
+        #expect(text.contains("# --discover did not find:\n#   workers.instance_types"), "said in the file too: \(text)")
 
         // What is left to fill is what discovery could not know.
         guard case .failure(let errors) = Self.load(text) else { Issue.record("placeholders left, yet it passed"); return }
-        #expect(Set(errors.problems.map(\.path)) == ["table", "prometheus.url", "workers.sizes"], "\(errors)")
+        #expect(Set(errors.problems.map(\.path)) == ["table", "prometheus.url", "workers.instance_types"], "\(errors)")
         let config = try Self.load(Self.filled(text)).get().config
         #expect(config.clusterID == cluster && config.workers.subnets == subnets && config.workers.securityGroups == [group])
         #expect(config.workers.launchTemplate?.identity == .name(templateName))
@@ -274,7 +274,7 @@ import TestSupport
         let result = try await KScalerProcess.run(["config", "init", "--discover", "--cluster-id", cluster], environment: fixture.moto.environment())
         #expect(result.status == 0, "\(result.combined)")
         for missing in ["workers.subnets: no subnet tagged kscaler:cluster=\(cluster)", "workers.security_groups: no security group",
-                        "workers.launch_template: no launch template", "workers.sizes"] {
+                        "workers.launch_template: no launch template", "workers.instance_types"] {
             #expect(result.stderr.contains("not found \(missing)"), "\(missing): \(result.stderr)")
             #expect(result.stdout.contains("#   \(missing)"), "\(missing): \(result.stdout)")
         }

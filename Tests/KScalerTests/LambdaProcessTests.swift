@@ -149,7 +149,7 @@ import TestSupport
             lambda.process.terminate()
             let (status, stderr) = await lambda.finish()
             #expect(status == 128 + SIGTERM, "\(stderr)")
-            let terminated = try #require(await runtime.result(of: longID, within: .seconds(5)), "\(stderr)")
+            let terminated = try #require(await runtime.result(of: longID, within: .seconds(60)), "\(stderr)")
             #expect(terminated.errorType == "KScaler.Terminated", "\(terminated.text)")
             #expect(terminated.errorMessage?.contains("lease released: true") == true, "\(terminated.text)")
             #expect(try await harness.table.holder().owner == nil)

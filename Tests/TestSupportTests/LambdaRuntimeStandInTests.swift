@@ -32,7 +32,7 @@ import TestSupport
         #expect(try await Self.send("POST", "\(base)/invocation/\(id)/response", body: "{}").status == 403, "a second result")
         #expect(try await Self.send("POST", "\(base)/invocation/\(id)/error", body: "{}").status == 403, "a second result")
         #expect(try await Self.send("GET", "\(base)/invocation/\(id)/nothing").status == 404)
-        let result = try #require(await runtime.result(of: id, within: .seconds(1)))
+        let result = try #require(await runtime.result(of: id, within: .seconds(60)))
         #expect(result.kind == .response)
         #expect(result.text == #"{"ok":true}"#)
     }
@@ -54,7 +54,7 @@ import TestSupport
         #expect(try await Self.send("POST", "\(base)/invocation/\(big)/response", body: tooLarge).status == 413)
         #expect(try await Self.send("POST", "\(base)/invocation/\(small)/error", body: #"{"errorMessage":"m","errorType":"KScaler.X"}"#,
                                     headers: [HTTPHeader("Lambda-Runtime-Function-Error-Type", "KScaler.X")]).status == 202)
-        let error = try #require(await runtime.result(of: small, within: .seconds(1)))
+        let error = try #require(await runtime.result(of: small, within: .seconds(60)))
         #expect(error.kind == .error && error.errorType == "KScaler.X" && error.errorMessage == "m")
         #expect(await runtime.result(of: big, within: .milliseconds(100)) == nil, "a refused response is no result")
     }
@@ -64,7 +64,7 @@ import TestSupport
         let runtime = try LambdaRuntimeStandIn()
         defer { runtime.stop() }
         let waiting = Task { try await Self.send("GET", "http://\(runtime.address)/2018-06-01/runtime/invocation/next") }
-        #expect(await runtime.waitForNextRequests(1, within: .seconds(10)))
+        #expect(await runtime.waitForNextRequests(1, within: .seconds(120)))
         try await Task.sleep(for: .milliseconds(300))
         let id = runtime.enqueue("{}")
         let next = try await waiting.value

@@ -212,7 +212,7 @@ def test_the_starter_config_names_what_to_fill_and_passes_once_filled(unpacked, 
     filled = re.sub(r'^table: "<required: [^"]*"', "table: kscaler", filled, flags=re.M)
     filled = re.sub(r'^(\s*)url: "<required: [^"]*"', r"\1url: http://127.0.0.1:9090", filled, flags=re.M)
     filled = re.sub(r'^(\s*)name: "<required: [^"]*"', r"\1name: kscaler-demo-general", filled, flags=re.M)
-    filled = re.sub(r'^(\s*)sizes: "<required: [^"]*"', r"\1sizes: {t3.large: {cpu: 2, memory: 8Gi}}", filled, flags=re.M)
+    filled = re.sub(r'^(\s*)instance_types: "<required: [^"]*"', r"\1instance_types: [t3.large]", filled, flags=re.M)
     config = tmp_path / "config.yaml"
     config.write_text(filled)
     checked = run(binary, "config", "check", "--config", config, env=environment)
