@@ -68,3 +68,23 @@ package func formatDate(_ date: Date) -> String {
 func formatDeadline(_ date: Date, now: Date) -> String {
     "\(formatDate(date)) (in \(formatDuration(date.timeIntervalSince(now))))"
 }
+
+/// A JSON string literal for `text` (also a valid YAML double-quoted scalar, which is how the
+/// starter config writes values that would not read back plain).
+package func jsonQuoted(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}

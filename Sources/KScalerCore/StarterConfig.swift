@@ -197,16 +197,6 @@ package struct StarterConfig: Sendable {
         let first = text.unicodeScalars.first!
         let ambiguous = ["y", "n", "yes", "no", "on", "off", "null"].contains(text.lowercased())
         if plain, !ambiguous, first != "-", first != ":", first != ".", text.last != ":" { return text }
-        var escaped = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            case "\n": escaped += "\\n"
-            case "\t": escaped += "\\t"
-            default: escaped.unicodeScalars.append(scalar)
-            }
-        }
-        return escaped + "\""
+        return jsonQuoted(text)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AWS
 import Logging
+import KScalerCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -144,23 +145,7 @@ enum JSONText {
     }
 
     /// A JSON string literal for `text`.
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    static func quote(_ text: String) -> String { jsonQuoted(text) }
 }
 
 extension GlobalOptions {
