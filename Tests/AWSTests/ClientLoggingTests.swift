@@ -13,10 +13,12 @@ import TestSupport
     /// Passes requests to libcurl and keeps what went out and came back, to know the values
     /// that must not be logged (the Authorization headers) and those that must (request ids).
     final class ExchangeRecordingTransport: HTTPTransport {
-        private let transport = CurlTransport()
+        private let transport: CurlTransport
         private let exchanges = Mutex<[(sent: [HTTPHeader], received: [HTTPHeader])]>([])
         var sentHeaders: [HTTPHeader] { exchanges.withLock { $0.flatMap(\.sent) } }
         var receivedHeaders: [HTTPHeader] { exchanges.withLock { $0.flatMap(\.received) } }
+
+        init(wrapping transport: CurlTransport) { self.transport = transport }
 
         func send(_ request: HTTPRequest) async throws -> HTTPResponse {
             let response = try await transport.send(request)
@@ -36,7 +38,7 @@ import TestSupport
     @Test func requestsAreLoggedWithOperationRequestIDAndElapsedTimeButNoSecret() async throws {
         let moto = try Peers.moto()
         let log = CapturedLog()
-        let transport = ExchangeRecordingTransport()
+        let transport = ExchangeRecordingTransport(wrapping: moto.transport)
         let base = context(moto, credentials: Credentials(accessKeyID: moto.accessKeyID, secretAccessKey: moto.secretAccessKey),
                            transport: transport, log: log)
         // Role credentials carry a session token, sent as X-Amz-Security-Token.
@@ -111,7 +113,7 @@ import TestSupport
         let log = CapturedLog()
         let wrongSecret = "wrong-secret-0123456789abcdefghijklmnopqrst"
         let aws = context(moto, credentials: Credentials(accessKeyID: moto.accessKeyID, secretAccessKey: wrongSecret),
-                          transport: CurlTransport(), log: log)
+                          transport: moto.transport, log: log)
         let error = await #expect(throws: AWSError.self) { _ = try await aws.sts.getCallerIdentity() }
         let failed = try #require(log.records("aws request failed").first)
         #expect(failed.metadata["reason"] == "SignatureDoesNotMatch (HTTP 403)")

@@ -13,12 +13,12 @@ import TestSupport
 @Suite struct EC2MotoTests {
     static let image = "ami-760aaa0f"
 
-    func context(_ moto: Peers.Moto, readOnly: Bool = false, transport: any HTTPTransport = CurlTransport()) -> AWSContext {
+    func context(_ moto: Peers.Moto, readOnly: Bool = false, transport: (any HTTPTransport)? = nil) -> AWSContext {
         let credentials = readOnly
             ? Credentials(accessKeyID: moto.readOnlyAccessKeyID, secretAccessKey: moto.readOnlySecretAccessKey)
             : Credentials(accessKeyID: moto.accessKeyID, secretAccessKey: moto.secretAccessKey)
         return AWSContext(environment: AWSEnvironment(variables: moto.environment()), region: "us-east-1", regionSource: "test",
-                          credentials: CredentialChain(fixed: credentials), transport: transport, retry: RetryPolicy(maxAttempts: 1))
+                          credentials: CredentialChain(fixed: credentials), transport: transport ?? moto.transport, retry: RetryPolicy(maxAttempts: 1))
     }
 
     static func clusterFilter(_ cluster: String, live: Bool = true) -> [(name: String, values: [String])] {
@@ -84,7 +84,7 @@ import TestSupport
 
     @Test func paginationReturnsEveryInstanceExactlyOnce() async throws {
         let moto = try Peers.moto()
-        let recording = RecordingTransport(wrapping: CurlTransport())
+        let recording = RecordingTransport(wrapping: moto.transport)
         let context = context(moto, transport: recording)
         let cluster = Peers.uniqueName("ec2-pages")
         var launchedIDs: [String] = []

@@ -11,7 +11,7 @@ import TestSupport
         let environment = AWSEnvironment(variables: moto.environment())
         let credentials = Credentials(accessKeyID: moto.accessKeyID, secretAccessKey: secret ?? moto.secretAccessKey)
         return AWSContext(environment: environment, region: "us-east-1", regionSource: "test",
-                          credentials: CredentialChain(fixed: credentials), transport: CurlTransport(),
+                          credentials: CredentialChain(fixed: credentials), transport: moto.transport,
                           retry: RetryPolicy(maxAttempts: 1))
     }
 
@@ -58,7 +58,7 @@ import TestSupport
             "AWS_ENDPOINT_URL": moto.endpoint,
             "AWS_EC2_METADATA_DISABLED": "true",
         ])
-        let chain = CredentialChain.standard(environment: environment, region: "us-east-1", transport: CurlTransport())
+        let chain = CredentialChain.standard(environment: environment, region: "us-east-1", transport: moto.transport)
         let resolved = try await chain.resolve()
         #expect(resolved.source == "profile ops")
         #expect(resolved.credentials.accessKeyID != moto.accessKeyID)

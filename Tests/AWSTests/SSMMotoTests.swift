@@ -12,7 +12,7 @@ import TestSupport
             ? Credentials(accessKeyID: moto.readOnlyAccessKeyID, secretAccessKey: moto.readOnlySecretAccessKey)
             : Credentials(accessKeyID: moto.accessKeyID, secretAccessKey: moto.secretAccessKey)
         return AWSContext(environment: AWSEnvironment(variables: moto.environment()), region: "us-east-1", regionSource: "test",
-                          credentials: CredentialChain(fixed: credentials), transport: CurlTransport(),
+                          credentials: CredentialChain(fixed: credentials), transport: moto.transport,
                           retry: RetryPolicy(maxAttempts: 1)).ssm
     }
 

@@ -17,7 +17,7 @@ struct MotoFixture {
                                       secretAccessKey: readOnly ? moto.readOnlySecretAccessKey : moto.secretAccessKey)
         let variables = moto.environment(extra: endpoint.map { ["AWS_ENDPOINT_URL": $0] } ?? [:])
         context = AWSContext(environment: AWSEnvironment(variables: variables), region: "us-east-1", regionSource: "test",
-                             credentials: CredentialChain(fixed: credentials), transport: CurlTransport(), retry: retry)
+                             credentials: CredentialChain(fixed: credentials), transport: moto.transport, retry: retry)
     }
 
     var dynamoDB: DynamoDBClient { DynamoDBClient(client: context.client(for: .dynamoDB, displayName: "DynamoDB")) }

@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import HTTP
 
 /// Coordinates of the real peers that `scripts/peers.sh start` runs on 127.0.0.1 (the README's
 /// test command does this). A test that needs a peer calls `Peers.moto()`; when the peer is not
@@ -22,6 +23,12 @@ package enum Peers {
         /// A user whose IAM policy allows only reads (Describe/Get/Query, GetCallerIdentity).
         package var readOnlyAccessKeyID: String
         package var readOnlySecretAccessKey: String
+
+        /// A transport that waits for moto as long as a loaded machine needs. moto answers one
+        /// request at a time (so that its conditional writes are atomic), and when the whole
+        /// suite starts at once on two busy cores, a request can queue longer than the
+        /// product's 10 s default. Tests that exercise kscaler's own timeouts use their own.
+        package var transport: CurlTransport { CurlTransport(connectTimeout: .seconds(30), totalTimeout: .seconds(120)) }
 
         /// Environment variables that point the AWS SDK conventions at this moto.
         package func environment(region: String = "us-east-1", readOnly: Bool = false, extra: [String: String] = [:]) -> [String: String] {

@@ -117,6 +117,7 @@ class Moto:
             wait_for("moto answering", lambda: http_ok(self.endpoint + "/moto-api/"), 20, log=self.process.log_text)
             self.users = {name: self._create_user(name, actions) for name, actions in users.items()}
             self.credentials = next(iter(self.users.values()))
+            self._warm()
         except BaseException:
             self.process.stop()
             raise
@@ -126,6 +127,22 @@ class Moto:
             raise PeerError(f"moto server exited at start; its log:\n{self.process.log_text()}")
         match = re.search(r"Running on http://127\.0\.0\.1:(\d+)", self.process.log_text())
         return match and int(match.group(1))
+
+    def _warm(self):
+        """Makes one signed call per service kscaler uses, so moto loads its EC2 catalogue
+        (about 2 s here, far more on a loaded machine) and its other backends now. Since moto
+        serves one request at a time, that first load would otherwise stall every request
+        queued behind it, and the tests' first calls would time out together."""
+        import botocore.session  # moto depends on botocore; imported here, only where needed
+
+        session = botocore.session.get_session()
+        calls = [("ec2", "describe_instances", {}), ("ec2", "describe_instance_types", {"InstanceTypes": ["t3.micro"]}),
+                 ("dynamodb", "list_tables", {}), ("ssm", "describe_parameters", {}), ("sts", "get_caller_identity", {})]
+        for service, operation, parameters in calls:
+            client = session.create_client(service, region_name=REGION, endpoint_url=self.endpoint,
+                                           aws_access_key_id=self.credentials.access_key_id,
+                                           aws_secret_access_key=self.credentials.secret_access_key)
+            getattr(client, operation)(**parameters)
 
     def _iam(self, params):
         # Unsigned requests pass while moto's no-auth allowance lasts; moto routes by the scope.
