@@ -90,18 +90,17 @@ package struct EC2Fleet: Fleet {
         return nil
     }
 
-    /// kscaler's EC2 workers are named after their instance id (the user data names the node: userdata/); a node
-    /// named otherwise is matched by its provider id `aws:///<az>/<instance-id>`.
-    package static let machines = MachineIdentity(workerNodeNames: "i-[0-9a-f]+", machineID: instanceID(nodeName:providerID:))
+    /// kscaler's EC2 workers are named after their instance id (the user data names the node:
+    /// userdata/); a node named otherwise is matched by its provider id, as the AWS cloud
+    /// provider sets it.
+    package static let machines = MachineIdentity(
+        backend: "ec2", providerID: try! IdentityTemplate("aws:///{zone}/{id}"), nodeName: .machineID,
+        machineIDs: "i-[0-9a-f]+", isMachineID: isInstanceID)
 
     package var machines: MachineIdentity { Self.machines }
 
     static func instanceID(nodeName: String, providerID: String?) -> String? {
-        if let providerID, providerID.hasPrefix("aws://"),
-           let last = providerID.split(separator: "/").last, isInstanceID(last) {
-            return String(last)
-        }
-        return isInstanceID(Substring(nodeName)) ? nodeName : nil
+        machines.machineID(nodeName, providerID)
     }
 
     private static func isInstanceID(_ text: Substring) -> Bool {

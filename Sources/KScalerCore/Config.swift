@@ -49,6 +49,8 @@ package struct KScalerConfig: Sendable, Equatable {
     package var schedules: [ScheduleWindow]
     /// Spare requested capacity kept free on the workers; with `pools:`, each pool's default.
     package var headroom: Headroom?
+    /// `fleet.backend`: where the workers run (EC2 unless said otherwise).
+    package var backend: FleetBackend = .ec2
 
     package init(
         clusterID: String,

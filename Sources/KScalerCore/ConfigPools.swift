@@ -117,7 +117,7 @@ enum PoolSection {
             scoped.scaleDown = pool.scaleDown
             scoped.headroom = pool.headroom
             let settings = ConfigSettings.poolScoped.flatMap { spec in
-                spec.listing(scoped, MachineIdentity(workerNodeNames: "", machineID: { _, _ in nil })).map { (prefix + ConfigSettings.poolKey($0.path), $0.value) }
+                spec.listing(scoped, MachineIdentity.none).map { (prefix + ConfigSettings.poolKey($0.path), $0.value) }
             }
             return settings + own
         }

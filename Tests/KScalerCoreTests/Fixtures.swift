@@ -12,10 +12,9 @@ let gib: Int64 = 1 << 30
 
 /// A backend that is not EC2, as the core sees one: workers named `worker-<n>`, the machine
 /// id in the provider id `test://<id>` when there is one.
-let workerMachines = MachineIdentity(workerNodeNames: "worker-[0-9]+", machineID: { name, providerID in
-    if let providerID, providerID.hasPrefix("test://") { return String(providerID.dropFirst("test://".count)) }
-    return name.hasPrefix("worker-") ? name : nil
-})
+let workerMachines = MachineIdentity(backend: "test", providerID: try! IdentityTemplate("test://{id}"),
+                                     nodeName: try! IdentityTemplate("{id}"), machineIDs: "worker-[0-9]+",
+                                     isMachineID: { ["worker-", "vm-", "i-"].contains(where: $0.hasPrefix) })
 
 extension Policy {
     /// Defaults from the schema; t3.large (2 vCPU, 8 GiB) then t3.xlarge (4 vCPU, 16 GiB) in two subnets.

@@ -93,7 +93,8 @@ import Testing
             journal.add("terminate \(instanceIDs.joined(separator: ",")) dryRun=\(dryRun)")
         }
         /// The fake's nodes are named after their machines.
-        var machines: MachineIdentity { MachineIdentity(workerNodeNames: "i-.+", machineID: { name, _ in name.hasPrefix("i-") ? name : nil }) }
+        var machines: MachineIdentity { MachineIdentity(backend: "test", providerID: nil, nodeName: .machineID, machineIDs: "i-.+",
+                                                        isMachineID: { $0.hasPrefix("i-") }) }
         /// The fakes throw the AWS layer's errors: judged as the EC2 fleet judges them.
         func outcome(of error: any Error) -> FailedCallOutcome { mayHaveTakenEffect(error) ? .unknown : .nothingHappened }
     }
