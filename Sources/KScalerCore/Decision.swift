@@ -339,6 +339,7 @@ package struct Reason: Sendable, Equatable, Codable, CustomStringConvertible {
         case ghostNodes = "ghost_nodes"
         case failedBoot = "failed_boot"
         case protectedFailedBoot = "protected_failed_boot"
+        case unconfirmedFailedBoot = "unconfirmed_failed_boot"
         case belowMinimum = "below_minimum"
         case aboveMaximum = "above_maximum"
         case unschedulablePods = "unschedulable_pods"

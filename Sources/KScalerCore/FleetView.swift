@@ -38,6 +38,10 @@ struct FleetView {
     let failedBoots: [ManagedInstance]
     /// Failed boots left alone because they are protected.
     let protectedFailedBoots: [ManagedInstance]
+    /// Machines with no node after `provision_timeout` on a backend that cannot tell a failed
+    /// boot from a node it cannot match: left alone, and still counted as capacity (were they
+    /// not, each would be replaced by another machine kscaler could not match either).
+    let unconfirmedFailedBoots: [ManagedInstance]
     /// Instances never chosen as victims now: tagged (not expired) or listed in `victims.protected_instances`.
     let protectedIDs: Set<String>
     let ready: Int
@@ -81,8 +85,10 @@ struct FleetView {
             instance.isProtected(at: now) || policy.victims.protectedInstances.contains(instance.id)
         }
         protectedIDs = Set(all.filter(isProtected).map(\.id))
-        failedBoots = failed.filter { !isProtected($0) }
-        protectedFailedBoots = failed.filter(isProtected)
+        let detectable = observation.failedBootsDetectable
+        failedBoots = detectable ? failed.filter { !isProtected($0) } : []
+        protectedFailedBoots = detectable ? failed.filter(isProtected) : []
+        unconfirmedFailedBoots = detectable ? [] : failed
         ready = instances.count(where: { statuses[$0.id] == .ready })
         booting = instances.count(where: { statuses[$0.id] == .booting || statuses[$0.id] == .unregistered })
         interrupted = instances.count(where: { $0.interrupted && statuses[$0.id] != .failedBoot })
@@ -148,7 +154,12 @@ struct FleetView {
             return Reason(.failedBoot, "failed boot: \(failed.instanceID) (\(place)) launched \(formatDuration(now.timeIntervalSince(failed.launchTime))) "
                 + "ago has no node after provision timeout \(timeout): terminate it; \(place) skipped until \(formatDate(offering.until))")
         }
-        return kept + going
+        let unconfirmed = unconfirmedFailedBoots.map { instance in
+            Reason(.unconfirmedFailedBoot, "\(instance.id) has no node \(formatDuration(now.timeIntervalSince(instance.launchTime))) "
+                + "after launch (provision timeout \(timeout)), but the backend declares no provider id for its nodes, so a node "
+                + "named otherwise may be this machine: left alone (give the backend's provider_id, or terminate it by hand)")
+        }
+        return kept + unconfirmed + going
     }
 
     /// The counts a decision reports: `current` excludes failed boots unless nothing may happen.

@@ -268,6 +268,10 @@ package struct Observation: Sendable, Equatable, Codable {
     /// Instance types' sizes learned from Ready nodes and EC2; `decide` puts the configured
     /// ones first (`Policy.sized(by:)`).
     package var learnedSizes: LearnedSizes
+    /// Whether the backend can tell a machine that never got a node from one whose node it
+    /// cannot see (`MachineIdentity.detectsFailedBoots`). When it cannot, no machine is
+    /// terminated as a failed boot: a healthy node named unexpectedly must never be killed.
+    package var failedBootsDetectable: Bool = true
 
     package init(readings: [Signal: Reading], nodes: [NodeObservation], instances: [ManagedInstance],
                  endedMachines: Set<String> = [], state: ScalerState = ScalerState(), cluster: ClusterView? = nil,
@@ -296,6 +300,7 @@ package struct Observation: Sendable, Equatable, Codable {
     private enum CodingKeys: String, CodingKey {
         case readings, nodes, instances, endedMachines = "ended_instances", state, drains, abortedDrains = "aborted_drains"
         case poolReadings = "pool_readings", poolStates = "pool_states", hold, learnedSizes = "learned_sizes"
+        case failedBootsDetectable = "failed_boots_detectable"
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -311,6 +316,7 @@ package struct Observation: Sendable, Equatable, Codable {
         if !poolStates.isEmpty { try container.encode(poolStates, forKey: .poolStates) }
         try container.encodeIfPresent(hold, forKey: .hold)
         if !learnedSizes.isEmpty { try container.encode(learnedSizes, forKey: .learnedSizes) }
+        if !failedBootsDetectable { try container.encode(false, forKey: .failedBootsDetectable) }
     }
 
     package init(from decoder: any Decoder) throws {
@@ -327,6 +333,7 @@ package struct Observation: Sendable, Equatable, Codable {
         poolStates = try container.decodeIfPresent([String: ScalerState].self, forKey: .poolStates) ?? [:]
         hold = try container.decodeIfPresent(Hold.self, forKey: .hold)
         learnedSizes = try container.decodeIfPresent(LearnedSizes.self, forKey: .learnedSizes) ?? LearnedSizes()
+        failedBootsDetectable = try container.decodeIfPresent(Bool.self, forKey: .failedBootsDetectable) ?? true
     }
 
     package func reading(_ signal: Signal) -> Reading { readings[signal] ?? .noData }
