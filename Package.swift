@@ -47,7 +47,10 @@ let package = Package(
         .target(name: "Prometheus", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")]),
         // One-shot calls to the Kubernetes API (nodes, pods, evictions, PDBs, events, access
         // reviews) and credentials resolved as kubectl resolves them (kubeconfig, exec, in-cluster).
-        .target(name: "Kubernetes", dependencies: ["HTTP", "YAML", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Kubernetes", dependencies: ["HTTP", "YAML", "Spawn", .product(name: "Logging", package: "swift-log")]),
+        // Runs a program bounded in time and output, off the cooperative pool (exec credential
+        // plugins, the exec fleet backend).
+        .target(name: "Spawn", dependencies: ["HTTP"]),
         .target(name: "KScalerCore"),
         // Prints how long decide() and the EC2 / Prometheus parsers take at several fleet sizes
         // (figures, no pass/fail; `make bench` checks the targets).
@@ -55,14 +58,14 @@ let package = Package(
         .target(
             name: "KScaler",
             dependencies: [
-                "KScalerCore", "AWS", "Prometheus", "Kubernetes", "HTTP", "SigV4", "YAML",
+                "KScalerCore", "AWS", "Prometheus", "Kubernetes", "HTTP", "SigV4", "YAML", "Spawn",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "kscaler",
             dependencies: [
-                "KScaler", "AWS", "HTTP",
+                "KScaler", "AWS", "HTTP", "Spawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -85,9 +85,10 @@ extension Doctor {
             async let launches = concurrently(config.workerPools) { pool in
                 await launchCheck(runtime, pool: config.pools == nil ? nil : pool)
             }
+            async let machines = config.backend == .ec2 ? nil : machinesCheck(runtime)
             async let prometheus = prometheusCheck(runtime)
             async let kubernetes = kubernetesChecks(runtime: runtime)
-            return await [table] + launches + [prometheus] + kubernetes
+            return await [table] + [machines].compactMap { $0 } + launches + [prometheus] + kubernetes
         case .server, .worker:
             // The pools' join parameters are usually one pair; each distinct one is checked once.
             var parameters: [(name: String, parameter: String)] = []
@@ -138,10 +139,15 @@ extension Doctor {
         let workers = pool?.workers ?? runtime.config.workers
         let first = Offering(machineType: workers.instanceTypes.first, placement: workers.subnets.first,
                              market: pool?.capacityType.markets.first ?? .onDemand)
-        let name = pool.map { "ec2 launch (pool \($0.name))" } ?? "ec2 launch"
+        let backend = runtime.config.backend
+        let name = pool.map { "\(backend.name) launch (pool \($0.name))" } ?? "\(backend.name) launch"
         do {
             let plan = LaunchPlan(launchID: "kscaler-doctor", count: 1, candidates: [first], pool: pool?.name)
             _ = try await runtime.fleet.launch(plan, dryRun: true)
+            guard backend == .ec2 else {
+                return DoctorCheck(name: name, passed: true, detail: "dry-run launch passed for \(first.machineType ?? "the default type")"
+                    + (first.placement.map { " in \($0)" } ?? ""))
+            }
             let what: String
             if let template = workers.launchTemplate {
                 let identity = switch template.identity { case .id(let id): id; case .name(let name): name }
@@ -151,7 +157,18 @@ extension Doctor {
             }
             return DoctorCheck(name: name, passed: true, detail: "RunInstances dry run passed for \(what)" + (first.market == .spot ? " (Spot)" : ""))
         } catch {
-            return DoctorCheck(name: name, passed: false, detail: "RunInstances dry run: \(error)")
+            return DoctorCheck(name: name, passed: false, detail: backend == .ec2 ? "RunInstances dry run: \(error)" : "dry-run launch: \(error)")
+        }
+    }
+
+    /// Another backend than EC2: its listing works and holds this cluster's machines.
+    static func machinesCheck(_ runtime: Runtime) async -> DoctorCheck {
+        let name = "\(runtime.config.backend.name) machines"
+        do {
+            let listing = try await runtime.fleet.listMachines()
+            return DoctorCheck(name: name, passed: true, detail: "\(listing.live.count) live and \(listing.ended.count) ended machines listed")
+        } catch {
+            return DoctorCheck(name: name, passed: false, detail: "\(error)")
         }
     }
 

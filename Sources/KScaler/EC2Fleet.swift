@@ -234,14 +234,6 @@ package struct EC2Fleet: Fleet {
     }
 }
 
-/// A termination kscaler refused before calling EC2: the instance is not one it may touch.
-package struct TerminationRefused: Error, Sendable, CustomStringConvertible {
-    package var instances: [String]
-    package var description: String {
-        "refused to terminate \(instances.joined(separator: ", ")): kscaler terminates only live, unprotected instances of its own cluster"
-    }
-}
-
 extension EC2Fleet: MachineSizing {
     /// `DescribeInstanceTypes` for all of them in one call, each less the kubelet's reservation
     /// (`KubeletReservation`, 110 pods); a type whose reservation leaves nothing is left out.

@@ -65,7 +65,7 @@ package struct Evaluator: Sendable {
     // MARK: run and plan
 
     package func run(_ invocation: Invocation) async -> RunReport {
-        let report = RunReport(runID: invocation.runID, mode: .run, clusterID: config.clusterID, startedAt: clock())
+        let report = RunReport(runID: invocation.runID, mode: .run, clusterID: config.clusterID, startedAt: clock(), backend: config.backend.name)
         return await withLease(invocation, report: report) { [self] lease, state, report in
             await evaluate(state: state, mode: .real(lease), report: report)
         }
@@ -74,14 +74,14 @@ package struct Evaluator: Sendable {
     /// The full observation and decision with no writes at all: no lease, no state, no
     /// history; EC2 actions only as `DryRun=true`, so missing IAM permissions show up.
     package func plan(_ invocation: Invocation) async -> RunReport {
-        await plan(invocation, report: RunReport(runID: invocation.runID, mode: .plan, clusterID: config.clusterID, startedAt: clock()))
+        await plan(invocation, report: RunReport(runID: invocation.runID, mode: .plan, clusterID: config.clusterID, startedAt: clock(), backend: config.backend.name))
     }
 
     /// An operator's request (`kscaler scale`): a run under the lease that decides by
     /// `Decision.manual` instead of the policy, acts the same way, sets or lifts the hold, and
     /// is recorded as manual whatever came of it. `dryRun` is its plan: nothing written.
     package func scale(_ invocation: Invocation, request: ManualRequest, dryRun: Bool = false) async -> RunReport {
-        var report = RunReport(runID: invocation.runID, mode: dryRun ? .plan : .run, clusterID: config.clusterID, startedAt: clock())
+        var report = RunReport(runID: invocation.runID, mode: dryRun ? .plan : .run, clusterID: config.clusterID, startedAt: clock(), backend: config.backend.name)
         report.manual = request
         let policy = config.policy
         let manual = Evaluator(config: config, store: store, fleet: fleet, metrics: metrics, cluster: cluster, decider: { observation, now in

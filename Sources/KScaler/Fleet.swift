@@ -103,3 +103,11 @@ package struct LaunchFailure: Error, Sendable, CustomStringConvertible {
 
     package var description: String { "launch failed: \(reason)" }
 }
+
+/// A termination kscaler refused before calling the backend: the machine is not one it may touch.
+package struct TerminationRefused: Error, Sendable, CustomStringConvertible {
+    package var instances: [String]
+    package var description: String {
+        "refused to terminate \(instances.joined(separator: ", ")): kscaler terminates only live, unprotected machines of its own cluster"
+    }
+}

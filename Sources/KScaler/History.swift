@@ -130,10 +130,12 @@ package struct RunEvent: Sendable, Equatable, Codable {
     package var hold: Hold?
     /// The `schedules:` windows that raised the bounds this run decided within (none: the base bounds).
     package var scheduledWindows: [String]?
+    /// The backend the run acted on (`fleet.backend`); nil in events written before backends.
+    package var backend: String?
 
     package init(runID: String, startedAt: Date, finishedAt: Date, outcome: Outcome, action: String, counts: NodeCounts?,
                 reasons: [String], actions: [ActionRecord], errors: [String], leaseToken: Int?, manual: ManualRequest? = nil, hold: Hold? = nil,
-                scheduledWindows: [String]? = nil) {
+                scheduledWindows: [String]? = nil, backend: String? = nil) {
         self.runID = runID
         self.startedAt = startedAt
         self.finishedAt = finishedAt
@@ -147,11 +149,12 @@ package struct RunEvent: Sendable, Equatable, Codable {
         self.manual = manual
         self.hold = hold
         self.scheduledWindows = scheduledWindows
+        self.backend = backend
     }
 
     enum CodingKeys: String, CodingKey {
         case runID = "run_id", startedAt = "started_at", finishedAt = "finished_at", outcome, action, counts, reasons, actions, errors
-        case leaseToken = "lease_token", manual, hold, scheduledWindows = "scheduled_windows"
+        case leaseToken = "lease_token", manual, hold, scheduledWindows = "scheduled_windows", backend
     }
 }
 

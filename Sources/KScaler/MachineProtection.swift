@@ -161,8 +161,11 @@ package struct ProtectionRefused: Error, Sendable, CustomStringConvertible {
 }
 
 extension Runtime {
-    /// The protect/unprotect operation over this runtime's fleet and Kubernetes API.
-    package func protector(logger: Logger) -> MachineProtector {
+    /// The protect/unprotect operation over this runtime's fleet and Kubernetes API; nil when
+    /// the backend is not EC2 (protection is then the backend's own `protected` flag, or
+    /// `victims.protected_instances`).
+    package func protector(logger: Logger) -> MachineProtector? {
+        guard let fleet = fleet as? EC2Fleet else { return nil }
         guard kubernetes.isOn else { return MachineProtector(fleet: fleet, kubernetes: nil) }
         let (access, ssm, timeout) = (kubernetes, aws.ssm, Duration.seconds(config.kubernetes.timeout))
         return MachineProtector(fleet: fleet, kubernetes: {

@@ -45,6 +45,9 @@ package struct Pushgateway: Sendable {
             for sample in samples { lines.append("\(name)\(sample.labels) \(format(sample.value))") }
         }
         let success = report.outcome == .acted || report.outcome == .nothing
+        if let backend = report.backend {
+            gauge("kscaler_backend_info", "The backend the last run acted on (fleet.backend), as a label.", [("{backend=\"\(backend)\"}", 1)])
+        }
         gauge("kscaler_last_run_timestamp_seconds", "When the last run finished (Unix seconds).", [("", report.finishedAt.timeIntervalSince1970)])
         gauge("kscaler_last_run_success", "1 if the last run observed, decided and acted without error.", [("", success ? 1 : 0)])
         gauge("kscaler_last_run_duration_seconds", "Wall time of the last run.", [("", report.finishedAt.timeIntervalSince(report.startedAt))])

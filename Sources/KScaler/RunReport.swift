@@ -64,8 +64,11 @@ package struct RunReport: Sendable, Codable {
     package var hold: Hold?
     /// This run set a new hold (`--hold`) or lifted one (`--release-hold`, or it had ended).
     package var holdChanged = false
+    /// The backend the run acted on (`fleet.backend`).
+    package var backend: String?
 
-    package init(runID: String, mode: Mode, clusterID: String, startedAt: Date) {
+    package init(runID: String, mode: Mode, clusterID: String, startedAt: Date, backend: String? = nil) {
+        self.backend = backend
         self.runID = runID
         self.mode = mode
         self.clusterID = clusterID
@@ -81,6 +84,7 @@ package struct RunReport: Sendable, Codable {
         case runID = "run_id", mode, clusterID = "cluster_id", startedAt = "started_at", finishedAt = "finished_at", outcome
         case lease, leaseReleased = "lease_released", observation, decision, actions, nodeCleanup = "node_cleanup"
         case drainDurations = "drain_durations", drainsOpen = "drains_open", notes, errors, manual, hold, holdChanged = "hold_changed"
+        case backend
     }
 
     /// The history event for this run, or nil when it neither decided, did nor failed anything
@@ -100,7 +104,7 @@ package struct RunReport: Sendable, Codable {
         return RunEvent(runID: runID, startedAt: startedAt, finishedAt: finishedAt, outcome: eventOutcome,
                         action: decision?.action.kindName ?? "none", counts: decision?.counts,
                         reasons: decision?.reasons.map(\.message) ?? [], actions: actions, errors: errors, leaseToken: lease?.token,
-                        manual: manual, hold: holdChanged ? hold : nil, scheduledWindows: scheduledWindows)
+                        manual: manual, hold: holdChanged ? hold : nil, scheduledWindows: scheduledWindows, backend: backend)
     }
 
     /// The windows that raised any bound this run decided within; nil when none did.

@@ -84,6 +84,7 @@ extension Evaluator {
                                       state: state.pool(config.workers.pool), cluster: cluster, drains: state.drains,
                                       abortedDrains: state.abortedDrains.filter { $0.until > now }, hold: state.hold,
                                       learnedSizes: LearnedSizes(nodes: readings.nodeSizes, problems: readings.nodeSizesProblem.map { [$0] } ?? []))
+        observation.failedBootsDetectable = machines.detectsFailedBoots
         if let pools = config.pools {
             observation.state = ScalerState()
             observation.poolStates = Dictionary(pools.keys.map { ($0, state.pool($0)) }, uniquingKeysWith: { first, _ in first })

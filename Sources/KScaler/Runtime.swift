@@ -12,7 +12,8 @@ package struct Runtime: Sendable {
     package let config: KScalerConfig
     package let aws: AWSContext
     package let table: KScalerTable
-    package let fleet: EC2Fleet
+    /// The backend's machines (`fleet.backend`).
+    package let fleet: any Fleet
     /// How the run reaches the Kubernetes API, or why it does not.
     package let kubernetes: KubernetesAccess
     let transport: any HTTPTransport
@@ -34,8 +35,27 @@ package struct Runtime: Sendable {
             config: config, aws: aws,
             table: KScalerTable(dynamoDB: DynamoDBClient(client: aws.client(for: .dynamoDB, displayName: "DynamoDB")),
                                 tableName: config.table, clusterID: config.clusterID, pool: config.workers.pool),
-            fleet: EC2Fleet(ec2: aws.ec2, config: config),
+            fleet: try makeFleet(config: config, aws: aws, environment: environment.variables),
             kubernetes: kubernetes, transport: transport)
+    }
+
+    /// The fleet of the configured backend.
+    static func makeFleet(config: KScalerConfig, aws: AWSContext, environment: [String: String]) throws -> any Fleet {
+        switch config.backend {
+        case .ec2: EC2Fleet(ec2: aws.ec2, config: config)
+        case .exec(let settings): ExecFleet(config: config, settings: settings, environment: environment)
+        case .proxmox: throw BackendUnavailable(backend: "proxmox")
+        }
+    }
+
+    /// How the configured backend's machines show up as nodes, without making the fleet
+    /// (`config check` lists the default queries with it).
+    package static func machineIdentity(for config: KScalerConfig) -> MachineIdentity {
+        switch config.backend {
+        case .ec2: EC2Fleet.machines
+        case .exec(let settings): ExecFleet.identity(settings)
+        case .proxmox: .none
+        }
     }
 
     /// The Kubernetes API as a run uses it, or nil when it is off. The client (and, for the
@@ -91,6 +111,12 @@ package struct Runtime: Sendable {
     package static func leaseOwner() -> String {
         makeLeaseOwner(hostname: ProcessInfo.processInfo.hostName, processID: ProcessInfo.processInfo.processIdentifier)
     }
+}
+
+/// A backend this build cannot drive.
+package struct BackendUnavailable: Error, CustomStringConvertible {
+    package var backend: String
+    package var description: String { "fleet.backend \(backend) is not available in this build" }
 }
 
 /// The Kubernetes API is asked for (or a kubeconfig exists) but cannot be used: the

@@ -58,7 +58,7 @@ extension ConfigReader {
         if given("pools") {
             checkPools(config, given: given)
         } else {
-            checkWorkers(config.workers, given: given)
+            checkWorkers(config.workers, backend: config.backend, given: given)
         }
         checkKubernetes(config.kubernetes, given: given)
         checkHeadroom(config, given: given)
@@ -94,7 +94,7 @@ extension ConfigReader {
         if pool.nodes.min > pool.nodes.max, !isBroken("nodes.min"), !isBroken("nodes.max") {
             report("nodes.min", "min \(pool.nodes.min) is above max \(pool.nodes.max)", fix: "make nodes.min at most nodes.max")
         }
-        checkWorkers(pool.workers, given: given)
+        checkWorkers(pool.workers, backend: pool.backend, given: given)
     }
 
     /// The token-in-SSM path needs its server and its token together, and is one way to reach
@@ -117,6 +117,30 @@ extension ConfigReader {
         }
     }
 
+    /// Another backend's workers: no EC2 launch settings, and machine types each with a size
+    /// (only EC2 can be asked how big a type is; a type no node has reported could never launch).
+    private mutating func checkMachines(_ workers: WorkerSettings, backend: FleetBackend, given: (String) -> Bool) {
+        for key in ["launch_template", "image_id", "security_groups", "instance_profile"] where given("workers.\(key)") {
+            report("workers.\(key)", "is an EC2 setting, and fleet.backend is \(backend.name)", fix: "remove it: the \(backend.name) backend makes its own machines")
+        }
+        if case .proxmox = backend, given("workers.subnets") {
+            report("workers.subnets", "is an EC2 setting, and fleet.backend is proxmox", fix: "remove it: fleet.proxmox.nodes says where clones run")
+        }
+        guard !isBroken("workers.instance_types"), !isBroken("workers.sizes") else { return }
+        if workers.instanceTypes.isEmpty {
+            report("workers.instance_types", "needs at least one machine type with fleet.backend: \(backend.name)",
+                   fix: "list the machine types to launch, each with a size, e.g. instance_types: [small] and sizes: {small: {cpu: 2, memory: 4Gi}}")
+            return
+        }
+        for type in workers.instanceTypes where workers.sizes[type] == nil {
+            report("workers.sizes.\(type)", "\(type) has no size, and the \(backend.name) backend cannot be asked for one",
+                   fix: "give its allocatable, e.g. sizes: {\(type): {cpu: 2, memory: 4Gi}}")
+        }
+        for type in workers.sizes.keys.sorted() where !workers.instanceTypes.contains(type) {
+            report("workers.sizes.\(type)", "\(type) is not one of workers.instance_types", fix: "size only the listed types, or add \(type) to workers.instance_types")
+        }
+    }
+
     /// Down-thresholds must sit below up-thresholds, or one run's scale-down is the next one's scale-up.
     mutating func checkThresholds(up: ScaleUpPolicy, down: ScaleDownPolicy) {
         let defaults = (up: ScaleUpPolicy(), down: ScaleDownPolicy())
@@ -132,7 +156,8 @@ extension ConfigReader {
 
     /// A launch template, or an image, instance types and subnets; and a size for every
     /// instance type (the sizing unit for scale-ups), or at least one with a template alone.
-    mutating func checkWorkers(_ workers: WorkerSettings, given: (String) -> Bool) {
+    mutating func checkWorkers(_ workers: WorkerSettings, backend: FleetBackend, given: (String) -> Bool) {
+        guard backend == .ec2 else { return checkMachines(workers, backend: backend, given: given) }
         let usesTemplate = given("workers.launch_template")
         if !usesTemplate {
             let fix = "set workers.launch_template (id or name), or both workers.image_id and workers.instance_types"

@@ -63,6 +63,25 @@ struct SettingSpec {
             requiredFix: required)
     }
 
+    /// A single value whose rule is the backend's: EC2's ids and types, or any name another
+    /// backend gives (`fleet:` is read first).
+    static func byBackend<Value>(_ path: String, _ summary: String, _ keyPath: WritableKeyPath<KScalerConfig, Value>,
+                                 ec2: @escaping (ConfigValue) -> Result<Value, ScalarError>,
+                                 other: @escaping (ConfigValue) -> Result<Value, ScalarError>, format: @escaping (Value) -> String) -> SettingSpec {
+        let keys = path.split(separator: ".").map(String.init)
+        return SettingSpec(
+            path: keys, shape: .value, summary: summary,
+            read: { reader, value, config in
+                guard let value else { return }
+                switch (config.backend == .ec2 ? ec2 : other)(value) {
+                case .success(let parsed): config[keyPath: keyPath] = parsed
+                case .failure(let error): reader.report(path, error.message, fix: error.fix)
+                }
+            },
+            listing: { config, _ in [(keys, format(config[keyPath: keyPath]))] },
+            environment: { [(keys, format($0[keyPath: keyPath]))] })
+    }
+
     /// An optional value: absent is nil, listed as "".
     static func optional<Value>(_ path: String, _ summary: String, _ keyPath: WritableKeyPath<KScalerConfig, Value?>,
                                 _ parse: @escaping (ConfigValue) -> Result<Value, ScalarError>,
@@ -118,7 +137,7 @@ enum Parse {
 enum ConfigSettings {
     /// Every setting, in documentation order (the order `config check` lists them).
     static var all: [SettingSpec] {
-        connection + Signal.allCases.map(signalQuery) + scaling + [headroom] + workers + [expander, pools, ScheduleSection.setting] + kubernetes
+        connection + fleet + Signal.allCases.map(signalQuery) + scaling + [headroom] + workers + [expander, pools, ScheduleSection.setting] + kubernetes
             + drain + bookkeeping
     }
 
@@ -191,8 +210,9 @@ enum ConfigSettings {
             .value("health.max_not_ready_nodes", "…and more than this many nodes are not Ready", \.health.maxNotReadyNodes,
                    Parse.integer(atLeast: 0), format: String.init),
             .value("victims.order", "newest_first or oldest_first, after fewest pods", \.victims.order, Parse.oneOf(VictimOrder.self), format: \.rawValue),
-            .value("victims.protected_instances", "instance ids never terminated", \.victims.protectedInstances,
-                   { TextRule.instanceID.parseList($0).map(Set.init) }, format: { Parse.list($0.sorted()) }),
+            .byBackend("victims.protected_instances", "instance (machine) ids never terminated", \.victims.protectedInstances,
+                       ec2: { TextRule.instanceID.parseList($0).map(Set.init) }, other: { TextRule.machineID.parseList($0).map(Set.init) },
+                       format: { Parse.list($0.sorted()) }),
         ]
     }
 
@@ -201,9 +221,10 @@ enum ConfigSettings {
             .value("workers.pool", "the pool name new workers carry (label kscaler.io/pool)", \.workers.pool, TextRule.pool.parse, format: { $0 }),
             launchTemplate,
             .optional("workers.image_id", "the AMI, without a launch template", \.workers.imageID, TextRule.imageID.parse, format: { $0 }),
-            .value("workers.instance_types", "instance types in preference order", \.workers.instanceTypes,
-                   TextRule.instanceType.parseList, format: Parse.list),
-            .value("workers.subnets", "subnets to launch in, fewest workers first", \.workers.subnets, TextRule.subnetID.parseList, format: Parse.list),
+            .byBackend("workers.instance_types", "instance types in preference order (other backends: machine types)", \.workers.instanceTypes,
+                       ec2: TextRule.instanceType.parseList, other: TextRule.machineType.parseList, format: Parse.list),
+            .byBackend("workers.subnets", "subnets to launch in, fewest workers first (exec: placements)", \.workers.subnets,
+                       ec2: TextRule.subnetID.parseList, other: TextRule.placement.parseList, format: Parse.list),
             .value("workers.security_groups", "security groups of new workers", \.workers.securityGroups,
                    TextRule.securityGroupID.parseList, format: Parse.list),
             .optional("workers.instance_profile", "the instance profile of new workers", \.workers.instanceProfile,

@@ -5,6 +5,7 @@ import Foundation
 #endif
 import HTTP
 import Logging
+import Spawn
 
 #if canImport(Glibc)
 import Glibc
@@ -23,8 +24,8 @@ extension ExecPlugin {
         childEnvironment["KUBERNETES_EXEC_INFO"] = String(decoding: execInfo.encoded(), as: UTF8.self)
 
         let started = ContinuousClock.now
-        let outcome = await PluginProcess.run(executable: executable, arguments: arguments, environment: childEnvironment, timeout: timeout)
-        let output: PluginProcess.Output
+        let outcome = await BoundedProcess.run(executable: executable, arguments: arguments, environment: childEnvironment, timeout: timeout)
+        let output: BoundedProcess.Output
         switch outcome {
         case .failure(let error):
             throw .credentials("exec plugin \(executable) cannot be started: \(error.reason)\(hint)")
@@ -80,15 +81,8 @@ extension ExecPlugin {
     /// the plugin environment's PATH, as kubectl's `exec.LookPath` finds it.
     func resolvedExecutable() throws(KubernetesError) -> String {
         guard !command.isEmpty else { throw .credentials("the kubeconfig's exec plugin has an empty command") }
-        if command.contains("/") { return command }
         let path = environment["PATH"] ?? ""
-        for directory in path.split(separator: ":", omittingEmptySubsequences: true) {
-            let candidate = "\(directory)/\(command)"
-            var status = stat()
-            if stat(candidate, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
-                return candidate
-            }
-        }
+        if let executable = BoundedProcess.resolve(command, path: path) { return executable }
         throw .credentials("exec plugin command \"\(command)\" was not found in PATH (\(path.isEmpty ? "PATH is empty" : path))\(hint)")
     }
 

@@ -43,6 +43,8 @@ extension ConfigOptions {
     /// Worker user data for launches (nil when the launch template carries its own); a value
     /// it cannot hold is a configuration error (exit 2), reported by `config check` and `run` alike.
     static func workerUserData(for config: KScalerConfig) throws {
+        // Only EC2 launches with kscaler's user data; other backends boot their own way.
+        guard config.backend == .ec2 else { return }
         for pool in config.workerPools {
             do {
                 _ = try UserDataRenderer.workerUserData(for: config.scoped(to: pool))

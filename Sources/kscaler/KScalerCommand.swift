@@ -15,7 +15,7 @@ struct KScalerCommand: AsyncParsableCommand {
         version: kscalerVersion,
         subcommands: [RunCommand.self, PlanCommand.self, ScaleCommand.self, ProtectCommand.self, UnprotectCommand.self, DoctorCommand.self,
                       ConfigCommand.self, LeaseCommand.self, HistoryCommand.self, BacktestCommand.self, UserdataCommand.self,
-                      LambdaCommand.self]
+                      LambdaCommand.self, BackendCommand.self]
     )
 
     /// Started by AWS Lambda as `bootstrap` (`AWS_LAMBDA_RUNTIME_API` set, no arguments), the

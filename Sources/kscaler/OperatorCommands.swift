@@ -41,7 +41,7 @@ struct ConfigCommand: AsyncParsableCommand {
                 printError("kscaler: \(KubernetesConfigurationError(problem: "\(error)"))")
                 throw KScalerExit.invalidConfig
             }
-            let settings = loaded.config.effectiveSettings(machines: EC2Fleet.machines).map { setting in
+            let settings = loaded.config.effectiveSettings(machines: Runtime.machineIdentity(for: loaded.config)).map { setting in
                 ConfigCheckOutput.Setting(path: setting.path, value: setting.sensitive && !setting.value.isEmpty ? "<redacted>" : setting.value,
                                           source: loaded.source(of: setting.path).description)
             }

@@ -87,7 +87,11 @@ private struct ProtectionRun {
             printError("kscaler: \(error)")
             throw KScalerExit.observationFailed
         }
-        let protector = runtime.protector(logger: logger)
+        guard let protector = runtime.protector(logger: logger) else {
+            printError("kscaler: protect and unprotect tag EC2 instances, and fleet.backend is \(config.backend.name). Nothing was changed. "
+                + "Fix: list the machine in victims.protected_instances, or have your backend mark it protected.")
+            throw KScalerExit.invalidConfig
+        }
         let (resolved, instance): (MachineProtector.Target, EC2Instance)
         do {
             (resolved, instance) = try await protector.resolve(target)

@@ -126,7 +126,7 @@ enum Evaluation {
         } catch {
             return Finished(report: nil, exit: KScalerExit.observationFailed, problem: "cannot start: \(error)")
         }
-        if let (pool, problem) = runtime.fleet.unrenderableUserData {
+        if let (pool, problem) = (runtime.fleet as? EC2Fleet)?.unrenderableUserData {
             let which = runtime.config.pools == nil ? "" : " of pool \(pool)"
             return Finished(report: nil, exit: KScalerExit.invalidConfig,
                             problem: "the worker user data\(which) cannot be rendered from this configuration: \(problem)")
