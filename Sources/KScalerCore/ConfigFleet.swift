@@ -73,7 +73,7 @@ extension ConfigSettings {
             let url = reader.require(section, "url", fix: "set fleet.proxmox.url, e.g. https://pve.example.net:8006",
                                      urlParser(field: "fleet.proxmox.url"))
             let tokenID = reader.require(section, "token_id", fix: "set fleet.proxmox.token_id to the API token's id, e.g. kscaler@pve!autoscaler",
-                                         TextRule.proxmoxTokenID.parse)
+                                         tokenIDParser)
             let secretFile = reader.read(section, "token_secret_file", TextRule.path.parse)
             let secretParameter = reader.read(section, "token_secret_parameter", TextRule.ssmParameter.parse)
             var secret: SecretSource?
@@ -116,6 +116,21 @@ extension ConfigSettings {
                     return .failure(ScalarError(message: "\"\(program)\" is neither an absolute path nor a name on PATH", fix: "write an absolute path"))
                 }
                 return .success(argv)
+            }
+        }
+    }
+
+    /// The token's id, never echoed: a value pasted as `id=secret` would carry the secret.
+    private static var tokenIDParser: (ConfigValue) -> Result<String, ScalarError> {
+        { value in
+            Scalar.string(value).flatMap { text in
+                let text = Scalar.trimmed(text)
+                if text.contains("=") {
+                    return .failure(ScalarError(message: "holds a \"=\": it looks like the token's secret is in it (not shown here)",
+                                                fix: "keep only user@realm!tokenid here, put the secret in the file named by token_secret_file"))
+                }
+                return TextRule.proxmoxTokenID.isValid(text) ? .success(text)
+                    : .failure(ScalarError(message: "is not a Proxmox API token id (user@realm!tokenid)", fix: TextRule.proxmoxTokenID.fix))
             }
         }
     }
