@@ -23,9 +23,10 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
     /// `kubernetes` is the config's `kubernetes:` section; by default the API is off, so that no
     /// kubeconfig of the machine's user is ever picked up.
     /// `instanceTypes` and `sizes` are the `workers:` entries (`sizes` nil: none, learned at run time).
+    /// `workers` replaces the whole EC2 `workers:` section (another backend's, with `fleet:` in `extraConfig`).
     init(prometheusURL: String? = nil, extraConfig: String = "", minNodes: Int = 0, maxNodes: Int = 6, leaseTTL: String = "2m",
          prometheusTimeout: String = "8s", scrapeJobs: Int = 1, kubernetes: String = "{enabled: false}",
-         instanceTypes: String = "[t3.large]", sizes: String? = "{t3.large: {cpu: 2, memory: 8Gi}}") async throws {
+         instanceTypes: String = "[t3.large]", sizes: String? = "{t3.large: {cpu: 2, memory: 8Gi}}", workers: String? = nil) async throws {
         fixture = try MotoFixture()
         tableName = try await fixture.createTable()
         clusterID = Peers.uniqueName("e2e")
@@ -51,11 +52,13 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
         scale_down: {cooldown: 1s, delay_after_scale_up: 1s, stabilization_window: 3s, without_drain: true}
         boot_grace: 1s
         lease: {ttl: \(leaseTTL), safety_margin: 1s}
+        \(workers ?? """
         workers:
           image_id: ami-760aaa0f
           instance_types: \(instanceTypes)
           subnets: [\(subnet)]
         \(sizes.map { "  sizes: \($0)" } ?? "")
+        """)
         kubernetes: \(kubernetes)
         \(extraConfig)
         """
@@ -66,11 +69,12 @@ final class EndToEndHarness: @unchecked Sendable {  // immutable after init; sto
     /// also when `body` throws.
     static func with(prometheusURL: String? = nil, extraConfig: String = "", minNodes: Int = 0, maxNodes: Int = 6, leaseTTL: String = "2m",
                      prometheusTimeout: String = "8s", scrapeJobs: Int = 1, kubernetes: String = "{enabled: false}",
-                     instanceTypes: String = "[t3.large]", sizes: String? = "{t3.large: {cpu: 2, memory: 8Gi}}",
+                     instanceTypes: String = "[t3.large]", sizes: String? = "{t3.large: {cpu: 2, memory: 8Gi}}", workers: String? = nil,
                      _ body: (EndToEndHarness) async throws -> Void) async throws {
         let harness = try await EndToEndHarness(prometheusURL: prometheusURL, extraConfig: extraConfig, minNodes: minNodes,
                                                 maxNodes: maxNodes, leaseTTL: leaseTTL, prometheusTimeout: prometheusTimeout,
-                                                scrapeJobs: scrapeJobs, kubernetes: kubernetes, instanceTypes: instanceTypes, sizes: sizes)
+                                                scrapeJobs: scrapeJobs, kubernetes: kubernetes, instanceTypes: instanceTypes, sizes: sizes,
+                                                workers: workers)
         do {
             try await body(harness)
         } catch {
