@@ -233,6 +233,22 @@ def test_a_failure_after_something_started_is_unknown(backends, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_a_list_that_fails_is_never_an_empty_list(backends, name):
+    """kscaler would read an empty answer as "no machines" and launch more: a failing listing must
+    fail the call, in list and before launch or terminate act."""
+    backend = Backend(*backends[name])
+    launched = backend.launch("run-1", 1)[1]["machines"]
+    failing = {"FAKE_VPSIE_FAIL_LIST": "500"} if name == "vpsie" else {"FAKE_ENGINE_FAIL_PS": "1"}
+    for operation, fields in [("list", {}), ("launch", {"launch_id": "run-2", "count": 1}),
+                              ("terminate", {"machine_ids": [launched[0]["id"]]})]:
+        status, answer = backend.call(operation, expect_success=False, env=failing, **fields)
+        assert status != 0, (operation, answer)
+        assert answer is None or "machines" not in answer, (operation, answer)
+        assert answer is None or answer["error"]["outcome"] == "nothing_launched", (operation, answer)
+    assert [m["id"] for m in backend.machines()] == [launched[0]["id"]]
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_the_token_never_reaches_an_argv_or_the_output(backends, name):
     argv, env = backends[name]
     backend = Backend(argv, env)

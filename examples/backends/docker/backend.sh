@@ -4,6 +4,7 @@
 # stdin, one JSON answer on stdout, diagnostics on stderr. See README.md next to this file.
 # shellcheck disable=SC2016 # $names inside single quotes are jq variables
 set -euo pipefail
+shopt -s inherit_errexit  # a failing command inside $(...) fails it, not just goes on
 
 docker=${DOCKER:-docker}                      # any docker-compatible CLI: docker, podman
 image=${K3S_IMAGE:-rancher/k3s:v1.31.4-k3s1}  # its entrypoint is the k3s binary
@@ -36,7 +37,7 @@ dry_run=$(field '.dry_run // false')
 machines() { # [launch_id]
     local filters=(--filter "label=kscaler.cluster=$cluster") ids
     [ -z "${1:-}" ] || filters+=(--filter "label=kscaler.launch-id=$1")
-    ids=$("$docker" ps -a -q "${filters[@]}")
+    ids=$("$docker" ps -a -q "${filters[@]}") || return 1
     if [ -z "$ids" ]; then echo '[]'; return; fi
     # shellcheck disable=SC2086 # one id a word
     "$docker" inspect $ids | jq -c '[.[] | .Config.Labels as $l | {
@@ -60,7 +61,7 @@ engine_ready() {
 }
 
 launch() {
-    local launch_id count machine_type placement pool existing live missing name i
+    local launched launch_id count machine_type placement pool existing live missing name i
     launch_id=$(field '.launch_id')
     count=$(field '.count')
     [[ $launch_id =~ ^[A-Za-z0-9._:-]{1,63}$ ]] || fail nothing_launched "launch_id '$launch_id' must be 1-63 of [A-Za-z0-9._:-] (it becomes a label)"
@@ -72,7 +73,7 @@ launch() {
     [ -r "${K3S_TOKEN_FILE:-}" ] || fail nothing_launched "K3S_TOKEN_FILE must name a readable file holding the k3s join token"
 
     # Idempotency: a launch id that containers already carry launches only what is missing.
-    existing=$(machines "$launch_id")
+    existing=$(machines "$launch_id") || fail nothing_launched "listing containers failed (see above)"
     live=$(jq '[.[] | select(.state != "ended")] | length' <<<"$existing")
     missing=$((count - live))
     if [ "$dry_run" = true ] || [ "$missing" -le 0 ]; then answer_machines "$existing"; return; fi
@@ -108,13 +109,14 @@ launch() {
             fail unknown "'$docker run' failed after $i of $missing containers of launch $launch_id started"
         fi
     done
-    answer_machines "$(machines "$launch_id")"
+    launched=$(machines "$launch_id") || fail unknown "launched, but listing launch $launch_id failed"
+    answer_machines "$launched"
 }
 
 terminate() {
     local ids current id
     mapfile -t ids < <(field '.machine_ids // [] | .[]')
-    current=$(machines)
+    current=$(machines) || fail nothing_launched "listing containers failed (see above)"
     # Only this cluster's unprotected containers, checked before removing any.
     for id in "${ids[@]}"; do
         [[ $id == "kscaler-$cluster-"* ]] || fail nothing_launched "'$id' is not a machine of cluster $cluster"
@@ -134,7 +136,7 @@ terminate() {
 }
 
 case "$operation" in
-    list) engine_ready; answer_machines "$(machines)" ;;
+    list) engine_ready; all=$(machines) || fail nothing_launched "listing containers failed (see above)"; answer_machines "$all" ;;
     launch) launch ;;
     terminate) terminate ;;
     *) fail nothing_launched "unknown operation '$operation' (expected list, launch or terminate)" ;;

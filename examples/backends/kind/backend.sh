@@ -5,6 +5,7 @@
 # diagnostics on stderr. See README.md next to this file.
 # shellcheck disable=SC2016 # $names inside single quotes are jq variables
 set -euo pipefail
+shopt -s inherit_errexit  # a failing command inside $(...) fails it, not just goes on
 
 engine=${KIND_ENGINE:-podman}                  # podman or docker (any docker-compatible CLI)
 kind_cluster=${KIND_CLUSTER:-kind}             # the Kind cluster's name (`kind create cluster --name`)
@@ -34,7 +35,7 @@ dry_run=$(field '.dry_run // false')
 machines() { # [launch_id]
     local filters=(--filter "label=kscaler.cluster=$cluster") ids
     [ -z "${1:-}" ] || filters+=(--filter "label=kscaler.launch-id=$1")
-    ids=$("$engine" ps -a -q "${filters[@]}")
+    ids=$("$engine" ps -a -q "${filters[@]}") || return 1
     if [ -z "$ids" ]; then echo '[]'; return; fi
     # shellcheck disable=SC2086 # one id a word
     "$engine" inspect $ids | jq -c --arg prefix "$provider_prefix" '[.[] | .Config.Labels as $l | {
@@ -74,7 +75,7 @@ join_config() { # node_name
 }
 
 launch() {
-    local launch_id count machine_type placement pool existing live missing name i
+    local launched launch_id count machine_type placement pool existing live missing name i
     launch_id=$(field '.launch_id')
     count=$(field '.count')
     [[ $launch_id =~ ^[A-Za-z0-9._:-]{1,63}$ ]] || fail nothing_launched "launch_id '$launch_id' must be 1-63 of [A-Za-z0-9._:-] (it becomes a label)"
@@ -88,7 +89,7 @@ launch() {
     [[ ${KUBEADM_CA_CERT_HASH:-} == sha256:* ]] || fail nothing_launched "KUBEADM_CA_CERT_HASH must be the cluster CA's sha256:<hex> hash"
 
     # Idempotency: a launch id that containers already carry launches only what is missing.
-    existing=$(machines "$launch_id")
+    existing=$(machines "$launch_id") || fail nothing_launched "listing containers failed (see above)"
     live=$(jq '[.[] | select(.state != "ended")] | length' <<<"$existing")
     missing=$((count - live))
     if [ "$dry_run" = true ] || [ "$missing" -le 0 ]; then answer_machines "$existing"; return; fi
@@ -117,13 +118,14 @@ launch() {
             kubeadm join --config /etc/kscaler-join.yaml > /var/log/kscaler-join.log 2>&1
             rm -f /etc/kscaler-join.yaml' || fail unknown "could not start kubeadm join in $name"
     done
-    answer_machines "$(machines "$launch_id")"
+    launched=$(machines "$launch_id") || fail unknown "launched, but listing launch $launch_id failed"
+    answer_machines "$launched"
 }
 
 terminate() {
     local ids current id
     mapfile -t ids < <(field '.machine_ids // [] | .[]')
-    current=$(machines)
+    current=$(machines) || fail nothing_launched "listing containers failed (see above)"
     for id in "${ids[@]}"; do
         [[ $id == "kscaler-$cluster-"* ]] || fail nothing_launched "'$id' is not a machine of cluster $cluster"
         [ "$(jq --arg id "$id" 'any(.[]; .id == $id and .protected)' <<<"$current")" = false ] ||
@@ -141,7 +143,7 @@ terminate() {
 }
 
 case "$operation" in
-    list) engine_ready; answer_machines "$(machines)" ;;
+    list) engine_ready; all=$(machines) || fail nothing_launched "listing containers failed (see above)"; answer_machines "$all" ;;
     launch) launch ;;
     terminate) terminate ;;
     *) fail nothing_launched "unknown operation '$operation' (expected list, launch or terminate)" ;;

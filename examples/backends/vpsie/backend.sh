@@ -5,6 +5,7 @@
 # diagnostics on stderr. See README.md next to this file: parts of the API are ASSUMED.
 # shellcheck disable=SC2016 # $names inside single quotes are jq variables
 set -euo pipefail
+shopt -s inherit_errexit  # a failing command inside $(...) fails it, not just goes on
 
 api_url=${VPSIE_API_URL:-https://api.vpsie.com/apps/v2}
 vpsie_cluster=${VPSIE_CLUSTER:-}                 # the VPSie cluster's identifier
@@ -93,7 +94,7 @@ machines() { # [launch_id]
 answer_machines() { jq -c '{protocol: 1, machines: map(del(.node))}' <<<"$1"; }
 
 launch() {
-    local launch_id count group pool group_id existing missing i node
+    local launched launch_id count group pool group_id existing missing i node
     launch_id=$(field '.launch_id')
     count=$(field '.count')
     [[ $launch_id =~ ^[A-Za-z0-9._:-]{1,63}$ ]] || fail nothing_launched "launch_id '$launch_id' must be 1-63 of [A-Za-z0-9._:-]"
@@ -121,7 +122,8 @@ launch() {
         vpsie_tag_node "$node" "kscaler-cluster-$cluster" "kscaler-launch=$launch_id" "kscaler-pool=$pool" ||
             fail unknown "node $node was added but tagging it failed (HTTP $(last_status)): it is untagged"
     done
-    answer_machines "$(machines "$launch_id")"
+    launched=$(machines "$launch_id") || fail unknown "launched, but listing launch $launch_id failed"
+    answer_machines "$launched"
 }
 
 terminate() {

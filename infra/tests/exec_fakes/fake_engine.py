@@ -15,7 +15,7 @@ Implements only what the examples call:
   rm -f ID...                               removes; a missing one: exit 1 "No such container"
 Failure injection: FAKE_ENGINE_FAIL_RUN=1 fails every `run` before creating anything (exit 125,
 as docker does when the image cannot be pulled); FAKE_ENGINE_FAIL_RUN_AFTER=N lets N runs succeed
-first.
+first; FAKE_ENGINE_FAIL_PS=1 fails every `ps` (an engine that stops answering after `version`).
 Where the real CLI differs: no images, processes, networks or restart policies; filters other
 than label=K=V are not implemented; `ps` ignores state without -a (the examples always pass it);
 podman prints Name without the slash (the examples strip it either way).
@@ -71,6 +71,9 @@ def main(argv):
         print("fake engine 1.0")
         return 0
     if command == "ps":
+        if os.environ.get("FAKE_ENGINE_FAIL_PS"):
+            print("Error: fake engine: cannot connect to the engine (FAKE_ENGINE_FAIL_PS)", file=sys.stderr)
+            return 125
         filters = [args[i + 1][len("label="):] for i, a in enumerate(args) if a == "--filter"]
         for c in state["containers"].values():
             labels = c["Config"]["Labels"]

@@ -13,7 +13,8 @@ from a file), --data-binary BODY, -w FORMAT (only %{http_code} and \\n), one URL
 Auth: the Vpsie-Auth header must equal the content of $FAKE_VPSIE_TOKEN_FILE, else HTTP 401.
 Routes (under /apps/v2): GET k8s/cluster/byId/C, GET k8s/node/groups/byClusterId/C,
 POST k8s/cluster/byId/C/add/slave/group/G, PUT tags/edit, DELETE k8s/cluster/byId/C/node/ID.
-Failure injection: FAKE_VPSIE_FAIL_ADD=<HTTP status> fails every add-node call with that status.
+Failure injection: FAKE_VPSIE_FAIL_ADD=<HTTP status> fails every add-node call with that status,
+FAKE_VPSIE_FAIL_LIST=<HTTP status> every listing of the cluster's nodes.
 Where the real one differs: no TLS, DNS or network (exit 6/7/28 never happen); nodes are ready at
 once; VPSie's real error bodies and node fields may differ.
 """
@@ -43,6 +44,8 @@ def respond(status, body, write_out, fail_with_body):
 def route(method, path, body, state):
     m = re.fullmatch(r"/apps/v2/k8s/cluster/byId/([^/]+)", path)
     if m and method == "GET":
+        if os.environ.get("FAKE_VPSIE_FAIL_LIST"):
+            return int(os.environ["FAKE_VPSIE_FAIL_LIST"]), {"error": True, "code": 0, "message": "injected failure"}
         return 200, {"error": False, "data": {"identifier": m[1], "nodes": state["nodes"]}}
     m = re.fullmatch(r"/apps/v2/k8s/node/groups/byClusterId/([^/]+)", path)
     if m and method == "GET":
