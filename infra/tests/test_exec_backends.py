@@ -321,7 +321,7 @@ def real_podman(tmp_path):
             probe = subprocess.run([cli, "run", "--rm", *run_args.split(), image, "/bin/sleep", "0"],
                                    capture_output=True, text=True, timeout=120)
             if probe.returncode == 0:
-                yield {"DOCKER": cli, "DOCKER_RUN_ARGS": f"{run_args} --stop-timeout 1".strip(), "K3S_IMAGE": image,
+                yield {"DOCKER": cli, "DOCKER_RUN_ARGS": run_args, "K3S_IMAGE": image,
                        "KSCALER_TEST_AGENT_COMMAND": "/bin/sleep 3600"}
                 return
             errors.append(f"{cli} run {run_args}: {probe.stderr.strip()}")

@@ -127,6 +127,8 @@ terminate() {
         engine_ready
         for id in "${ids[@]}"; do
             # Gone already is success; a container that is still there after rm -f is not.
+            # kill first: podman's rm -f waits out the stop timeout (10 s each), docker's kills.
+            "$docker" kill "$id" >/dev/null 2>&1 || true
             if ! "$docker" rm -f "$id" >/dev/null 2>&1 && "$docker" container inspect "$id" >/dev/null 2>&1; then
                 fail unknown "'$docker rm -f $id' failed and the container is still there"
             fi

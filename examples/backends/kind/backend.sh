@@ -134,6 +134,8 @@ terminate() {
     if [ "$dry_run" != true ]; then
         engine_ready
         for id in "${ids[@]}"; do
+            # kill first: podman's rm -f waits out the stop timeout (10 s each), docker's kills.
+            "$engine" kill "$id" >/dev/null 2>&1 || true
             if ! "$engine" rm -f "$id" >/dev/null 2>&1 && "$engine" container inspect "$id" >/dev/null 2>&1; then
                 fail unknown "'$engine rm -f $id' failed and the container is still there"
             fi

@@ -12,6 +12,7 @@ Implements only what the examples call:
                                             Config.Labels; exit 1 "no such object" if one is missing
   run -d --name N [flags] IMAGE [ARGS...]   creates a running container; value flags are skipped
   exec [-d] [-i] ID CMD...                  recorded (stdin too, with -i); the container must exist
+  kill ID                                   a running container exits; otherwise exit 1
   rm -f ID...                               removes; a missing one: exit 1 "No such container"
 Failure injection: FAKE_ENGINE_FAIL_RUN=1 fails every `run` before creating anything (exit 125,
 as docker does when the image cannot be pulled); FAKE_ENGINE_FAIL_RUN_AFTER=N lets N runs succeed
@@ -126,6 +127,14 @@ def main(argv):
             return 1
         if "-i" in flags:
             log({"exec_stdin": sys.stdin.read(), "container": rest[0]})
+        return 0
+    if command == "kill":
+        c = find(state, args[-1]) if args else None
+        if c is None or c["Status"] != "running":
+            print("Error: no such running container", file=sys.stderr)
+            return 1
+        c["Status"] = "exited"
+        save(state)
         return 0
     if command == "rm":
         status = 0
