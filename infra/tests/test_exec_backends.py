@@ -210,6 +210,25 @@ def test_an_unknown_protocol_version_is_refused_before_acting(backends, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("stdin, says", [
+    ("not json", "JSON object"),
+    (json.dumps({"protocol": 1, "operation": "launch", "cluster_id": "demo", "dry_run": False,
+                 "launch_id": "run 1; rm -rf /", "count": 1}), "launch_id"),
+    (json.dumps({"protocol": 1, "operation": "launch", "cluster_id": "Demo/../x", "dry_run": False,
+                 "launch_id": "run-1", "count": 1}), "cluster_id"),
+], ids=["not-json", "bad-launch-id", "bad-cluster-id"])
+def test_bad_input_is_refused_saying_what_is_wrong(backends, name, stdin, says):
+    argv, env = backends[name]
+    result = subprocess.run(argv + ["launch"], input=stdin, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode != 0
+    error = json.loads(result.stdout)["error"]
+    assert error["outcome"] == "nothing_launched" and says in error["message"], error
+    assert says in result.stderr
+    # nothing launched: no `run` to the engine, no add-node call to the API
+    assert not any(call["argv"][0] == "run" or "/add/" in call["argv"][-1] for call in fake_log(env))
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_a_failing_engine_answers_a_json_error_with_a_valid_outcome(backends, name):
     backend = Backend(*backends[name])
     variable, value = FAIL_SWITCH[name]
