@@ -380,3 +380,38 @@ def test_docker_example_on_the_real_podman_engine(backends, real_podman):
         leftovers = podman("ps", "-a", "-q", "--filter", f"label=kscaler.cluster={cluster}", check=False).stdout.split()
         if leftovers:
             podman("rm", "-f", *leftovers, check=False)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kscaler_backend_test_passes_each_example(backends, name):
+    """`kscaler backend test --exec` (the release binary) runs its conformance checks against
+    each example over its fake: every check passes, and the token shows nowhere."""
+    from kscaler_runs import kscaler_binary
+
+    argv, env = backends[name]
+    done = subprocess.run([str(kscaler_binary()), "backend", "test", "--exec", *argv], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = [line for line in done.stdout.splitlines() if line.startswith(("ok ", "FAIL"))]
+    assert [line.split(":")[0].split(maxsplit=1)[1] for line in checks] == [
+        "list", "unknown protocol", "dry run", "launch", "launch again", "launch the missing", "terminate", "terminate again"]
+    assert all(line.startswith("ok ") for line in checks), done.stdout
+    assert env["KSCALER_TEST_SECRET"] not in done.stdout + done.stderr
+
+
+def test_kscaler_backend_test_fails_a_program_that_launches_twice(tmp_path):
+    """The same checks catch a program that ignores the launch id (the reference program with
+    a fault): exit 5, the two idempotency checks named, and its machines cleaned up."""
+    from kscaler_runs import kscaler_binary
+
+    state = tmp_path / "machines.json"
+    env = dict(os.environ, KSANDBOX_EXEC_STATE=str(state), KSANDBOX_EXEC_FAULT="launch:ignore-launch-id")
+    done = subprocess.run([str(kscaler_binary()), "backend", "test", "--exec", str(REPO / "infra/local/ksandbox/exec_backend.py")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 5, done.stdout + done.stderr
+    failed = [line.split(":")[0] for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert failed == ["FAIL launch again", "FAIL launch the missing"]
+    assert all(machine["state"] == "ended" for machine in json.loads(state.read_text()))
+    missing = subprocess.run([str(kscaler_binary()), "backend", "test", "--exec", str(tmp_path / "nope")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "was not found" in missing.stderr
