@@ -31,11 +31,16 @@ import TestSupport
 
     /// Polls the table until someone holds the lease (180 s at most: a loaded machine can take
     /// a minute to start a process).
-    static func waitUntilHeld(_ harness: EndToEndHarness) async throws -> LeaseHolder {
+    static func waitUntilHeld(_ harness: EndToEndHarness, by run: (SpawnedProcess, Pipe, Pipe)) async throws -> LeaseHolder {
         let deadline = ContinuousClock.now + .seconds(180)
         while ContinuousClock.now < deadline {
             let holder = try await harness.table.holder()
             if holder.owner != nil { return holder }
+            // A run that ended without anyone seeing it hold the lease will not take it now:
+            // say what it printed instead of waiting out the bound.
+            if !run.0.isRunning, try await harness.table.holder().owner == nil {
+                throw TestSupportError("the run ended before anyone saw it hold the lease: \(await finish(run).output)")
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw TestSupportError("no run took the lease within 180 s")
@@ -93,7 +98,7 @@ import TestSupport
         defer { prometheus.stop() }
         try await EndToEndHarness.with(prometheusURL: prometheus.baseURL, prometheusTimeout: "40s") { harness in
             let first = try Self.startRun(harness)
-            let holder = try await Self.waitUntilHeld(harness)
+            let holder = try await Self.waitUntilHeld(harness, by: first)
             let second = try await harness.kscaler(["run"])
             gate.open()
             #expect(second.status == 0, "\(second.combined)")
@@ -111,7 +116,7 @@ import TestSupport
         defer { prometheus.stop() }
         try await EndToEndHarness.with(prometheusURL: prometheus.baseURL) { harness in
             let run = try Self.startRun(harness)
-            _ = try await Self.waitUntilHeld(harness)
+            _ = try await Self.waitUntilHeld(harness, by: run)
             run.0.terminate()
             let result = await Self.finish(run)
             #expect(result.status == 128 + SIGTERM, "\(result.output)")
@@ -131,7 +136,7 @@ import TestSupport
         defer { prometheus.stop() }
         try await EndToEndHarness.with(prometheusURL: prometheus.baseURL, leaseTTL: "45s") { harness in
             let killed = try Self.startRun(harness, extra: ["--timeout", "44"])
-            let holder = try await Self.waitUntilHeld(harness)
+            let holder = try await Self.waitUntilHeld(harness, by: killed)
             kill(killed.0.processIdentifier, SIGKILL)
             _ = await Self.finish(killed)
             #expect(try await harness.table.holder().owner == holder.owner)
