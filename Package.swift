@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 // kscaler: a run-once node autoscaler for self-managed Kubernetes on EC2.
 // One target per layer; dependencies point down only (docs/architecture.md):
-//   kscaler (CLI) → KScaler → KScalerCore | AWS | Prometheus | Kubernetes → SigV4 | HTTP → CLibCrypto | CCurl
+//   kscaler (CLI) → KScaler → KScalerCore | AWS | Prometheus | Kubernetes | Spawn → SigV4 | HTTP → CLibCrypto | CCurl
 //   (KScaler, Kubernetes → YAML → CYAML: libyaml)
 import PackageDescription
 

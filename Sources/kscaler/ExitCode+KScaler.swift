@@ -14,7 +14,7 @@ enum KScalerExit {
     static let observationFailed = ExitCode(3)
     /// An EC2 action failed part-way; what was done is recorded in the history.
     static let actionFailed = ExitCode(4)
-    /// `kscaler doctor`: at least one check failed.
+    /// `kscaler doctor` or `kscaler backend test`: at least one check failed.
     static let checksFailed = ExitCode(5)
     /// An operator's request was refused as a whole: `kscaler scale` outside the bounds without
     /// `--force`, or naming a protected or unknown machine; `protect`/`unprotect` of a target
