@@ -111,7 +111,7 @@ struct BacktestCommand: AsyncParsableCommand {
             prometheus.prometheus.timeout = max(first.prometheus.timeout, 60)
             let client = try await BacktestHistory.client(config: prometheus, environment: AWSEnvironment(variables: environment),
                                                           transport: CurlTransport(), logger: logger)
-            history = try await BacktestHistory(client: client).steps(from: start.addingTimeInterval(-warmUp), to: end, step: stepSeconds)
+            history = try await BacktestHistory(client: client, workerNodeNames: Runtime.machineIdentity(for: first).workerNodeNames).steps(from: start.addingTimeInterval(-warmUp), to: end, step: stepSeconds)
         } catch {
             printError("kscaler: cannot read the history from Prometheus: \(error)")
             throw KScalerExit.observationFailed
