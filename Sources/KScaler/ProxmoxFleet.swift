@@ -12,8 +12,8 @@ import Proxmox
 ///   description), `kscaler-launched-<unix seconds>` (Proxmox keeps no creation time a
 ///   listing shows), and `kscaler-protected` set by hand to keep a VM.
 ///
-/// Listing maps Proxmox's state this way: `running` → running; `stopped` (or locked by a clone)
-/// → pending: a clone not yet started, which a retried launch starts, or which the failed-boot
+/// Listing maps Proxmox's state this way: `running` → running (whatever lock a backup or a
+/// snapshot holds); anything else — `stopped`, a clone still locked `clone` — → pending: a clone not yet started, which a retried launch starts, or which the failed-boot
 /// rule ends after `provision_timeout`. A destroyed VM vanishes from the API at once, so nothing
 /// is listed as ended: kscaler's own terminations stay in its state until their Node is gone.
 package struct ProxmoxFleet: Fleet {
@@ -24,6 +24,8 @@ package struct ProxmoxFleet: Fleet {
     package static let protectedTag = "kscaler-protected"
     /// The description line that carries a launch id whole.
     static let launchIDLine = "kscaler-launch-id: "
+    /// The description line that carries the pool, for a clone not tagged yet.
+    static let poolLine = "kscaler-pool: "
 
     let client: ProxmoxClient
     let settings: ProxmoxSettings
@@ -39,6 +41,7 @@ package struct ProxmoxFleet: Fleet {
     ///   - pools: the configured pools (`KScalerConfig.workerPools`); their machine types are
     ///     sizes `<cores>c-<memory>g` (or `m` for MiB), e.g. `2c-4g`: see `MachineShape`.
     ///   - tokenSecret: reads the API token's secret (a file, SSM), once, on the first call.
+    ///   - transport: `transport(for: settings)`, which trusts `ca_file`; tests pass their own.
     /// - Throws: `ProxmoxError.invalidURL` for an unusable URL or token id.
     package init(settings: ProxmoxSettings, clusterID: String, pools: [PoolSettings], protectedMachines: Set<String>,
                  tokenSecret: @escaping @Sendable () async throws -> String, transport: any HTTPTransport,
@@ -52,6 +55,12 @@ package struct ProxmoxFleet: Fleet {
         self.protectedMachines = protectedMachines
         self.clock = clock
         machines = Self.identity(clusterName: settings.clusterName, clusterID: clusterID)
+    }
+
+    /// The HTTP transport for the API: `ca_file`'s CAs (else the system's), a request bound
+    /// long enough for a busy cluster's listing; tasks are polled, never waited on in one request.
+    package static func transport(for settings: ProxmoxSettings) -> CurlTransport {
+        CurlTransport(connectTimeout: .seconds(5), totalTimeout: .seconds(60), caBundlePath: settings.caFile)
     }
 
     /// Provider id `proxmox://<cluster name>/{id}` (as the Proxmox cloud controller manager sets
@@ -97,7 +106,7 @@ package struct ProxmoxFleet: Fleet {
         let launchTime = launched.map { Date(timeIntervalSince1970: $0) } ?? clock().addingTimeInterval(-Double(vm.uptime ?? 0))
         let pool = vm.tags.first { $0.hasPrefix(Self.poolTagPrefix) }.map { String($0.dropFirst(Self.poolTagPrefix.count)) }
         return ManagedInstance(id: String(vm.vmid), machineType: MachineShape(vm: vm)?.name ?? "template", placement: vm.node, zone: vm.node,
-                               launchTime: launchTime, state: vm.status == "running" && vm.lock == nil ? .running : .pending,
+                               launchTime: launchTime, state: vm.status == "running" ? .running : .pending,
                                protected: vm.tags.contains(Self.protectedTag), pool: pool)
     }
 
@@ -153,7 +162,7 @@ package struct ProxmoxFleet: Fleet {
             } catch {
                 // Machines of this launch exist already: whatever failed, the outcome is unknown.
                 if done.isEmpty { throw error }
-                throw ProxmoxLaunchIncomplete(underlying: error)
+                throw ProxmoxCallIncomplete(underlying: error)
             }
             free[node, default: 0] -= chosen.need
         }
@@ -174,27 +183,27 @@ package struct ProxmoxFleet: Fleet {
             if vm.lock == "clone" && !isOwned(vm) {
                 throw LaunchFailure(unavailable: [], reason: "VM \(vm.vmid) on \(vm.node) is being cloned and may be this launch's: the next run looks again")
             }
-            let ours: Bool
+            // Tagged: ours when the launch tag says so. Untagged but named as kscaler names its
+            // clones: ours when the description names this launch (and it says the pool).
+            var untaggedPool: String?
             if isOwned(vm) {
-                ours = vm.tags.contains(tag)
+                guard vm.tags.contains(tag) else { continue }
             } else if vm.name == vmName(vm.vmid) {
-                let description = try await client.config(node: vm.node, vmid: vm.vmid)["description"] ?? ""
-                ours = description.split(whereSeparator: \.isNewline).contains { $0 == Self.launchIDLine + launchID }
+                let lines = (try await client.config(node: vm.node, vmid: vm.vmid)["description"] ?? "").split(whereSeparator: \.isNewline)
+                guard lines.contains(where: { $0 == Self.launchIDLine + launchID }) else { continue }
+                untaggedPool = lines.first { $0.hasPrefix(Self.poolLine) }.map { String($0.dropFirst(Self.poolLine.count)) } ?? pools[0]
             } else {
-                ours = false
+                continue
             }
-            guard ours else { continue }
             do {
-                if !isOwned(vm) {
-                    let pool = (try await client.config(node: vm.node, vmid: vm.vmid)["description"] ?? "")
-                        .split(whereSeparator: \.isNewline).first { $0.hasPrefix("kscaler-pool: ") }.map { String($0.dropFirst(14)) } ?? pools[0]
-                    try await client.updateConfig(node: vm.node, vmid: vm.vmid, [("tags", tags(launchID: launchID, pool: pool))])
+                if let untaggedPool {
+                    try await client.updateConfig(node: vm.node, vmid: vm.vmid, [("tags", tags(launchID: launchID, pool: untaggedPool))])
                 }
                 if vm.status != "running" {
                     try await client.wait(for: try await client.start(node: vm.node, vmid: vm.vmid), timeout: taskTimeout)
                 }
             } catch {
-                throw ProxmoxLaunchIncomplete(underlying: error)
+                throw ProxmoxCallIncomplete(underlying: error)
             }
             var instance = managed(vm)
             instance.state = .running
@@ -212,10 +221,10 @@ package struct ProxmoxFleet: Fleet {
 
     /// nextid → full clone (wait) → tags, size, cloud-init → start (wait). A clone whose task
     /// failed is destroyed and throws `LaunchFailure`; anything else after the clone was asked
-    /// for throws `ProxmoxLaunchIncomplete` (the launch's outcome is unknown).
+    /// for throws `ProxmoxCallIncomplete` (the launch's outcome is unknown).
     func cloneAndStart(_ plan: LaunchPlan, pool: String, template: ProxmoxVM, on node: String, shape: MachineShape?) async throws -> ManagedInstance {
         let vmid = try await client.nextID()
-        let description = "Worker of kscaler cluster \(clusterID), launched by kscaler.\n\(Self.launchIDLine)\(plan.launchID)\nkscaler-pool: \(pool)"
+        let description = "Worker of kscaler cluster \(clusterID), launched by kscaler.\n\(Self.launchIDLine)\(plan.launchID)\n\(Self.poolLine)\(pool)"
         let request = CloneRequest(newID: vmid, name: vmName(vmid), target: node == template.node ? nil : node, storage: settings.storage,
                                    description: description)
         let task: ProxmoxTask
@@ -223,7 +232,7 @@ package struct ProxmoxFleet: Fleet {
             task = try await client.clone(node: template.node, vmid: template.vmid, request)
         } catch let error as ProxmoxError {
             if case .api = error { throw LaunchFailure(unavailable: [], reason: "\(error)") }
-            throw ProxmoxLaunchIncomplete(underlying: error)
+            throw ProxmoxCallIncomplete(underlying: error)
         }
         do {
             try await client.wait(for: task, timeout: taskTimeout)
@@ -232,7 +241,7 @@ package struct ProxmoxFleet: Fleet {
             if let leftover = try? await client.destroy(node: node, vmid: vmid) { try? await client.wait(for: leftover, timeout: taskTimeout) }
             throw LaunchFailure(unavailable: [], reason: "the clone of template \(template.vmid) to VM \(vmid) on \(node) failed (task \(upid)): \(exitStatus)")
         } catch {
-            throw ProxmoxLaunchIncomplete(underlying: error)
+            throw ProxmoxCallIncomplete(underlying: error)
         }
         do {
             var config = [("tags", tags(launchID: plan.launchID, pool: pool))]
@@ -241,7 +250,7 @@ package struct ProxmoxFleet: Fleet {
             try await client.updateConfig(node: node, vmid: vmid, config)
             try await client.wait(for: try await client.start(node: node, vmid: vmid), timeout: taskTimeout)
         } catch {
-            throw ProxmoxLaunchIncomplete(underlying: error)
+            throw ProxmoxCallIncomplete(underlying: error)
         }
         return ManagedInstance(id: String(vmid), machineType: shape?.name ?? MachineShape(vm: template)?.name ?? "template", placement: node,
                                zone: node, launchTime: clock(), state: .running, pool: pool)
@@ -276,7 +285,7 @@ package struct ProxmoxFleet: Fleet {
                 }
                 try await client.wait(for: try await client.destroy(node: vm.node, vmid: vm.vmid), timeout: taskTimeout)
             } catch {
-                throw ProxmoxLaunchIncomplete(underlying: error, operation: "terminate")
+                throw ProxmoxCallIncomplete(underlying: error, operation: "terminate")
             }
         }
     }
@@ -289,7 +298,7 @@ package struct ProxmoxFleet: Fleet {
     package func outcome(of error: any Error) -> FailedCallOutcome {
         switch error {
         case is LaunchFailure, is TerminationRefused: return .nothingHappened
-        case is ProxmoxLaunchIncomplete: return .unknown
+        case is ProxmoxCallIncomplete: return .unknown
         case let error as ProxmoxError:
             switch error {
             case .invalidURL, .secretUnavailable, .api, .unreadable: return .nothingHappened
@@ -303,7 +312,7 @@ package struct ProxmoxFleet: Fleet {
 
 /// A launch or termination that made changes, then failed: what it left is unknown until the
 /// next run lists (a launch is finished by its id, a termination retried).
-package struct ProxmoxLaunchIncomplete: Error, Sendable, CustomStringConvertible {
+package struct ProxmoxCallIncomplete: Error, Sendable, CustomStringConvertible {
     package var underlying: any Error
     package var operation: String = "launch"
 
