@@ -131,8 +131,18 @@ package struct ProxmoxFleet: Fleet {
         guard let template = vms.first(where: { $0.vmid == settings.templateVMID }) else {
             throw LaunchFailure(unavailable: [], reason: "fleet.proxmox.template_vmid \(settings.templateVMID) is not a VM of this Proxmox cluster")
         }
+        // A node that answers its status with an error (offline, fenced) gets no clone this time.
         var free: [String: Int64] = [:]
-        for node in settings.nodes { free[node] = try await client.nodeStatus(node).memory.free }
+        var nodeError: ProxmoxError?
+        for node in settings.nodes {
+            do {
+                free[node] = try await client.nodeStatus(node).memory.free
+            } catch let error as ProxmoxError {
+                guard case .api = error else { throw error }
+                nodeError = error
+            }
+        }
+        if free.isEmpty, let nodeError { throw nodeError }
         if dryRun { return LaunchResult(instances: [], offering: candidates[0], unavailable: []) }
 
         var done = try await finishEarlierClones(of: plan.launchID, in: vms)

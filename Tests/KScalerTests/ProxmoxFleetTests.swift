@@ -85,6 +85,15 @@ import TestSupport
         }
     }
 
+    @Test func aNodeThatCannotSayItsMemoryGetsNoClone() async throws {
+        try await withProxmox { api in
+            let fleet = try fleet(api)
+            try await api.injectFaults(json: #"[{"method": "GET", "path_regex": "^/nodes/pve2/status$", "status": 595, "reason": "no route to host"}]"#)
+            let launched = try await fleet.launch(plan("ks-offline", count: 1), dryRun: false)
+            #expect(launched.instances.map(\.placement) == ["pve1"])  // 16 GiB: the most after pve2's 32
+        }
+    }
+
     @Test func theSameLaunchIDAgainClonesNothing() async throws {
         try await withProxmox() { api in
             let fleet = try fleet(api)
