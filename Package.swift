@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 // kscaler: a run-once node autoscaler for self-managed Kubernetes on EC2.
 // One target per layer; dependencies point down only (docs/architecture.md):
-//   kscaler (CLI) → KScaler → KScalerCore | AWS | Prometheus | Kubernetes | Spawn → SigV4 | HTTP → CLibCrypto | CCurl
+//   kscaler (CLI) → KScaler → KScalerCore | AWS | Prometheus | Kubernetes | Proxmox | Spawn → SigV4 | HTTP → CLibCrypto | CCurl
 //   (KScaler, Kubernetes → YAML → CYAML: libyaml)
 import PackageDescription
 
@@ -51,6 +51,9 @@ let package = Package(
         // Runs a program bounded in time and output, off the cooperative pool (exec credential
         // plugins, the exec fleet backend).
         .target(name: "Spawn", dependencies: ["HTTP"]),
+        // The Proxmox VE API calls of the Proxmox backend (clone, tasks, config, power, destroy),
+        // with API-token auth.
+        .target(name: "Proxmox", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")]),
         .target(name: "KScalerCore"),
         // Prints how long decide() and the EC2 / Prometheus parsers take at several fleet sizes
         // (figures, no pass/fail; `make bench` checks the targets).
@@ -58,7 +61,7 @@ let package = Package(
         .target(
             name: "KScaler",
             dependencies: [
-                "KScalerCore", "AWS", "Prometheus", "Kubernetes", "HTTP", "SigV4", "YAML", "Spawn",
+                "KScalerCore", "AWS", "Prometheus", "Kubernetes", "Proxmox", "HTTP", "SigV4", "YAML", "Spawn",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -85,7 +88,8 @@ let package = Package(
             name: "KScalerCoreTests",
             dependencies: ["KScalerCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
-        .testTarget(name: "KScalerTests", dependencies: ["KScaler", "TestSupport", "YAML"]),
+        .testTarget(name: "KScalerTests", dependencies: ["KScaler", "Proxmox", "HTTP", "TestSupport", "YAML",
+                                                        .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         // The command line's own code (the log handler's redaction), imported @testable.
         .testTarget(name: "CLITests", dependencies: ["kscaler", "KScaler", "KScalerCore", .product(name: "Logging", package: "swift-log")]),

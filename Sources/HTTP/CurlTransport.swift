@@ -195,7 +195,7 @@ package final class CurlTransport: HTTPTransport {
             }
             throw error
         }
-        return HTTPResponse(status: status, headers: sink.headers, body: sink.body)
+        return HTTPResponse(status: status, headers: sink.headers, body: sink.body, reason: sink.reasonPhrase)
     }
 
     /// Runs the transfer through the handle's multi handle until it is done or `abort` fires.

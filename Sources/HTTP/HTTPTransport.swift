@@ -37,11 +37,15 @@ package struct HTTPResponse: Sendable {
     package var status: Int
     package var headers: [HTTPHeader]
     package var body: Data
+    /// The status line's reason phrase, when the peer sent one. Most peers say only "OK"; Proxmox
+    /// VE puts its error message there.
+    package var reason: String?
 
-    package init(status: Int, headers: [HTTPHeader] = [], body: Data = Data()) {
+    package init(status: Int, headers: [HTTPHeader] = [], body: Data = Data(), reason: String? = nil) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.reason = reason
     }
 
     /// First value of a header, compared case-insensitively as HTTP requires.

@@ -10,6 +10,8 @@ import Foundation
 /// Lives on the exchange's thread only; libcurl reaches it through the callbacks' userdata.
 final class ResponseSink {
     private(set) var headers: [HTTPHeader] = []
+    /// The final status line's reason phrase (`VM 101 is locked (clone)`); nil when empty.
+    private(set) var reasonPhrase: String?
     private(set) var body = Data()
     /// Set when the body outgrew `maxBodyBytes` and the transfer was aborted on purpose.
     private(set) var bodyLimitExceeded = false
@@ -66,6 +68,9 @@ final class ResponseSink {
         if line.hasPrefix("HTTP/") {
             // A new status line starts a new response (e.g. the final one after `100 Continue`).
             headers.removeAll(keepingCapacity: true)
+            // "HTTP/1.1 500 VM is locked (clone)": what follows the code; HTTP/2 has none.
+            let reason = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true).dropFirst(2).first
+            reasonPhrase = reason.map { String($0).trimmingOWS() }.flatMap { $0.isEmpty ? nil : $0 }
         } else if let first = line.first, first == " " || first == "\t" {
             // Obsolete line folding: the line continues the previous header's value.
             if !headers.isEmpty {

@@ -121,11 +121,14 @@ package enum UserDataKind: String, CaseIterable, Sendable {
     case kubeadmWorker = "kubeadm-worker"
     case k3sServer = "k3s-server"
     case kubeadmControlPlane = "kubeadm-control-plane"
+    /// A k3s worker cloned from a Proxmox VE template (the `user_data_snippet`): joins from a
+    /// join drive, not SSM.
+    case k3sProxmoxWorker = "k3s-proxmox-worker"
 
     var templatePath: String { "userdata/\(rawValue).cloud-config.tmpl" }
 
     /// Worker user data goes on every launch kscaler makes, so it must fit EC2's limit as is.
-    package var isWorker: Bool { self == .k3sWorker || self == .kubeadmWorker }
+    package var isWorker: Bool { self == .k3sWorker || self == .kubeadmWorker || self == .k3sProxmoxWorker }
 }
 
 /// The values, optional sections and blocks of one render. Cluster, pool, join parameters,
@@ -158,6 +161,7 @@ package struct UserDataInputs: Sendable, Equatable {
         values["server_url_parameter"] = config.workers.join.serverURLParameter
         values["node_labels"] = config.workers.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
         values["node_taints"] = config.workers.taints.map(\.description).joined(separator: ",")
+        if case .proxmox(let proxmox) = config.backend { values["proxmox_cluster_name"] = proxmox.clusterName }
         if let region = config.region { values["region"] = region }
     }
 
@@ -181,6 +185,7 @@ package struct UserDataInputs: Sendable, Equatable {
             "publish_server_url": "true",
             "token_ttl_minutes": "120",
             "rotate_after_minutes": "60",
+            "proxmox_cluster_name": "",
         ]
     }
 

@@ -104,6 +104,11 @@ extension UserDataValueRule {
         "rotate_after_minutes": UserDataValueRule(
             "[0-9]{1,5}", expected: "minutes, 1 to 5 digits",
             fix: "--set rotate_after_minutes=60", matcher: { ASCIIMatch.isDigits($0, count: 1...5) }),
+        "proxmox_cluster_name": UserDataValueRule(
+            "[A-Za-z0-9]([A-Za-z0-9-]{0,38}[A-Za-z0-9])?", expected: "a Proxmox VE cluster name: 1 to 40 of A-Z a-z 0-9 -, a letter or digit at both ends",
+            fix: "set fleet.proxmox.cluster_name in the configuration, or --set proxmox_cluster_name=<the name in proxmox://<name>/<vmid>>",
+            matcher: { ASCIIMatch.isBounded($0, length: 1...40, ends: ASCIIMatch.isAlphanumeric,
+                                            inner: { ASCIIMatch.isAlphanumeric($0) || $0 == UInt8(ascii: "-") }) }),
         "region": UserDataValueRule(
             "[a-z]{2}(-[a-z]+)+-[0-9]", expected: "an AWS region such as eu-west-1",
             fix: "set region in the configuration, or --set region=eu-west-1", matcher: ASCIIMatch.isRegion),

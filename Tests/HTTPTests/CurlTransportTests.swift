@@ -102,6 +102,18 @@ import Foundation
         #expect(response.body == Data("ok".utf8))
     }
 
+    @Test func theFinalStatusLinesReasonPhraseIsKept() async throws {
+        let server = try StubHTTPServer { _ in
+            .raw("HTTP/1.1 100 Continue\r\n\r\n"
+                + "HTTP/1.1 500 VM 101 is locked (clone)\r\nContent-Length: 13\r\n\r\n{\"data\":null}")
+        }
+        let response = try await transport.send(HTTPRequest(method: "GET", url: server.baseURL + "/"))
+        #expect(response.status == 500)
+        #expect(response.reason == "VM 101 is locked (clone)")
+        let bare = try StubHTTPServer { _ in .raw("HTTP/1.1 204\r\nContent-Length: 0\r\n\r\n") }
+        #expect(try await transport.send(HTTPRequest(method: "GET", url: bare.baseURL + "/")).reason == nil)
+    }
+
     // MARK: - Statuses are responses
 
     @Test(arguments: [400, 403, 404, 500, 503])

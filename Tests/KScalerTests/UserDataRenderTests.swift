@@ -16,11 +16,14 @@ import TestSupport
         ("kubeadm-worker.yaml", .kubeadmWorker, false),
         ("k3s-server.yaml", .k3sServer, true),
         ("kubeadm-control-plane.yaml", .kubeadmControlPlane, false),
+        ("k3s-proxmox-worker.yaml", .k3sProxmoxWorker, false),
     ]
 
     static func exampleInputs(_ kind: UserDataKind, installKscaler: Bool) throws -> UserDataInputs {
         let configText = try UserDataRepository.exampleConfig()
         var inputs = UserDataInputs(config: try UserDataRepository.config(configText))
+        // The demo configuration is EC2's: the Proxmox example names its Proxmox cluster by hand.
+        if kind == .k3sProxmoxWorker { try inputs.set("proxmox_cluster_name", to: "lab") }
         if installKscaler {
             inputs.sections = ["install_kscaler"]
             inputs.blocks = ["kscaler_config": configText]

@@ -190,6 +190,9 @@ import Testing
         config.workers.pool = String(repeating: "p", count: 63)
         var values: [String: String] = [:]
         switch kind {
+        case .k3sProxmoxWorker:
+            values = ["k3s_install_url": "https://get.k3s.io/", "k3s_install_sha256": String(repeating: "a", count: 64), "k3s_version": "v1.33.1+k3s1",
+                      "proxmox_cluster_name": "p" + String(repeating: "x", count: 38) + "Z"]
         case .k3sWorker:
             values = ["k3s_install_url": "https://get.k3s.io/", "k3s_install_sha256": String(repeating: "a", count: 64), "k3s_version": "v1.33.1+k3s1"]
         case .kubeadmWorker:

@@ -39,6 +39,7 @@ VALUE_RULES = {
     "publish_server_url": r"true|false",
     "token_ttl_minutes": r"[0-9]{2,5}",
     "rotate_after_minutes": r"[0-9]{1,5}",
+    "proxmox_cluster_name": r"[A-Za-z0-9]([A-Za-z0-9-]{0,38}[A-Za-z0-9])?",
     "region": r"[a-z]{2}(-[a-z]+)+-[0-9]",
     "kscaler_binary_url": _URL,
     "kscaler_binary_sha256": r"[0-9a-f]{64}",
@@ -73,6 +74,7 @@ def defaults(cluster_id):
         "publish_server_url": "true",
         "token_ttl_minutes": "120",
         "rotate_after_minutes": "60",
+        "proxmox_cluster_name": "",
     }
 
 
@@ -151,6 +153,9 @@ EXAMPLES = {
         "kscaler_binary_url": "https://downloads.example.com/kscaler/0.1.0/kscaler-linux-x86_64",
         "kscaler_binary_sha256": "0" * 64}, ("install_kscaler",)),
     "kubeadm-control-plane.yaml": ("kubeadm-control-plane.cloud-config.tmpl", {}, ()),
+    "k3s-proxmox-worker.yaml": ("k3s-proxmox-worker.cloud-config.tmpl", {
+        "pool": "batch", "node_labels": "workload=batch", "node_taints": "dedicated=batch:NoSchedule",
+        "proxmox_cluster_name": "lab"}, ()),
 }
 
 
