@@ -35,16 +35,24 @@ package struct Runtime: Sendable {
             config: config, aws: aws,
             table: KScalerTable(dynamoDB: DynamoDBClient(client: aws.client(for: .dynamoDB, displayName: "DynamoDB")),
                                 tableName: config.table, clusterID: config.clusterID, pool: config.workers.pool),
-            fleet: try makeFleet(config: config, aws: aws, environment: environment.variables),
+            fleet: try makeFleet(config: config, aws: aws, environment: environment.variables, logger: logger),
             kubernetes: kubernetes, transport: transport)
     }
 
     /// The fleet of the configured backend.
-    static func makeFleet(config: KScalerConfig, aws: AWSContext, environment: [String: String]) throws -> any Fleet {
+    static func makeFleet(config: KScalerConfig, aws: AWSContext, environment: [String: String], logger: Logger) throws -> any Fleet {
         switch config.backend {
-        case .ec2: EC2Fleet(ec2: aws.ec2, config: config)
-        case .exec(let settings): ExecFleet(config: config, settings: settings, environment: environment)
-        case .proxmox: throw BackendUnavailable(backend: "proxmox")
+        case .ec2: return EC2Fleet(ec2: aws.ec2, config: config)
+        case .exec(let settings): return ExecFleet(config: config, settings: settings, environment: environment)
+        case .proxmox(let settings):
+            // Read when the first call needs it, each run: a rotated secret takes effect at once.
+            let secret: @Sendable () async throws -> String = switch settings.tokenSecret {
+            case .file(let path): { try SecretFile.read(path, purpose: "Proxmox API token secret") }
+            case .ssmParameter(let name): { [ssm = aws.ssm] in try await ssm.getParameter(name: name).value }
+            }
+            return try ProxmoxFleet(settings: settings, clusterID: config.clusterID, pools: config.workerPools,
+                                    protectedMachines: config.victims.protectedInstances, tokenSecret: secret,
+                                    transport: ProxmoxFleet.transport(for: settings), logger: logger)
         }
     }
 
@@ -54,7 +62,7 @@ package struct Runtime: Sendable {
         switch config.backend {
         case .ec2: EC2Fleet.machines
         case .exec(let settings): ExecFleet.identity(settings)
-        case .proxmox: .none
+        case .proxmox(let settings): ProxmoxFleet.identity(clusterName: settings.clusterName, clusterID: config.clusterID)
         }
     }
 
@@ -111,12 +119,6 @@ package struct Runtime: Sendable {
     package static func leaseOwner() -> String {
         makeLeaseOwner(hostname: ProcessInfo.processInfo.hostName, processID: ProcessInfo.processInfo.processIdentifier)
     }
-}
-
-/// A backend this build cannot drive.
-package struct BackendUnavailable: Error, CustomStringConvertible {
-    package var backend: String
-    package var description: String { "fleet.backend \(backend) is not available in this build" }
 }
 
 /// The Kubernetes API is asked for (or a kubeconfig exists) but cannot be used: the

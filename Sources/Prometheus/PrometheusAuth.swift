@@ -55,27 +55,13 @@ enum ResolvedAuth: Sendable {
     }
 }
 
-/// Reads a one-line secret file; trailing line breaks (as editors and `echo` leave them) are dropped.
+/// A one-line secret file's content (`SecretFile`), its problems as `invalidAuth`.
 private func readSecret(from path: String, purpose: String) throws(PrometheusError) -> String {
-    guard !path.isEmpty else { throw .invalidAuth(reason: "the \(purpose) file path is empty") }
-    let bytes: Data
     do {
-        bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        return try SecretFile.read(path, purpose: purpose)
     } catch {
-        let problem = FileManager.default.fileExists(atPath: path) ? "cannot be read (check its permissions)" : "does not exist"
-        throw .invalidAuth(reason: "\(purpose) file \(path) \(problem)")
+        throw .invalidAuth(reason: error.description)
     }
-    guard let text = String(data: bytes, encoding: .utf8) else {
-        throw .invalidAuth(reason: "\(purpose) file \(path) is not UTF-8 text")
-    }
-    var secret = Substring(text)
-    while let last = secret.last, last == "\n" || last == "\r" || last == "\r\n" { secret = secret.dropLast() }
-    guard !secret.isEmpty else { throw .invalidAuth(reason: "\(purpose) file \(path) is empty") }
-    // A line break inside would end the header line early and inject the rest as headers.
-    guard !secret.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-        throw .invalidAuth(reason: "\(purpose) file \(path) holds more than one line or control characters; put the \(purpose) alone in it")
-    }
-    return String(secret)
 }
 
 /// A credential that prints as `<redacted>` in descriptions, debug output and `dump`.

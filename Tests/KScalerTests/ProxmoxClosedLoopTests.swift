@@ -8,8 +8,7 @@ import TestSupport
 /// Whole runs (lease → observe → decide → act → record) with the Proxmox fleet against the
 /// stand-in of the Proxmox API, the table and Prometheus scripted as in `EvaluatorTests`: pending
 /// pods clone workers, the next run counts them and launches nothing more, low utilisation
-/// destroys one. (The `kscaler` binary cannot pick the Proxmox backend from its configuration
-/// yet: the Runtime's wiring is another change; the sandbox scenario waits for it.)
+/// destroys one. `ProxmoxEndToEndTests` runs the release binary configured for Proxmox.
 @Suite struct ProxmoxClosedLoopTests {
     typealias E = EvaluatorTests
     static let t0 = EvaluatorTests.t0
