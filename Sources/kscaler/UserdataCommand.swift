@@ -47,7 +47,7 @@ struct UserdataCommand: AsyncParsableCommand {
                 }
                 return config.scoped(to: chosen)
             }
-            let isWorker = kind == .k3sWorker || kind == .kubeadmWorker
+            let isWorker = kind.isWorker
             guard pools.count == 1 || !isWorker else {
                 printError("kscaler: the configuration has pools \(names): say whose worker user data with --pool NAME")
                 throw KScalerExit.invalidConfig
