@@ -57,7 +57,7 @@ def play(tmp_path, name, the_scenario, overrides=None, loops=1, backend="ec2"):
     """Runs the scenario once in a fresh sandbox and returns the result as plain data; the
     run log is printed (pytest shows it when a test fails). backend "proxmox": kscaler's
     machines are the Proxmox stand-in's VMs; the result then also has `proxmox_vms`, the
-    stand-in's VMs (templates left out) once the runs are over."""
+    stand-in's VMs (templates left out) and `api_nodes` (name, provider id) once the runs are over."""
     config = deep_merge(POLICY, overrides)
     try:
         with Sandbox(name, the_scenario, KSCALER_CONFIG, tmp_path / name, kscaler_binary(), TIMINGS, loops=loops,
@@ -69,6 +69,10 @@ def play(tmp_path, name, the_scenario, overrides=None, loops=1, backend="ec2"):
                 result = asdict(sandbox.result())
                 result["proxmox_vms"] = [{k: vm.get(k) for k in ("vmid", "node", "status", "resource")}
                                          for vm in sandbox.proxmox.state()["vms"] if not vm.get("template")]
+                # The Nodes as the API shows them then (kscaler matches a node by provider id first,
+                # by name second, so a run alone would not tell a wrong provider id).
+                result["api_nodes"] = [{"name": n["metadata"]["name"], "provider_id": (n.get("spec") or {}).get("providerID")}
+                                       for n in sandbox.cluster.kube_state.nodes()]
     except PeerError as error:
         pytest.fail(str(error), pytrace=False)
     saved = tmp_path / name / "result.json"

@@ -11,7 +11,7 @@ from closed_loop_checks import (BURST_NODES, BURST_PHASES, check_back_to_min_aft
                                 check_no_ghost_node_left_and_the_health_gate_never_tripped,
                                 check_no_up_down_up_and_cooldowns_hold)
 from conftest import play, scale_runs, scenario
-from ksandbox.proxmox_machines import CLUSTER_TAG_PREFIX, MACHINE_TYPE, WORKERS, tags_of
+from ksandbox.proxmox_machines import CLUSTER_NAME, CLUSTER_TAG_PREFIX, MACHINE_TYPE, WORKERS, tags_of
 
 # The simulator's allocatable of a 2c-4g VM, as kscaler's sizes say it.
 SIZES = {MACHINE_TYPE: WORKERS["sizes"][MACHINE_TYPE]}
@@ -55,6 +55,9 @@ def test_kscaler_acted_on_proxmox_vms_named_and_identified_as_the_backend_expect
     vms = {str(vm["vmid"]): vm for vm in burst["proxmox_vms"]}
     for vmid, vm in vms.items():
         assert vm["resource"]["name"] == f"kscaler-{cluster_id}-{vmid}", vm
+    workers = {n["name"]: n["provider_id"] for n in burst["api_nodes"] if n["name"].startswith("kscaler-")}
+    assert workers == {f"kscaler-{cluster_id}-{vmid}": f"proxmox://{CLUSTER_NAME}/{vmid}" for vmid in vms}, \
+        f"the API's worker Nodes {workers} should be the VMs {sorted(vms)}, named and identified as the backend expects"
 
 
 def test_the_standin_holds_exactly_the_live_machines_at_the_end(burst):
