@@ -1,7 +1,8 @@
 """A simulated Kubernetes cluster whose workers are the instances kscaler manages in moto.
 
 Every managed, pending or running instance becomes a worker node named after its instance id
-(provider id aws:///<az>/<id>): it registers NotReady part-way through the boot delay and turns
+(provider id aws:///<az>/<id>) — or, with another machine source (`machines`: the Proxmox
+stand-in's VMs, proxmox_machines.py), named and identified as that backend's nodes are: it registers NotReady part-way through the boot delay and turns
 Ready at its end, or, for the scenario's `never_ready_share` of launches, never registers (the
 failed-boot path). A control-plane node not named i-… (k3s server) always exists. Pods come
 from the scenario's demand, are placed first-fit decreasing by requests on Ready workers that
@@ -201,10 +202,35 @@ class ClusterRecord:
     evictions: list = field(default_factory=list)
 
 
+class EC2Machines:
+    """The default machine source: the cluster's pending and running EC2 instances in moto
+    (aws.managed_instances); a node is named after its instance id and carries aws:///<az>/<id>."""
+
+    def __init__(self, account, cluster_id):
+        self.account = account
+        self.cluster_id = cluster_id
+
+    def client(self):
+        return self.account.client("ec2")
+
+    def instances(self, ec2):
+        # Looked up in this module at each call: the unit tests replace it (monkeypatch).
+        return managed_instances(ec2, self.cluster_id)
+
+    def node_name(self, instance):
+        return instance.id
+
+    def provider_id(self, instance):
+        return f"aws:///{instance.availability_zone}/{instance.id}"
+
+
 class SimulatedCluster:
     def __init__(self, scenario, account, cluster_id, min_nodes, initial_instance_ids=(), tick=0.25, kube_state=None,
-                 templates=None):
+                 templates=None, machines=None):
         self.scenario = scenario
+        # Where the workers' machines come from: EC2 (moto, through `account`) unless given,
+        # e.g. proxmox_machines.ProxmoxMachines.
+        self.machines = machines or EC2Machines(account, cluster_id)
         # Each pool's node template, highest priority first (placement.node_templates); without
         # any, the one pool "default" with no labels or taints.
         self.templates = list(templates or [NodeTemplate("default", {}, (), None, min_nodes)])
@@ -262,10 +288,10 @@ class SimulatedCluster:
             self._loop_thread.join(timeout=5)
 
     def _loop(self):
-        ec2 = self.account.client("ec2")
+        client = self.machines.client()
         while not self._stop.wait(self.tick_seconds):
             try:
-                self.tick(ec2)
+                self.tick(client)
             except Exception:  # keep simulating; the record shows what went wrong
                 if len(self.record.errors) < 20:
                     self.record.errors.append(traceback.format_exc(limit=3))
@@ -291,7 +317,8 @@ class SimulatedCluster:
         return self.scenario.replicas_at(now - self.started_at if self.started_at is not None else 0)
 
     def tick(self, ec2=None):
-        instances = managed_instances(ec2 or self.account.client("ec2"), self.cluster_id)
+        """One step; `ec2`: the machine source's client (an EC2 client by default), made if None."""
+        instances = self.machines.instances(ec2 or self.machines.client())
         now = self.now()
         with self.lock:
             if self.kube_state is not None:
@@ -304,9 +331,10 @@ class SimulatedCluster:
             self._sync_api(now)
 
     def _sync_nodes(self, instances, now):
-        live = {i.id: i for i in instances}
-        for instance in instances:
-            if instance.id in self.nodes or instance.id in self.deleted_nodes:
+        # Nodes and their records are keyed by node name (the instance id on EC2).
+        live = {self.machines.node_name(i): i for i in instances}
+        for name, instance in live.items():
+            if name in self.nodes or name in self.deleted_nodes:
                 continue
             initial = instance.id in self.initial
             size = self.scenario.size_of(instance.instance_type)
@@ -320,13 +348,13 @@ class SimulatedCluster:
                 registers_at = None if failed else now + REGISTER_FRACTION * boot
                 ready_at = None if failed else now + boot
             template = self._template(instance.pool)
-            self.nodes[instance.id] = Node(
-                name=instance.id, instance_id=instance.id, provider_id=f"aws:///{instance.availability_zone}/{instance.id}",
+            self.nodes[name] = Node(
+                name=name, instance_id=instance.id, provider_id=self.machines.provider_id(instance),
                 ip=instance.private_ip, zone=instance.availability_zone, size=size, seen_at=now,
                 registers_at=registers_at, ready_at=ready_at, pool=instance.pool,
-                labels=template.node_labels(self.cluster_id, instance.id, instance.instance_type),
+                labels=template.node_labels(self.cluster_id, name, instance.instance_type),
                 taints=template.taints)
-            self.record.instances[instance.id] = InstanceLife(instance.id, now, initial, failed, pool=instance.pool,
+            self.record.instances[name] = InstanceLife(instance.id, now, initial, failed, pool=instance.pool,
                                                               instance_type=instance.instance_type, lifecycle=instance.lifecycle)
         for name, node in list(self.nodes.items()):
             if node.worker and not node.ghost and name not in live:
@@ -339,9 +367,9 @@ class SimulatedCluster:
                 life.gone_at = now
                 if not node.registered(now):
                     del self.nodes[name]
-        for life in self.record.instances.values():
+        for name, life in self.record.instances.items():
             # An instance whose Node was deleted through the API before this tick saw it gone.
-            if life.gone_at is None and life.instance_id not in live and life.instance_id not in self.nodes:
+            if life.gone_at is None and name not in live and name not in self.nodes:
                 life.gone_at = now
         for name, node in self.nodes.items():
             life = self.record.instances.get(name)

@@ -18,6 +18,7 @@ from .cluster import SimulatedCluster
 from .driver import KscalerCommand, RunLoop, describe, describe_cluster
 from .peers import REGION, Moto, PeerError, Prometheus
 from .placement import node_templates
+from .proxmox_machines import WORKERS as PROXMOX_WORKERS, ProxmoxMachines, ProxmoxStandIn
 from .scenario import parse_duration
 
 INFRA_LOCAL = Path(__file__).resolve().parents[1]
@@ -72,8 +73,13 @@ class Result:
 
 class Sandbox:
     def __init__(self, name, scenario, config_template, out_dir, kscaler_bin, timings=Timings(), loops=1,
-                 config_overrides=None, printer=print, label=None, abort=None, on_run=None):
+                 config_overrides=None, printer=print, label=None, abort=None, on_run=None, backend="ec2"):
         self.name = name
+        # Where kscaler's machines live: "ec2" (moto) or "proxmox" (the stand-in API; the lease
+        # and state stay in moto's DynamoDB). Proxmox: the workers section only, no pools.
+        if backend not in ("ec2", "proxmox"):
+            raise ValueError(f"unknown sandbox backend {backend!r}: ec2 or proxmox")
+        self.backend = backend
         self.label = label or name
         self.scenario = scenario
         self.out_dir = Path(out_dir)
@@ -87,11 +93,16 @@ class Sandbox:
         self.abort = abort or threading.Event()
         template = yaml.safe_load(Path(config_template).read_text())
         self.config = deep_merge(template, config_overrides)
+        if backend == "proxmox":
+            if self.config.get("pools"):
+                raise ValueError("the Proxmox sandbox runs the workers section only, not pools")
+            # Its machine types are Proxmox sizes: they replace the EC2 types and sizes whole.
+            self.config.setdefault("workers", {}).update(copy.deepcopy(PROXMOX_WORKERS))
         self.cluster_id = self.config.setdefault("cluster_id", f"sandbox-{name}")
         # Each pool's node template (its labels, taints, min): the pools', or the workers' one.
         self.templates = node_templates(self.config)
         self.min_nodes = sum(t.min for t in self.templates)
-        self.cluster = self.prometheus = self.moto = self.kube_api = None
+        self.cluster = self.prometheus = self.moto = self.kube_api = self.proxmox = None
         self.started_at = self.ended_at = None
         self.loops = []
 
@@ -124,13 +135,20 @@ class Sandbox:
         account = MotoAccount(self.moto.endpoint, self.moto.credentials)
         table = self.config.setdefault("table", "kscaler-sandbox")
         account.create_table(table)
-        account.put_join_parameters(self.cluster_id, "https://172.31.0.10:6443")
-        subnets, security_group = account.default_network()
+        machines = None
+        if self.backend == "proxmox":
+            self.proxmox = ProxmoxStandIn(self.out_dir, lifetime=lifetime)
+            machines = ProxmoxMachines(self.proxmox, self.cluster_id)
+            self.config["fleet"] = machines.fleet_config()
+        else:
+            account.put_join_parameters(self.cluster_id, "https://172.31.0.10:6443")
+            subnets, security_group = account.default_network()
+        self._check_abort()
         # The cluster's API (the stand-in API server on the simulation's own nodes and pods),
         # reached with a kubeconfig as kscaler on a laptop would.
         kube_state = kubeapi.KubeState()
         self.cluster = SimulatedCluster(self.scenario, account, self.cluster_id, self.min_nodes, kube_state=kube_state,
-                                        templates=self.templates)
+                                        templates=self.templates, machines=machines)
         self.kube_api, announced = kubeapi.start(str(self.out_dir / "kubeapi"), kube_state)
         self.config.setdefault("kubernetes", {}).setdefault("kubeconfig", announced["kubeconfig_token"])
         self.prometheus = Prometheus(self.out_dir, prometheus_config(self.cluster.port), lifetime=lifetime)
@@ -138,7 +156,7 @@ class Sandbox:
         self.config.setdefault("prometheus", {})["url"] = self.prometheus.url
         # Where kscaler launches: the workers', or each pool's.
         groups = list(self.config["pools"].values()) if self.config.get("pools") else [self.config.setdefault("workers", {})]
-        for group in groups:
+        for group in groups if self.backend == "ec2" else ():
             group.setdefault("image_id", IMAGE_ID)
             group.setdefault("subnets", subnets)
             group.setdefault("security_groups", [security_group])
@@ -153,6 +171,9 @@ class Sandbox:
         # start (a Spot pool's as Spot instances).
         initial = set()
         for template, group in zip(self.templates, self._launch_settings()):
+            if self.proxmox is not None:
+                initial.update(self.proxmox.seed_workers(self.cluster_id, template.pool, template.min))
+                continue
             initial.update(account.launch_initial_workers(
                 self.cluster_id, template.pool, template.min, group["image_id"], group["instance_types"][0],
                 group["subnets"][0], spot=template.capacity_type == "spot"))
@@ -243,13 +264,13 @@ class Sandbox:
     # MARK: stop
 
     def stop(self):
-        for part in (self.cluster, self.kube_api, self.prometheus, self.moto):
+        for part in (self.cluster, self.kube_api, self.prometheus, self.proxmox, self.moto):
             if part is not None:
                 try:
                     part.stop()
                 except Exception as error:  # stop the rest whatever happens
                     self.printer(f"sandbox {self.name}: stopping {type(part).__name__} failed: {error}")
-        self.cluster = self.kube_api = self.prometheus = self.moto = None
+        self.cluster = self.kube_api = self.prometheus = self.proxmox = self.moto = None
 
 
 def run_record(run, t0):

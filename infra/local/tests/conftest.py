@@ -7,6 +7,7 @@ or peer fails the tests with the reason; nothing is skipped.
 import json
 import os
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -40,25 +41,38 @@ def kscaler_binary():
     return path
 
 
-def scenario(phases, workloads=None, never_ready_share=0.0):
+def scenario(phases, workloads=None, never_ready_share=0.0, instance_sizes=None):
+    """`instance_sizes`: the machines' allocatable per type (default the EC2 sandbox's t3.large)."""
     return parse({
         "name": "test",
         "cluster": {"boot_delay": f"{BOOT_DELAY:g}s", "never_ready_share": never_ready_share,
-                    "instance_sizes": {"t3.large": {"cpu": 2, "memory": "8Gi"}}},
+                    "instance_sizes": instance_sizes or {"t3.large": {"cpu": 2, "memory": "8Gi"}}},
         "workloads": workloads or {"web": {"cpu": 0.5, "memory": "1Gi"},
                                    "batch": {"cpu": 0.5, "memory": "512Mi", "kind": "Job", "namespace": "batch"}},
         "phases": phases,
     })
 
 
-def play(tmp_path, name, the_scenario, overrides=None, loops=1):
+def play(tmp_path, name, the_scenario, overrides=None, loops=1, backend="ec2"):
     """Runs the scenario once in a fresh sandbox and returns the result as plain data; the
-    run log is printed (pytest shows it when a test fails)."""
+    run log is printed (pytest shows it when a test fails). backend "proxmox": kscaler's
+    machines are the Proxmox stand-in's VMs; the result then also has `proxmox_vms`, the
+    stand-in's VMs (templates left out) and `api_nodes` (name, provider id) once the runs are over."""
     config = deep_merge(POLICY, overrides)
     try:
         with Sandbox(name, the_scenario, KSCALER_CONFIG, tmp_path / name, kscaler_binary(), TIMINGS, loops=loops,
-                     config_overrides=config, printer=print) as sandbox:
+                     config_overrides=config, printer=print, backend=backend) as sandbox:
             result = asdict(sandbox.run_scenario())
+            if backend == "proxmox":
+                # A few more simulator ticks, so its view includes what the last run did.
+                time.sleep(4 * sandbox.cluster.tick_seconds)
+                result = asdict(sandbox.result())
+                result["proxmox_vms"] = [{k: vm.get(k) for k in ("vmid", "node", "status", "resource")}
+                                         for vm in sandbox.proxmox.state()["vms"] if not vm.get("template")]
+                # The Nodes as the API shows them then (kscaler matches a node by provider id first,
+                # by name second, so a run alone would not tell a wrong provider id).
+                result["api_nodes"] = [{"name": n["metadata"]["name"], "provider_id": (n.get("spec") or {}).get("providerID")}
+                                       for n in sandbox.cluster.kube_state.nodes()]
     except PeerError as error:
         pytest.fail(str(error), pytrace=False)
     saved = tmp_path / name / "result.json"
