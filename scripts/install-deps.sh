@@ -3,7 +3,7 @@
 # when everything is present. Debian packages: libcurl headers (the HTTP layer), libssl headers
 # (SigV4's SHA-256 and HMAC come from libcrypto), libyaml headers (the YAML layer), openssl (a
 # TLS test peer), Prometheus and the Pushgateway (real peers), cloud-init (user-data schema),
-# the shellcheck linter, what `make deb` and its test use (dpkg-dev for dpkg-shlibdeps, lintian,
+# the shellcheck linter, jq and podman (the exec backend examples and their tests), what `make deb` and its test use (dpkg-dev for dpkg-shlibdeps, lintian,
 # groff to render the manual page, zsh and fish to load the completions), and kubectl when
 # there is none (Debian's kubernetes-client is kubectl
 # 1.20; an existing kubectl, such as the CI image's Google Cloud dispatcher of kubectl 1.27 ...
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(libcurl4-openssl-dev libssl-dev libyaml-dev pkg-config openssl prometheus prometheus-pushgateway cloud-init shellcheck curl python3-venv tzdata podman
+apt_packages=(libcurl4-openssl-dev libssl-dev libyaml-dev pkg-config openssl prometheus prometheus-pushgateway cloud-init shellcheck curl python3-venv tzdata podman jq
               dpkg-dev lintian groff-base zsh fish)
 command -v kubectl >/dev/null || apt_packages+=(kubernetes-client)
 missing=()
