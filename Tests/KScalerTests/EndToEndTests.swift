@@ -63,7 +63,9 @@ import TestSupport
     }
 
     @Test func prometheusDownActsOnNothingExitsThreeAndReleasesTheLease() async throws {
-        let port = try StubHTTPServer.unusedPort()
+        let closed = try StubHTTPServer.closedPort()
+        let port = closed.port
+        defer { withExtendedLifetime(closed) {} }
         try await EndToEndHarness.with(prometheusURL: "http://127.0.0.1:\(port)", minNodes: 1) { harness in
             let before = try await harness.instances()
             let (result, report) = try await harness.report()

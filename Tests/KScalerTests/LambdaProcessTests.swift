@@ -93,7 +93,9 @@ import TestSupport
     @Test func aFailedRunIsAnInvocationErrorAndTheLeaseIsReleased() async throws {
         let runtime = try LambdaRuntimeStandIn()
         defer { runtime.stop() }
-        let deadPort = try StubHTTPServer.unusedPort()
+        let closed = try StubHTTPServer.closedPort()
+        let deadPort = closed.port
+        defer { withExtendedLifetime(closed) {} }
         try await EndToEndHarness.with(prometheusURL: "http://127.0.0.1:\(deadPort)") { harness in
             let lambda = try Running(["lambda", "--config", harness.configPath], environment: Self.environment(harness, runtime))
             for attempt in 1...2 {
@@ -182,7 +184,9 @@ import TestSupport
     @Test func anUnusableLogFormatIsAnInitErrorToo() async throws {
         let runtime = try LambdaRuntimeStandIn()
         defer { runtime.stop() }
-        try await EndToEndHarness.with(prometheusURL: "http://127.0.0.1:\(try StubHTTPServer.unusedPort())") { harness in
+        let closed = try StubHTTPServer.closedPort()
+        defer { withExtendedLifetime(closed) {} }
+        try await EndToEndHarness.with(prometheusURL: "http://127.0.0.1:\(closed.port)") { harness in
             var environment = Self.environment(harness, runtime)
             environment["KSCALER_LOG_FORMAT"] = "yaml"
             let result = try await KScalerProcess.run(["lambda", "--config", harness.configPath], environment: environment)

@@ -132,6 +132,31 @@ package final class StubHTTPServer: Sendable {
         state.wakeWaitingThreads()
     }
 
+    /// A loopback port held bound but not listening for as long as the returned value lives:
+    /// a connection to it is refused, and no other server can take it meanwhile (a port merely
+    /// released, as `unusedPort()` gives, was taken by another test's server on a loaded CI
+    /// machine, which then answered). Keep it alive with `withExtendedLifetime`.
+    package static func closedPort() throws -> ClosedPort {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw StubServerError(description: "socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+                bind(fd, socketAddress, length) == 0 && getsockname(fd, socketAddress, &length) == 0
+            }
+        }
+        guard bound else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw StubServerError(description: "cannot bind 127.0.0.1: \(reason)")
+        }
+        return ClosedPort(fd: fd, port: Int(UInt16(bigEndian: address.sin_port)))
+    }
+
     /// A loopback port that nothing listens on (bound, read back, released): for
     /// "connection refused" tests.
     package static func unusedPort() throws -> Int {
@@ -380,4 +405,18 @@ private final class ServerState: Sendable {
         default: "Status"
         }
     }
+}
+
+/// A port bound on 127.0.0.1 and never listened on (`StubHTTPServer.closedPort()`): refused to
+/// every connection until this is released.
+package final class ClosedPort: Sendable {
+    package let port: Int
+    private let fd: Int32
+
+    init(fd: Int32, port: Int) {
+        self.fd = fd
+        self.port = port
+    }
+
+    deinit { close(fd) }
 }
