@@ -140,14 +140,14 @@ package struct ExecFleet: Fleet {
         case .success(let finished): output = finished
         }
         let stderr = ExecRedaction.tail(of: output.stderr)
-        let answer = ExecAnswer.decode(output.stdout)
+        let decoded = ExecAnswer.decode(output.stdout)
         switch output.ending {
         case .exited(0):
-            guard case .success(let answer) = answer else {
-                if case .failure(let problem) = answer {
-                    throw ExecCallFailure(operation: operation, outcome: .unknown, message: "its answer is not usable: \(problem)", stderr: stderr)
-                }
-                fatalError("unreachable")
+            let answer: ExecAnswer
+            switch decoded {
+            case .success(let usable): answer = usable
+            case .failure(let problem):
+                throw ExecCallFailure(operation: operation, outcome: .unknown, message: "its answer is not usable: \(problem)", stderr: stderr)
             }
             if let error = answer.error {
                 throw ExecCallFailure(operation: operation, outcome: .unknown,
@@ -155,7 +155,7 @@ package struct ExecFleet: Fleet {
             }
             return answer
         case .exited(let status):
-            let said = try? answer.get().error
+            let said = try? decoded.get().error
             let outcome = said?.outcome.flatMap(ExecCallFailure.Outcome.init(rawValue:)) ?? .unknown
             let message = said?.message.map(ExecRedaction.redacted) ?? "exited with status \(status)"
             throw ExecCallFailure(operation: operation, outcome: outcome, capacity: said?.capacity ?? false,

@@ -100,6 +100,13 @@ import TestSupport
         }
     }
 
+    @Test func theBackendIsALabelOfItsOwnGaugeAndOnlyWhenKnown() {
+        var report = Self.report(outcome: .acted)
+        #expect(!Pushgateway.exposition(report).contains("kscaler_backend_info"), "a report without a backend names none")
+        report.backend = "proxmox"
+        #expect(Pushgateway.exposition(report).split(separator: "\n").contains(#"kscaler_backend_info{backend="proxmox"} 1"#))
+    }
+
     @Test func theExpositionCarriesNodesDecisionAndActions() throws {
         let text = Pushgateway.exposition(Self.report(outcome: .acted))
         #expect(text.hasSuffix("\n"))
